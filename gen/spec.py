@@ -1,0 +1,372 @@
+"""The v1alpha1 cluster spec as pydantic models: the only place defaults live.
+
+Field names follow the spec's camelCase through aliases; Python code uses
+snake_case. Every model forbids unknown keys and checks types strictly, so a
+value the tool could not honour is an error rather than a silent coercion.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from gen import units
+
+API_VERSION = "gen.profiling/v1alpha1"
+MAX_NAME = 40
+SERVER_FIXED_PORTS = {9095: "gRPC", 7946: "memberlist", 9099: "raft"}
+MAVEN_AGENT_URL = "https://repo1.maven.org/maven2/io/pyroscope/agent/{v}/agent-{v}.jar"
+RESERVED_PROFILE_LABELS = ("cluster", "hostname")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        validate_default=False,
+    )
+
+
+# ------------------------------------------------------------------ checks
+
+
+def _check(pattern: re.Pattern[str], message: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"must be an absolute path, got {value!r}")
+    parts = value.split("/")
+    if ".." in parts:
+        raise ValueError("must not contain '..'")
+    normal = "/" + "/".join(p for p in parts if p not in ("", "."))
+    if normal != value:
+        raise ValueError(f"must be normalised (write {normal!r})")
+    if any(not re.match(r"^[A-Za-z0-9._+@-]+$", p) for p in parts[1:]):
+        raise ValueError("may hold only letters, digits and . _ + @ - in each part")
+    return value
+
+
+def _image(value: str) -> str:
+    name, _, digest = value.partition("@")
+    if digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+        raise ValueError("digest must be sha256: followed by 64 lowercase hex digits")
+    repo, tag = name, ""
+    if ":" in name.rsplit("/", 1)[-1]:
+        repo, tag = name.rsplit(":", 1)
+    if not re.match(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$", repo):
+        raise ValueError(f"{value!r} is not an image reference")
+    if tag == "latest":
+        raise ValueError("the tag 'latest' is refused; pin a version")
+    if tag and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
+        raise ValueError(f"{tag!r} is not a valid image tag")
+    if not tag and not digest:
+        raise ValueError("image must carry a tag or a digest (e.g. name:1.2.3)")
+    return value
+
+
+def _go_duration(value: str) -> str:
+    ns = units.go_duration_ns(value)
+    if ns is None:
+        raise ValueError(f"{value!r} is not a duration (e.g. 15s, 1m30s)")
+    if ns < 10**9 or ns % 10**9:
+        raise ValueError("must be a whole number of seconds, at least 1s")
+    return value
+
+
+def _one_event(value: object) -> object:
+    if isinstance(value, list) or (isinstance(value, str) and "," in value):
+        items = value if isinstance(value, list) else value.split(",")
+        names = {str(i).strip() for i in items}
+        if {"cpu", "wall"} <= names:
+            raise ValueError("cpu and wall are mutually exclusive; give exactly one event")
+        raise ValueError("exactly one event (cpu, itimer, wall or ctimer), not a list")
+    return value
+
+
+def _label_map(kind: str) -> AfterValidator:
+    def check(value: dict[str, str]) -> dict[str, str]:
+        for k, v in value.items():
+            if not units.LABEL_NAME.match(k):
+                raise ValueError(f"{k!r} is not a valid {kind} key")
+            if not units.LABEL_VALUE.match(v):
+                raise ValueError(f"{v!r} (for {k!r}) is not a valid {kind} value")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')")]
+Namespace = Annotated[str, Field(max_length=63), _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')")]
+HostPath = Annotated[str, AfterValidator(_absolute_path)]
+Image = Annotated[str, AfterValidator(_image)]
+NodeSelector = Annotated[dict[str, str], _label_map("node label")]
+GoDuration = Annotated[str, AfterValidator(_go_duration)]
+
+
+# ------------------------------------------------------------------ sections
+
+
+class Metadata(Model):
+    name: Annotated[str, Field(max_length=MAX_NAME)]
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if not units.DNS1123_LABEL.match(v):
+            raise ValueError("must be a DNS-1123 label (lowercase letters, digits and '-')")
+        return v
+
+
+class ControlNode(Model):
+    address: str
+    node_selector: NodeSelector = Field(
+        default_factory=lambda: {"node-role.kubernetes.io/control-plane": "true"}
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: str) -> str:
+        if not units.is_host_address(v):
+            raise ValueError(f"{v!r} is not an IP address or DNS name")
+        return v
+
+
+class Server(Model):
+    image: Image = "grafana/pyroscope:2.2.1"
+    port: Annotated[int, Field(ge=1024, le=65535)] = 4040
+    storage_path: HostPath = "/mnt/db1/pyroscope"
+    retention: Annotated[str, _check(units.RETENTION, "must be a duration in h, m and s (e.g. 168h, 0 keeps forever)")] = "168h"
+
+    @field_validator("image")
+    @classmethod
+    def _major(cls, v: str) -> str:
+        major_of(v)
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if v in SERVER_FIXED_PORTS:
+            raise ValueError(f"port {v} is the server's {SERVER_FIXED_PORTS[v]} port on the host network")
+        if v == 12345:
+            raise ValueError("port 12345 is Alloy's HTTP port")
+        return v
+
+    @field_validator("storage_path")
+    @classmethod
+    def _not_root(cls, v: str) -> str:
+        if v == "/":
+            raise ValueError("must not be '/'")
+        return v
+
+    @property
+    def major(self) -> int:
+        return major_of(self.image)
+
+
+def major_of(image: str) -> int:
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    m = re.match(r"^v?(\d+)\.\d+", tag)
+    if not m:
+        raise ValueError("needs a version tag (e.g. grafana/pyroscope:2.2.1) to pick the config format")
+    major = int(m.group(1))
+    if major not in (1, 2):
+        raise ValueError(f"Pyroscope {major}.x is not supported (1.x and 2.x are)")
+    return major
+
+
+class Ebpf(Model):
+    enabled: bool = True
+    image: Image = "grafana/alloy:v1.18.1"
+    sample_rate: Annotated[int, Field(ge=1, le=1000)] = 97
+    collect_interval: GoDuration = "15s"
+    privileged: bool = True
+
+    @property
+    def collect_seconds(self) -> int:
+        return (units.go_duration_ns(self.collect_interval) or 0) // 10**9
+
+
+class Grafana(Model):
+    enabled: bool = True
+    namespace: Namespace = "monitoring"
+    datasource_name: Annotated[str, Field(min_length=1, max_length=190)] = "Pyroscope"
+    datasource_uid: Annotated[str, Field(max_length=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")] = "pyroscope"
+
+
+class Agent(Model):
+    version: Annotated[str, _check(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = "2.9.1"
+    url: str | None = None
+    sha256: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", v):
+            raise ValueError("must be an http(s) URL without spaces or quotes")
+        return v
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[0-9a-fA-F]{64}$", v):
+            raise ValueError("must be 64 hexadecimal characters")
+        return v.lower() if v else v
+
+    @property
+    def download_url(self) -> str:
+        return self.url or MAVEN_AGENT_URL.format(v=self.version)
+
+
+class Profiler(Model):
+    event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], BeforeValidator(_one_event)] = "cpu"
+    alloc: Annotated[str | None, AfterValidator(lambda v: _opt(v, units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576"))] = "512k"
+    lock: Annotated[str | None, AfterValidator(lambda v: _opt(v, units.AGENT_TIME, "a time threshold with ns, us, ms or s (e.g. 10ms)"))] = "10ms"
+    upload_interval: Annotated[str, _check(units.AGENT_TIME, "the Java agent reads only ns, us, ms or s (e.g. 10s, 60s; never 1m)")] = "10s"
+
+
+def _opt(value: str | None, pattern: re.Pattern[str], what: str) -> str | None:
+    if value is not None and not pattern.match(value):
+        raise ValueError(f"{value!r} is not {what}")
+    return value
+
+
+class Toleration(Model):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Toleration:
+        if self.operator == "Exists" and self.value is not None:
+            raise ValueError("a toleration with operator Exists takes no value")
+        if self.operator == "Equal" and self.key is None:
+            raise ValueError("a toleration with operator Equal needs a key")
+        return self
+
+
+class Cassandra(Model):
+    enabled: bool = True
+    state: Literal["present", "absent"] = "present"
+    node_selector: NodeSelector = Field(default_factory=lambda: {"type": "db"})
+    tolerations: list[Toleration] = Field(default_factory=list)
+    agent: Agent = Field(default_factory=Agent)
+    install_dir: HostPath = "/usr/local/pyroscope"
+    include_file: HostPath = "/usr/local/cassandra/current/bin/cassandra.in.sh"
+    env_file: HostPath = "/etc/default/cassandra"
+    application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = "cassandra"
+    profiler: Profiler = Field(default_factory=Profiler)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for k, val in v.items():
+            for what, text in (("key", k), ("value", val)):
+                if not text:
+                    raise ValueError(f"label {what}s must not be empty")
+                if "," in text or "=" in text:
+                    raise ValueError(f"label {what} {text!r} must not contain ',' or '='")
+            if k in RESERVED_PROFILE_LABELS:
+                raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
+            if not units.PROFILE_LABEL_KEY.match(k):
+                raise ValueError(f"label key {k!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'")
+            if not units.PROFILE_TOKEN.match(val):
+                raise ValueError(f"label value {val!r} may hold only letters, digits and . _ : / @ + -")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct_paths(self) -> Cassandra:
+        if self.include_file.startswith(self.install_dir + "/"):
+            raise ValueError("includeFile must not lie inside installDir (uninstall removes installDir's files)")
+        return self
+
+
+class Destination(Model):
+    server: str | None = None
+    name: str | None = None
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https://[^\s/]+(/[^\s]*)?$", v):
+            raise ValueError("must be the https:// URL of a Kubernetes API server")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", v):
+            raise ValueError("must be the name of a cluster registered in Argo CD")
+        return v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Destination:
+        if (self.server is None) == (self.name is None):
+            raise ValueError("give exactly one of server or name")
+        return self
+
+
+_GIT_URL = re.compile(
+    r"^(https://[^\s/@]+(:\d+)?/[^\s]+|ssh://[^\s/]+(:\d+)?/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$"
+)
+
+
+class ArgoCD(Model):
+    repo_url: Annotated[str, Field(alias="repoURL")]
+    target_revision: Annotated[str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")] = "main"
+    project: Name = "default"
+    destination: Destination
+    automated: bool = True
+
+    @field_validator("repo_url")
+    @classmethod
+    def _git(cls, v: str) -> str:
+        if not _GIT_URL.match(v):
+            raise ValueError(f"{v!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)")
+        return v
+
+
+class ClusterSpec(Model):
+    namespace: Namespace = "profiling"
+    control_node: ControlNode
+    server: Server = Field(default_factory=Server)
+    ebpf: Ebpf = Field(default_factory=Ebpf)
+    grafana: Grafana = Field(default_factory=Grafana)
+    cassandra: Cassandra = Field(default_factory=Cassandra)
+    argocd: ArgoCD
+
+
+class Cluster(Model):
+    api_version: Literal["gen.profiling/v1alpha1"]
+    kind: Literal["Cluster"]
+    metadata: Metadata
+    spec: ClusterSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name

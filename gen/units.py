@@ -1,0 +1,52 @@
+"""Parsing of the durations, sizes and names that specs carry, in the forms their consumers accept."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_GO_UNITS_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_GO_DURATION = re.compile(r"^(?:\d+(?:ns|us|µs|ms|s|m|h))+$")
+_GO_PART = re.compile(r"(\d+)(ns|us|µs|ms|s|m|h)")
+
+# The Pyroscope server reads retention as a Prometheus duration (integer parts, units in
+# decreasing order), which is stricter than Go's; accept only what both understand.
+RETENTION = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
+# The Java agent's upload interval and lock threshold: one integer with ns, us, ms or s.
+AGENT_TIME = re.compile(r"^[1-9]\d*(ns|us|ms|s)$")
+# async-profiler's allocation threshold: bytes, optionally with k, m or g.
+AGENT_SIZE = re.compile(r"^[1-9]\d*[kmg]?$")
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", re.I)
+LABEL_NAME = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Profile label values end up in one word of JVM_EXTRA_OPTS: no separators, no shell syntax.
+PROFILE_TOKEN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
+PROFILE_LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+def go_duration_ns(text: str) -> int | None:
+    """Nanoseconds of a Go duration made of integer parts (`1m30s`), or None when malformed."""
+    if not _GO_DURATION.match(text):
+        return None
+    return sum(int(n) * _GO_UNITS_NS[u] for n, u in _GO_PART.findall(text))
+
+
+def is_host_address(text: str) -> bool:
+    """An IPv4/IPv6 address or a DNS name, as host processes would dial it."""
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return bool(_DNS_NAME.match(text)) and not text.replace(".", "").isdigit()
+
+
+def close_match(word: str, choices: list[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if not found:
+        lowered = {c.lower(): c for c in choices}
+        return lowered.get(word.lower())
+    return found[0]
