@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gen import units, yamlio
 from gen.errors import Problem, SpecError, UsageError
@@ -80,13 +80,22 @@ def load_text(raw: bytes, file: str, expected_name: str | None = None) -> Loaded
         line, col = doc.where(("metadata", "name"))
         problems.append(Problem(file, line, col, "metadata.name",
                                 f"{name!r} must equal the file name {expected_name!r}"))
-    try:
-        cluster = Cluster.model_validate(doc.data)
-    except ValidationError as e:
-        problems.extend(_problems(e, doc, file))
-    if problems:
+    cluster, found = validate_model(Cluster, doc, file)
+    problems.extend(found)
+    if problems or cluster is None:
         raise SpecError(problems)
     return LoadedCluster(cluster, file, doc)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_model(model: type[M], doc: yamlio.Positioned, file: str) -> tuple[M | None, list[Problem]]:
+    """Validate positioned data against a model; problems carry file, line and column."""
+    try:
+        return model.model_validate(doc.data), []
+    except ValidationError as e:
+        return None, _problems(e, doc, file, model)
 
 
 def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
@@ -98,7 +107,7 @@ def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
     return []
 
 
-def _problems(error: ValidationError, doc: yamlio.Positioned, file: str) -> list[Problem]:
+def _problems(error: ValidationError, doc: yamlio.Positioned, file: str, root: type[BaseModel]) -> list[Problem]:
     out = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -108,7 +117,7 @@ def _problems(error: ValidationError, doc: yamlio.Positioned, file: str) -> list
         field = ".".join(str(p) for p in loc)
         if kind == "extra_forbidden":
             line, col = doc.key_where(loc)
-            out.append(Problem(file, line, col, field, _unknown_key(loc)))
+            out.append(Problem(file, line, col, field, _unknown_key(root, loc)))
             continue
         if kind == "missing":
             line, col = doc.where(loc)
@@ -119,10 +128,8 @@ def _problems(error: ValidationError, doc: yamlio.Positioned, file: str) -> list
     return out
 
 
-def _unknown_key(loc: tuple[Any, ...]) -> str:
-    from gen.spec import Cluster as Root
-
-    allowed = _allowed_keys(Root, loc[:-1])
+def _unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    allowed = _allowed_keys(root, loc[:-1])
     key = str(loc[-1])
     hint = units.close_match(key, allowed) if allowed else None
     msg = "unknown field"
@@ -135,8 +142,6 @@ def _unknown_key(loc: tuple[Any, ...]) -> str:
 
 def _allowed_keys(model: Any, path: tuple[Any, ...]) -> list[str]:
     import typing
-
-    from pydantic import BaseModel
 
     current = model
     for part in path:
