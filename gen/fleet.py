@@ -1,0 +1,107 @@
+"""The fleet-level setting: `fleet.yaml` at the repository root.
+
+A cluster spec says where its own overlay is read from (`spec.argocd`), but the
+objects that tie the fleet together in Argo CD (the bootstrap and the AppProject)
+belong to no single cluster. They need one repository URL, one revision, the
+namespace Argo CD runs in and the name of the AppProject; `fleet.yaml` holds
+them::
+
+    apiVersion: gen.profiling/v1alpha1
+    kind: Fleet
+    spec:
+      repoURL: https://github.com/acme/profiling-gitops.git   # required
+      targetRevision: main        # default main
+      argocdNamespace: argocd     # default argocd
+      project: profiling          # default profiling
+
+The file is optional: without it, the setting is derived from the cluster specs
+when they all agree (see `gen.build.argocd.resolve_fleet`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator
+
+from gen import loader, yamlio
+from gen.errors import SpecError
+from gen.spec import ArgoCD, Model, Name, Namespace
+
+FLEET_FILE = "fleet.yaml"
+
+# The root Application of the bootstrap, and the AppProject it runs in, carry this
+# name; the fleet's own AppProject must not take it (or `default`, see below).
+ROOT_NAME = "profiling-fleet"
+
+# Built once: the spec's own targetRevision rule (pattern and message), so that a
+# revision accepted in a cluster spec is accepted here and nothing else is.
+_SPEC_REVISION: TypeAdapter[str] = TypeAdapter(
+    ArgoCD.model_fields["target_revision"].rebuild_annotation()
+)
+
+
+def _revision(value: str) -> str:
+    try:
+        return _SPEC_REVISION.validate_python(value, strict=True)
+    except ValidationError as e:
+        raise ValueError(str(e.errors()[0]["msg"]).removeprefix("Value error, ")) from None
+
+
+class Fleet(Model):
+    """Where the bootstrap and the Applications are read from, and where they live."""
+
+    repo_url: Annotated[str, Field(alias="repoURL")]
+    target_revision: Annotated[str, AfterValidator(_revision)] = "main"
+    argocd_namespace: Namespace = "argocd"
+    project: Annotated[Name, Field(max_length=63)] = "profiling"
+
+    @field_validator("repo_url")
+    @classmethod
+    def _git(cls, v: str) -> str:
+        # The spec's check, so fleet.yaml and clusters/*.yaml accept the same URLs.
+        return ArgoCD._git(v)
+
+    @field_validator("project")
+    @classmethod
+    def _own_project(cls, v: str) -> str:
+        if v == "default":
+            # gen would overwrite Argo CD's built-in project with a least-privilege
+            # one, breaking every other Application that relies on it.
+            raise ValueError("must not be 'default': gen renders this AppProject and would "
+                             "replace Argo CD's built-in project")
+        if v == ROOT_NAME:
+            raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that "
+                             "name")
+        return v
+
+
+class FleetFile(Model):
+    """The document in fleet.yaml: a header around the `Fleet` setting."""
+
+    api_version: Literal["gen.profiling/v1alpha1"]
+    kind: Literal["Fleet"]
+    spec: Fleet
+
+
+def load_fleet(root: Path) -> Fleet | None:
+    """Read `fleet.yaml` under root; None when the file is absent.
+
+    Every problem is raised as one SpecError whose lines point at
+    `fleet.yaml:LINE:COL`, like the cluster specs.
+    """
+    path = root / FLEET_FILE
+    if not path.is_file():
+        return None
+    return load_fleet_text(path.read_bytes())
+
+
+def load_fleet_text(raw: bytes, file: str = FLEET_FILE) -> Fleet:
+    """Parse and validate the text of a fleet file (split out so tests need no disk)."""
+    doc = yamlio.load(raw, file)
+    found, problems = loader.validate_model(FleetFile, doc, file)
+    if problems or found is None:
+        raise SpecError(problems)
+    return found.spec
+
