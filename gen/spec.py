@@ -155,7 +155,7 @@ class Server(Model):
     image: Image = "grafana/pyroscope:2.2.1"
     port: Annotated[int, Field(ge=1024, le=65535)] = 4040
     storage_path: HostPath = "/mnt/db1/pyroscope"
-    retention: Annotated[str, _check(units.RETENTION, "must be a duration in h, m and s (e.g. 168h, 0 keeps forever)")] = "168h"
+    retention: Annotated[str, _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)")] = "168h"
 
     @field_validator("image")
     @classmethod

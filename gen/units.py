@@ -11,7 +11,7 @@ _GO_PART = re.compile(r"(\d+)(ns|us|µs|ms|s|m|h)")
 
 # The Pyroscope server reads retention as a Prometheus duration (integer parts, units in
 # decreasing order), which is stricter than Go's; accept only what both understand.
-RETENTION = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
+RETENTION = re.compile(r"^(0|(?=\d)(\d+h)?(\d+m)?(\d+s)?)$")
 # The Java agent's upload interval and lock threshold: one integer with ns, us, ms or s.
 AGENT_TIME = re.compile(r"^[1-9]\d*(ns|us|ms|s)$")
 # async-profiler's allocation threshold: bytes, optionally with k, m or g.

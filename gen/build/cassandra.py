@@ -1,0 +1,103 @@
+"""The Cassandra agent: the installer ConfigMap and the DaemonSet's per-cluster settings."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+
+from gen.build import cassandra_scripts
+from gen.build.common import Part, header, json_patch, server_url
+from gen.spec import Cluster
+
+HOST_ROOT = "/host"
+CONFIG_MAP = "pyroscope-cassandra-agent"
+DAEMONSET = "pyroscope-cassandra-agent"
+INIT = "/spec/template/spec/initContainers/0"
+
+
+def settings(cluster: Cluster) -> str:
+    """cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
+    c = cluster.spec.cassandra
+    return cassandra_scripts.settings_snippet(
+        header(cluster).rstrip("\n"),
+        install_dir=c.install_dir,
+        application_name=c.application_name,
+        event=c.profiler.event,
+        alloc=c.profiler.alloc,
+        lock=c.profiler.lock,
+        upload_interval=c.profiler.upload_interval,
+        cluster=cluster.name,
+        labels=c.labels,
+    )
+
+
+def installer_env(cluster: Cluster) -> dict[str, str]:
+    """The installer's inputs; kept in the ConfigMap so that a new pin changes its hash."""
+    c = cluster.spec.cassandra
+    return {
+        "AGENT_URL": c.agent.download_url,
+        "AGENT_SHA256": c.agent.sha256 or "",
+        "INSTALL_DIR": c.install_dir,
+        "INCLUDE_FILE": c.include_file,
+        "ENV_FILE": c.env_file,
+        "PYROSCOPE_SERVER_ADDRESS": server_url(cluster),
+        "CLUSTER_NAME": cluster.name,
+    }
+
+
+def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
+    """(volume name, host directory, hostPath type) for each directory the installer writes.
+
+    Only these directories are mounted, never `/`; a directory inside another
+    mounted one is reached through that mount.
+    """
+    c = cluster.spec.cassandra
+    wanted = [
+        ("host-install-dir", c.install_dir, "DirectoryOrCreate"),
+        ("host-include-dir", posixpath.dirname(c.include_file), "Directory"),
+        ("host-env-dir", posixpath.dirname(c.env_file), "Directory"),
+    ]
+    kept: list[tuple[str, str, str]] = []
+    for name, path, kind in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
+        if any(path == k[1] or path.startswith(k[1].rstrip("/") + "/") for k in kept):
+            continue
+        kept.append((name, path, kind))
+    return sorted(kept, key=lambda k: k[1])
+
+
+def _ops(cluster: Cluster) -> list[dict[str, Any]]:
+    c = cluster.spec.cassandra
+    ops: list[dict[str, Any]] = [
+        {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(c.node_selector)},
+    ]
+    if c.tolerations:
+        tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in c.tolerations]
+        ops.append({"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations})
+    for name, path, kind in host_dirs(cluster):
+        ops.append({"op": "add", "path": f"{INIT}/volumeMounts/-",
+                    "value": {"name": name, "mountPath": HOST_ROOT + path}})
+        ops.append({"op": "add", "path": "/spec/template/spec/volumes/-",
+                    "value": {"name": name, "hostPath": {"path": path, "type": kind}}})
+    if c.state == "absent":
+        ops.append({"op": "replace", "path": f"{INIT}/args", "value": ["uninstall"]})
+    return ops
+
+
+def build(cluster: Cluster) -> Part:
+    env = installer_env(cluster)
+    return Part(
+        component="cassandra-agent",
+        files={
+            "install.sh": cassandra_scripts.install_script(header(cluster).rstrip("\n")),
+            "cassandra-pyroscope.sh": settings(cluster),
+        },
+        generators=[
+            {
+                "name": CONFIG_MAP,
+                "files": ["install.sh", "cassandra-pyroscope.sh"],
+                "literals": [f"{k}={v}" for k, v in env.items()],
+                "options": {"annotations": {"argocd.argoproj.io/sync-wave": "0"}},
+            }
+        ],
+        patches=[json_patch("DaemonSet", DAEMONSET, _ops(cluster))],
+    )

@@ -1,0 +1,171 @@
+"""The eBPF profiler (Grafana Alloy): its config.alloy and per-cluster settings."""
+
+from __future__ import annotations
+
+import json
+
+from gen.build.common import Part, config_map, header, image_override, json_patch, server_url
+from gen.spec import Cluster
+
+BASE_IMAGE = "grafana/alloy"
+# What the eBPF profiler needs when it does not run privileged (Alloy's pyroscope.ebpf
+# documentation); SYS_ADMIN is added too because kernels before 5.9 know no BPF/PERFMON.
+CAPABILITIES = [
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "DAC_READ_SEARCH",
+    "PERFMON",
+    "SYS_ADMIN",
+    "SYS_PTRACE",
+    "SYS_RESOURCE",
+    "SYSLOG",
+]
+TRACEFS = "/sys/kernel/tracing"
+
+
+def _q(text: str) -> str:
+    """An Alloy string literal (Alloy strings share JSON's escapes)."""
+    return json.dumps(text)
+
+
+def config(cluster: Cluster) -> str:
+    """config.alloy: pods on this node joined with every host process, then profiled."""
+    ebpf = cluster.spec.ebpf
+    return f"""\
+logging {{
+  level  = "info"
+  format = "logfmt"
+}}
+
+// Pods on this node only: HOSTNAME is set from spec.nodeName.
+discovery.kubernetes "pods" {{
+  role = "pod"
+
+  selectors {{
+    role  = "pod"
+    field = "spec.nodeName=" + sys.env("HOSTNAME")
+  }}
+}}
+
+discovery.relabel "pods" {{
+  targets = discovery.kubernetes.pods.targets
+
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_phase"]
+    regex         = "Succeeded|Failed"
+    action        = "drop"
+  }}
+
+  rule {{
+    source_labels = ["__meta_kubernetes_namespace"]
+    target_label  = "namespace"
+  }}
+
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_name"]
+    target_label  = "pod"
+  }}
+
+  rule {{
+    source_labels = ["__meta_kubernetes_pod_container_name"]
+    target_label  = "container"
+  }}
+
+  rule {{
+    source_labels = ["__meta_kubernetes_namespace", "__meta_kubernetes_pod_container_name"]
+    separator     = "/"
+    target_label  = "service_name"
+  }}
+}}
+
+// Every process of the host, so that Cassandra (a systemd service, not a pod) is
+// profiled too; processes in pods get their pod's labels through the join.
+discovery.process "all" {{
+  join = discovery.relabel.pods.output
+}}
+
+discovery.relabel "processes" {{
+  targets = discovery.process.all.targets
+
+  // Host processes have no pod: name them after their executable.
+  rule {{
+    source_labels = ["service_name", "__meta_process_exe"]
+    separator     = ";"
+    regex         = ";.*/([^/]+)"
+    target_label  = "service_name"
+    replacement   = "$1"
+  }}
+
+  // A Cassandra JVM runs as "java": name it after the Cassandra daemon instead.
+  rule {{
+    source_labels = ["service_name", "__meta_process_commandline"]
+    separator     = ";"
+    regex         = "java;.*org\\\\.apache\\\\.cassandra\\\\.service\\\\.CassandraDaemon.*"
+    target_label  = "service_name"
+    replacement   = {_q(cluster.spec.cassandra.application_name)}
+  }}
+
+  rule {{
+    target_label = "hostname"
+    replacement  = sys.env("HOSTNAME")
+  }}
+
+  rule {{
+    target_label = "cluster"
+    replacement  = {_q(cluster.name)}
+  }}
+}}
+
+pyroscope.ebpf "default" {{
+  targets          = discovery.relabel.processes.output
+  forward_to       = [pyroscope.write.server.receiver]
+  sample_rate      = {ebpf.sample_rate}
+  collect_interval = {_q(ebpf.collect_interval)}
+}}
+
+pyroscope.write "server" {{
+  endpoint {{
+    url = {_q(server_url(cluster))}
+  }}
+}}
+"""
+
+
+def build(cluster: Cluster) -> Part:
+    ebpf = cluster.spec.ebpf
+    patches = []
+    if not ebpf.privileged:
+        patches.append(json_patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops()))
+    return Part(
+        component="ebpf",
+        files={"config.alloy": header(cluster, "//") + config(cluster)},
+        generators=[config_map("pyroscope-ebpf-config", ["config.alloy"])],
+        patches=patches,
+        images=[image_override(BASE_IMAGE, ebpf.image)],
+    )
+
+
+def _least_privilege_ops() -> list[dict[str, object]]:
+    container = "/spec/template/spec/containers/0"
+    return [
+        {
+            "op": "replace",
+            "path": f"{container}/securityContext",
+            "value": {
+                "privileged": False,
+                "runAsUser": 0,
+                "runAsGroup": 0,
+                "runAsNonRoot": False,
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"], "add": CAPABILITIES},
+                # The default AppArmor profile of container runtimes refuses bpf() and
+                # perf_event_open() even with these capabilities.
+                "appArmorProfile": {"type": "Unconfined"},
+            },
+        },
+        {"op": "add", "path": f"{container}/volumeMounts/-",
+         "value": {"name": "tracefs", "mountPath": TRACEFS, "readOnly": True}},
+        {"op": "add", "path": "/spec/template/spec/volumes/-",
+         "value": {"name": "tracefs", "hostPath": {"path": TRACEFS, "type": "Directory"}}},
+    ]

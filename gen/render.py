@@ -1,0 +1,71 @@
+"""Render a fleet in memory: the one function behind `render`, `check` and `diff`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gen import layout
+from gen.errors import Problem
+from gen.loader import LoadedCluster, load_clusters
+
+
+@dataclass
+class Rendered:
+    """Everything gen generates for the chosen clusters, by path relative to the repository root."""
+
+    clusters: list[LoadedCluster]
+    overlays: dict[str, dict[str, str]] = field(default_factory=dict)  # dir → {file name: text}
+    files: dict[str, str] = field(default_factory=dict)  # single files outside overlays/
+    warnings: list[Problem] = field(default_factory=list)
+
+    def all_files(self) -> dict[str, str]:
+        out = dict(self.files)
+        for directory, files in self.overlays.items():
+            for name, text in files.items():
+                out[f"{directory}/{name}"] = text
+        return dict(sorted(out.items()))
+
+
+def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
+    """Load and render the named clusters (every cluster when None)."""
+    loaded = load_clusters(root, names)
+    out = Rendered(clusters=loaded)
+    for item in loaded:
+        directory = layout.overlay_dir(item.name)
+        files = layout.render_cluster(item.cluster)
+        out.overlays[directory] = {p.rsplit("/", 1)[1]: t for p, t in files.items()}
+        out.warnings.extend(spec_warnings(item))
+    return out
+
+
+def spec_warnings(item: LoadedCluster) -> list[Problem]:
+    """Settings that are valid but leave something unsafe; reported, not refused."""
+    c = item.cluster.spec.cassandra
+    found = []
+    if c.enabled and c.state == "present" and c.agent.sha256 is None:
+        path = ("spec", "cassandra", "agent", "sha256")
+        line, col = item.positions.where(path)
+        found.append(Problem(item.file, line, col, "spec.cassandra.agent.sha256",
+                             "not set: the agent jar will be installed unverified; pin its SHA-256"))
+    return found
+
+
+def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Overlay directories with no spec: (ones gen generated, ones it did not)."""
+    base = root / layout.OVERLAYS_DIR
+    if not base.is_dir():
+        return [], []
+    keep = set(known)
+    ours, foreign = [], []
+    for entry in sorted(base.iterdir()):
+        if not entry.is_dir() or entry.name.startswith(".") or entry.name in keep:
+            continue
+        kust = entry / "kustomization.yaml"
+        try:
+            generated = layout.is_generated(kust.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            generated = False
+        (ours if generated else foreign).append(f"{layout.OVERLAYS_DIR}/{entry.name}")
+    return ours, foreign

@@ -1,0 +1,169 @@
+"""The only module that writes to the repository: atomic, minimal, and serialised by a lock.
+
+An overlay directory is written whole into a temporary sibling and exchanged
+with the old one in a single rename (Linux renameat2 RENAME_EXCHANGE), so an
+interrupted run leaves either the old overlay or the new one. A file whose
+content did not change is never rewritten; an overlay with no change is not
+touched at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gen.errors import LockError
+
+TMP_PREFIX = ".gen-tmp-"
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+@dataclass
+class WriteReport:
+    """What a write did, by path relative to the repository root."""
+
+    created: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.created or self.changed or self.removed)
+
+
+@contextlib.contextmanager
+def repo_lock(root: Path, wait: bool = True) -> Iterator[None]:
+    """Hold the repository's write lock; a second gen waits (or fails when wait is False)."""
+    git = root / ".git"
+    path = git / "gen.lock" if git.is_dir() else root / ".gen.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if not wait:
+                raise LockError(f"another gen is writing to {root} (lock {path})") from None
+            print(f"gen: waiting for another gen writing to {root}", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_tree(directory: Path) -> dict[str, str] | None:
+    """The files directly in a directory by name, or None when it does not exist."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return None
+    out = {}
+    for e in entries:
+        if e.is_file(follow_symlinks=False):
+            with open(e.path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+                out[e.name] = f.read()
+    return out
+
+
+def write_dirs(root: Path, dirs: Mapping[str, Mapping[str, str]]) -> WriteReport:
+    """Make each directory (relative path → {file name: text}) hold exactly those files."""
+    report = WriteReport()
+    for rel, files in sorted(dirs.items()):
+        _write_dir(root, rel, files, report)
+    return report
+
+
+def remove_dir(root: Path, rel: str, report: WriteReport) -> None:
+    target = root / rel
+    parked = target.with_name(TMP_PREFIX + target.name)
+    _clear(parked)
+    os.rename(target, parked)  # one step: the overlay is there, or gone
+    shutil.rmtree(parked)
+    report.removed.append(rel)
+
+
+def clean_leftovers(parent: Path) -> None:
+    """Remove temporary directories that an interrupted run left behind."""
+    if parent.is_dir():
+        for entry in parent.iterdir():
+            if entry.name.startswith(TMP_PREFIX):
+                _clear(entry)
+
+
+def write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
+    """Write one file atomically (temp file and rename), only when its content changes."""
+    path = root / rel
+    try:
+        old: str | None = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        old = None
+    if old == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(TMP_PREFIX + path.name)
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.rename(tmp, path)
+    (report.changed if old is not None else report.created).append(rel)
+
+
+def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteReport) -> None:
+    target = root / rel
+    old = read_tree(target)
+    if old == dict(files):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(TMP_PREFIX + target.name)
+    _clear(tmp)
+    tmp.mkdir()
+    for name, text in files.items():
+        if old is not None and old.get(name) == text:
+            os.link(target / name, tmp / name)  # unchanged: no new bytes written
+            continue
+        with open(tmp / name, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        (report.changed if old is not None and name in old else report.created).append(f"{rel}/{name}")
+    if old is not None:
+        report.removed.extend(f"{rel}/{n}" for n in sorted(set(old) - set(files)))
+        _exchange(tmp, target)
+        shutil.rmtree(tmp)
+    else:
+        os.rename(tmp, target)
+
+
+def _clear(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two directories in one step; fall back to two renames where that is impossible."""
+    global _libc  # noqa: PLW0603 - loaded once per process
+    if sys.platform.startswith("linux"):
+        if _libc is None:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        fn = getattr(_libc, "renameat2", None)
+        if fn is not None:
+            rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+            if rc == 0:
+                return
+            err = ctypes.get_errno()
+            if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise OSError(err, os.strerror(err), str(b))
+    parked = b.with_name(TMP_PREFIX + "old-" + b.name)
+    _clear(parked)
+    os.rename(b, parked)
+    os.rename(a, b)
+    os.rename(parked, a)
