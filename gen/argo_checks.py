@@ -1,0 +1,477 @@
+"""Checks `gen validate` runs on the rendered Argo CD objects.
+
+Each check returns findings, one line each and empty when all is well, in the
+form `Kind/name: field.path: message` (the form of the overlay findings):
+
+- `check_strict`: a strict model of exactly the fields gen emits, so a typo or a
+  field gen never meant to write is caught without any CRD at hand;
+- `check_crds`: the `openAPIV3Schema` of Argo CD's own CRDs, as the API server
+  would apply it, plus the unknown fields it would silently prune;
+- `check_destinations`: no two Applications fight over the same objects;
+- `check_sources`: every Application's path is in the repository and is of the
+  kind its source expects (`source_paths` lists the ones to kustomize-build).
+
+jsonschema is imported only inside `check_crds`: rendering never pays for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from gen import yamlio
+from gen.build.argocd import RESOURCES_FINALIZER, SYNC_OPTIONS
+from gen.errors import UsageError
+from gen.fleet import ROOT_NAME
+from gen.spec import ArgoCD, Cluster, Model, Namespace
+
+Finding = str
+KUSTOMIZATION = "kustomization.yaml"
+DATASOURCE_CONFIGMAP = "pyroscope-datasource"
+
+
+def ident(obj: Mapping[str, Any]) -> str:
+    """`Kind/name` of an object, as findings name it."""
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return f"{obj.get('kind')}/{name}"
+
+
+def _dotted(path: Sequence[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# ------------------------------------------------------------------ strict models
+# Exactly what gen.build.argocd emits and nothing more: extra keys are refused, and
+# values are held to what the builders can produce.
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DURATION = re.compile(r"^([0-9]+(h|m|s))+$")
+_OVERLAY_OR_ROOT = re.compile(r"^(overlays/[a-z0-9]([-a-z0-9]*[a-z0-9])?|argocd)$")
+
+
+class _Metadata(Model):
+    name: Annotated[str, Field(max_length=253, pattern=_DNS_SUBDOMAIN.pattern)]
+    namespace: Namespace
+    labels: dict[str, str]
+    finalizers: list[str] | None = None
+
+    @field_validator("finalizers")
+    @classmethod
+    def _finalizer(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and v != [RESOURCES_FINALIZER]:
+            raise ValueError(f"gen sets only [{RESOURCES_FINALIZER}]")
+        return v
+
+
+class _Directory(Model):
+    recurse: Literal[True]
+    include: Annotated[str, Field(min_length=1)]
+
+
+class _Source(Model):
+    repo_url: Annotated[str, Field(alias="repoURL")]
+    target_revision: Annotated[str, Field(min_length=1)]
+    path: Annotated[str, Field(pattern=_OVERLAY_OR_ROOT.pattern)]
+    directory: _Directory | None = None
+
+    @field_validator("repo_url")
+    @classmethod
+    def _git(cls, v: str) -> str:
+        return ArgoCD._git(v)
+
+
+class _Destination(Model):
+    server: str | None = None
+    name: str | None = None
+    namespace: Namespace
+
+    @model_validator(mode="after")
+    def _one(self) -> _Destination:
+        if (self.server is None) == (self.name is None):
+            raise ValueError("give exactly one of server or name")
+        return self
+
+
+class _Automated(Model):
+    prune: Literal[True]
+    self_heal: Literal[True]
+
+
+class _Backoff(Model):
+    duration: Annotated[str, Field(pattern=_DURATION.pattern)]
+    factor: Annotated[int, Field(ge=1)]
+    max_duration: Annotated[str, Field(pattern=_DURATION.pattern)]
+
+
+class _Retry(Model):
+    limit: Annotated[int, Field(ge=1)]
+    backoff: _Backoff
+
+
+class _SyncPolicy(Model):
+    automated: _Automated | None = None
+    sync_options: list[str] | None = None
+    retry: _Retry
+
+    @field_validator("sync_options")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        unknown = [o for o in v or [] if o not in SYNC_OPTIONS]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a sync option gen sets "
+                             f"({', '.join(SYNC_OPTIONS)})")
+        return v
+
+
+class _ApplicationSpec(Model):
+    project: Annotated[str, Field(min_length=1)]
+    source: _Source
+    destination: _Destination
+    sync_policy: _SyncPolicy
+
+
+class StrictApplication(Model):
+    """An Argo CD Application as gen renders it (cluster or root)."""
+
+    api_version: Literal["argoproj.io/v1alpha1"]
+    kind: Literal["Application"]
+    metadata: _Metadata
+    spec: _ApplicationSpec
+
+
+class _ResourceKind(Model):
+    group: str
+    kind: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]*$")]
+
+
+class _ProjectDestination(Model):
+    server: str | None = None
+    name: str | None = None
+    namespace: Namespace
+
+    @model_validator(mode="after")
+    def _one(self) -> _ProjectDestination:
+        if (self.server is None) == (self.name is None):
+            raise ValueError("give exactly one of server or name")
+        return self
+
+
+class _AppProjectSpec(Model):
+    description: str
+    source_repos: Annotated[list[str], Field(min_length=1)]
+    destinations: list[_ProjectDestination]
+    cluster_resource_whitelist: list[_ResourceKind]
+    namespace_resource_whitelist: Annotated[list[_ResourceKind], Field(min_length=1)]
+
+    @field_validator("source_repos")
+    @classmethod
+    def _git(cls, v: list[str]) -> list[str]:
+        # A wildcard would defeat the point of a least-privilege project.
+        return [ArgoCD._git(url) for url in v]
+
+
+class StrictAppProject(Model):
+    """An Argo CD AppProject as gen renders it (the fleet's or the bootstrap's)."""
+
+    api_version: Literal["argoproj.io/v1alpha1"]
+    kind: Literal["AppProject"]
+    metadata: _Metadata
+    spec: _AppProjectSpec
+
+
+_STRICT: dict[str, type[Model]] = {"Application": StrictApplication,
+                                   "AppProject": StrictAppProject}
+
+
+def check_strict(obj: Mapping[str, Any]) -> list[Finding]:
+    """Findings for one rendered Argo CD object against the strict model of its kind."""
+    model = _STRICT.get(str(obj.get("kind")))
+    if model is None:
+        return [f"{ident(obj)}: kind: not an Argo CD object gen renders "
+                f"(expected one of {', '.join(sorted(_STRICT))})"]
+    try:
+        model.model_validate(dict(obj))
+    except ValidationError as e:
+        return [f"{ident(obj)}: {_dotted(err['loc']) or 'object'}: {_strict_message(err)}"
+                for err in e.errors()]
+    return []
+
+
+def _strict_message(err: Mapping[str, Any]) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field (gen never emits it)"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+# ------------------------------------------------------------------ CRD schemas
+
+# ObjectMeta fields a manifest may set; the API server drops any other key.
+_OBJECT_META = frozenset({
+    "name", "generateName", "namespace", "labels", "annotations", "finalizers",
+    "ownerReferences",
+})
+
+
+@functools.lru_cache(maxsize=8)
+def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
+    # Parsing the three CRDs costs most of a second; `gen validate` and the tests
+    # ask for the same folder many times.
+    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(Path(crd_dir).glob("*.y*ml")):
+        for doc in yamlio.parse_all_plain(path.read_text(encoding="utf-8")):
+            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+                continue
+            spec = doc.get("spec", {})
+            for version in spec.get("versions", []):
+                schema = version.get("schema", {}).get("openAPIV3Schema")
+                if version.get("served") and isinstance(schema, dict):
+                    key = (f"{spec.get('group')}/{version.get('name')}", spec["names"]["kind"])
+                    schemas[key] = _json_schema(schema)
+    return schemas
+
+
+def _json_schema(node: Any) -> Any:
+    """An OpenAPI v3 structural schema as JSON Schema.
+
+    The two are nearly the same language: `x-kubernetes-*` keys are annotations
+    the JSON Schema validator ignores, except an int-or-string field given
+    without `anyOf`, and `nullable`, whose meaning must be spelled out.
+    Descriptions are dropped (they are most of the CRDs' bulk); a property that
+    happens to be named `description` is of course kept.
+    """
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "description":
+            continue
+        if key in ("properties", "patternProperties") and isinstance(value, dict):
+            out[key] = {name: _json_schema(sub) for name, sub in value.items()}
+        elif key in ("anyOf", "allOf", "oneOf") and isinstance(value, list):
+            out[key] = [_json_schema(sub) for sub in value]
+        elif key in ("items", "additionalProperties", "not"):
+            out[key] = _json_schema(value)
+        else:
+            out[key] = value
+    if out.get("x-kubernetes-int-or-string") and "anyOf" not in out and "type" not in out:
+        out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    if out.pop("nullable", False) is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding]:
+    """Findings for objects against the served `openAPIV3Schema` of the CRDs in crd_dir.
+
+    Besides schema errors, a key the schema does not declare (where it declares
+    `properties` and neither `additionalProperties` nor
+    `x-kubernetes-preserve-unknown-fields`) is reported: the API server would
+    accept the object and silently drop that key.
+    """
+    if not crd_dir.is_dir():
+        raise UsageError(f"--crds {crd_dir}: no such directory")
+    schemas = _crd_schemas(str(crd_dir.resolve()))
+    if not schemas:
+        raise UsageError(f"--crds {crd_dir}: holds no CustomResourceDefinition")
+    validators = importlib.import_module("jsonschema.validators")  # no stubs; loaded lazily
+    findings: list[Finding] = []
+    for obj in objs:
+        key = (str(obj.get("apiVersion")), str(obj.get("kind")))
+        schema = schemas.get(key)
+        if schema is None:
+            findings.append(f"{ident(obj)}: apiVersion: no served CRD version for "
+                            f"{key[0]} {key[1]} in {crd_dir}")
+            continue
+        validator = validators.Draft7Validator(schema)
+        errors = sorted(validator.iter_errors(obj),
+                        key=lambda e: (_dotted(list(e.absolute_path)), e.message))
+        for err in errors:
+            where = _dotted(list(err.absolute_path)) or "object"
+            findings.append(f"{ident(obj)}: {where}: {err.message}")
+        meta = obj.get("metadata")
+        if isinstance(meta, Mapping):
+            findings += [f"{ident(obj)}: metadata.{k}: unknown field metadata.{k} "
+                         "(the API server would drop it)"
+                         for k in sorted(set(meta) - _OBJECT_META)]
+        unknown: list[str] = []
+        _unknown_fields(obj, schema, (), unknown)
+        findings += [f"{ident(obj)}: {f}: unknown field {f} (the API server would drop it)"
+                     for f in unknown]
+    return findings
+
+
+def _unknown_fields(value: Any, schema: Mapping[str, Any], path: tuple[Any, ...],
+                    out: list[str]) -> None:
+    # Walks the object along the schema the way the API server prunes it.
+    if isinstance(value, Mapping):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        keep = schema.get("x-kubernetes-preserve-unknown-fields") is True
+        for key, item in value.items():
+            if isinstance(props, Mapping) and key in props:
+                _unknown_fields(item, props[key], (*path, key), out)
+            elif isinstance(extra, Mapping):
+                _unknown_fields(item, extra, (*path, key), out)
+            elif isinstance(props, Mapping) and extra is None and not keep:
+                out.append(_dotted((*path, key)))
+    elif isinstance(value, list) and isinstance(schema.get("items"), Mapping):
+        for i, item in enumerate(value):
+            _unknown_fields(item, schema["items"], (*path, i), out)
+
+
+# ------------------------------------------------------------------ destinations
+
+# Kinds without a namespace among those the stack renders.
+_CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
+
+Where = tuple[str, str]  # ("server", url) or ("name", cluster name)
+
+
+def _where(dest: Mapping[str, Any]) -> Where:
+    if dest.get("server") is not None:
+        return ("server", str(dest["server"]))
+    return ("name", str(dest.get("name")))
+
+
+def _cluster_of(app: Mapping[str, Any]) -> str:
+    meta = app.get("metadata", {})
+    labels = meta.get("labels") or {}
+    return str(labels.get("cluster") or meta.get("name"))
+
+
+def check_destinations(
+    apps: Sequence[Mapping[str, Any]],
+    clusters: Sequence[Cluster] = (),
+    objects: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> list[Finding]:
+    """Findings for Applications that would deploy the same objects.
+
+    Every cluster renders the same object names, so two Applications with the
+    same destination (server or name) and namespace overlap. With `clusters`,
+    two Grafana datasources in the same Grafana namespace on the same
+    destination are reported too. With `objects` (the built manifests of each
+    cluster, by cluster name, as `gen validate` gets them from kustomize), any
+    object two Applications on one destination would both own is reported,
+    cluster-scoped ones included.
+
+    A destination given by `server` in one spec and by `name` in another cannot
+    be matched here: Argo CD alone knows that they are the same cluster.
+    """
+    findings: list[Finding] = []
+    by_ns: dict[tuple[Where, str], list[str]] = defaultdict(list)
+    dest_of: dict[str, tuple[Where, str]] = {}
+    for app in apps:
+        if app.get("kind") != "Application" or app.get("metadata", {}).get("name") == ROOT_NAME:
+            continue
+        dest = app.get("spec", {}).get("destination", {})
+        key = (_where(dest), str(dest.get("namespace")))
+        name = _cluster_of(app)
+        by_ns[key].append(name)
+        dest_of[name] = key
+    for (where, ns), names in sorted(by_ns.items()):
+        if len(names) > 1:
+            findings.append(
+                f"clusters {', '.join(sorted(names))}: all deploy to {where[0]} {where[1]} "
+                f"namespace {ns} and would manage the same objects; give each its own "
+                "namespace or destination")
+    grafana: dict[tuple[Where, str], list[str]] = defaultdict(list)
+    for c in clusters:
+        if c.spec.grafana.enabled and c.name in dest_of:
+            grafana[(dest_of[c.name][0], c.spec.grafana.namespace)].append(c.name)
+    for (where, ns), names in sorted(grafana.items()):
+        if len(names) > 1:
+            findings.append(
+                f"clusters {', '.join(sorted(names))}: all put their Grafana datasource "
+                f"(ConfigMap {DATASOURCE_CONFIGMAP}) into namespace {ns} on {where[0]} "
+                f"{where[1]}; give each cluster its own grafana.namespace or destination")
+    if objects is not None:
+        findings += _shared_objects(dest_of, objects)
+    return findings
+
+
+def _shared_objects(dest_of: Mapping[str, tuple[Where, str]],
+                    objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Finding]:
+    owners: dict[tuple[Where, str, str, str, str], list[str]] = defaultdict(list)
+    for cluster, objs in sorted(objects.items()):
+        if cluster not in dest_of:
+            continue
+        where, default_ns = dest_of[cluster]
+        seen = set()
+        for obj in objs:
+            meta = obj.get("metadata") or {}
+            kind = str(obj.get("kind"))
+            group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+            ns = "" if kind in _CLUSTER_SCOPED else str(meta.get("namespace") or default_ns)
+            key = (where, group, kind, ns, str(meta.get("name")))
+            if key not in seen:
+                seen.add(key)
+                owners[key].append(cluster)
+    out = []
+    for (where, _group, kind, ns, name), names in sorted(owners.items()):
+        if len(names) > 1:
+            scope = f"namespace {ns}" if ns else "cluster scope"
+            out.append(f"clusters {', '.join(sorted(names))}: all deploy {kind}/{name} "
+                       f"({scope}) to {where[0]} {where[1]}; only one Application can own it")
+    return out
+
+
+# ------------------------------------------------------------------ sources
+
+
+def _is_directory_source(app: Mapping[str, Any]) -> bool:
+    return "directory" in (app.get("spec", {}).get("source") or {})
+
+
+def _source_path(app: Mapping[str, Any]) -> str | None:
+    path = (app.get("spec", {}).get("source") or {}).get("path")
+    return path if isinstance(path, str) else None
+
+
+def source_paths(apps: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The Kustomize paths of the Applications (relative, sorted): what to build."""
+    return sorted({p for a in apps if not _is_directory_source(a)
+                   if (p := _source_path(a)) is not None})
+
+
+def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding]:
+    """Findings for Applications whose source.path is not what Argo CD will need.
+
+    A Kustomize source must be a folder of the repository holding a
+    kustomization.yaml; a directory source (the bootstrap's root) must be a
+    folder that holds none, or Argo CD refuses to render it.
+    """
+    findings = []
+    for app in apps:
+        if app.get("kind") != "Application":
+            continue
+        path = _source_path(app)
+        where = f"{ident(app)}: spec.source.path"
+        if path is None:
+            findings.append(f"{where}: missing")
+            continue
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or path in ("", "."):
+            findings.append(f"{where}: {path!r} must be a folder inside the repository")
+            continue
+        folder = root / pure
+        if not folder.is_dir():
+            findings.append(f"{where}: {path} does not exist in the repository")
+        elif _is_directory_source(app):
+            if (folder / KUSTOMIZATION).exists():
+                findings.append(f"{where}: {path} holds a {KUSTOMIZATION}, which a directory "
+                                "source cannot render")
+        elif not (folder / KUSTOMIZATION).is_file():
+            findings.append(f"{where}: {path} holds no {KUSTOMIZATION}")
+    return findings
+

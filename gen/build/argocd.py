@@ -1,0 +1,297 @@
+"""Argo CD objects of the fleet: one Application per cluster, an AppProject, a bootstrap.
+
+Pure: specs in, plain dicts out (insertion order is the emitted key order). The
+layout step writes them into the fleet repository:
+
+    argocd/bootstrap.yaml               applied once by hand (`kubectl apply -f`)
+    argocd/project.yaml                 the fleet's least-privilege AppProject
+    argocd/applications/<cluster>.yaml  one Application per cluster spec
+
+Why app-of-apps rather than an ApplicationSet: the Applications are rendered by
+gen, committed and reviewed like the overlays, so `gen check` and `gen diff`
+cover them and a pull request shows exactly which Application changes. An
+ApplicationSet would move that logic into a template evaluated inside the
+cluster, where neither check nor diff can see its result. The bootstrap holds a
+single root Application that syncs the rendered files from git, so a spec
+merged to the fleet revision gets its Application with no further manual step,
+and a removed spec's Application is pruned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from gen.errors import Problem, SpecError, UsageError
+from gen.fleet import FLEET_FILE, ROOT_NAME, Fleet
+from gen.loader import LoadedCluster
+from gen.spec import Cluster
+
+API_VERSION = "argoproj.io/v1alpha1"
+ARGOCD_DIR = "argocd"
+APPLICATIONS_DIR = f"{ARGOCD_DIR}/applications"
+PROJECT_FILE = f"{ARGOCD_DIR}/project.yaml"
+BOOTSTRAP_FILE = f"{ARGOCD_DIR}/bootstrap.yaml"
+OVERLAYS_DIR = "overlays"
+
+APP_PREFIX = "profiling-"
+PART_OF = "profiling"
+IN_CLUSTER = "https://kubernetes.default.svc"
+# Deleting an Application with this finalizer deletes what it deployed, so removing
+# a spec (and so its Application) cleans the cluster instead of orphaning the stack.
+RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
+
+# Sync options of every cluster Application, sorted. Why each one:
+# - CreateNamespace=true: a fresh lab cluster has no `spec.namespace` yet.
+# - FailOnSharedResource=true: all clusters render the same object names, so an
+#   Application that would take over another one's objects must fail, not fight.
+# - PruneLast=true: drop removed objects only after the rest is healthy, so a
+#   renamed ConfigMap is not pruned before the pods moved to the new one.
+# - PrunePropagationPolicy=foreground: a pruned DaemonSet's pods are gone before
+#   the prune counts as done, so the next sync never sees half-deleted agents.
+# ServerSideApply is left out on purpose: gen is the only writer of every object
+# (no field ownership to share), the objects are small (no risk of hitting the
+# 256 KiB last-applied annotation limit), and client-side apply is Argo CD's
+# default and most exercised path. It is one added option should that change.
+SYNC_OPTIONS = (
+    "CreateNamespace=true",
+    "FailOnSharedResource=true",
+    "PruneLast=true",
+    "PrunePropagationPolicy=foreground",
+)
+
+# Kinds the stack creates (server, eBPF agent, Cassandra agent, Grafana datasource),
+# as (group, kind), sorted. The AppProject allows these and nothing else.
+CLUSTER_KINDS = (
+    ("", "Namespace"),
+    ("rbac.authorization.k8s.io", "ClusterRole"),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+)
+NAMESPACED_KINDS = (
+    ("", "ConfigMap"),
+    ("", "Service"),
+    ("", "ServiceAccount"),
+    ("apps", "DaemonSet"),
+    ("apps", "Deployment"),
+    ("networking.k8s.io", "NetworkPolicy"),
+)
+# What the root Application may write: the rendered Applications and the AppProject.
+ROOT_KINDS = (("argoproj.io", "AppProject"), ("argoproj.io", "Application"))
+
+
+def _retry() -> dict[str, Any]:
+    # Fresh dicts per object: the emitter must never see one object shared twice.
+    return {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
+
+
+def _labels(cluster: str | None = None) -> dict[str, str]:
+    labels = {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": PART_OF}
+    if cluster is not None:
+        labels["cluster"] = cluster
+    return labels
+
+
+def _kinds(kinds: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"group": g, "kind": k} for g, k in kinds]
+
+
+def app_name(cluster: str) -> str:
+    """Name of a cluster's Application (unique in the Argo CD namespace)."""
+    return APP_PREFIX + cluster
+
+
+def overlay_path(cluster: str) -> str:
+    return f"{OVERLAYS_DIR}/{cluster}"
+
+
+def application_file(cluster: str) -> str:
+    """Where a cluster's Application is written, relative to the repository root."""
+    return f"{APPLICATIONS_DIR}/{cluster}.yaml"
+
+
+def _destination(cluster: Cluster) -> dict[str, str]:
+    dest = cluster.spec.argocd.destination
+    # The spec guarantees exactly one of server and name.
+    out = {"server": dest.server} if dest.server is not None else {"name": str(dest.name)}
+    out["namespace"] = cluster.spec.namespace
+    return out
+
+
+def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
+    """The Argo CD Application that syncs `overlays/<name>` to the cluster."""
+    argo = cluster.spec.argocd
+    sync: dict[str, Any] = {}
+    if argo.automated:
+        sync["automated"] = {"prune": True, "selfHeal": True}
+    sync["syncOptions"] = list(SYNC_OPTIONS)
+    sync["retry"] = _retry()
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Application",
+        "metadata": {
+            "name": app_name(cluster.name),
+            "namespace": fleet.argocd_namespace,
+            "labels": _labels(cluster.name),
+            "finalizers": [RESOURCES_FINALIZER],
+        },
+        "spec": {
+            "project": argo.project,
+            "source": {
+                "repoURL": argo.repo_url,
+                "targetRevision": argo.target_revision,
+                "path": overlay_path(cluster.name),
+            },
+            "destination": _destination(cluster),
+            "syncPolicy": sync,
+        },
+    }
+
+
+def _destination_key(server: str | None, name: str | None, namespace: str) -> tuple[str, str, str]:
+    return ("server", server, namespace) if server is not None else ("name", str(name), namespace)
+
+
+def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
+    """The fleet's least-privilege AppProject.
+
+    Destinations are every (cluster, namespace) pair the specs deploy to (the stack
+    namespace, and the Grafana namespace when the datasource is rendered), from all
+    specs and not only those already in this project: moving a cluster into it is
+    then a one-line change to its spec.
+    """
+    repos = {fleet.repo_url, *(c.spec.argocd.repo_url for c in clusters)}
+    pairs: set[tuple[str, str, str]] = set()
+    for c in clusters:
+        dest = c.spec.argocd.destination
+        pairs.add(_destination_key(dest.server, dest.name, c.spec.namespace))
+        if c.spec.grafana.enabled:
+            pairs.add(_destination_key(dest.server, dest.name, c.spec.grafana.namespace))
+    destinations = [{field: value, "namespace": ns} for field, value, ns in sorted(pairs)]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "AppProject",
+        "metadata": {
+            "name": fleet.project,
+            "namespace": fleet.argocd_namespace,
+            "labels": _labels(),
+        },
+        "spec": {
+            "description": "Profiling stack rendered by gen: only the fleet repository, the "
+                           "clusters and namespaces of the specs, and the kinds the stack creates",
+            "sourceRepos": sorted(repos),
+            "destinations": destinations,
+            "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
+            "namespaceResourceWhitelist": _kinds(NAMESPACED_KINDS),
+        },
+    }
+
+
+def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
+    """The documents of `argocd/bootstrap.yaml`: the root's AppProject, then the root Application.
+
+    The root Application syncs `argocd/project.yaml` and `argocd/applications/*.yaml`
+    from the fleet revision, never bootstrap.yaml itself, so the one object a user
+    applied by hand is not also managed by Argo CD.
+
+    It runs in its own small AppProject rather than in the fleet project or
+    `default`: it needs to write Applications and an AppProject into the Argo CD
+    namespace, a right the fleet project must not have (an overlay could then
+    grant itself anything), and `default` is either wide open or locked down
+    depending on the installation.
+
+    The root Application has no resources finalizer on purpose: deleting it (or
+    re-applying the bootstrap after a mistake) must never cascade into deleting
+    every cluster's Application and stack.
+    """
+    project = {
+        "apiVersion": API_VERSION,
+        "kind": "AppProject",
+        "metadata": {
+            "name": ROOT_NAME,
+            "namespace": fleet.argocd_namespace,
+            "labels": _labels(),
+        },
+        "spec": {
+            "description": "Root of the profiling fleet: syncs the Applications and the "
+                           "AppProject rendered by gen, nothing else",
+            "sourceRepos": [fleet.repo_url],
+            "destinations": [{"server": IN_CLUSTER, "namespace": fleet.argocd_namespace}],
+            "clusterResourceWhitelist": [],
+            "namespaceResourceWhitelist": _kinds(ROOT_KINDS),
+        },
+    }
+    root = {
+        "apiVersion": API_VERSION,
+        "kind": "Application",
+        "metadata": {
+            "name": ROOT_NAME,
+            "namespace": fleet.argocd_namespace,
+            "labels": _labels(),
+        },
+        "spec": {
+            "project": ROOT_NAME,
+            "source": {
+                "repoURL": fleet.repo_url,
+                "targetRevision": fleet.target_revision,
+                "path": ARGOCD_DIR,
+                "directory": {
+                    "recurse": True,
+                    "include": "{project.yaml,applications/*.yaml}",
+                },
+            },
+            "destination": {"server": IN_CLUSTER, "namespace": fleet.argocd_namespace},
+            "syncPolicy": {
+                # prune: a spec removed in git takes its Application with it.
+                "automated": {"prune": True, "selfHeal": True},
+                "retry": _retry(),
+            },
+        },
+    }
+    return [project, root]
+
+
+def documents(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
+    """Every Argo CD file gen renders, by path relative to the repository root, sorted.
+
+    The cluster Applications are exactly one per given cluster: a spec that is gone
+    renders no file, so `gen check` reports its old file as an orphan.
+    """
+    out: dict[str, list[dict[str, Any]]] = {
+        BOOTSTRAP_FILE: bootstrap(fleet),
+        PROJECT_FILE: [app_project(clusters, fleet)],
+    }
+    for c in clusters:
+        out[application_file(c.name)] = [application(c, fleet)]
+    return dict(sorted(out.items()))
+
+
+def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fleet:
+    """The fleet setting: fleet.yaml when present, else derived from the specs.
+
+    Without fleet.yaml, the bootstrap reads from the repository and revision the
+    cluster specs name, which is only well defined when they all name the same
+    ones; otherwise the user is asked to write fleet.yaml. Namespace and project
+    then take their defaults.
+    """
+    if fleet is not None:
+        return fleet
+    if not clusters:
+        raise UsageError(f"no {FLEET_FILE} and no cluster specs: write {FLEET_FILE} with "
+                         "spec.repoURL so the Argo CD bootstrap knows where the fleet lives")
+    first = clusters[0]
+    problems = []
+    for field, attr in (("repoURL", "repo_url"), ("targetRevision", "target_revision")):
+        want = getattr(first.cluster.spec.argocd, attr)
+        for lc in clusters[1:]:
+            got = getattr(lc.cluster.spec.argocd, attr)
+            if got != want:
+                line, col = lc.positions.where(("spec", "argocd", field))
+                problems.append(Problem(
+                    lc.file, line, col, f"spec.argocd.{field}",
+                    f"{got!r} differs from {want!r} in {first.file}; without {FLEET_FILE} all "
+                    f"clusters must agree on it: write {FLEET_FILE} to say which one the "
+                    "Argo CD bootstrap uses"))
+    if problems:
+        raise SpecError(problems)
+    argo = first.cluster.spec.argocd
+    return Fleet.model_validate({"repoURL": argo.repo_url, "targetRevision": argo.target_revision})
