@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gen.errors import EXIT_TOOL, EXIT_USAGE, GenError
+from gen.errors import EXIT_UNEXPECTED, GenError
 from gen.output import Output
 
 ROOT = click.option(
@@ -18,7 +18,19 @@ FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "github"]), 
                       show_default=True, help="github prints CI annotations.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns gen's own errors into their lines on stderr and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except GenError as e:
+            for line in e.lines():
+                click.echo(line, err=True)
+            ctx.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
 @click.version_option(package_name="gen")
 @click.pass_context
@@ -54,27 +66,15 @@ def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors as lines, never tracebacks."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Console entry point: user errors as lines, an unexpected error as one line and a hint."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(args=argv, prog_name="gen", standalone_mode=False)
-    except GenError as e:
-        for line in e.lines():
-            print(line, file=sys.stderr)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        print("gen: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE)
-    except KeyboardInterrupt:
-        print("gen: interrupted", file=sys.stderr)
-        sys.exit(130)
+        cli.main(args=args, prog_name="gen")
+    except SystemExit:
+        raise
     except Exception as e:
-        if debug:
+        if "--debug" in args:
             raise
         print(f"gen: unexpected error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
               file=sys.stderr)
-        sys.exit(EXIT_TOOL + 1)
-    sys.exit(0)
+        sys.exit(EXIT_UNEXPECTED)

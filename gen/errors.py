@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_FINDINGS = 1  # drift, or invalid output found
 EXIT_USAGE = 2  # bad input or usage
 EXIT_TOOL = 3  # an external tool is missing or failed
+EXIT_UNEXPECTED = 4  # a bug in gen: one line, and --debug for the traceback
 
 
 @dataclass(frozen=True, order=True)

@@ -180,6 +180,15 @@ def _message(item: Any) -> str:
     if kind == "literal_error":
         expected = item.get("ctx", {}).get("expected", "")
         return f"must be one of {expected}, got {_describe(given)}"
+    ctx = item.get("ctx", {})
+    bounds = {
+        "less_than_equal": "must be at most {le}",
+        "greater_than_equal": "must be at least {ge}",
+        "string_too_long": "must be at most {max_length} characters long",
+        "string_too_short": "must be at least {min_length} character(s) long",
+    }
+    if kind in bounds:
+        return bounds[kind].format(**ctx) + f", got {_describe(given)}"
     msg = str(item["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)

@@ -55,6 +55,8 @@ def _check(pattern: re.Pattern[str], message: str) -> AfterValidator:
 def _absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"must be an absolute path, got {value!r}")
+    if value == "/":
+        return value  # refused, where it matters, by the field's own check
     parts = value.split("/")
     if ".." in parts:
         raise ValueError("must not contain '..'")

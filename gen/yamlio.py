@@ -132,10 +132,10 @@ def _convert(node: Any, path: Path, out: Positioned, seen: set[int], depth: int)
         result: dict[str, Any] = {}
         for knode, vnode in node.value:
             kl, kc = knode.start_mark.line + 1, knode.start_mark.column + 1
+            if str(knode.tag) == _STD + "merge":
+                raise _Fail(kl, kc, "YAML merge keys (<<) are not allowed in a spec")
             if isinstance(knode, MappingNode | SequenceNode) or str(knode.tag) not in _SCALAR_TAGS:
                 raise _Fail(kl, kc, "mapping keys must be plain strings")
-            if str(knode.tag) == _STD + "str" and knode.value == "<<":
-                raise _Fail(kl, kc, "YAML merge keys (<<) are not allowed in a spec")
             key = str(knode.value)
             if key in result:
                 first = out.keys[(*path, key)]

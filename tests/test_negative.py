@@ -1,0 +1,68 @@
+"""Every rule of the spec, broken on purpose: the exact error line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gen.cli import cli
+from tests.conftest import snapshot
+
+CASES = Path(__file__).parent / "negative"
+EXPECT = "# expect: "
+
+
+def _expected(path: Path) -> list[str]:
+    return [line[len(EXPECT):] for line in path.read_text(encoding="utf-8").splitlines()
+            if line.startswith(EXPECT)]
+
+
+@pytest.mark.parametrize("case", sorted(CASES.glob("*.yaml")), ids=lambda p: p.stem)
+def test_bad_spec_is_refused_with_its_line(case: Path, fleet: Path) -> None:
+    shutil.copy(case, fleet / "clusters" / case.name)
+    before = snapshot(fleet)
+    result = CliRunner().invoke(cli, ["render", case.stem, "--root", str(fleet)])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    expected = _expected(case) or [f"clusters/{case.name}:1:1: error: the file is empty; expected a Cluster spec mapping"]
+    assert errors == expected
+    assert snapshot(fleet) == before
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(list(CASES.glob("*.yaml"))) >= 40
+
+
+def test_every_problem_in_every_file_is_reported_in_one_run(fleet: Path) -> None:
+    for case in ("unknown-key", "port-wrong-type", "label-reserved"):
+        shutil.copy(CASES / f"{case}.yaml", fleet / "clusters" / f"{case}.yaml")
+    result = CliRunner().invoke(cli, ["render", "--all", "--root", str(fleet)])
+    assert result.exit_code == 2
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert errors == [*_expected(CASES / "label-reserved.yaml"), *_expected(CASES / "port-wrong-type.yaml"),
+                      *_expected(CASES / "unknown-key.yaml")]
+    assert not (fleet / "overlays").exists()
+
+
+def test_non_utf8_bytes_are_located(fleet: Path) -> None:
+    (fleet / "clusters" / "bad-bytes.yaml").write_bytes(b"apiVersion: gen.profiling/v1alpha1\nkind: Cl\xffuster\n")
+    result = CliRunner().invoke(cli, ["render", "bad-bytes", "--root", str(fleet)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "clusters/bad-bytes.yaml:2:9: error: not valid UTF-8 (byte 0xff)"
+
+
+def test_huge_file_is_refused_before_parsing(fleet: Path) -> None:
+    (fleet / "clusters" / "huge.yaml").write_bytes(b"# " + b"x" * (1024 * 1024) + b"\n")
+    result = CliRunner().invoke(cli, ["render", "huge", "--root", str(fleet)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "clusters/huge.yaml:1:1: error: file is larger than 1048576 bytes; refused before parsing"
+
+
+def test_unknown_cluster_names_the_known_ones(fleet: Path) -> None:
+    result = CliRunner().invoke(cli, ["render", "lab-nope", "--root", str(fleet)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: unknown cluster(s): lab-nope (known: lab-minimal, lab-tuned)"
