@@ -11,11 +11,20 @@ from gen.errors import EXIT_UNEXPECTED, GenError
 from gen.output import Output
 
 ROOT = click.option(
-    "--root", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
-    show_default=True, help="The fleet repository (holds clusters/ and overlays/).",
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="The fleet repository (holds clusters/ and overlays/).",
 )
-FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "github"]), default="text",
-                      show_default=True, help="github prints CI annotations.")
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints CI annotations.",
+)
 
 
 class _Group(click.Group):
@@ -53,10 +62,15 @@ def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> 
 
 @cli.command()
 @click.argument("names", nargs=-1)
-@click.option("--kubernetes-version", default="1.33", show_default=True,
-              help="Kubernetes version whose schemas the objects must pass.")
-@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Parallel kustomize builds (default: one per core).")
+@click.option(
+    "--kubernetes-version",
+    default="1.33",
+    show_default=True,
+    help="Kubernetes version whose schemas the objects must pass.",
+)
+@click.option(
+    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel kustomize builds (default: one per core)."
+)
 @ROOT
 def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, root: Path) -> None:
     """Build each overlay with kustomize and validate every object strictly."""
@@ -75,6 +89,5 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         if "--debug" in args:
             raise
-        print(f"gen: unexpected error: {type(e).__name__}: {e} (rerun with --debug for the traceback)",
-              file=sys.stderr)
+        print(f"gen: unexpected error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
         sys.exit(EXIT_UNEXPECTED)

@@ -62,8 +62,7 @@ class ToolError(GenError):
 
     exit_code = EXIT_TOOL
 
-    def __init__(self, message: str, command: Sequence[str] = (), code: int | None = None,
-                 stderr: str = "") -> None:
+    def __init__(self, message: str, command: Sequence[str] = (), code: int | None = None, stderr: str = "") -> None:
         self.command = list(command)
         self.code = code
         self.stderr = stderr

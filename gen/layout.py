@@ -82,14 +82,18 @@ def kustomization(cluster: Cluster, components: list[Part]) -> dict[str, Any]:
         out["patches"] = patches
     # Not the `namespace:` field: it would also move the Grafana datasource out of
     # Grafana's namespace. This sets the namespace only where none is set.
-    out["transformers"] = [yamlio.dump({
-        "apiVersion": "builtin",
-        "kind": "NamespaceTransformer",
-        "metadata": {"name": "namespace", "namespace": cluster.spec.namespace},
-        "unsetOnly": True,
-        "setRoleBindingSubjects": "allServiceAccounts",
-        "fieldSpecs": [{"path": "metadata/namespace", "create": True}],
-    })]
+    out["transformers"] = [
+        yamlio.dump(
+            {
+                "apiVersion": "builtin",
+                "kind": "NamespaceTransformer",
+                "metadata": {"name": "namespace", "namespace": cluster.spec.namespace},
+                "unsetOnly": True,
+                "setRoleBindingSubjects": "allServiceAccounts",
+                "fieldSpecs": [{"path": "metadata/namespace", "create": True}],
+            }
+        )
+    ]
     return out
 
 

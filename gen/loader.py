@@ -78,8 +78,9 @@ def load_text(raw: bytes, file: str, expected_name: str | None = None) -> Loaded
     name = meta.get("name") if isinstance(meta, dict) else None
     if expected_name is not None and isinstance(name, str) and name != expected_name:
         line, col = doc.where(("metadata", "name"))
-        problems.append(Problem(file, line, col, "metadata.name",
-                                f"{name!r} must equal the file name {expected_name!r}"))
+        problems.append(
+            Problem(file, line, col, "metadata.name", f"{name!r} must equal the file name {expected_name!r}")
+        )
     cluster, found = validate_model(Cluster, doc, file)
     problems.extend(found)
     if problems or cluster is None:
@@ -103,7 +104,9 @@ def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
     value = doc.data.get("apiVersion")
     if isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/"):
         line, col = doc.where(("apiVersion",))
-        return [Problem(file, line, col, "apiVersion", f"version {value!r} is not supported (this gen reads {API_VERSION})")]
+        return [
+            Problem(file, line, col, "apiVersion", f"version {value!r} is not supported (this gen reads {API_VERSION})")
+        ]
     return []
 
 

@@ -47,8 +47,15 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
         path = ("spec", "cassandra", "agent", "sha256")
         line, col = item.positions.where(path)
-        found.append(Problem(item.file, line, col, "spec.cassandra.agent.sha256",
-                             "not set: the agent jar will be installed unverified; pin its SHA-256"))
+        found.append(
+            Problem(
+                item.file,
+                line,
+                col,
+                "spec.cassandra.agent.sha256",
+                "not set: the agent jar will be installed unverified; pin its SHA-256",
+            )
+        )
     return found
 
 
@@ -58,7 +65,8 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
     if not base.is_dir():
         return [], []
     keep = set(known)
-    ours, foreign = [], []
+    ours: list[str] = []
+    foreign: list[str] = []
     for entry in sorted(base.iterdir()):
         if not entry.is_dir() or entry.name.startswith(".") or entry.name in keep:
             continue

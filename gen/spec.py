@@ -118,7 +118,11 @@ def _label_map(kind: str) -> AfterValidator:
 
 
 Name = Annotated[str, _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')")]
-Namespace = Annotated[str, Field(max_length=63), _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')")]
+Namespace = Annotated[
+    str,
+    Field(max_length=63),
+    _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')"),
+]
 HostPath = Annotated[str, AfterValidator(_absolute_path)]
 Image = Annotated[str, AfterValidator(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
@@ -141,9 +145,7 @@ class Metadata(Model):
 
 class ControlNode(Model):
     address: str
-    node_selector: NodeSelector = Field(
-        default_factory=lambda: {"node-role.kubernetes.io/control-plane": "true"}
-    )
+    node_selector: NodeSelector = Field(default_factory=lambda: {"node-role.kubernetes.io/control-plane": "true"})
 
     @field_validator("address")
     @classmethod
@@ -157,7 +159,10 @@ class Server(Model):
     image: Image = "grafana/pyroscope:2.2.1"
     port: Annotated[int, Field(ge=1024, le=65535)] = 4040
     storage_path: HostPath = "/mnt/db1/pyroscope"
-    retention: Annotated[str, _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)")] = "168h"
+    retention: Annotated[
+        str,
+        _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"),
+    ] = "168h"
 
     @field_validator("image")
     @classmethod
@@ -215,7 +220,9 @@ class Grafana(Model):
     enabled: bool = True
     namespace: Namespace = "monitoring"
     datasource_name: Annotated[str, Field(min_length=1, max_length=190)] = "Pyroscope"
-    datasource_uid: Annotated[str, Field(max_length=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")] = "pyroscope"
+    datasource_uid: Annotated[
+        str, Field(max_length=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")
+    ] = "pyroscope"
 
 
 class Agent(Model):
@@ -244,9 +251,16 @@ class Agent(Model):
 
 class Profiler(Model):
     event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], BeforeValidator(_one_event)] = "cpu"
-    alloc: Annotated[str | None, AfterValidator(lambda v: _opt(v, units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576"))] = "512k"
-    lock: Annotated[str | None, AfterValidator(lambda v: _opt(v, units.AGENT_TIME, "a time threshold with ns, us, ms or s (e.g. 10ms)"))] = "10ms"
-    upload_interval: Annotated[str, _check(units.AGENT_TIME, "the Java agent reads only ns, us, ms or s (e.g. 10s, 60s; never 1m)")] = "10s"
+    alloc: Annotated[
+        str | None, AfterValidator(lambda v: _opt(v, units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576"))
+    ] = "512k"
+    lock: Annotated[
+        str | None,
+        AfterValidator(lambda v: _opt(v, units.AGENT_TIME, "a time threshold with ns, us, ms or s (e.g. 10ms)")),
+    ] = "10ms"
+    upload_interval: Annotated[
+        str, _check(units.AGENT_TIME, "the Java agent reads only ns, us, ms or s (e.g. 10s, 60s; never 1m)")
+    ] = "10s"
 
 
 def _opt(value: str | None, pattern: re.Pattern[str], what: str) -> str | None:
@@ -280,7 +294,9 @@ class Cassandra(Model):
     install_dir: HostPath = "/usr/local/pyroscope"
     include_file: HostPath = "/usr/local/cassandra/current/bin/cassandra.in.sh"
     env_file: HostPath = "/etc/default/cassandra"
-    application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = "cassandra"
+    application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = (
+        "cassandra"
+    )
     profiler: Profiler = Field(default_factory=Profiler)
     labels: dict[str, str] = Field(default_factory=dict)
 
@@ -296,7 +312,9 @@ class Cassandra(Model):
             if k in RESERVED_PROFILE_LABELS:
                 raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
             if not units.PROFILE_LABEL_KEY.match(k):
-                raise ValueError(f"label key {k!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'")
+                raise ValueError(
+                    f"label key {k!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
+                )
             if not units.PROFILE_TOKEN.match(val):
                 raise ValueError(f"label value {val!r} may hold only letters, digits and . _ : / @ + -")
         return v
@@ -340,7 +358,9 @@ _GIT_URL = re.compile(
 
 class ArgoCD(Model):
     repo_url: Annotated[str, Field(alias="repoURL")]
-    target_revision: Annotated[str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")] = "main"
+    target_revision: Annotated[
+        str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
+    ] = "main"
     project: Name = "default"
     destination: Destination
     automated: bool = True

@@ -48,7 +48,7 @@ class Positioned:
         return self.keys.get(path) or self.where(path)
 
 
-class _Fail(Exception):
+class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this module
     def __init__(self, line: int, col: int, message: str) -> None:
         super().__init__(message)
         self.line, self.col, self.message = line, col, message
@@ -63,7 +63,9 @@ def _yaml(pure: bool = False) -> Any:
 def load(raw: bytes, filename: str) -> Positioned:
     """Parse one spec file; raise SpecError with exactly one positioned problem."""
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError([Problem(filename, 1, 1, "", f"file is larger than {MAX_SPEC_BYTES} bytes; refused before parsing")])
+        raise SpecError(
+            [Problem(filename, 1, 1, "", f"file is larger than {MAX_SPEC_BYTES} bytes; refused before parsing")]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -89,7 +91,7 @@ def _load_text(text: str) -> Positioned:
         msg = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         lines = text.splitlines()
-        if mark and line <= len(lines) and "\t" in lines[line - 1][: col]:
+        if mark and line <= len(lines) and "\t" in lines[line - 1][:col]:
             raise _Fail(line, col, "tab character in indentation; YAML indents with spaces") from None
         raise _Fail(line, col, f"invalid YAML: {msg}") from None
     except RecursionError:
@@ -106,13 +108,16 @@ def _load_text(text: str) -> Positioned:
     out.data = _convert(root, (), out, set(), 0)
     if not isinstance(out.data, dict):
         kind = "a list" if isinstance(out.data, list) else "a scalar"
-        raise _Fail(root.start_mark.line + 1, root.start_mark.column + 1,
-                    f"the document is {kind}; expected a mapping (apiVersion, kind, metadata, spec)")
+        raise _Fail(
+            root.start_mark.line + 1,
+            root.start_mark.column + 1,
+            f"the document is {kind}; expected a mapping (apiVersion, kind, metadata, spec)",
+        )
     return out
 
 
 def _tag_name(tag: str) -> str:
-    return "!!" + tag[len(_STD):] if tag.startswith(_STD) else tag
+    return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
 
 
 def _convert(node: Any, path: Path, out: Positioned, seen: set[int], depth: int) -> Any:
@@ -154,7 +159,7 @@ def _convert(node: Any, path: Path, out: Positioned, seen: set[int], depth: int)
 
 
 def _scalar(tag: str, value: str, line: int, col: int) -> Any:
-    kind = tag[len(_STD):]
+    kind = tag[len(_STD) :]
     if kind == "str":
         return value
     if kind == "null":

@@ -13,8 +13,11 @@ EXAMPLES = sorted(p.stem for p in (PROJECT / "clusters").glob("*.yaml") if not p
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-goldens", action="store_true",
-                     help="Rewrite tests/golden/ from the current rendering instead of comparing.")
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        help="Rewrite tests/golden/ from the current rendering instead of comparing.",
+    )
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ EXPECT = "# expect: "
 
 
 def _expected(path: Path) -> list[str]:
-    return [line[len(EXPECT):] for line in path.read_text(encoding="utf-8").splitlines()
-            if line.startswith(EXPECT)]
+    return [line[len(EXPECT) :] for line in path.read_text(encoding="utf-8").splitlines() if line.startswith(EXPECT)]
 
 
 @pytest.mark.parametrize("case", sorted(CASES.glob("*.yaml")), ids=lambda p: p.stem)
@@ -28,7 +27,9 @@ def test_bad_spec_is_refused_with_its_line(case: Path, fleet: Path) -> None:
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
-    expected = _expected(case) or [f"clusters/{case.name}:1:1: error: the file is empty; expected a Cluster spec mapping"]
+    expected = _expected(case) or [
+        f"clusters/{case.name}:1:1: error: the file is empty; expected a Cluster spec mapping"
+    ]
     assert errors == expected
     assert snapshot(fleet) == before
 
@@ -43,8 +44,11 @@ def test_every_problem_in_every_file_is_reported_in_one_run(fleet: Path) -> None
     result = CliRunner().invoke(cli, ["render", "--all", "--root", str(fleet)])
     assert result.exit_code == 2
     errors = [line for line in result.stderr.splitlines() if ": error: " in line]
-    assert errors == [*_expected(CASES / "label-reserved.yaml"), *_expected(CASES / "port-wrong-type.yaml"),
-                      *_expected(CASES / "unknown-key.yaml")]
+    assert errors == [
+        *_expected(CASES / "label-reserved.yaml"),
+        *_expected(CASES / "port-wrong-type.yaml"),
+        *_expected(CASES / "unknown-key.yaml"),
+    ]
     assert not (fleet / "overlays").exists()
 
 
@@ -59,7 +63,10 @@ def test_huge_file_is_refused_before_parsing(fleet: Path) -> None:
     (fleet / "clusters" / "huge.yaml").write_bytes(b"# " + b"x" * (1024 * 1024) + b"\n")
     result = CliRunner().invoke(cli, ["render", "huge", "--root", str(fleet)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "clusters/huge.yaml:1:1: error: file is larger than 1048576 bytes; refused before parsing"
+    assert (
+        result.stderr.strip()
+        == "clusters/huge.yaml:1:1: error: file is larger than 1048576 bytes; refused before parsing"
+    )
 
 
 def test_unknown_cluster_names_the_known_ones(fleet: Path) -> None:

@@ -74,10 +74,16 @@ def _ops(cluster: Cluster) -> list[dict[str, Any]]:
         tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in c.tolerations]
         ops.append({"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations})
     for name, path, kind in host_dirs(cluster):
-        ops.append({"op": "add", "path": f"{INIT}/volumeMounts/-",
-                    "value": {"name": name, "mountPath": HOST_ROOT + path}})
-        ops.append({"op": "add", "path": "/spec/template/spec/volumes/-",
-                    "value": {"name": name, "hostPath": {"path": path, "type": kind}}})
+        ops.append(
+            {"op": "add", "path": f"{INIT}/volumeMounts/-", "value": {"name": name, "mountPath": HOST_ROOT + path}}
+        )
+        ops.append(
+            {
+                "op": "add",
+                "path": "/spec/template/spec/volumes/-",
+                "value": {"name": name, "hostPath": {"path": path, "type": kind}},
+            }
+        )
     if c.state == "absent":
         ops.append({"op": "replace", "path": f"{INIT}/args", "value": ["uninstall"]})
     return ops

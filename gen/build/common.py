@@ -66,8 +66,9 @@ def json_patch(kind: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any
     return {"target": {"kind": kind, "name": name}, "patch": yamlio.dump(ops)}
 
 
-def config_map(name: str, files: list[str], namespace: str | None = None,
-               labels: dict[str, str] | None = None, wave: str = "0") -> dict[str, Any]:
+def config_map(
+    name: str, files: list[str], namespace: str | None = None, labels: dict[str, str] | None = None, wave: str = "0"
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name}
     if namespace:
         entry["namespace"] = namespace

@@ -164,8 +164,14 @@ def _least_privilege_ops() -> list[dict[str, object]]:
                 "appArmorProfile": {"type": "Unconfined"},
             },
         },
-        {"op": "add", "path": f"{container}/volumeMounts/-",
-         "value": {"name": "tracefs", "mountPath": TRACEFS, "readOnly": True}},
-        {"op": "add", "path": "/spec/template/spec/volumes/-",
-         "value": {"name": "tracefs", "hostPath": {"path": TRACEFS, "type": "Directory"}}},
+        {
+            "op": "add",
+            "path": f"{container}/volumeMounts/-",
+            "value": {"name": "tracefs", "mountPath": TRACEFS, "readOnly": True},
+        },
+        {
+            "op": "add",
+            "path": "/spec/template/spec/volumes/-",
+            "value": {"name": "tracefs", "hostPath": {"path": TRACEFS, "type": "Directory"}},
+        },
     ]

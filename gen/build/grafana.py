@@ -36,7 +36,11 @@ def build(cluster: Cluster) -> Part:
     return Part(
         files={"datasource.yaml": header(cluster) + yamlio.dump(datasource(cluster))},
         generators=[
-            config_map("pyroscope-datasource", ["pyroscope.yaml=datasource.yaml"],
-                       namespace=grafana.namespace, labels=SIDECAR_LABEL)
+            config_map(
+                "pyroscope-datasource",
+                ["pyroscope.yaml=datasource.yaml"],
+                namespace=grafana.namespace,
+                labels=SIDECAR_LABEL,
+            )
         ],
     )

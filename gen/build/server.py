@@ -47,12 +47,12 @@ def config(cluster: Cluster) -> dict[str, Any]:
 def build(cluster: Cluster) -> Part:
     spec = cluster.spec
     server = spec.server
-    deployment_ops = [
+    deployment_ops: list[dict[str, Any]] = [
         {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(spec.control_node.node_selector)},
         {"op": "replace", "path": "/spec/template/spec/containers/0/ports/0/containerPort", "value": server.port},
         {"op": "replace", "path": "/spec/template/spec/volumes/1/hostPath/path", "value": server.storage_path},
     ]
-    service_ops = [{"op": "replace", "path": "/spec/ports/0/port", "value": server.port}]
+    service_ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/ports/0/port", "value": server.port}]
     return Part(
         component="server",
         files={"config.yaml": header(cluster) + yamlio.dump(config(cluster))},

@@ -16,8 +16,7 @@ from gen.output import Output
 DEFAULT_KUBERNETES = "1.33"
 
 
-def run(root: Path, names: Sequence[str], kubernetes_version: str, jobs: int | None,
-        out: Output) -> int:
+def run(root: Path, names: Sequence[str], kubernetes_version: str, jobs: int | None, out: Output) -> int:
     known = list(spec_files(root))
     chosen = list(names) or known
     unknown = [n for n in chosen if n not in known]
@@ -38,8 +37,7 @@ def run(root: Path, names: Sequence[str], kubernetes_version: str, jobs: int | N
     findings = [f for r in results for f in r]
     for f in findings:
         out.line(f)
-    out.note(f"{len(chosen)} overlay(s) built and validated for Kubernetes {version}: "
-             f"{len(findings)} problem(s)")
+    out.note(f"{len(chosen)} overlay(s) built and validated for Kubernetes {version}: {len(findings)} problem(s)")
     return EXIT_FINDINGS if findings else EXIT_OK
 
 
