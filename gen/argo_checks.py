@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gen import yamlio
-from gen.build.argocd import RESOURCES_FINALIZER, SYNC_OPTIONS
+from gen.build.argocd import ARGOCD_DIR, RESOURCES_FINALIZER, SYNC_OPTIONS
 from gen.errors import UsageError
 from gen.fleet import ROOT_NAME
 from gen.spec import ArgoCD, Cluster, Model, Namespace
@@ -286,6 +286,7 @@ def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding
         raise UsageError(f"--crds {crd_dir}: holds no CustomResourceDefinition")
     validators = importlib.import_module("jsonschema.validators")  # no stubs; loaded lazily
     findings: list[Finding] = []
+    compiled: dict[tuple[str, str], Any] = {}
     for obj in objs:
         key = (str(obj.get("apiVersion")), str(obj.get("kind")))
         schema = schemas.get(key)
@@ -293,7 +294,9 @@ def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding
             findings.append(f"{ident(obj)}: apiVersion: no served CRD version for "
                             f"{key[0]} {key[1]} in {crd_dir}")
             continue
-        validator = validators.Draft7Validator(schema)
+        if key not in compiled:
+            compiled[key] = validators.Draft7Validator(schema)
+        validator = compiled[key]
         errors = sorted(validator.iter_errors(obj),
                         key=lambda e: (_dotted(list(e.absolute_path)), e.message))
         for err in errors:
@@ -475,3 +478,41 @@ def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding
             findings.append(f"{where}: {path} holds no {KUSTOMIZATION}")
     return findings
 
+
+
+# ------------------------------------------------------------------ all of it
+
+
+def rendered_files(root: Path) -> dict[str, list[dict[str, Any]]]:
+    """The committed Argo CD files under root, parsed, by path relative to root (sorted)."""
+    base = root / ARGOCD_DIR
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(base.rglob("*.yaml")):
+        docs = yamlio.parse_all_plain(path.read_text(encoding="utf-8"))
+        out[path.relative_to(root).as_posix()] = [d for d in docs if isinstance(d, dict)]
+    return out
+
+
+def check_repository(
+    root: Path,
+    clusters: Sequence[Cluster],
+    crd_dir: Path | None = None,
+    objects: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> list[Finding]:
+    """Every Argo CD check on the files committed under root: what `gen validate` runs.
+
+    Findings about one object are prefixed with its file. `objects` are the built
+    manifests by cluster name, when the caller has already run kustomize.
+    """
+    files = rendered_files(root)
+    if not files:
+        return [f"{ARGOCD_DIR}/: nothing rendered (run: gen render --all)"]
+    findings: list[Finding] = []
+    for rel, docs in files.items():
+        findings += [f"{rel}: {f}" for obj in docs for f in check_strict(obj)]
+        if crd_dir is not None:
+            findings += [f"{rel}: {f}" for f in check_crds(docs, crd_dir)]
+    apps = [o for docs in files.values() for o in docs if o.get("kind") == "Application"]
+    findings += check_sources(apps, root)
+    findings += check_destinations(apps, clusters, objects)
+    return findings

@@ -16,6 +16,7 @@ from gen import kustomize, layout, yamlio
 from gen.argo_checks import (
     check_crds,
     check_destinations,
+    check_repository,
     check_sources,
     check_strict,
     source_paths,
@@ -512,3 +513,25 @@ def test_example_clusters(tmp_path: Path) -> None:
         assert all(built.values())
         by_cluster = {p.removeprefix("overlays/"): objs for p, objs in built.items()}
         assert check_destinations(apps, objects=by_cluster) == []
+
+
+def test_check_repository(tmp_path: Path) -> None:
+    assert check_repository(tmp_path, []) == ["argocd/: nothing rendered (run: gen render --all)"]
+    clusters = [lc.cluster for lc in _loaded(
+        tmp_path, a=spec_text("a"), b=spec_text("b", server=None, dest_name="b-k8s"))]
+    write_documents(tmp_path, argo.documents(clusters, FLEET))
+    for c in clusters:
+        for rel, text in layout.render_cluster(c).items():
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(text, encoding="utf-8")
+    crds = CRDS if CRDS.is_dir() else None
+    assert check_repository(tmp_path, clusters, crds) == []
+
+    app = tmp_path / "argocd" / "applications" / "a.yaml"
+    app.write_text(app.read_text().replace("selfHeal: true", "selfHeal: 'true'"))
+    shutil.rmtree(tmp_path / "overlays" / "b")
+    findings = check_repository(tmp_path, clusters, crds)
+    assert ("argocd/applications/a.yaml: Application/profiling-a: "
+            "spec.syncPolicy.automated.selfHeal: Input should be True") in findings
+    assert ("Application/profiling-b: spec.source.path: overlays/b does not exist in the "
+            "repository") in findings
