@@ -1,0 +1,572 @@
+"""install.sh and the settings snippet, run for real: busybox sh, dash and bash against a fake host
+tree, with the jar served over HTTP by a thread on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from installer_fixtures import (
+    BUSYBOX,
+    CLUSTER,
+    ENV_FILE,
+    HEADER,
+    INCLUDE_FILE,
+    INCLUDE_TEXT,
+    INSTALL_DIR,
+    SERVER_ADDRESS,
+    Host,
+    JarServer,
+    block_lines,
+    sha256,
+    snapshot,
+    snippet_for,
+    spec,
+    tool,
+    write_scripts,
+    zip_bytes,
+)
+
+from gen.build.cassandra_scripts import (
+    BEGIN_MARKER,
+    END_MARKER,
+    JAR_NAME,
+    SNIPPET_NAME,
+    install_script,
+    settings_snippet,
+)
+
+JAR = zip_bytes("agent v1")
+JAR2 = zip_bytes("agent v2")
+SOURCE_LINE = (
+    f"if [ -f '{INSTALL_DIR}/{SNIPPET_NAME}' ]; then . '{INSTALL_DIR}/{SNIPPET_NAME}'; fi"
+)
+
+
+@pytest.fixture
+def server() -> Iterator[JarServer]:
+    with JarServer(JAR) as s:
+        yield s
+
+
+def original(trailing_newline: bool) -> bytes:
+    text = INCLUDE_TEXT.encode()
+    return text if trailing_newline else text.rstrip(b"\n")
+
+
+def make_host(tmp_path: Path, server: JarServer, *, trailing_newline: bool = True) -> Host:
+    """A host with Cassandra's include file and /etc/default, nothing of ours yet."""
+    host = Host(tmp_path, server, host_root=str(tmp_path / "host"), install_dir=INSTALL_DIR)
+    host.include.parent.mkdir(parents=True)
+    host.env_path.parent.mkdir(parents=True)
+    host.include.write_bytes(original(trailing_newline))
+    return host
+
+
+@pytest.fixture(params=[True, False], ids=["trailing-newline", "no-trailing-newline"])
+def trailing(request: pytest.FixtureRequest) -> bool:
+    """Whether the include file ends with a line break before the first install."""
+    return bool(request.param)
+
+
+@pytest.fixture
+def host(tmp_path: Path, server: JarServer, trailing: bool) -> Host:
+    return make_host(tmp_path, server, trailing_newline=trailing)
+
+
+def sep(trailing_newline: bool) -> bytes:
+    # install adds a line break in front of its block only when the file lacks one.
+    return b"" if trailing_newline else b"\n"
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("install.sh: error: "), lines
+    return lines[0]
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_scripts_start_with_the_header_and_the_shellcheck_directive() -> None:
+    for text in (install_script(HEADER), snippet_for(spec())):
+        assert text.split("\n")[:2] == [HEADER, "# shellcheck shell=sh"]
+        assert text.endswith("\n")
+        assert "\r" not in text
+
+
+def test_rendering_is_deterministic_and_sorts_labels() -> None:
+    c = spec()
+    assert snippet_for(c) == snippet_for(spec())
+    assert install_script(HEADER) == install_script(HEADER)
+    text = snippet_for(c)
+    assert "cluster=lab-east,hostname=$gen_profiling_host,dc=dc1,rack=r1\"" in text
+
+
+def test_alloc_and_lock_are_left_out_when_unset() -> None:
+    text = snippet_for(spec(profiler={"alloc": None, "lock": None}))
+    assert "profiler.alloc" not in text
+    assert "profiler.lock" not in text
+    assert "-Dpyroscope.profiler.event=cpu" in text
+
+
+@pytest.mark.parametrize(
+    ("header", "overrides"),
+    [
+        ("no comment", {}),
+        ("# two\n# lines", {}),
+        (HEADER, {"install_dir": "relative/dir"}),
+        (HEADER, {"install_dir": "/usr/local/it's"}),
+        (HEADER, {"application_name": "cassandra server"}),
+        (HEADER, {"labels": {"dc": "$(reboot)"}}),
+        (HEADER, {"labels": {"bad key": "x"}}),
+        (HEADER, {"cluster": "a,b"}),
+    ],
+)
+def test_unsafe_values_are_refused(header: str, overrides: dict[str, object]) -> None:
+    args: dict[str, object] = {
+        "install_dir": INSTALL_DIR,
+        "application_name": "cassandra",
+        "event": "cpu",
+        "alloc": "512k",
+        "lock": "10ms",
+        "upload_interval": "10s",
+        "cluster": CLUSTER,
+        "labels": {},
+    }
+    args.update(overrides)
+    with pytest.raises(ValueError):
+        settings_snippet(header, **args)  # type: ignore[arg-type]
+
+
+def test_both_scripts_are_shellcheck_clean(tmp_path: Path) -> None:
+    script = write_scripts(tmp_path, spec())
+    result = subprocess.run(
+        [tool("shellcheck"), "-s", "sh", str(script), str(tmp_path / SNIPPET_NAME)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- install
+
+
+def test_first_install(host: Host, server: JarServer, trailing: bool) -> None:
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        f"install.sh: {INSTALL_DIR}/{JAR_NAME}: installed",
+        f"install.sh: {INSTALL_DIR}/{SNIPPET_NAME}: installed",
+        f"install.sh: {ENV_FILE}: created",
+        f"install.sh: {INCLUDE_FILE}: block added",
+    ]
+    assert server.requests == 1
+
+    assert host.jar.read_bytes() == JAR
+    assert host.snippet.read_bytes() == (host.scripts / SNIPPET_NAME).read_bytes()
+    assert mode(host.jar) == mode(host.snippet) == 0o644
+    assert mode(host.jar.parent) == 0o755
+
+    data = host.include.read_bytes()
+    head = original(trailing) + sep(trailing)
+    assert data.startswith(head)
+    block = data[len(head) :].decode()
+    assert block.startswith(BEGIN_MARKER + "\n")
+    assert block.endswith(END_MARKER + "\n")
+    assert SOURCE_LINE in block_lines(block)
+
+    env = host.env_path.read_text()
+    assert env.startswith(BEGIN_MARKER + "\n")
+    assert env.endswith(END_MARKER + "\n")
+    assert block_lines(env) == [f"PYROSCOPE_SERVER_ADDRESS={SERVER_ADDRESS}", f"CLUSTER_NAME={CLUSTER}"]
+    assert mode(host.env_path) == 0o644
+
+    # The env file must export the same values when read by sh with set -a.
+    shown = subprocess.run(
+        [BUSYBOX, "sh", "-c", 'set -a; . "$1"; exec env', "sh", str(host.env_path)],
+        env={},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert f"PYROSCOPE_SERVER_ADDRESS={SERVER_ADDRESS}" in shown
+    assert f"CLUSTER_NAME={CLUSTER}" in shown
+
+
+def test_second_run_changes_no_byte_and_downloads_nothing(host: Host, server: JarServer) -> None:
+    assert host.run().returncode == 0
+    before = snapshot(host.tmp / "host")
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert snapshot(host.tmp / "host") == before
+    assert server.requests == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 4
+    assert all(line.endswith(("unchanged", "unchanged (matches AGENT_SHA256)")) for line in lines)
+
+
+def test_without_a_pin_the_jar_is_fetched_but_only_rewritten_when_it_changed(
+    host: Host, server: JarServer
+) -> None:
+    env = host.env(AGENT_SHA256="")
+    first = host.run(env=env)
+    assert first.returncode == 0
+    assert first.stderr.splitlines() == [
+        f"install.sh: warning: AGENT_SHA256 is empty: the jar from {server.url} is not verified;"
+        " pin it"
+    ]
+    before = snapshot(host.tmp / "host")
+    assert host.run(env=env).returncode == 0
+    assert server.requests == 2
+    assert snapshot(host.tmp / "host") == before
+
+    server.body = JAR2
+    result = host.run(env=env)
+    assert result.returncode == 0
+    assert f"install.sh: {INSTALL_DIR}/{JAR_NAME}: updated" in result.stdout.splitlines()
+    assert host.jar.read_bytes() == JAR2
+
+
+def test_a_new_pin_replaces_the_jar(host: Host, server: JarServer) -> None:
+    assert host.run().returncode == 0
+    server.body = JAR2
+    result = host.run(env=host.env(AGENT_SHA256=sha256(JAR2).upper()))
+    assert result.returncode == 0, result.stderr
+    assert host.jar.read_bytes() == JAR2
+    assert mode(host.jar) == 0o644
+    assert server.requests == 2
+
+
+def test_an_unpinned_error_page_is_refused(host: Host, server: JarServer) -> None:
+    server.body = b"<html>sign in first</html>"
+    before = snapshot(host.tmp / "host")
+    line = one_error(host.run(env=host.env(AGENT_SHA256="")))
+    assert line == f"install.sh: error: the download from {server.url} is not a jar (no zip header)"
+    assert snapshot(host.tmp / "host") == before
+
+
+@pytest.mark.parametrize("installed", [False, True], ids=["fresh", "installed"])
+def test_wrong_checksum_changes_nothing(host: Host, server: JarServer, installed: bool) -> None:
+    if installed:
+        assert host.run().returncode == 0
+    before = snapshot(host.tmp / "host")
+    line = one_error(host.run(env=host.env(AGENT_SHA256=sha256(JAR2))))
+    assert line == (
+        f"install.sh: error: checksum mismatch for {server.url}: "
+        f"expected {sha256(JAR2)}, got {sha256(JAR)}"
+    )
+    assert snapshot(host.tmp / "host") == before
+    assert host.jar.parent.exists() == installed
+
+
+@pytest.mark.parametrize("status", [404, 500])
+@pytest.mark.parametrize("installed", [False, True], ids=["fresh", "installed"])
+def test_failed_download_changes_nothing(
+    host: Host, server: JarServer, installed: bool, status: int
+) -> None:
+    if installed:
+        assert host.run().returncode == 0
+    server.status = status
+    before = snapshot(host.tmp / "host")
+    line = one_error(host.run(env=host.env(AGENT_SHA256=sha256(JAR2))))
+    assert line.startswith(f"install.sh: error: download of {server.url} failed (curl: (22) ")
+    assert str(status) in line
+    assert snapshot(host.tmp / "host") == before
+    assert host.jar.parent.exists() == installed
+
+
+def test_missing_include_file_changes_nothing(tmp_path: Path, server: JarServer) -> None:
+    host = make_host(tmp_path, server)
+    host.include.unlink()
+    before = snapshot(tmp_path / "host")
+    line = one_error(host.run())
+    assert line == (
+        f"install.sh: error: include file {INCLUDE_FILE} not found on this host;"
+        " is Cassandra installed here?"
+    )
+    assert snapshot(tmp_path / "host") == before
+    assert not host.jar.parent.exists()
+    assert server.requests == 0
+
+
+def test_a_damaged_block_is_left_for_a_person(host: Host, server: JarServer) -> None:
+    text = host.include.read_bytes() + f"\n{BEGIN_MARKER}\n{BEGIN_MARKER}\n{END_MARKER}\n".encode()
+    host.include.write_bytes(text)
+    before = snapshot(host.tmp / "host")
+    line = one_error(host.run())
+    assert "repair it by hand" in line
+    assert snapshot(host.tmp / "host") == before
+    assert server.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PYROSCOPE_SERVER_ADDRESS", "http://10.1.2.3:4040 x"),
+        ("PYROSCOPE_SERVER_ADDRESS", "http://$(id):4040"),
+        ("CLUSTER_NAME", "lab'east"),
+        ("CLUSTER_NAME", None),
+        ("AGENT_SHA256", "abc"),
+        ("AGENT_URL", "ftp://example.org/pyroscope.jar"),
+        ("INSTALL_DIR", "usr/local/pyroscope"),
+        ("INCLUDE_FILE", ""),
+    ],
+)
+def test_bad_inputs_are_refused_before_anything_changes(
+    host: Host, server: JarServer, name: str, value: str | None
+) -> None:
+    before = snapshot(host.tmp / "host")
+    line = one_error(host.run(env=host.env(**{name: value})))
+    assert name in line
+    assert snapshot(host.tmp / "host") == before
+    assert server.requests == 0
+
+
+@pytest.mark.parametrize("args", [["bogus"], ["install", "again"], ["--help"]])
+def test_unknown_arguments_print_usage_and_exit_2(
+    host: Host, server: JarServer, args: list[str]
+) -> None:
+    before = snapshot(host.tmp / "host")
+    result = host.run(*args)
+    assert result.returncode == 2
+    assert result.stderr == "usage: install.sh [install|uninstall]\n"
+    assert result.stdout == ""
+    assert snapshot(host.tmp / "host") == before
+    assert server.requests == 0
+
+
+def test_permission_bits_of_the_edited_files_are_kept(tmp_path: Path, server: JarServer) -> None:
+    host = make_host(tmp_path, server)
+    host.include.chmod(0o750)
+    host.env_path.write_bytes(b"MAX_HEAP_SIZE=8G\n")
+    host.env_path.chmod(0o640)
+    assert host.run().returncode == 0
+    assert mode(host.include) == 0o750
+    assert mode(host.env_path) == 0o640
+    assert host.run("uninstall").returncode == 0
+    assert host.env_path.read_bytes() == b"MAX_HEAP_SIZE=8G\n"
+    assert mode(host.env_path) == 0o640
+
+
+# ---------------------------------------------------------------- uninstall
+
+
+def test_uninstall_restores_the_include_file_byte_for_byte(host: Host) -> None:
+    before = host.include.read_bytes()
+    assert host.run().returncode == 0
+    result = host.run("uninstall")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"install.sh: {INCLUDE_FILE}: block removed",
+        f"install.sh: {ENV_FILE}: block removed",
+        f"install.sh: {INSTALL_DIR}/{SNIPPET_NAME}: removed",
+        f"install.sh: {INSTALL_DIR}/{JAR_NAME}: removed",
+    ]
+    assert host.include.read_bytes() == before
+    assert not host.jar.exists()
+    assert not host.snippet.exists()
+    # install created the env file; uninstall leaves it, empty.
+    assert host.env_path.read_bytes() == b""
+
+    after = snapshot(host.tmp / "host")
+    again = host.run("uninstall")
+    assert again.returncode == 0
+    assert snapshot(host.tmp / "host") == after
+
+
+def test_uninstall_where_nothing_is_installed_changes_nothing(host: Host, server: JarServer) -> None:
+    before = snapshot(host.tmp / "host")
+    result = host.run("uninstall", env=host.env(AGENT_URL=None, CLUSTER_NAME=None))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert snapshot(host.tmp / "host") == before
+    assert server.requests == 0
+
+
+def test_text_around_the_blocks_survives_every_run(host: Host, trailing: bool) -> None:
+    assert host.run().returncode == 0
+    top, tail = b"# added by an operator\n", b"# added later\n"
+    host.include.write_bytes(top + host.include.read_bytes() + tail)
+    host.env_path.write_bytes(b"MAX_HEAP_SIZE=8G\n" + host.env_path.read_bytes() + b"TZ=UTC")
+
+    moved = "http://10.9.9.9:4040"
+    result = host.run(env=host.env(PYROSCOPE_SERVER_ADDRESS=moved))
+    assert result.returncode == 0, result.stderr
+    assert f"install.sh: {INCLUDE_FILE}: unchanged" in result.stdout.splitlines()
+    assert f"install.sh: {ENV_FILE}: updated" in result.stdout.splitlines()
+
+    include = host.include.read_bytes()
+    assert include.startswith(top + original(trailing) + sep(trailing) + BEGIN_MARKER.encode())
+    assert include.endswith(END_MARKER.encode() + b"\n" + tail)
+    assert SOURCE_LINE in block_lines(include.decode())
+    env = host.env_path.read_bytes()
+    assert env.startswith(b"MAX_HEAP_SIZE=8G\n" + BEGIN_MARKER.encode() + b"\n")
+    assert env.endswith(END_MARKER.encode() + b"\nTZ=UTC")
+    assert block_lines(env.decode()) == [f"PYROSCOPE_SERVER_ADDRESS={moved}", f"CLUSTER_NAME={CLUSTER}"]
+
+    assert host.run("uninstall").returncode == 0
+    # The line break install added stays: the operator's line after the block needs it.
+    assert host.include.read_bytes() == top + original(trailing) + sep(trailing) + tail
+    assert host.env_path.read_bytes() == b"MAX_HEAP_SIZE=8G\nTZ=UTC"
+
+
+# ---------------------------------------------------------------- other shells and tools
+
+
+def test_install_under_dash(host: Host, server: JarServer) -> None:
+    before = host.include.read_bytes()
+    dash = (tool("dash"),)
+    assert host.run(shell=dash).returncode == 0
+    assert host.jar.read_bytes() == JAR
+    snap = snapshot(host.tmp / "host")
+    assert host.run(shell=dash).returncode == 0
+    assert snapshot(host.tmp / "host") == snap
+    assert server.requests == 1
+    assert host.run("uninstall", shell=dash).returncode == 0
+    assert host.include.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def busybox_only(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PATH holding only busybox applets, like a busybox init container: no curl."""
+    bin_dir = tmp_path_factory.mktemp("busybox-bin")
+    subprocess.run([BUSYBOX, "--install", "-s", str(bin_dir)], check=True)
+    assert not (bin_dir / "curl").exists()
+    return str(bin_dir)
+
+
+def test_busybox_alone_installs_with_wget(host: Host, server: JarServer, busybox_only: str) -> None:
+    server.status = 404
+    failed = host.run(env=host.env(PATH=busybox_only))
+    assert one_error(failed).startswith(f"install.sh: error: download of {server.url} failed (wget: ")
+    assert not host.jar.parent.exists()
+
+    server.status = 200
+    result = host.run(env=host.env(PATH=busybox_only))
+    assert result.returncode == 0, result.stderr
+    assert host.jar.read_bytes() == JAR
+    assert host.run("uninstall", env=host.env(PATH=busybox_only)).returncode == 0
+
+
+# ---------------------------------------------------------------- sourcing the include file
+
+DRIVER = """set -eu
+JVM_OPTS='-Xjvm'
+JVM_EXTRA_OPTS='-Xfoo'
+. "$1"
+. "$1"
+printf '%s\\n' "$JVM_EXTRA_OPTS" "$JVM_OPTS"
+"""
+
+
+@pytest.fixture
+def real_host(tmp_path: Path, server: JarServer) -> Host:
+    # The include block sources the snippet by its host path. Running install.sh with
+    # HOST_ROOT="" and host paths that lie inside tmp_path makes those paths real on this
+    # machine, so the patched include file can be sourced exactly as Cassandra would.
+    root = tmp_path / "root"
+    host = Host(
+        tmp_path,
+        server,
+        host_root="",
+        install_dir=f"{root}/usr/local/pyroscope",
+        include_file=f"{root}/cassandra/bin/cassandra.in.sh",
+        env_file=f"{root}/etc/default/cassandra",
+    )
+    host.include.parent.mkdir(parents=True)
+    host.env_path.parent.mkdir(parents=True)
+    host.include.write_text(INCLUDE_TEXT)
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    return host
+
+
+def host_name() -> str:
+    return subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def agent_flags(install_dir: str, hostname: str) -> str:
+    return " ".join(
+        [
+            f"-javaagent:{install_dir}/pyroscope.jar",
+            "-Dpyroscope.application.name=cassandra",
+            f"-Dpyroscope.server.address={SERVER_ADDRESS}",
+            "-Dpyroscope.format=jfr",
+            "-Dpyroscope.profiler.event=cpu",
+            "-Dpyroscope.profiler.alloc=512k",
+            "-Dpyroscope.profiler.lock=10ms",
+            "-Dpyroscope.upload.interval=10s",
+            f"-Dpyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
+        ]
+    )
+
+
+def source_twice(
+    host: Host, shell: str, address: str | None, driver: str = DRIVER, path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    script = host.tmp / "driver.sh"
+    script.write_text(driver)
+    env = {"PATH": path if path is not None else os.environ.get("PATH", "/usr/bin:/bin")}
+    if address is not None:
+        env["PYROSCOPE_SERVER_ADDRESS"] = address
+    argv = [BUSYBOX, "sh"] if shell == "busybox" else [tool(shell)]
+    return subprocess.run(
+        [*argv, str(script), str(host.include)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash", "busybox"])
+@pytest.mark.parametrize("address", [SERVER_ADDRESS, "", None], ids=["address", "empty", "unset"])
+@pytest.mark.parametrize("jar", [True, False], ids=["jar", "no-jar"])
+def test_sourcing_the_include_file(
+    real_host: Host, shell: str, address: str | None, jar: bool
+) -> None:
+    if not jar:
+        real_host.jar.unlink()
+    result = source_twice(real_host, shell, address)
+    assert result.returncode == 0, result.stderr
+    extra, jvm_opts = result.stdout.splitlines()
+    assert jvm_opts == "-Xjvm"
+    if jar and address:
+        assert extra == "-Xfoo " + agent_flags(real_host.install_dir, host_name())
+        assert result.stderr == ""
+    else:
+        assert extra == "-Xfoo"
+        why = "pyroscope.jar is missing" if not jar else "PYROSCOPE_SERVER_ADDRESS is empty"
+        [notice] = result.stderr.splitlines()
+        assert notice.startswith("cassandra-pyroscope.sh: profiling is off: ")
+        assert why in notice
+
+
+def test_sourcing_with_jvm_extra_opts_unset_and_no_hostname_tool(
+    real_host: Host, tmp_path: Path
+) -> None:
+    # Only uname on PATH: the snippet must fall back to `uname -n` for the host name.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    uname = tool("uname")
+    (bin_dir / "uname").symlink_to(uname)
+    node = subprocess.run([uname, "-n"], capture_output=True, text=True, check=True).stdout.strip()
+    driver = 'set -eu\n. "$1"\n. "$1"\nprintf \'%s\\n\' "$JVM_EXTRA_OPTS"\n'
+    result = source_twice(real_host, "dash", SERVER_ADDRESS, driver, path=str(bin_dir))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == agent_flags(real_host.install_dir, node) + "\n"
+    assert result.stderr == ""
