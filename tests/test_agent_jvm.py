@@ -1,0 +1,139 @@
+"""End to end with a real JVM: a tiny Java agent built at test time is served as the download,
+installed by install.sh, loaded through the patched include file, and reports the properties
+it was started with."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from installer_fixtures import (
+    CLUSTER,
+    INCLUDE_TEXT,
+    SERVER_ADDRESS,
+    Host,
+    JarServer,
+    tool,
+)
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("javac") is None, reason="javac not found: needs a JDK (javac, jar, java)"
+)
+
+AGENT_SOURCE = """\
+import java.util.Map;
+import java.util.TreeMap;
+
+public final class Agent {
+    public static void premain(String args) {
+        TreeMap<String, String> found = new TreeMap<>();
+        for (String name : System.getProperties().stringPropertyNames()) {
+            if (name.startsWith("pyroscope.")) {
+                found.put(name, System.getProperty(name));
+            }
+        }
+        for (Map.Entry<String, String> e : found.entrySet()) {
+            System.out.println(e.getKey() + "=" + e.getValue());
+        }
+    }
+}
+"""
+
+MAIN_SOURCE = """\
+public final class Main {
+    public static void main(String[] args) {
+        System.out.println("main ran");
+    }
+}
+"""
+
+# The include file is sourced the way bin/cassandra does it, then the JVM is started with
+# JVM_EXTRA_OPTS split into words, as cassandra-env.sh and bin/cassandra do.
+DRIVER = """set -eu
+JVM_EXTRA_OPTS=''
+. "$1"
+# shellcheck disable=SC2086
+exec java $JVM_EXTRA_OPTS -cp "$2" Main
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path]:
+    """The agent jar's bytes and the directory holding Main.class."""
+    work = tmp_path_factory.mktemp("java")
+    (work / "Agent.java").write_text(AGENT_SOURCE)
+    (work / "Main.java").write_text(MAIN_SOURCE)
+    classes = work / "classes"
+    subprocess.run(
+        [tool("javac"), "-d", str(classes), str(work / "Agent.java"), str(work / "Main.java")],
+        check=True,
+    )
+    manifest = work / "manifest.txt"
+    manifest.write_text("Premain-Class: Agent\n")
+    jar = work / "agent.jar"
+    subprocess.run(
+        [tool("jar"), "cfm", str(jar), str(manifest), "-C", str(classes), "Agent.class"],
+        check=True,
+    )
+    return jar.read_bytes(), classes
+
+
+@pytest.fixture
+def server(built: tuple[bytes, Path]) -> Iterator[JarServer]:
+    with JarServer(built[0]) as s:
+        yield s
+
+
+def test_the_jvm_starts_with_the_agent_and_every_property(
+    tmp_path: Path, server: JarServer, built: tuple[bytes, Path]
+) -> None:
+    # HOST_ROOT="" with host paths inside tmp_path: the include block then names the real
+    # snippet path, so bash can source it exactly as Cassandra's start script would.
+    root = tmp_path / "root"
+    host = Host(
+        tmp_path,
+        server,
+        host_root="",
+        install_dir=f"{root}/usr/local/pyroscope",
+        include_file=f"{root}/cassandra/bin/cassandra.in.sh",
+        env_file=f"{root}/etc/default/cassandra",
+    )
+    host.include.parent.mkdir(parents=True)
+    host.env_path.parent.mkdir(parents=True)
+    host.include.write_text(INCLUDE_TEXT)
+    installed = host.run()
+    assert installed.returncode == 0, installed.stderr
+    assert host.jar.read_bytes() == built[0]
+
+    driver = tmp_path / "start.sh"
+    driver.write_text(DRIVER)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYROSCOPE_SERVER_ADDRESS": SERVER_ADDRESS}
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    result = subprocess.run(
+        [tool("bash"), str(driver), str(host.include), str(built[1])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    hostname = subprocess.run(
+        ["hostname"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert result.stdout.splitlines() == [
+        "pyroscope.application.name=cassandra",
+        "pyroscope.format=jfr",
+        f"pyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
+        "pyroscope.profiler.alloc=512k",
+        "pyroscope.profiler.event=cpu",
+        "pyroscope.profiler.lock=10ms",
+        f"pyroscope.server.address={SERVER_ADDRESS}",
+        "pyroscope.upload.interval=10s",
+        "main ran",
+    ]
