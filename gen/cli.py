@@ -71,12 +71,22 @@ def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> 
 @click.option(
     "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel kustomize builds (default: one per core)."
 )
+@click.option(
+    "--crds",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Also validate the Argo CD objects against the CRD schemas in this folder.",
+)
 @ROOT
-def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, root: Path) -> None:
-    """Build each overlay with kustomize and validate every object strictly."""
+def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, crds: Path | None, root: Path) -> None:
+    """Build each overlay with kustomize and validate every object strictly.
+
+    With no NAMES, also check the Argo CD objects: strictly, against the CRDs
+    with --crds, their source paths, and destinations that collide.
+    """
     from gen.commands import validate as command
 
-    sys.exit(command.run(root, names, kubernetes_version, jobs, Output()))
+    sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen import layout
+from gen import layout, yamlio
+from gen.build import argocd
 from gen.errors import Problem
+from gen.fleet import FLEET_FILE, load_fleet
 from gen.loader import LoadedCluster, load_clusters
 
 
@@ -29,15 +31,30 @@ class Rendered:
 
 
 def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
-    """Load and render the named clusters (every cluster when None)."""
-    loaded = load_clusters(root, names)
+    """Render the overlays of the named clusters (every cluster when None) and the Argo CD files.
+
+    Every spec is loaded and validated either way: the AppProject depends on all of them.
+    """
+    chosen = None if names is None else list(dict.fromkeys(names))
+    if chosen is not None:
+        load_clusters(root, chosen)  # unknown names are refused before anything else
+    loaded = load_clusters(root)
+    fleet = argocd.resolve_fleet(load_fleet(root), loaded)
     out = Rendered(clusters=loaded)
     for item in loaded:
+        if chosen is not None and item.name not in chosen:
+            continue
         directory = layout.overlay_dir(item.name)
         files = layout.render_cluster(item.cluster)
         out.overlays[directory] = {p.rsplit("/", 1)[1]: t for p, t in files.items()}
         out.warnings.extend(spec_warnings(item))
+    for rel, docs in argocd.documents([c.cluster for c in loaded], fleet).items():
+        source = f"clusters/{rel.rsplit('/', 1)[1]}" if rel.startswith(argocd.APPLICATIONS_DIR) else ARGO_SOURCES
+        out.files[rel] = f"# {layout.HEADER_PREFIX}{source}. Do not edit.\n" + yamlio.dump_all(docs)
     return out
+
+
+ARGO_SOURCES = f"{FLEET_FILE} and clusters/"
 
 
 def spec_warnings(item: LoadedCluster) -> list[Problem]:
@@ -76,4 +93,23 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
         except (OSError, UnicodeDecodeError):
             generated = False
         (ours if generated else foreign).append(f"{layout.OVERLAYS_DIR}/{entry.name}")
+    return ours, foreign
+
+
+def orphan_files(root: Path, rendered: Rendered) -> tuple[list[str], list[str]]:
+    """Argo CD files with no spec behind them: (ones gen generated, ones it did not)."""
+    folder = root / argocd.APPLICATIONS_DIR
+    if not folder.is_dir():
+        return [], []
+    ours: list[str] = []
+    foreign: list[str] = []
+    for path in sorted(folder.iterdir()):
+        rel = path.relative_to(root).as_posix()
+        if not path.is_file() or path.name.startswith(".") or rel in rendered.files:
+            continue
+        try:
+            generated = layout.is_generated(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError):
+            generated = False
+        (ours if generated else foreign).append(rel)
     return ours, foreign

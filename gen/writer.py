@@ -90,6 +90,11 @@ def remove_dir(root: Path, rel: str, report: WriteReport) -> None:
     report.removed.append(rel)
 
 
+def remove_file(root: Path, rel: str, report: WriteReport) -> None:
+    (root / rel).unlink()
+    report.removed.append(rel)
+
+
 def clean_leftovers(parent: Path) -> None:
     """Remove temporary directories that an interrupted run left behind."""
     if parent.is_dir():

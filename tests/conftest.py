@@ -27,6 +27,7 @@ def fleet(tmp_path: Path) -> Path:
     root.mkdir()
     shutil.copytree(PROJECT / "base", root / "base")
     shutil.copytree(PROJECT / "clusters", root / "clusters")
+    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
     return root
 
 

@@ -58,7 +58,7 @@ def test_application_fields_come_from_the_spec(tmp_path: Path) -> None:
     assert app["metadata"] == {
         "name": "profiling-lab-west",
         "namespace": "argocd",
-        "labels": {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "profiling",
+        "labels": {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling",
                    "cluster": "lab-west"},
         "finalizers": ["resources-finalizer.argocd.argoproj.io"],
     }
@@ -178,7 +178,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     project = argo.app_project([lc.cluster for lc in reversed(clusters)], FLEET)
 
     assert project["metadata"] == {"name": "profiling", "namespace": "argocd", "labels": {
-        "app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "profiling"}}
+        "app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling"}}
     spec = project["spec"]
     assert spec["sourceRepos"] == ["git@github.com:acme/profiling-gitops.git", REPO]
     assert spec["destinations"] == [

@@ -94,6 +94,10 @@ def test_console_script_renders(fleet: Path) -> None:
 # ------------------------------------------------------------------ built objects
 
 
+def _spec(name: str) -> Any:
+    return next(c.cluster.spec for c in render(PROJECT).clusters if c.name == name)
+
+
 def _built(name: str) -> list[dict[str, Any]]:
     return yamlio.parse_all_plain(kustomize.build(PROJECT / "overlays" / name))
 
@@ -141,7 +145,7 @@ def test_config_maps_carry_a_hash_suffix(built: tuple[str, list[dict[str, Any]]]
 
 def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str, list[dict[str, Any]]]) -> None:
     name, objs = built
-    spec = render(PROJECT, [name]).clusters[0].cluster.spec
+    spec = _spec(name)
     pod = _find(objs, "Deployment", "pyroscope")["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is True
     assert pod["nodeSelector"] == spec.control_node.node_selector
@@ -162,7 +166,7 @@ def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str
 
 def test_server_config_matches_the_image_major_version(built: tuple[str, list[dict[str, Any]]]) -> None:
     name, objs = built
-    spec = render(PROJECT, [name]).clusters[0].cluster.spec
+    spec = _spec(name)
     config = yamlio.parse_plain(_find(objs, "ConfigMap", "pyroscope-config")["data"]["config.yaml"])
     assert config["server"]["http_listen_port"] == spec.server.port
     assert config["limits"]["ingestion_rate_mb"] >= 16 and config["limits"]["ingestion_burst_size_mb"] >= 32
@@ -178,7 +182,7 @@ def test_server_config_matches_the_image_major_version(built: tuple[str, list[di
 
 def test_ebpf_agent_profiles_host_processes(built: tuple[str, list[dict[str, Any]]]) -> None:
     name, objs = built
-    spec = render(PROJECT, [name]).clusters[0].cluster.spec
+    spec = _spec(name)
     ds = _find(objs, "DaemonSet", "pyroscope-ebpf")["spec"]["template"]["spec"]
     assert ds["hostPID"] is True
     alloy = ds["containers"][0]
@@ -216,7 +220,7 @@ def test_ebpf_agent_profiles_host_processes(built: tuple[str, list[dict[str, Any
 
 def test_grafana_datasource(built: tuple[str, list[dict[str, Any]]]) -> None:
     name, objs = built
-    spec = render(PROJECT, [name]).clusters[0].cluster.spec
+    spec = _spec(name)
     found = [o for o in objs if o["metadata"]["name"].startswith("pyroscope-datasource")]
     if not spec.grafana.enabled:
         assert found == []
@@ -233,7 +237,7 @@ def test_grafana_datasource(built: tuple[str, list[dict[str, Any]]]) -> None:
 
 def test_everything_else_lives_in_the_stack_namespace(built: tuple[str, list[dict[str, Any]]]) -> None:
     name, objs = built
-    spec = render(PROJECT, [name]).clusters[0].cluster.spec
+    spec = _spec(name)
     for o in objs:
         if o["kind"] in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
             assert "namespace" not in o["metadata"]

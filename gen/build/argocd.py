@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gen.build.common import PART_OF
 from gen.errors import Problem, SpecError, UsageError
 from gen.fleet import FLEET_FILE, ROOT_NAME, Fleet
 from gen.loader import LoadedCluster
@@ -35,7 +36,6 @@ BOOTSTRAP_FILE = f"{ARGOCD_DIR}/bootstrap.yaml"
 OVERLAYS_DIR = "overlays"
 
 APP_PREFIX = "profiling-"
-PART_OF = "profiling"
 IN_CLUSTER = "https://kubernetes.default.svc"
 # Deleting an Application with this finalizer deletes what it deployed, so removing
 # a spec (and so its Application) cleans the cluster instead of orphaning the stack.

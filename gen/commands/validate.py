@@ -8,15 +8,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gen import kustomize, layout, yamlio
+from gen import argo_checks, kustomize, layout, yamlio
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
-from gen.loader import spec_files
+from gen.loader import load_clusters, spec_files
 from gen.output import Output
 
 DEFAULT_KUBERNETES = "1.33"
 
 
-def run(root: Path, names: Sequence[str], kubernetes_version: str, jobs: int | None, out: Output) -> int:
+def run(
+    root: Path,
+    names: Sequence[str],
+    kubernetes_version: str,
+    jobs: int | None,
+    out: Output,
+    crds: Path | None = None,
+) -> int:
     known = list(spec_files(root))
     chosen = list(names) or known
     unknown = [n for n in chosen if n not in known]
@@ -25,16 +32,22 @@ def run(root: Path, names: Sequence[str], kubernetes_version: str, jobs: int | N
     version = _version(kubernetes_version)
     cmd = kustomize.command()
 
+    built: dict[str, list[Any]] = {}
+
     def one(name: str) -> list[str]:
         directory = root / layout.overlay_dir(name)
         if not (directory / "kustomization.yaml").is_file():
             return [f"{layout.overlay_dir(name)}: not rendered (run: gen render {name})"]
-        built = kustomize.build(directory, cmd)
-        return [f"{layout.overlay_dir(name)}: {f}" for f in validate_objects(yamlio.parse_all_plain(built), version)]
+        built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
+        return [f"{layout.overlay_dir(name)}: {f}" for f in validate_objects(built[name], version)]
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
         results = list(pool.map(one, chosen))
     findings = [f for r in results for f in r]
+    if not names:
+        # The Argo CD objects concern the whole fleet: checked when every cluster is.
+        clusters = [c.cluster for c in load_clusters(root)]
+        findings += argo_checks.check_repository(root, clusters, crds, objects=built)
     for f in findings:
         out.line(f)
     out.note(f"{len(chosen)} overlay(s) built and validated for Kubernetes {version}: {len(findings)} problem(s)")
