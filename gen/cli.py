@@ -86,7 +86,7 @@ def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, 
     """
     from gen.commands import validate as command
 
-    sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds))
+    sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds=crds))
 
 
 def main(argv: list[str] | None = None) -> None:

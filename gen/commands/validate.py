@@ -22,6 +22,7 @@ def run(
     kubernetes_version: str,
     jobs: int | None,
     out: Output,
+    *,
     crds: Path | None = None,
 ) -> int:
     known = list(spec_files(root))
