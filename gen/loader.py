@@ -32,6 +32,16 @@ class LoadedCluster:
     def name(self) -> str:
         return self.cluster.name
 
+    def origin(self, path: tuple[str | int, ...]) -> tuple[str, int, int] | None:
+        """Where a field's value was written (file, line, column), or None for a built-in default.
+
+        `path` uses the spec's own key names, e.g. ("spec", "server", "port").
+        """
+        if path in self.positions.values:
+            line, col = self.positions.values[path]
+            return self.file, line, col
+        return None
+
 
 def spec_files(root: Path) -> dict[str, Path]:
     """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters)."""
