@@ -9,6 +9,7 @@ tags and absurd nesting are refused with a position instead of being accepted.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,53 +177,76 @@ def _scalar(tag: str, value: str, line: int, col: int) -> Any:
 
 # ---------------------------------------------------------------- emitting
 
-
-class _Literal(str):
-    """A multi-line string emitted as a literal block (`|`)."""
-
-
-def _dumper() -> Any:
-    y = _yaml()
-    y.default_flow_style = False
-    y.width = 4096
-    y.indent(mapping=2, sequence=2, offset=0)
-    y.representer.sort_base_mapping_type_on_output = False
-
-    def literal(rep: Any, data: str) -> Any:
-        return rep.represent_scalar("tag:yaml.org,2002:str", str(data), style="|")
-
-    y.representer.add_representer(_Literal, literal)
-    return y
-
-
-_DUMPER: Any = None
+# Plain scalars that a YAML 1.1 or 1.2 reader (kustomize's included) would not read
+# back as the same string: these are quoted.
+_NOT_A_PLAIN_STRING = re.compile(
+    r"""^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE|y|Y|yes|Yes|YES|n|N|no|No|NO
+    |on|On|ON|off|Off|OFF
+    |[-+]?(?:0|[1-9][0-9_]*)|[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?0x[0-9a-fA-F_]+
+    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
+    |[-+]?(?:[0-9][0-9_]*)?\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)
+    |[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*|<<|=|)$""",
+    re.X,
+)
 
 
 def dump(data: Any) -> str:
-    """Emit one YAML document: keys in insertion order, multi-line strings as blocks."""
-    global _DUMPER  # noqa: PLW0603 - one configured dumper per process
-    if _DUMPER is None:
-        _DUMPER = _dumper()
+    """Emit one YAML document: keys in insertion order, multi-line strings as literal blocks.
+
+    The data model is JSON's (dicts, lists, str, int, float, bool, None). Events go
+    straight to libyaml's emitter (ruamel.yaml.clib): ruamel's Python representer
+    would cost four times as much for the same bytes.
+    """
+    from ruamel.yaml import events as ev
+    from ruamel.yaml.cyaml import CEmitter
+
     buf = io.StringIO()
-    _DUMPER.dump(_literals(data), buf)
+    emitter = CEmitter(buf, canonical=False, indent=2, width=4096, allow_unicode=True, line_break="\n")
+    out: list[Any] = [ev.StreamStartEvent(encoding=None), ev.DocumentStartEvent(explicit=False)]
+    _events(data, out, ev)
+    out += [ev.DocumentEndEvent(explicit=False), ev.StreamEndEvent()]
+    for event in out:
+        emitter.emit(event)
     return buf.getvalue()
+
+
+def _events(data: Any, out: list[Any], ev: Any) -> None:
+    kind = type(data)
+    if kind is dict:
+        out.append(ev.MappingStartEvent(None, None, True, flow_style=False))
+        for key, value in data.items():
+            _events(key, out, ev)
+            _events(value, out, ev)
+        out.append(ev.MappingEndEvent())
+    elif kind is list or kind is tuple:
+        out.append(ev.SequenceStartEvent(None, None, True, flow_style=False))
+        for value in data:
+            _events(value, out, ev)
+        out.append(ev.SequenceEndEvent())
+    elif kind is str:
+        if "\n" in data:
+            # libyaml falls back to a quoted style where a literal block cannot hold the text.
+            out.append(ev.ScalarEvent(None, None, (True, True), data, style="|"))
+        else:
+            plain = _NOT_A_PLAIN_STRING.match(data) is None
+            out.append(ev.ScalarEvent(None, None, (plain, True), data, style=None))
+    elif kind is bool:
+        out.append(ev.ScalarEvent(None, None, (True, False), "true" if data else "false"))
+    elif data is None:
+        out.append(ev.ScalarEvent(None, None, (True, False), "null"))
+    elif kind is int or kind is float:
+        out.append(ev.ScalarEvent(None, None, (True, False), repr(data)))
+    elif isinstance(data, Mapping):
+        _events(dict(data), out, ev)
+    elif isinstance(data, str):
+        _events(str(data), out, ev)
+    else:
+        raise TypeError(f"cannot emit {kind.__name__} as YAML")
 
 
 def dump_all(docs: list[Any]) -> str:
     return "---\n".join(dump(d) for d in docs)
-
-
-def _literals(data: Any) -> Any:
-    if isinstance(data, str) and "\n" in data:
-        # A literal block cannot carry trailing spaces on a line; those stay quoted.
-        if any(line != line.rstrip() for line in data.splitlines()):
-            return data
-        return _Literal(data)
-    if isinstance(data, Mapping):
-        return {k: _literals(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_literals(v) for v in data]
-    return data
 
 
 def parse_plain(text: str) -> Any:
