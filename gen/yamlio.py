@@ -199,7 +199,7 @@ def dump(data: Any) -> str:
     would cost four times as much for the same bytes.
     """
     from ruamel.yaml import events as ev
-    from ruamel.yaml.cyaml import CEmitter
+    from ruamel.yaml.cyaml import CEmitter  # type: ignore[attr-defined]
 
     buf = io.StringIO()
     emitter = CEmitter(buf, canonical=False, indent=2, width=4096, allow_unicode=True, line_break="\n")
