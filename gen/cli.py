@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gen.errors import EXIT_UNEXPECTED, GenError
+from gen.errors import EXIT_UNEXPECTED, GenError, UsageError
 from gen.output import Output
 
 ROOT = click.option(
@@ -87,6 +87,58 @@ def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, 
     from gen.commands import validate as command
 
     sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds=crds))
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("field", required=False)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@ROOT
+def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
+    """Show each field's effective value for cluster NAME and where it came from.
+
+    FIELD (e.g. server.port or spec.cassandra) narrows the output.
+    """
+    from gen.commands import explain as command
+
+    sys.exit(command.run(root, name, field, fmt, Output()))
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--address", required=True, help="IP or DNS name of the control node.")
+@click.option("--repo-url", required=True, help="Git URL of the fleet repository.")
+@click.option("--destination-server", default=None, help="API server URL (default: the in-cluster one).")
+@click.option("--destination-name", default=None, help="Name of a cluster registered in Argo CD instead.")
+@ROOT
+def new(  # noqa: PLR0917 - one parameter per option, as click passes them
+    name: str, address: str, repo_url: str, destination_server: str | None, destination_name: str | None, root: Path
+) -> None:
+    """Scaffold clusters/NAME.yaml with the required fields and the common options."""
+    from gen.commands import new as command
+
+    if destination_server and destination_name:
+        raise UsageError("give --destination-server or --destination-name, not both")
+    sys.exit(command.run(root, name, address=address, repo_url=repo_url, server=destination_server,
+                         cluster_name=destination_name, out=Output()))
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the cluster spec."""
+    from gen.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
+
+
+@cli.command(name="list")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@ROOT
+def list_clusters(fmt: str, root: Path) -> None:
+    """List every cluster with its status (in sync, stale, orphan), components and destination."""
+    from gen.commands import list as command
+
+    sys.exit(command.run(root, fmt, Output()))
 
 
 def main(argv: list[str] | None = None) -> None:

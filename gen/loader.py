@@ -6,7 +6,7 @@ Every problem in every file is collected and reported together as
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from gen import units, yamlio
+from gen.defaults import Defaults, load_defaults, merge
 from gen.errors import Problem, SpecError, UsageError
 from gen.spec import API_VERSION, Cluster
 
@@ -27,20 +28,46 @@ class LoadedCluster:
     cluster: Cluster
     file: str  # relative to the repository root, with forward slashes
     positions: yamlio.Positioned
+    defaults: Defaults | None = None
 
     @property
     def name(self) -> str:
         return self.cluster.name
 
-    def origin(self, path: tuple[str | int, ...]) -> tuple[str, int, int] | None:
+    def origin(self, path: yamlio.Path) -> tuple[str, int, int] | None:
         """Where a field's value was written (file, line, column), or None for a built-in default.
 
-        `path` uses the spec's own key names, e.g. ("spec", "server", "port").
+        `path` uses the spec's own key names, e.g. ("spec", "server", "port"). A value
+        inherited from clusters/_defaults.yaml points at that file.
         """
         if path in self.positions.values:
             line, col = self.positions.values[path]
             return self.file, line, col
+        if self.defaults is not None and path in self.defaults.doc.values:
+            line, col = self.defaults.doc.values[path]
+            return self.defaults.file, line, col
         return None
+
+    def locate(self, path: yamlio.Path) -> tuple[str, int, int]:
+        """The best place to point at for a path: see `_locate`."""
+        return _locate(self.file, self.positions, self.defaults, path)
+
+
+def _locate(
+    file: str, doc: yamlio.Positioned, defaults: Defaults | None, path: yamlio.Path, key: bool = False
+) -> tuple[str, int, int]:
+    """The file and position of a path, or of its closest ancestor, in the cluster or the defaults.
+
+    The file that holds the longer part of the path wins, so an error in a value
+    inherited from the defaults points at the defaults file.
+    """
+
+    def depth(values: dict[yamlio.Path, tuple[int, int]]) -> int:
+        return next((n for n in range(len(path), -1, -1) if path[:n] in values), -1)
+
+    if defaults is not None and depth(defaults.doc.values) > depth(doc.values):
+        file, doc = defaults.file, defaults.doc
+    return (file, *(doc.key_where(path) if key else doc.where(path)))
 
 
 def spec_files(root: Path) -> dict[str, Path]:
@@ -68,20 +95,28 @@ def load_clusters(root: Path, names: Iterable[str] | None = None) -> list[Loaded
             raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {known})")
     problems: list[Problem] = []
     loaded: list[LoadedCluster] = []
+    try:
+        defaults = load_defaults(root)
+    except SpecError as e:
+        problems.extend(e.problems)
+        defaults = None
     for name in chosen:
         path = files[name]
         rel = path.relative_to(root).as_posix()
         try:
-            loaded.append(load_text(path.read_bytes(), rel, name))
+            loaded.append(load_text(path.read_bytes(), rel, name, defaults))
         except SpecError as e:
             problems.extend(e.problems)
     if problems:
-        raise SpecError(problems)
+        # An error inherited from the defaults is the same line for every cluster.
+        raise SpecError(list(dict.fromkeys(problems)))
     return loaded
 
 
-def load_text(raw: bytes, file: str, expected_name: str | None = None) -> LoadedCluster:
-    """Parse and validate one spec; raise SpecError listing each of its problems."""
+def load_text(
+    raw: bytes, file: str, expected_name: str | None = None, defaults: Defaults | None = None
+) -> LoadedCluster:
+    """Parse and validate one spec (over the fleet's defaults); raise SpecError listing each problem."""
     doc = yamlio.load(raw, file)
     problems = _header_problems(doc, file)
     meta = doc.data.get("metadata")
@@ -91,22 +126,39 @@ def load_text(raw: bytes, file: str, expected_name: str | None = None) -> Loaded
         problems.append(
             Problem(file, line, col, "metadata.name", f"{name!r} must equal the file name {expected_name!r}")
         )
-    cluster, found = validate_model(Cluster, doc, file)
+    merged = doc
+    if defaults is not None and isinstance(doc.data.get("spec", {}), dict):
+        data = {**doc.data, "spec": merge(defaults.spec, doc.data.get("spec", {}))}
+        merged = yamlio.Positioned(data, doc.values, doc.keys)
+
+    def locate(path: yamlio.Path, key: bool) -> tuple[str, int, int]:
+        return _locate(file, doc, defaults, path, key)
+
+    cluster, found = validate_model(Cluster, merged, file, locate)
     problems.extend(found)
     if problems or cluster is None:
         raise SpecError(problems)
-    return LoadedCluster(cluster, file, doc)
+    return LoadedCluster(cluster, file, doc, defaults)
 
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_model(model: type[M], doc: yamlio.Positioned, file: str) -> tuple[M | None, list[Problem]]:
-    """Validate positioned data against a model; problems carry file, line and column."""
+# (field path, whether to point at its key rather than its value) → (file, line, column)
+Locate = Callable[[yamlio.Path, bool], tuple[str, int, int]]
+
+
+def validate_model(
+    model: type[M], doc: yamlio.Positioned, file: str, locate: Locate | None = None
+) -> tuple[M | None, list[Problem]]:
+    """Validate positioned data against a model; problems carry file, line and column.
+
+    `locate` maps a field path to the file and position to report (default: `doc` in `file`).
+    """
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:
-        return None, _problems(e, doc, file, model)
+        return None, _problems(e, locate or (lambda p, key: _locate(file, doc, None, p, key)), model)
 
 
 def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
@@ -120,7 +172,7 @@ def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
     return []
 
 
-def _problems(error: ValidationError, doc: yamlio.Positioned, file: str, root: type[BaseModel]) -> list[Problem]:
+def _problems(error: ValidationError, locate: Locate, root: type[BaseModel]) -> list[Problem]:
     out = []
     for item in error.errors():
         loc = tuple(item["loc"])
@@ -129,15 +181,11 @@ def _problems(error: ValidationError, doc: yamlio.Positioned, file: str, root: t
             continue  # reported by _header_problems
         field = ".".join(str(p) for p in loc)
         if kind == "extra_forbidden":
-            line, col = doc.key_where(loc)
-            out.append(Problem(file, line, col, field, _unknown_key(root, loc)))
-            continue
-        if kind == "missing":
-            line, col = doc.where(loc)
-            out.append(Problem(file, line, col, field, "required field is missing"))
-            continue
-        line, col = doc.where(loc)
-        out.append(Problem(file, line, col, field, _message(item)))
+            out.append(Problem(*locate(loc, True), field, _unknown_key(root, loc)))
+        elif kind == "missing":
+            out.append(Problem(*locate(loc, False), field, "required field is missing"))
+        else:
+            out.append(Problem(*locate(loc, False), field, _message(item)))
     return out
 
 
@@ -205,6 +253,9 @@ def _message(item: Any) -> str:
     msg = str(item["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
+    if isinstance(given, str):
+        # Validators quote the whole value; a huge one must not flood the output.
+        msg = msg.replace(repr(given), yamlio.short_repr(given))
     return msg
 
 
@@ -216,7 +267,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, int | float):
         return f"number {value}"
     if isinstance(value, str):
-        return f"string {value!r}"
+        return f"string {yamlio.short_repr(value)}"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

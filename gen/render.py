@@ -11,6 +11,7 @@ from gen.build import argocd
 from gen.errors import Problem
 from gen.fleet import FLEET_FILE, load_fleet
 from gen.loader import LoadedCluster, load_clusters
+from gen.schema import SCHEMA_FILE, schema_text
 
 
 @dataclass
@@ -48,6 +49,7 @@ def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
         files = layout.render_cluster(item.cluster)
         out.overlays[directory] = {p.rsplit("/", 1)[1]: t for p, t in files.items()}
         out.warnings.extend(spec_warnings(item))
+    out.files[SCHEMA_FILE] = schema_text()
     for rel, docs in argocd.documents([c.cluster for c in loaded], fleet).items():
         source = f"clusters/{rel.rsplit('/', 1)[1]}" if rel.startswith(argocd.APPLICATIONS_DIR) else ARGO_SOURCES
         out.files[rel] = f"# {layout.HEADER_PREFIX}{source}. Do not edit.\n" + yamlio.dump_all(docs)

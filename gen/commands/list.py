@@ -1,0 +1,74 @@
+"""`gen list`: every cluster with its status, enabled components and destination."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gen import layout, writer
+from gen.errors import EXIT_OK
+from gen.output import Output
+from gen.render import orphan_overlays, render
+
+
+def rows(root: Path) -> list[dict[str, Any]]:
+    rendered = render(root)
+    out: list[dict[str, Any]] = []
+    for item in rendered.clusters:
+        spec = item.cluster.spec
+        directory = layout.overlay_dir(item.name)
+        on_disk = writer.read_tree(root / directory)
+        status = "in sync" if on_disk == rendered.overlays[directory] else "stale"
+        components = ["server"] + [
+            name
+            for name, on in (
+                ("ebpf", spec.ebpf.enabled),
+                ("grafana", spec.grafana.enabled),
+                ("cassandra", spec.cassandra.enabled),
+            )
+            if on
+        ]
+        dest = spec.argocd.destination
+        out.append(
+            {
+                "name": item.name,
+                "status": status,
+                "components": components,
+                "destination": {"server": dest.server} if dest.server else {"name": dest.name},
+                "namespace": spec.namespace,
+            }
+        )
+    ours, foreign = orphan_overlays(root, [c.name for c in rendered.clusters])
+    for rel in ours + foreign:
+        out.append(
+            {
+                "name": rel.rsplit("/", 1)[1],
+                "status": "orphan",
+                "components": [],
+                "destination": None,
+                "namespace": None,
+            }
+        )
+    return sorted(out, key=lambda r: r["name"])
+
+
+def run(root: Path, fmt: str, out: Output) -> int:
+    table = rows(root)
+    if fmt == "json":
+        out.line(json.dumps(table, indent=2))
+        return EXIT_OK
+    header = ("CLUSTER", "STATUS", "COMPONENTS", "DESTINATION")
+    lines = [header] + [
+        (
+            r["name"],
+            r["status"],
+            ",".join(r["components"]) or "-",
+            "-" if r["destination"] is None else f"{next(iter(r['destination'].values()))} / {r['namespace']}",
+        )
+        for r in table
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        out.line("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return EXIT_OK

@@ -1,0 +1,82 @@
+"""`gen new`: scaffold a cluster spec with the required fields and the common options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gen import units
+from gen.defaults import load_defaults
+from gen.errors import EXIT_OK, UsageError
+from gen.loader import CLUSTERS_DIR, load_text
+from gen.output import Output
+from gen.schema import SCHEMA_FILE
+from gen.spec import API_VERSION, MAX_NAME, Cassandra, Ebpf, Grafana, Profiler, Server
+
+
+def scaffold(name: str, *, address: str, repo_url: str, server: str | None, cluster_name: str | None) -> str:
+    """The text of a new spec: required fields set, common optional ones commented with their defaults."""
+    q = json.dumps  # a JSON string is a valid YAML scalar, whatever the user typed
+    ebpf, grafana, srv, cas, prof = Ebpf(), Grafana(), Server(), Cassandra(), Profiler()
+    destination = (
+        f"name: {q(cluster_name)}" if cluster_name else f"server: {q(server or 'https://kubernetes.default.svc')}"
+    )
+    return f"""\
+# yaml-language-server: $schema=../{SCHEMA_FILE}
+apiVersion: {API_VERSION}
+kind: Cluster
+metadata:
+  name: {name}
+spec:
+  # namespace: profiling
+  controlNode:
+    address: {q(address)}
+  # server:
+  #   image: {srv.image}
+  #   port: {srv.port}
+  #   storagePath: {srv.storage_path}
+  #   retention: {srv.retention}
+  # ebpf:
+  #   enabled: {str(ebpf.enabled).lower()}
+  #   sampleRate: {ebpf.sample_rate}
+  #   collectInterval: {ebpf.collect_interval}
+  # grafana:
+  #   enabled: {str(grafana.enabled).lower()}
+  #   namespace: {grafana.namespace}
+  # cassandra:
+  #   enabled: {str(cas.enabled).lower()}
+  #   nodeSelector: {{type: db}}
+  #   agent:
+  #     sha256: null  # pin the jar: curl -sL <agent url> | sha256sum
+  #   profiler:
+  #     event: {prof.event}
+  #     alloc: {prof.alloc}
+  #     lock: {prof.lock}
+  #     uploadInterval: {prof.upload_interval}
+  #   labels: {{}}
+  argocd:
+    repoURL: {q(repo_url)}
+    # targetRevision: main
+    destination:
+      {destination}
+"""
+
+
+def run(
+    root: Path, name: str, *, address: str, repo_url: str, server: str | None, cluster_name: str | None, out: Output
+) -> int:
+    if not units.DNS1123_LABEL.match(name) or len(name) > MAX_NAME:
+        raise UsageError(f"{name!r} is not a cluster name: a DNS-1123 label of at most {MAX_NAME} characters")
+    path = root / CLUSTERS_DIR / f"{name}.yaml"
+    rel = path.relative_to(root).as_posix()
+    if path.exists():
+        raise UsageError(f"{rel} already exists")
+    text = scaffold(name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name)
+    # Refuse what would not load, with the same error lines as any spec.
+    load_text(text.encode(), rel, name, load_defaults(root))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "x", encoding="utf-8", newline="") as f:
+        f.write(text)
+    out.line(f"created {rel}")
+    out.note(f"next: gen render {name}")
+    return EXIT_OK

@@ -1,0 +1,67 @@
+"""Fleet-wide defaults: `clusters/_defaults.yaml`, merged under every cluster's spec.
+
+Mappings merge key by key; a list or a scalar in the cluster replaces the
+default. Every merged value keeps the file and position it came from, so errors
+and provenance point at the defaults file when a value is inherited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gen import yamlio
+from gen.errors import Problem, SpecError
+from gen.spec import API_VERSION, Model
+
+DEFAULTS_FILE = "clusters/_defaults.yaml"
+
+
+class _DefaultsFile(Model):
+    """The defaults file's envelope; its spec is checked when merged into each cluster."""
+
+    api_version: Literal["gen.profiling/v1alpha1"]
+    kind: Literal["Defaults"]
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    file: str
+    doc: yamlio.Positioned
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec = self.doc.data.get("spec")
+        return spec if isinstance(spec, dict) else {}
+
+
+def load_defaults(root: Path) -> Defaults | None:
+    """The fleet's defaults, or None when the repository has no defaults file."""
+    from gen.loader import validate_model
+
+    path = root / DEFAULTS_FILE
+    if not path.is_file():
+        return None
+    doc = yamlio.load(path.read_bytes(), DEFAULTS_FILE)
+    _, problems = validate_model(_DefaultsFile, doc, DEFAULTS_FILE)
+    if problems:
+        raise SpecError(problems)
+    spec = doc.data["spec"]
+    if "metadata" in doc.data or any(k in spec for k in ("metadata", "name")):
+        line, col = doc.where(("metadata",)) if "metadata" in doc.data else doc.where(("spec",))
+        raise SpecError([Problem(DEFAULTS_FILE, line, col, "metadata", "defaults apply to spec only")])
+    if doc.data.get("apiVersion") != API_VERSION:  # pragma: no cover - refused by the model
+        raise SpecError([Problem(DEFAULTS_FILE, 1, 1, "apiVersion", f"must be {API_VERSION}")])
+    return Defaults(DEFAULTS_FILE, doc)
+
+
+def merge(default: Any, override: Any) -> Any:
+    """`override` over `default`: mappings key by key, anything else replaced whole."""
+    if isinstance(default, dict) and isinstance(override, dict):
+        out = dict(default)
+        for key, value in override.items():
+            out[key] = merge(default[key], value) if key in default else value
+        return out
+    return override

@@ -1,0 +1,184 @@
+"""Fleet features: shared defaults with provenance, explain, new, schema and list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+from click.testing import CliRunner
+
+from gen import yamlio
+from gen.cli import cli
+from tests.conftest import PROJECT, snapshot, write_spec
+
+DEFAULTS = """apiVersion: gen.profiling/v1alpha1
+kind: Defaults
+spec:
+  server:
+    retention: 72h
+  cassandra:
+    nodeSelector:
+      type: cassandra
+    labels:
+      team: storage
+      env: lab
+"""
+
+
+def _gen(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_defaults_merge_under_every_cluster(fleet: Path) -> None:
+    (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS)
+    # lab-tuned sets its own labels (a mapping: merged) and nodeSelector (merged too).
+    code, out, err = _gen("explain", "lab-tuned", "cassandra.labels", "--root", str(fleet), "--format", "json")
+    assert code == 0, err
+    rows = {r["field"]: (r["value"], r["from"]) for r in json.loads(out)}
+    assert rows == {
+        "spec.cassandra.labels.team": ("storage", "clusters/_defaults.yaml:10"),
+        "spec.cassandra.labels.env": ("lab", "clusters/_defaults.yaml:11"),
+        "spec.cassandra.labels.dc": ("us-east-1", "clusters/lab-tuned.yaml:49"),
+        "spec.cassandra.labels.rack": ("rack1", "clusters/lab-tuned.yaml:50"),
+    }
+    code, out, _ = _gen("explain", "lab-minimal", "server.retention", "--root", str(fleet))
+    assert out.split() == ["spec.server.retention", '"72h"', "(clusters/_defaults.yaml:5)"]
+    code, out, _ = _gen("explain", "lab-tuned", "server.retention", "--root", str(fleet))
+    assert out.split() == ["spec.server.retention", '"72h"', "(clusters/lab-tuned.yaml:17)"]
+
+
+def test_lists_and_scalars_in_the_cluster_replace_the_default(fleet: Path) -> None:
+    (fleet / "clusters" / "_defaults.yaml").write_text(
+        DEFAULTS + "    tolerations:\n    - operator: Exists\n  ebpf:\n    sampleRate: 19\n"
+    )
+    _, out, _ = _gen("explain", "lab-tuned", "--root", str(fleet), "--format", "json")
+    rows = {r["field"]: r["value"] for r in json.loads(out)}
+    assert rows["spec.cassandra.tolerations"] == [
+        {
+            "key": "dedicated",
+            "operator": "Equal",
+            "value": "cassandra",
+            "effect": "NoSchedule",
+            "tolerationSeconds": None,
+        }
+    ]
+    assert rows["spec.ebpf.sampleRate"] == 49
+    _code, out, _ = _gen("explain", "lab-minimal", "--root", str(fleet), "--format", "json")
+    rows = {r["field"]: r["value"] for r in json.loads(out)}
+    assert rows["spec.ebpf.sampleRate"] == 19
+    assert rows["spec.cassandra.tolerations"] == [
+        {"key": None, "operator": "Exists", "value": None, "effect": None, "tolerationSeconds": None}
+    ]
+
+
+def test_an_error_in_the_defaults_points_at_the_defaults_file_once(fleet: Path) -> None:
+    (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS.replace("retention: 72h", "retention: 3d"))
+    before = snapshot(fleet)
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert code == 2
+    # lab-tuned sets its own retention, so only lab-minimal inherits the bad value: one line.
+    assert err.strip().splitlines() == [
+        "clusters/_defaults.yaml:5:16: error: spec.server.retention: must be a duration in h, m and s, "
+        "largest first (e.g. 168h, 36h30m; 0 keeps forever)"
+    ]
+    assert snapshot(fleet) == before
+    (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS.replace("  server:", "  sever:"))
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert err.strip().splitlines() == [
+        "clusters/_defaults.yaml:4:3: error: spec.sever: unknown field; did you mean 'server'?"
+    ]
+
+
+def test_changing_the_defaults_re_renders_the_affected_clusters(fleet: Path) -> None:
+    assert _gen("render", "--all", "--root", str(fleet))[0] == 0
+    (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS)
+    code, out, _ = _gen("render", "--all", "--root", str(fleet))
+    assert code == 0
+    changed = {line.split()[1] for line in out.splitlines() if line.startswith("changed ")}
+    assert "overlays/lab-minimal/config.yaml" in changed  # retention comes from the defaults
+    assert "overlays/lab-tuned/config.yaml" not in changed  # it sets its own retention
+    assert "overlays/lab-tuned/cassandra-pyroscope.sh" in changed  # new labels
+
+
+def test_explain_names_built_in_defaults_and_refuses_unknown_fields(fleet: Path) -> None:
+    code, out, _ = _gen("explain", "lab-minimal", "server.image", "--root", str(fleet))
+    assert out.split() == ["spec.server.image", '"grafana/pyroscope:2.2.1"', "(built-in", "default)"]
+    code, _, err = _gen("explain", "lab-minimal", "sever", "--root", str(fleet))
+    assert code == 2
+    assert err.strip() == "error: no field 'sever' in the spec; did you mean 'spec.server'?"
+
+
+def test_new_scaffolds_a_spec_that_renders(fleet: Path) -> None:
+    code, _out, err = _gen(
+        "new",
+        "lab-west",
+        "--address",
+        "10.9.0.1",
+        "--repo-url",
+        "https://github.com/acme/profiling-gitops.git",
+        "--root",
+        str(fleet),
+    )
+    assert code == 0, err
+    text = (fleet / "clusters" / "lab-west.yaml").read_text()
+    assert text.startswith("# yaml-language-server: $schema=../schema/cluster.schema.json\n")
+    assert "#   sampleRate: 97\n" in text
+    assert _gen("render", "lab-west", "--root", str(fleet))[0] == 0
+    assert (fleet / "overlays" / "lab-west" / "kustomization.yaml").is_file()
+    again = _gen(
+        "new", "lab-west", "--address", "10.9.0.1", "--repo-url", "https://a.example/b.git", "--root", str(fleet)
+    )
+    assert again[0] == 2 and again[2].strip() == "error: clusters/lab-west.yaml already exists"
+
+
+def test_new_refuses_bad_input_without_writing(fleet: Path) -> None:
+    before = snapshot(fleet)
+    code, _, err = _gen(
+        "new", "../escape", "--address", "10.9.0.1", "--repo-url", "https://a.example/b.git", "--root", str(fleet)
+    )
+    assert code == 2 and "is not a cluster name" in err
+    code, _, err = _gen(
+        "new", "lab-x", "--address", "not an address", "--repo-url", "https://a.example/b.git", "--root", str(fleet)
+    )
+    assert code == 2
+    assert (
+        err.strip()
+        == "clusters/lab-x.yaml:9:14: error: spec.controlNode.address: "
+        "'not an address' is not an IP address or DNS name"
+    )
+    assert snapshot(fleet) == before
+
+
+def test_schema_validates_the_examples_and_is_committed() -> None:
+    _code, out, _ = _gen("schema")
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for path in sorted((PROJECT / "clusters").glob("[!_]*.yaml")):
+        jsonschema.validate(yamlio.parse_plain(path.read_text()), schema)
+    bad = yamlio.parse_plain((PROJECT / "clusters" / "lab-minimal.yaml").read_text())
+    bad["spec"]["sever"] = {}
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+    assert (PROJECT / "schema" / "cluster.schema.json").read_text() == out
+
+
+def test_list_shows_status_components_and_destination(fleet: Path) -> None:
+    assert _gen("render", "--all", "--root", str(fleet))[0] == 0
+    write_spec(
+        fleet, "lab-new", (fleet / "clusters" / "lab-minimal.yaml").read_text().replace("lab-minimal", "lab-new")
+    )
+    (fleet / "overlays" / "lab-gone").mkdir()
+    (fleet / "overlays" / "lab-gone" / "kustomization.yaml").write_text(
+        "# Generated by gen from clusters/lab-gone.yaml. Do not edit.\n"
+    )
+    code, out, _ = _gen("list", "--root", str(fleet), "--format", "json")
+    assert code == 0
+    table = {r["name"]: r for r in json.loads(out)}
+    assert table["lab-minimal"]["status"] == "in sync"
+    assert table["lab-new"]["status"] == "stale"
+    assert table["lab-gone"]["status"] == "orphan"
+    assert table["lab-tuned"]["components"] == ["server", "ebpf", "cassandra"]
+    assert table["lab-tuned"]["destination"] == {"name": "lab-tuned"}
+    code, out, _ = _gen("list", "--root", str(fleet))
+    assert out.splitlines()[0].split() == ["CLUSTER", "STATUS", "COMPONENTS", "DESTINATION"]
