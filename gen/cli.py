@@ -141,6 +141,48 @@ def list_clusters(fmt: str, root: Path) -> None:
     sys.exit(command.run(root, fmt, Output()))
 
 
+@cli.command()
+@ROOT
+@FORMAT
+def check(root: Path, fmt: str) -> None:
+    """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
+    from gen.commands import check as command
+
+    sys.exit(command.run(root, Output(fmt=fmt)))
+
+
+@cli.command()
+@click.option("--base", "ref", required=True, help="The git revision to compare with (e.g. origin/main).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="markdown is a pull-request comment.",
+)
+@click.option(
+    "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Text colours."
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(min=2000),
+    default=60_000,
+    show_default=True,
+    help="Markdown stops before this size, saying what it left out.",
+)
+@ROOT
+def diff(ref: str, fmt: str, color: str, max_chars: int, root: Path) -> None:
+    """Show what the fully built manifests change between REF and the working tree.
+
+    Per cluster and object: changed fields with old and new values, the spec
+    line behind each, and what restarts. Changes nothing; exit 0.
+    """
+    from gen.commands import diff as command
+
+    sys.exit(command.run(root, ref, fmt, Output(), color=color, max_chars=max_chars))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors as lines, an unexpected error as one line and a hint."""
     args = sys.argv[1:] if argv is None else argv

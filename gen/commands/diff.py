@@ -1,0 +1,208 @@
+"""`gen diff --base REF`: what the fully built manifests change between REF and the working tree.
+
+Where each side comes from:
+
+- the working-tree side is the repository's files as they are: the committed
+  (or about to be committed) overlays and Argo CD files, built with kustomize
+  in place. That is what Argo CD applies once the change is merged; `gen
+  check` is the gate that those files match the specs, so `diff` does not
+  re-render them and shows what a reviewer approves.
+- the REF side is `base/`, `overlays/`, `argocd/`, `clusters/` and
+  `fleet.yaml` as they are at REF, read with `git archive` into a temporary
+  directory and built there. The working tree, the index and the current
+  branch are never touched.
+
+Each cluster is its overlay's built objects plus its Argo CD Application;
+the fleet-wide Argo CD files (AppProject, bootstrap) form one more section.
+Only sections whose objects differ are shown. Matching, impact notes and
+provenance are in `gen.diffing`, `gen.impact` and `gen.provenance`; the
+output shapes in `gen.diffview`.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gen import diffing, diffview, gitrepo, impact, kustomize, layout, provenance, yamlio
+from gen.build.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, PROJECT_FILE
+from gen.errors import EXIT_OK, GenError, ToolError
+from gen.fleet import FLEET_FILE
+from gen.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
+from gen.output import Output
+
+BASE_DIR = "base"
+# What a fleet's built manifests depend on; nothing else is read at REF.
+TREE = (BASE_DIR, layout.OVERLAYS_DIR, ARGOCD_DIR, CLUSTERS_DIR, FLEET_FILE)
+FLEET_SECTION = "argocd/ (fleet)"
+
+
+@dataclass(eq=False)  # used as a dict key, by identity
+class Side:
+    """One side of the diff: a directory laid out like the fleet repository."""
+
+    root: Path
+    label: str  # "working tree" or the ref
+
+    def overlays(self) -> list[str]:
+        folder = self.root / layout.OVERLAYS_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if (p / "kustomization.yaml").is_file())
+
+    def applications(self) -> list[str]:
+        folder = self.root / APPLICATIONS_DIR
+        if not folder.is_dir():
+            return []
+        return sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
+
+    def files(self, rel: str) -> dict[str, bytes]:
+        """Every file under rel by path, for telling unchanged inputs apart without a build."""
+        top = self.root / rel
+        if top.is_file():
+            return {rel: top.read_bytes()}
+        if not top.is_dir():
+            return {}
+        return {p.relative_to(self.root).as_posix(): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+    def documents(self, rel: str) -> list[dict[str, Any]]:
+        path = self.root / rel
+        if not path.is_file():
+            return []
+        return [d for d in yamlio.parse_all_plain(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+
+    def spec(self, name: str) -> LoadedCluster | None:
+        """The cluster's spec with defaults applied, or None when it is absent or invalid here."""
+        try:
+            return load_clusters(self.root, [name])[0]
+        except GenError:
+            return None
+
+    def build(self, name: str, cmd: list[str]) -> list[dict[str, Any]]:
+        directory = self.root / layout.overlay_dir(name)
+        if not (directory / "kustomization.yaml").is_file():
+            return []
+        try:
+            text = kustomize.build(directory, cmd)
+        except ToolError as e:
+            where = f"{layout.overlay_dir(name)} at {self.label}"
+            raise ToolError(f"kustomize build of {where} failed", e.command, e.code, e.stderr) from None
+        return [d for d in yamlio.parse_all_plain(text) if isinstance(d, dict)]
+
+
+@dataclass
+class Section:
+    """One cluster (or the fleet-wide Argo CD files) whose objects differ."""
+
+    name: str
+    scope: str  # "cluster" or "fleet"
+    status: diffing.Status
+    comparison: diffing.Comparison
+    impact: list[str] = field(default_factory=list)
+    source: str | None = None  # the spec of an added cluster
+
+
+@dataclass
+class Report:
+    """Everything `diff` found, ready for any output format."""
+
+    ref: str
+    commit: str
+    sections: list[Section]
+    notes: list[str] = field(default_factory=list)
+
+
+def run(root: Path, ref: str, fmt: str, out: Output, *, color: str = "auto", max_chars: int = 60_000) -> int:
+    report = collect(root, ref)
+    for note in report.notes:
+        out.note(note)
+    use_color = color == "always" or (color == "auto" and _terminal(out))
+    renderers: dict[str, Callable[[], str]] = {
+        "text": lambda: diffview.text(report, color=use_color),
+        "markdown": lambda: diffview.markdown(report, max_chars=max_chars),
+        "json": lambda: diffview.json_text(report),
+    }
+    out.out.write(renderers[fmt]())
+    return EXIT_OK
+
+
+def _terminal(out: Output) -> bool:
+    # https://no-color.org: any non-empty NO_COLOR turns colour off.
+    return out.out.isatty() and not os.environ.get("NO_COLOR")
+
+
+def collect(root: Path, ref: str) -> Report:
+    """Build both sides of every cluster whose inputs differ and compare them object by object."""
+    commit = gitrepo.resolve(root, ref)
+    with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
+        old = Side(Path(tmp), ref)
+        gitrepo.export(root, commit, TREE, old.root)
+        new = Side(root, "working tree")
+        return _compare_sides(old, new, ref, commit)
+
+
+def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
+    base_changed = old.files(BASE_DIR) != new.files(BASE_DIR)
+    names = sorted(set(old.overlays()) | set(new.overlays()) | set(old.applications()) | set(new.applications()))
+
+    def inputs(side: Side, name: str) -> dict[str, bytes]:
+        return {**side.files(layout.overlay_dir(name)), **side.files(f"{APPLICATIONS_DIR}/{name}.yaml")}
+
+    # Same overlay, same Application and same base/: the same objects, no build needed.
+    todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
+    cmd = kustomize.command() if todo else []
+    jobs = [(side, n) for n in todo for side in (old, new)]
+    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1) or 1) as pool:
+        built = dict(zip(jobs, pool.map(lambda j: j[0].build(j[1], cmd), jobs), strict=True))
+
+    sections = []
+    for name in todo:
+        app = f"{APPLICATIONS_DIR}/{name}.yaml"
+        old_apps, new_apps = old.documents(app), new.documents(app)
+        old_objs, new_objs = built[(old, name)] + old_apps, built[(new, name)] + new_apps
+        comparison = diffing.compare(old_objs, new_objs)
+        if not comparison.changes:
+            continue
+        status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
+        section = Section(name, "cluster", status, comparison)
+        if status == "changed":
+            _provenance(section, old.spec(name), new.spec(name), base_changed, new_apps)
+        elif status == "added":
+            spec = new.spec(name)
+            section.source = spec.file if spec is not None else None
+        section.impact = impact.assess(comparison, new_objs)
+        sections.append(section)
+
+    fleet_files = (PROJECT_FILE, BOOTSTRAP_FILE)
+    fleet = diffing.compare(
+        [d for f in fleet_files for d in old.documents(f)], [d for f in fleet_files for d in new.documents(f)]
+    )
+    if fleet.changes:
+        sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, impact.assess(fleet, [])))
+
+    unrendered = sorted(set(spec_files(new.root)) - set(new.overlays()))
+    notes = [f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})"
+             for n in unrendered]
+    return Report(ref, commit, sections, notes)
+
+
+def _provenance(
+    section: Section,
+    old: LoadedCluster | None,
+    new: LoadedCluster | None,
+    base_changed: bool,
+    applications: list[dict[str, Any]],
+) -> None:
+    """Name the spec line (or default, or base/) behind each changed value of a changed cluster."""
+    specs = provenance.spec_changes(old, new)
+    # base/ feeds the overlay only; an Application's unexplained change is not put down to it.
+    app_keys = set(diffing.index(applications)[0])
+    overlay = [c for c in section.comparison.changes if c.key not in app_keys]
+    apps = [c for c in section.comparison.changes if c.key in app_keys]
+    provenance.annotate(overlay, specs, base_changed)
+    provenance.annotate(apps, specs, False)

@@ -1,0 +1,297 @@
+"""The output shapes of `gen diff`: text for a terminal, markdown for a pull request, json for tools.
+
+Every shape starts with the summary (clusters by objects added, changed and
+removed) and the impact notes, then the details: per changed object its
+changed fields, `path: old → new` with the spec line behind the new value,
+multi-line strings as a line diff inside the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gen import yamlio
+from gen.diffing import MISSING, FieldChange, ObjectChange
+
+if TYPE_CHECKING:
+    from gen.commands.diff import Report, Section
+
+SIGN = {"added": "+", "removed": "-", "changed": "~"}
+COLUMNS = ("added", "changed", "removed")
+ARROW = "→"
+GITHUB_COMMENT_LIMIT = 65_536
+
+
+def value_text(value: Any) -> str:
+    """A value on one line where it fits: JSON scalars (strings quoted), short structures inline."""
+    if value is MISSING:
+        return "(absent)"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _block(value: Any) -> list[str]:
+    """A value too long for one line: a structure as YAML lines, a scalar as itself."""
+    if not isinstance(value, dict | list):
+        return [value_text(value)]
+    return yamlio.dump(value).rstrip("\n").splitlines()
+
+
+def _short_commit(commit: str) -> str:
+    return commit[:12]
+
+
+def _title(report: Report) -> str:
+    return f"gen diff: {report.ref} ({_short_commit(report.commit)}) {ARROW} working tree"
+
+
+def _counts(section: Section) -> dict[str, int]:
+    return {str(k): v for k, v in section.comparison.counts().items()}
+
+
+def _field_lines(f: FieldChange, width: int = 80) -> tuple[str, list[str]]:
+    """The field's one-line summary and the lines under it (a line diff or a YAML block)."""
+    if f.multiline:
+        return "", f.line_diff()
+    old, new = value_text(f.old), value_text(f.new)
+    if len(old) + len(new) <= width:
+        return f"{old} {ARROW} {new}", []
+    below = []
+    for sign, value in (("-", f.old), ("+", f.new)):
+        if value is not MISSING:
+            below += [f"{sign} {line}" for line in _block(value)]
+    return "", below
+
+
+def _object_head(change: ObjectChange) -> str:
+    head = f"{SIGN[change.status]} {change.key.label()}"
+    if change.renamed:
+        head += f"  ({change.old_name} {ARROW} {change.new_name})"
+    return head
+
+
+# ------------------------------------------------------------------ text
+
+
+class _Paint:
+    CODES: ClassVar[dict[str, str]] = {
+        "bold": "1",
+        "red": "31",
+        "green": "32",
+        "yellow": "33",
+        "magenta": "35",
+        "cyan": "36",
+    }
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __call__(self, style: str, text: str) -> str:
+        return f"\x1b[{self.CODES[style]}m{text}\x1b[0m" if self.on and text else text
+
+    def diff_line(self, line: str) -> str:
+        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
+        return self(style, line) if style else line
+
+
+def text(report: Report, *, color: bool = False) -> str:
+    """The report for a terminal; ANSI colours only when color is set."""
+    paint = _Paint(color)
+    lines = [paint("bold", _title(report))]
+    if not report.sections:
+        return "\n".join([*lines, f"no change to the built manifests between {report.ref} and the working tree", ""])
+    lines += ["", *_summary_table(report), ""]
+    for section in report.sections:
+        counts = _counts(section)
+        what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
+        lines.append(paint("bold", f"=== {section.name} ({section.status}: {what}) ==="))
+        if section.source:
+            lines.append(f"  from {section.source}")
+        lines += [paint("magenta", f"  ! {note}") for note in section.impact]
+        for change in section.comparison.changes:
+            lines += _text_object(change, paint, details=section.status == "changed")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(report: Report) -> list[str]:
+    width = max(len("cluster"), *(len(s.name) for s in report.sections))
+    rows = [f"{'cluster':<{width}}  {'status':<8} " + " ".join(f"{c:>7}" for c in COLUMNS)]
+    totals = dict.fromkeys(COLUMNS, 0)
+    for s in report.sections:
+        counts = _counts(s)
+        for c in COLUMNS:
+            totals[c] += counts[c]
+        rows.append(f"{s.name:<{width}}  {s.status:<8} " + " ".join(f"{counts[c]:>7}" for c in COLUMNS))
+    rows.append(f"{'total':<{width}}  {'':<8} " + " ".join(f"{totals[c]:>7}" for c in COLUMNS))
+    return rows
+
+
+def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[str]:
+    style = {"added": "green", "removed": "red", "changed": "yellow"}[change.status]
+    head = paint(style, _object_head(change))
+    if change.source:
+        head += paint("cyan", f"  <- {change.source}")
+    lines = [head]
+    lines += [paint("magenta", f"    ! {note}") for note in change.impact]
+    if change.status == "added" and details and change.new is not None:
+        lines += [f"      {line}" for line in _block(change.new)]
+    for f in change.fields:
+        summary, below = _field_lines(f)
+        line = f"    {f.path_text()}:" + (f" {summary}" if summary else "")
+        if f.source:
+            line += paint("cyan", f"  <- {f.source}")
+        lines.append(line)
+        lines += [f"      {paint.diff_line(x)}" for x in below]
+    return lines
+
+
+# ------------------------------------------------------------------ markdown
+
+
+def _code(value: str) -> str:
+    """An inline code span that survives backticks inside the value."""
+    fence = "``" if "`" in value else "`"
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def _fenced(lines: Iterable[str], lang: str) -> list[str]:
+    body = list(lines)
+    fence = "~~~~" if any("```" in x for x in body) else "```"
+    return [f"{fence}{lang}", *body, fence]
+
+
+def _md_object(change: ObjectChange, *, details: bool) -> list[str]:
+    head = f"**{SIGN[change.status]} {change.key.kind}** {_code(change.key.label().split(' ', 1)[1])}"
+    if change.renamed:
+        head += f" ({_code(change.old_name or '')} {ARROW} {_code(change.new_name or '')})"
+    if change.source:
+        head += f" — from {_code(change.source)}"
+    out = [head, ""]
+    out += [f"- ⚠️ {note}" for note in change.impact]
+    if change.impact:
+        out.append("")
+    if change.status == "added" and details and change.new is not None:
+        out += [*_fenced(_block(change.new), "yaml"), ""]
+    for f in change.fields:
+        summary, below = _field_lines(f)
+        item = f"- {_code(f.path_text())}"
+        if summary:
+            item += f": {_code(value_text(f.old))} {ARROW} {_code(value_text(f.new))}"
+        if f.source:
+            item += f" — from {_code(f.source)}"
+        out.append(item)
+        if below:
+            out += ["", *(f"  {x}" for x in _fenced(below, "diff")), ""]
+    if out[-1] != "":
+        out.append("")
+    return out
+
+
+def markdown(report: Report, *, max_chars: int = 60_000) -> str:
+    """A pull-request comment: summary table, impact, one collapsible section per cluster.
+
+    Stops before max_chars (GitHub refuses comments over 65,536 characters)
+    and says what was left out and the command that shows everything.
+    """
+    head = [f"### {_title(report).replace(report.ref, _code(report.ref), 1)}", ""]
+    if not report.sections:
+        return "\n".join([*head, f"No change to the built manifests between {_code(report.ref)} and this branch.", ""])
+    head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
+    for s in report.sections:
+        counts = _counts(s)
+        head.append(f"| {_code(s.name)} | {s.status} | " + " | ".join(str(counts[c]) for c in COLUMNS) + " |")
+    head.append("")
+    impacts = [(s.name, note) for s in report.sections for note in s.impact]
+    if impacts:
+        head += ["**Impact**", ""]
+        head += [f"- {_code(name)}: {note}" for name, note in impacts]
+        head.append("")
+    notice = (
+        "> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
+        "{left} object change(s) are not shown. The full diff: {cmd}\n"
+    )
+    cmd = _code(f"gen diff --base {report.ref}")
+    budget = max_chars - len(notice) - 200  # room for the notice and the closing tags
+    text_out = "\n".join(head) + "\n"
+    left = 0
+    for s in report.sections:
+        counts = _counts(s)
+        what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
+        opening = ["<details>", f"<summary><b>{s.name}</b> ({s.status}: {what})</summary>", ""]
+        if s.source:
+            opening += [f"From {_code(s.source)}.", ""]
+        closing = "</details>\n\n"
+        if left or len(text_out) + len("\n".join(opening)) + len(closing) > budget:
+            left += len(s.comparison.changes)
+            continue
+        text_out += "\n".join(opening) + "\n"
+        for change in s.comparison.changes:
+            block = "\n".join(_md_object(change, details=s.status == "changed")) + "\n"
+            if left or len(text_out) + len(block) + len(closing) > budget:
+                left += 1
+                continue
+            text_out += block
+        text_out += closing
+    if left:
+        text_out += notice.format(limit=max_chars, left=left, cmd=cmd)
+    return text_out
+
+
+# ------------------------------------------------------------------ json
+
+
+def _json_value(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def _json_object(change: ObjectChange) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "apiVersion": change.key.api_version,
+        "kind": change.key.kind,
+        "namespace": change.key.namespace or None,
+        "name": change.key.name,
+        "oldName": change.old_name,
+        "newName": change.new_name,
+        "status": change.status,
+        "source": change.source,
+        "impact": change.impact,
+        "fields": [
+            {
+                "path": f.path_text(),
+                "op": f.op,
+                "old": _json_value(f.old),
+                "new": _json_value(f.new),
+                "diff": f.line_diff() if f.multiline else None,
+                "source": f.source,
+            }
+            for f in change.fields
+        ],
+    }
+    if change.status == "added":
+        out["object"] = change.new
+    return out
+
+
+def json_text(report: Report) -> str:
+    """The whole report as one JSON document (stable key order)."""
+    doc = {
+        "base": {"ref": report.ref, "commit": report.commit},
+        "head": "working tree",
+        "summary": [{"name": s.name, "scope": s.scope, "status": s.status, **_counts(s)} for s in report.sections],
+        "sections": [
+            {
+                "name": s.name,
+                "scope": s.scope,
+                "status": s.status,
+                "source": s.source,
+                "counts": _counts(s),
+                "impact": s.impact,
+                "objects": [_json_object(c) for c in s.comparison.changes],
+            }
+            for s in report.sections
+        ],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,169 @@
+"""What a change does when Argo CD applies it: the notes a reviewer needs next to the diff.
+
+Pure: the comparison of one cluster's objects in, notes out. Each note is put
+on the change that causes it (`ObjectChange.impact`), and the cluster's list
+gathers them once each, so a summary can show them without the details.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gen.build import cassandra
+from gen.build.argocd import RESOURCES_FINALIZER
+from gen.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
+
+# The Deployment of base/server; its strategy is Recreate because two servers
+# must never share the host data directory.
+SERVER_DEPLOYMENT = "pyroscope"
+# ConfigMap keys that the Cassandra JVM reads only when it starts: the settings
+# snippet sourced by cassandra.in.sh, and the jar pin.
+CASSANDRA_RESTART_KEYS = ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")
+
+CASSANDRA_RESTART = (
+    "Cassandra must be restarted node by node to load the changed agent settings "
+    "(the installer only rewrites the files on the hosts; a running JVM keeps its agent)"
+)
+CASSANDRA_NEW = "Cassandra loads the agent only when restarted: restart it node by node once the installer has run"
+CASSANDRA_LEFT = (
+    "the Java agent stays installed on the Cassandra hosts: deleting the DaemonSet does not uninstall it "
+    "(set spec.cassandra.state: absent and let it sync first)"
+)
+
+
+def _template_path(kind: str) -> tuple[str, ...]:
+    if kind == "CronJob":
+        return ("spec", "jobTemplate", "spec", "template")
+    if kind == "Pod":
+        return ("spec",)
+    return ("spec", "template")
+
+
+def _touches(f: FieldChange, prefix: tuple[str, ...]) -> bool:
+    return tuple(f.path[: len(prefix)]) == prefix
+
+
+def _workloads(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [o for o in objects if o.get("kind") in WORKLOAD_KINDS]
+
+
+def _short(obj: Mapping[str, Any]) -> str:
+    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+
+
+class _Notes:
+    """Notes in the order found, each once; also put on the change that causes them."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, note: str, change: ObjectChange | None = None, *, summary: bool = True) -> None:
+        if change is not None and note not in change.impact:
+            change.impact.append(note)
+        if summary and note not in self.items:
+            self.items.append(note)
+
+
+def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Fill in every change's impact notes; return the cluster's notes, each once.
+
+    `new_objects` are the working tree's built objects as kustomize made them
+    (hashed names included), to find the pods that use a changed ConfigMap.
+    """
+    new_list = list(new_objects)
+    notes = _Notes()
+    by_key = {c.key: c for c in comparison.changes}
+    _pruned_applications(comparison.changes, notes)
+    restarts = _restarts(comparison, new_list, notes)
+    for obj in _workloads(new_list):
+        reasons = restarts.get(_short(obj))
+        if not reasons:
+            continue
+        change = _change_of(by_key, obj)
+        notes.add(f"{_short(obj)}: pods restart ({'; '.join(reasons)})", change)
+        spec = obj.get("spec") or {}
+        if obj.get("kind") == "Deployment" and (spec.get("strategy") or {}).get("type") == "Recreate":
+            if (obj.get("metadata") or {}).get("name") == SERVER_DEPLOYMENT:
+                notes.add(
+                    "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready",
+                    change,
+                )
+            else:
+                notes.add(f"{_short(obj)} has strategy Recreate: none of its pods runs during the restart", change)
+    _cassandra(comparison.changes, notes)
+    return notes.items
+
+
+def _change_of(by_key: Mapping[Key, ObjectChange], obj: Mapping[str, Any]) -> ObjectChange | None:
+    meta = obj.get("metadata") or {}
+    key = Key(str(obj.get("apiVersion", "")), str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta["name"]))
+    return by_key.get(key)
+
+
+def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: _Notes) -> dict[str, list[str]]:
+    """Why each workload's pods restart, by `Kind/name`."""
+    out: dict[str, list[str]] = {}
+    for change in comparison.changes:
+        kind = change.key.kind
+        template = _template_path(kind)
+        if change.status == "changed" and kind in WORKLOAD_KINDS and any(_touches(f, template) for f in change.fields):
+            out.setdefault(change.key.short(), []).append("the pod template changes")
+        if change.status != "changed" or kind not in HASHED_KINDS:
+            continue
+        users = [w for w in _workloads(new_list) if references(w, [change.new_name or ""])]
+        if not users:
+            continue
+        names = ", ".join(_short(w) for w in users)
+        if change.renamed:
+            # The cluster's list names each restarting workload once, with all its reasons.
+            notes.add(f"pods restart: the {kind} hash changes ({names})", change, summary=False)
+            for w in users:
+                out.setdefault(_short(w), []).append(f"{kind} {change.key.name} hash changes")
+        else:
+            # Without a hash suffix nothing tells the pods that their config changed.
+            notes.add(f"{names} do not restart by themselves: the {kind} name has no hash suffix", change)
+    return out
+
+
+def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None:
+    for change in changes:
+        if change.status != "removed" or change.key.kind != "Application" or change.old is None:
+            continue
+        finalizers = (change.old.get("metadata") or {}).get("finalizers") or []
+        if RESOURCES_FINALIZER in finalizers:
+            note = f"Application {change.key.name} is deleted: Argo CD prunes every resource it deployed"
+        else:
+            note = (
+                f"Application {change.key.name} is deleted without the resources finalizer: "
+                "its resources keep running, no longer managed"
+            )
+        notes.add(note, change)
+
+
+def _installs(obj: Mapping[str, Any] | None) -> bool:
+    """Whether a Cassandra agent DaemonSet installs the agent (rather than removing it)."""
+    if obj is None:
+        return False
+    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return all("uninstall" not in (c.get("args") or []) for c in pod.get("initContainers") or [])
+
+
+def _cassandra(changes: Iterable[ObjectChange], notes: _Notes) -> None:
+    for change in changes:
+        key = change.key
+        if key.kind == "ConfigMap" and key.name == cassandra.CONFIG_MAP:
+            if change.status == "added":
+                notes.add(CASSANDRA_NEW, change)
+            touched = [f for f in change.fields if f.path[:1] == ("data",) and f.path[1:2] in _restart_keys()]
+            if touched:
+                notes.add(CASSANDRA_RESTART, change)
+        if key.kind == "DaemonSet" and key.name == cassandra.DAEMONSET:
+            if change.status == "removed" and _installs(change.old):
+                notes.add(CASSANDRA_LEFT, change)
+            if change.status == "changed" and _installs(change.old) and not _installs(change.new):
+                notes.add(CASSANDRA_RESTART, change)
+
+
+def _restart_keys() -> list[tuple[str]]:
+    return [(k,) for k in CASSANDRA_RESTART_KEYS]

@@ -1,0 +1,148 @@
+"""Where a changed value of the built manifests comes from: a spec line, a default, or base/.
+
+Honest and simple rather than clever. Both sides' specs are loaded (with their
+defaults applied), the spec leaves whose effective value changed are listed,
+and a changed output value is attributed to the changed spec field(s) whose
+new value appears in it as a whole token (`4100` in `http://host:4100`, the
+new `retention` in the changed line of config.yaml). Where the field's value
+is written is asked of `LoadedCluster.origin`, so a defaults layer that knows
+its own positions is named the same way; a value written nowhere is a
+"built-in default". A change no spec field explains is put down to base/ when
+base/ changed, and left unattributed otherwise rather than guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gen.diffing import MISSING, FieldChange, ObjectChange, scalar_text
+from gen.loader import LoadedCluster
+
+BUILT_IN = "built-in default"
+BASE = "base/"
+SpecPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class SpecChange:
+    """One spec leaf whose effective value differs between the two sides."""
+
+    path: SpecPath
+    old: Any
+    new: Any
+    source: str  # `clusters/x.yaml:12`, or "built-in default"
+
+    def dotted(self) -> str:
+        return ".".join(str(p) for p in self.path)
+
+
+def effective(item: LoadedCluster) -> dict[str, Any]:
+    """The spec as gen uses it: every field, defaults included, under the spec's own key names."""
+    return item.cluster.model_dump(by_alias=True, mode="json")
+
+
+def spec_changes(old: LoadedCluster | None, new: LoadedCluster | None) -> list[SpecChange]:
+    """The leaves of the effective spec that changed; sources are taken from the new side."""
+    if new is None:
+        return []
+    before = effective(old) if old is not None else {}
+    after = effective(new)
+    out = []
+    for path, a, b in _leaf_changes(before, after, ()):
+        out.append(SpecChange(path, a, b, _source(new, after, path)))
+    return out
+
+
+def _leaf_changes(a: Any, b: Any, path: SpecPath) -> list[tuple[SpecPath, Any, Any]]:
+    # A subtree that exists on one side only is walked against an empty one, so
+    # that each of its leaves can be matched on its own.
+    if isinstance(a, Mapping) or isinstance(b, Mapping):
+        a = a if isinstance(a, Mapping) else {} if a is MISSING else a
+        b = b if isinstance(b, Mapping) else {} if b is MISSING else b
+    if isinstance(a, list) or isinstance(b, list):
+        a = [] if a is MISSING else a
+        b = [] if b is MISSING else b
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _leaf_changes(a.get(k, MISSING), b.get(k, MISSING), (*path, k))
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        out = []
+        for i in range(max(len(a), len(b))):
+            out += _leaf_changes(a[i] if i < len(a) else MISSING, b[i] if i < len(b) else MISSING, (*path, i))
+        return out
+    if a == b and type(a) is type(b):
+        return []
+    return [(path, a, b)]
+
+
+def _exists(data: Any, path: SpecPath) -> bool:
+    for part in path:
+        if isinstance(data, Mapping) and part in data:
+            data = data[part]
+            continue
+        if not (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+            return False
+        data = data[part]
+    return True
+
+
+def _source(item: LoadedCluster, data: Any, path: SpecPath) -> str:
+    # A key that is gone (a removed label) is named by its closest surviving parent.
+    while path and not _exists(data, path):
+        path = path[:-1]
+    where = item.origin(path) if path else None
+    if where is None:
+        return BUILT_IN
+    file, line, _col = where
+    return f"{file}:{line}"
+
+
+def _token(value: Any) -> re.Pattern[str] | None:
+    if value is MISSING or value is None or isinstance(value, Mapping | list):
+        return None
+    text = scalar_text(value)
+    if not text.strip():
+        return None
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(text)}(?![A-Za-z0-9])")
+
+
+def _appears(value: Any, text: str) -> bool:
+    pattern = _token(value)
+    return bool(text) and pattern is not None and pattern.search(text) is not None
+
+
+def explain(change: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange]:
+    """The changed spec fields that account for one changed output value."""
+    added, removed = change.added_text(), change.removed_text()
+    strict = [s for s in specs if _appears(s.new, added) and (not removed or _appears(s.old, removed))]
+    if strict:
+        return strict
+    # A value that only disappeared is explained by the old spec value it showed.
+    loose = [s for s in specs if _appears(s.new, added) or (not added and _appears(s.old, removed))]
+    return loose
+
+
+def annotate(changes: Sequence[ObjectChange], specs: Sequence[SpecChange], base_changed: bool) -> None:
+    """Set `source` on each changed field, and on each object added or removed as a whole."""
+    for obj in changes:
+        if obj.status != "changed":
+            obj.source = object_source(specs, base_changed)
+        for f in obj.fields:
+            found = explain(f, specs)
+            if found:
+                f.source = ", ".join(dict.fromkeys(s.source for s in found))
+            elif base_changed:
+                f.source = BASE
+
+
+def object_source(specs: Sequence[SpecChange], base_changed: bool) -> str | None:
+    """Why a whole object appears or disappears: a component switched on or off, or base/."""
+    toggles = [s for s in specs if s.path and s.path[-1] in ("enabled", "state")]
+    if toggles:
+        return ", ".join(dict.fromkeys(s.source for s in toggles))
+    return BASE if base_changed else None
