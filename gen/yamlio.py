@@ -18,6 +18,10 @@ from gen.errors import Problem, SpecError
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_DEPTH = 32
+# A full spec holds about a hundred values. Composing nodes costs several
+# microseconds each, so a 1 MiB flat list (half a million values) would take
+# seconds; anything past this bound is refused while parsing, long before that.
+MAX_NODES = 10_000
 
 Path = tuple[str | int, ...]
 
@@ -84,9 +88,16 @@ def load(raw: bytes, filename: str) -> Positioned:
 
 def _load_text(text: str) -> Positioned:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     try:
+        _precheck(text)
         nodes = list(_yaml().compose_all(text))
+    except ReaderError as e:
+        # The reader refuses control characters before parsing; it knows only the offset.
+        line, col = _line_col(text, e.position)
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        raise _Fail(line, col, f"invalid YAML: control character U+{code:04X} is not allowed") from None
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         msg = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
@@ -98,7 +109,7 @@ def _load_text(text: str) -> Positioned:
     except RecursionError:
         raise _Fail(1, 1, f"nesting is deeper than {MAX_DEPTH} levels") from None
     except YAMLError as e:
-        raise _Fail(1, 1, f"invalid YAML: {e}") from None
+        raise _Fail(1, 1, "invalid YAML: " + " ".join(str(e).split())) from None
     if not nodes or nodes[0] is None:
         raise _Fail(1, 1, "the file is empty; expected a Cluster spec mapping")
     if len(nodes) > 1:
@@ -115,6 +126,45 @@ def _load_text(text: str) -> Positioned:
             f"the document is {kind}; expected a mapping (apiVersion, kind, metadata, spec)",
         )
     return out
+
+
+def _precheck(text: str) -> None:
+    """Walk the parser's events and refuse what composing would choke on, with its position.
+
+    The C composer recurses once per nesting level without Python's recursion
+    guard: a hundred thousand `[` crash the interpreter (SIGSEGV) rather than
+    raise. Events come lazily from a parser that keeps its own stack, so this
+    walk stops at the first level too deep, value too many or second document.
+    """
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, NodeEvent
+
+    depth = documents = count = 0
+    for event in _yaml().parse(text):
+        if isinstance(event, DocumentStartEvent):
+            documents += 1
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, NodeEvent):
+            line, col = event.start_mark.line + 1, event.start_mark.column + 1
+            if documents > 1:
+                raise _Fail(line, col, "more than one YAML document; one file holds one spec")
+            # Here rather than while converting: the composer keeps no anchor on its
+            # nodes, and an alias of a scalar is indistinguishable from a plain value.
+            if event.anchor is not None:
+                raise _Fail(line, col, "YAML anchors and aliases are not allowed in a spec")
+            count += 1
+            if count > MAX_NODES:
+                raise _Fail(line, col, f"more than {MAX_NODES} keys and values; a cluster spec holds far fewer")
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                # The root mapping is level 0 for _convert, and 1 here.
+                if depth > MAX_DEPTH + 1:
+                    raise _Fail(line, col, f"nesting is deeper than {MAX_DEPTH} levels")
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character offset."""
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def _tag_name(tag: str) -> str:
@@ -154,6 +204,9 @@ def _convert(node: Any, path: Path, out: Positioned, seen: set[int], depth: int)
             raise _Fail(line, col, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
         seen.add(id(node))
         return [_convert(v, (*path, i), out, seen, depth + 1) for i, v in enumerate(node.value)]
+    if tag == _STD + "timestamp":
+        # Resolved from a plain scalar such as a date-named revision: nobody wrote a tag.
+        raise _Fail(line, col, f"{short_repr(node.value)} reads as a YAML date; quote it to make it a string")
     if tag not in _SCALAR_TAGS:
         raise _Fail(line, col, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
     return _scalar(tag, node.value, line, col)
@@ -167,12 +220,30 @@ def _scalar(tag: str, value: str, line: int, col: int) -> Any:
         return None
     if kind == "bool":
         return value.lower() in ("true", "yes", "on")
+    digits = value.replace("_", "")
     try:
         if kind == "int":
-            return int(value.replace("_", ""), 0)
-        return float(value.replace("_", ""))
+            try:
+                number = int(digits, 0)
+            except ValueError:
+                # YAML 1.2 reads 017 as decimal 17; base 0 refuses leading zeros.
+                number = int(digits, 10)
+            # No consumer reads more than 64 bits, and a huge number (0x and thousands
+            # of digits) cannot even be turned back into decimal text for a message.
+            if not -(2**63) <= number < 2**63:
+                raise _Fail(line, col, f"{short_repr(value)} is out of the 64-bit integer range")
+            return number
+        # YAML spells infinity and not-a-number .inf and .nan, Python inf and nan.
+        return float(digits.lower().replace(".inf", "inf").replace(".nan", "nan"))
     except ValueError:
-        raise _Fail(line, col, f"cannot read {value!r} as {kind}") from None
+        raise _Fail(line, col, f"cannot read {short_repr(value)} as {kind}") from None
+
+
+def short_repr(value: str, limit: int = 60) -> str:
+    """repr() of a value for an error line, cut short so that a huge value cannot flood the output."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 # ---------------------------------------------------------------- emitting
