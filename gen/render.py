@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gen import layout, yamlio
 from gen.build import argocd
@@ -32,28 +33,59 @@ class Rendered:
 
 
 def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
-    """Render the overlays of the named clusters (every cluster when None) and the Argo CD files.
+    """Render the overlays and Argo CD files of the named clusters, or of every cluster when None.
 
-    Every spec is loaded and validated either way: the AppProject depends on all of them.
+    Rendering every cluster gives the complete fleet (what `gen check` compares
+    with). Rendering some clusters reads only their specs: their Applications are
+    rendered, and the committed AppProject gains their destinations and repository
+    (it loses nothing until the next full render, so no Application is cut off).
     """
-    chosen = None if names is None else list(dict.fromkeys(names))
-    if chosen is not None:
-        load_clusters(root, chosen)  # unknown names are refused before anything else
-    loaded = load_clusters(root)
+    loaded = load_clusters(root, names)
     fleet = argocd.resolve_fleet(load_fleet(root), loaded)
     out = Rendered(clusters=loaded)
     for item in loaded:
-        if chosen is not None and item.name not in chosen:
-            continue
         directory = layout.overlay_dir(item.name)
         files = layout.render_cluster(item.cluster)
         out.overlays[directory] = {p.rsplit("/", 1)[1]: t for p, t in files.items()}
         out.warnings.extend(spec_warnings(item))
-    out.files[SCHEMA_FILE] = schema_text()
-    for rel, docs in argocd.documents([c.cluster for c in loaded], fleet).items():
+    documents = argocd.documents([c.cluster for c in loaded], fleet)
+    if names is not None:
+        committed = _committed_docs(root / argocd.PROJECT_FILE)
+        if committed:
+            documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
+    else:
+        out.files[SCHEMA_FILE] = schema_text()
+    for rel, docs in documents.items():
         source = f"clusters/{rel.rsplit('/', 1)[1]}" if rel.startswith(argocd.APPLICATIONS_DIR) else ARGO_SOURCES
         out.files[rel] = f"# {layout.HEADER_PREFIX}{source}. Do not edit.\n" + yamlio.dump_all(docs)
     return out
+
+
+def _committed_docs(path: Path) -> list[Any]:
+    try:
+        return yamlio.parse_all_plain(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+
+
+def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
+    """The fresh AppProject with the committed one's destinations and repositories added."""
+    try:
+        old_spec = committed["spec"]
+        old_repos = [str(r) for r in old_spec.get("sourceRepos", [])]
+        old_dests = [dict(d) for d in old_spec.get("destinations", [])]
+    except (TypeError, KeyError, AttributeError):
+        return fresh
+
+    def key(dest: dict[str, Any]) -> tuple[str, str, str]:
+        field = "server" if "server" in dest else "name"
+        return (field, str(dest.get(field)), str(dest.get("namespace")))
+
+    spec = fresh["spec"]
+    destinations = {key(d): d for d in [*old_dests, *spec["destinations"]]}
+    spec["sourceRepos"] = sorted({*old_repos, *spec["sourceRepos"]})
+    spec["destinations"] = [destinations[k] for k in sorted(destinations)]
+    return fresh
 
 
 ARGO_SOURCES = f"{FLEET_FILE} and clusters/"
@@ -65,12 +97,9 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
     found = []
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
         path = ("spec", "cassandra", "agent", "sha256")
-        line, col = item.positions.where(path)
         found.append(
             Problem(
-                item.file,
-                line,
-                col,
+                *item.locate(path),
                 "spec.cassandra.agent.sha256",
                 "not set: the agent jar will be installed unverified; pin its SHA-256",
             )
