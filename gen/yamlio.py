@@ -262,6 +262,53 @@ _NOT_A_PLAIN_STRING = re.compile(
 )
 
 
+class _Events:
+    """Event objects for the emitter, built once: many keys and values repeat in every document.
+
+    The emitter only reads events, so one event object can stand for every
+    occurrence of the same scalar.
+    """
+
+    def __init__(self) -> None:
+        from ruamel.yaml import events as ev
+
+        self.ev = ev
+        self.map_start = ev.MappingStartEvent(None, None, True, flow_style=False)
+        self.map_end = ev.MappingEndEvent()
+        self.seq_start = ev.SequenceStartEvent(None, None, True, flow_style=False)
+        self.seq_end = ev.SequenceEndEvent()
+        self.head = [ev.StreamStartEvent(encoding=None), ev.DocumentStartEvent(explicit=False)]
+        self.tail = [ev.DocumentEndEvent(explicit=False), ev.StreamEndEvent()]
+        self.scalars: dict[tuple[type, Any], Any] = {}
+
+    def scalar(self, data: Any) -> Any:
+        key = (type(data), data)
+        event = self.scalars.get(key)
+        if event is not None:
+            return event
+        scalar = self.ev.ScalarEvent
+        if type(data) is str:
+            if "\n" in data:
+                # libyaml falls back to a quoted style where a literal block cannot hold the text.
+                event = scalar(None, None, (True, True), data, style="|")
+            else:
+                plain = _NOT_A_PLAIN_STRING.match(data) is None
+                event = scalar(None, None, (plain, True), data, style=None)
+        elif type(data) is bool:
+            event = scalar(None, None, (True, False), "true" if data else "false")
+        elif data is None:
+            event = scalar(None, None, (True, False), "null")
+        else:
+            event = scalar(None, None, (True, False), repr(data))
+        if len(self.scalars) > 100_000:  # bounded: long-running callers render many fleets
+            self.scalars.clear()
+        self.scalars[key] = event
+        return event
+
+
+_EVENTS: _Events | None = None
+
+
 def dump(data: Any) -> str:
     """Emit one YAML document: keys in insertion order, multi-line strings as literal blocks.
 
@@ -269,49 +316,39 @@ def dump(data: Any) -> str:
     straight to libyaml's emitter (ruamel.yaml.clib): ruamel's Python representer
     would cost four times as much for the same bytes.
     """
-    from ruamel.yaml import events as ev
     from ruamel.yaml.cyaml import CEmitter  # type: ignore[attr-defined]
 
+    global _EVENTS  # noqa: PLW0603 - built on first use, then shared
+    events = _EVENTS = _EVENTS or _Events()
+    out: list[Any] = list(events.head)
+    _collect(data, out, events)
+    out += events.tail
     buf = io.StringIO()
     emitter = CEmitter(buf, canonical=False, indent=2, width=4096, allow_unicode=True, line_break="\n")
-    out: list[Any] = [ev.StreamStartEvent(encoding=None), ev.DocumentStartEvent(explicit=False)]
-    _events(data, out, ev)
-    out += [ev.DocumentEndEvent(explicit=False), ev.StreamEndEvent()]
     for event in out:
         emitter.emit(event)
     return buf.getvalue()
 
 
-def _events(data: Any, out: list[Any], ev: Any) -> None:
+def _collect(data: Any, out: list[Any], events: _Events) -> None:
     kind = type(data)
     if kind is dict:
-        out.append(ev.MappingStartEvent(None, None, True, flow_style=False))
+        out.append(events.map_start)
         for key, value in data.items():
-            _events(key, out, ev)
-            _events(value, out, ev)
-        out.append(ev.MappingEndEvent())
+            out.append(events.scalar(key))
+            _collect(value, out, events)
+        out.append(events.map_end)
     elif kind is list or kind is tuple:
-        out.append(ev.SequenceStartEvent(None, None, True, flow_style=False))
+        out.append(events.seq_start)
         for value in data:
-            _events(value, out, ev)
-        out.append(ev.SequenceEndEvent())
-    elif kind is str:
-        if "\n" in data:
-            # libyaml falls back to a quoted style where a literal block cannot hold the text.
-            out.append(ev.ScalarEvent(None, None, (True, True), data, style="|"))
-        else:
-            plain = _NOT_A_PLAIN_STRING.match(data) is None
-            out.append(ev.ScalarEvent(None, None, (plain, True), data, style=None))
-    elif kind is bool:
-        out.append(ev.ScalarEvent(None, None, (True, False), "true" if data else "false"))
-    elif data is None:
-        out.append(ev.ScalarEvent(None, None, (True, False), "null"))
-    elif kind is int or kind is float:
-        out.append(ev.ScalarEvent(None, None, (True, False), repr(data)))
+            _collect(value, out, events)
+        out.append(events.seq_end)
+    elif kind is str or kind is bool or kind is int or kind is float or data is None:
+        out.append(events.scalar(data))
     elif isinstance(data, Mapping):
-        _events(dict(data), out, ev)
+        _collect(dict(data), out, events)
     elif isinstance(data, str):
-        _events(str(data), out, ev)
+        _collect(str(data), out, events)
     else:
         raise TypeError(f"cannot emit {kind.__name__} as YAML")
 
