@@ -78,7 +78,9 @@ def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> 
     help="Also validate the Argo CD objects against the CRD schemas in this folder.",
 )
 @ROOT
-def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, crds: Path | None, root: Path) -> None:
+def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
+    names: tuple[str, ...], all_clusters: bool, kubernetes_version: str, jobs: int | None, crds: Path | None, root: Path
+) -> None:
     """Build each overlay with kustomize and validate every object strictly.
 
     With no NAMES, also check the Argo CD objects: strictly, against the CRDs
@@ -86,6 +88,8 @@ def validate(names: tuple[str, ...], kubernetes_version: str, jobs: int | None, 
     """
     from gen.commands import validate as command
 
+    if names and all_clusters:
+        raise UsageError("give cluster names or --all, not both")
     sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds=crds))
 
 
@@ -119,8 +123,17 @@ def new(  # noqa: PLR0917 - one parameter per option, as click passes them
 
     if destination_server and destination_name:
         raise UsageError("give --destination-server or --destination-name, not both")
-    sys.exit(command.run(root, name, address=address, repo_url=repo_url, server=destination_server,
-                         cluster_name=destination_name, out=Output()))
+    sys.exit(
+        command.run(
+            root,
+            name,
+            address=address,
+            repo_url=repo_url,
+            server=destination_server,
+            cluster_name=destination_name,
+            out=Output(),
+        )
+    )
 
 
 @cli.command()

@@ -1,0 +1,169 @@
+"""Fleet-scale benchmark of gen: generates N varied cluster specs in a temporary repository and times
+the commands users run. Not a test: it prints a table (Markdown) for the README.
+
+    python bench/fleet_bench.py [--clusters 1000] [--validate-clusters 100] [--repeat 3]
+
+User and system CPU are reported apart: creating a file costs about a millisecond of
+kernel time on some machines, so from-scratch wall time is ruled by the file system.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    wall: float
+    user: float
+    sys: float
+    maxrss_mib: float
+    stdout: str
+
+
+def spec(i: int) -> str:
+    """A valid spec that differs from its neighbours in the ways real fleets differ."""
+    extra = ""
+    if i % 3 == 0:
+        extra += f"  server:\n    port: {4040 + i % 50}\n    retention: {24 * (1 + i % 14)}h\n"
+    if i % 5 == 0:
+        extra += f"  ebpf:\n    sampleRate: {19 + i % 80}\n    privileged: {'false' if i % 10 == 0 else 'true'}\n"
+    if i % 7 == 0:
+        extra += "  grafana:\n    enabled: false\n"
+    cassandra = f"    labels:\n      dc: dc{i % 4}\n      rack: rack{i % 3}\n"
+    if i % 11 == 0:
+        cassandra += "    profiler:\n      event: wall\n      lock: null\n"
+    return f"""apiVersion: gen.profiling/v1alpha1
+kind: Cluster
+metadata:
+  name: lab-{i:04d}
+spec:
+  namespace: profiling-{i % 10}
+  controlNode:
+    address: 10.{i // 250}.{i % 250}.10
+{extra}  cassandra:
+{cassandra}  argocd:
+    repoURL: https://github.com/acme/profiling-gitops.git
+    destination:
+      name: k8s-{i:04d}
+"""
+
+
+def make_fleet(root: Path, n: int) -> None:
+    shutil.copytree(PROJECT / "base", root / "base")
+    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    (root / "clusters").mkdir()
+    for i in range(n):
+        (root / "clusters" / f"lab-{i:04d}.yaml").write_text(spec(i))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+
+
+def gen(root: Path, *args: str) -> Run:
+    """Run gen in a fresh process and measure that child alone."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "gen", *args, "--root", str(root)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"gen {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    maxrss_kib = int(proc.stderr.strip().splitlines()[-1])
+    return Run(wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, maxrss_kib / 1024, proc.stdout)
+
+
+def median(runs: list[Run]) -> Run:
+    runs = sorted(runs, key=lambda r: r.wall)
+    pick = runs[len(runs) // 2]
+    return Run(
+        statistics.median(r.wall for r in runs),
+        statistics.median(r.user for r in runs),
+        statistics.median(r.sys for r in runs),
+        max(r.maxrss_mib for r in runs),
+        pick.stdout,
+    )
+
+
+def files_written(stdout: str) -> int:
+    return sum(1 for line in stdout.splitlines() if line.split(" ", 1)[0] in ("created", "changed", "removed"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clusters", type=int, default=1000)
+    parser.add_argument("--validate-clusters", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    n, rows = args.clusters, []
+
+    with tempfile.TemporaryDirectory(prefix="gen-bench-") as tmp:
+        scratch = []
+        for k in range(args.repeat):
+            root = Path(tmp) / f"scratch{k}"
+            make_fleet(root, n)
+            scratch.append(gen(root, "render", "--all"))
+        r = median(scratch)
+        rows.append((f"`gen render --all`, {n} clusters, from scratch", r, f"{files_written(r.stdout)} files"))
+        root = Path(tmp) / "scratch0"
+
+        r = median([gen(root, "check") for _ in range(args.repeat)])
+        rows.append((f"`gen check`, {n} clusters, in sync", r, ""))
+
+        one = []
+        for k in range(args.repeat):
+            path = root / "clusters" / "lab-0007.yaml"
+            path.write_text(path.read_text().replace("dc: dc3", f"dc: dc{10 + k}"))
+            one.append(gen(root, "render", "--all"))
+        r = median(one)
+        rows.append(
+            (f"`gen render --all` after one spec changed, {n} clusters", r, f"{files_written(r.stdout)} files written")
+        )
+
+        r = median([gen(root, "render", "--all") for _ in range(args.repeat)])
+        rows.append(("`gen render --all` with nothing changed", r, f"{files_written(r.stdout)} files written"))
+
+        r = median([gen(root, "render", "lab-0042") for _ in range(args.repeat)])
+        rows.append((f"`gen render NAME`, one cluster of {n}, cold process", r, ""))
+
+        vroot = Path(tmp) / "validate"
+        make_fleet(vroot, args.validate_clusters)
+        gen(vroot, "render", "--all")
+        r = gen(vroot, "validate", "--all")
+        cores = (r.user + r.sys) / r.wall
+        rows.append(
+            (
+                f"`gen validate --all`, {args.validate_clusters} clusters",
+                r,
+                f"{cores:.1f} cores busy of {os.cpu_count()}",
+            )
+        )
+
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}\n"
+    )
+    print("| case | wall s | user s | sys s | peak MiB | note |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, run, note in rows:
+        print(f"| {name} | {run.wall:.2f} | {run.user:.2f} | {run.sys:.2f} | {run.maxrss_mib:.0f} | {note} |")
+
+
+if __name__ == "__main__":
+    main()
