@@ -62,6 +62,7 @@ def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> 
 
 @cli.command()
 @click.argument("names", nargs=-1)
+@click.option("--all", "all_clusters", is_flag=True, help="Every cluster (the default when no NAMES are given).")
 @click.option(
     "--kubernetes-version",
     default="1.33",
