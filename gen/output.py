@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import TextIO
 
 from gen.errors import Problem
@@ -20,8 +21,45 @@ class Output:
     def note(self, text: str) -> None:
         print(f"gen: {text}", file=self.err)
 
+    def progress(self, total: int, label: str) -> Progress:
+        return Progress(self.err, total, label)
+
     def warn(self, problem: Problem) -> None:
         if self.fmt == "github":
             print(problem.github().replace("::error", "::warning", 1), file=self.out)
             return
         print(str(problem).replace(": error: ", ": warning: ", 1), file=self.err)
+
+
+class Progress:
+    """A one-line progress bar on stderr for long fleet operations; silent when stderr is not a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, err: TextIO, total: int, label: str) -> None:
+        self.err, self.total, self.label = err, total, label
+        self.done = 0
+        self.enabled = total > 1 and err.isatty()
+        self._shown = -1
+        self._lock = threading.Lock()  # validate advances it from worker threads
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:
+            self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        self.done += n
+        if not self.enabled:
+            return
+        filled = self.WIDTH * self.done // self.total
+        if filled == self._shown and self.done < self.total:
+            return  # redraw only when the bar moves
+        self._shown = filled
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        self.err.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+        self.err.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._shown >= 0:
+            self.err.write("\r\x1b[2K")
+            self.err.flush()

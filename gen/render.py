@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ class Rendered:
         return dict(sorted(out.items()))
 
 
-def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
+def render(
+    root: Path, names: Iterable[str] | None = None, progress: Callable[[], None] | None = None
+) -> Rendered:
     """Render the overlays and Argo CD files of the named clusters, or of every cluster when None.
 
     Rendering every cluster gives the complete fleet (what `gen check` compares
@@ -48,6 +50,8 @@ def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
         files = layout.render_cluster(item.cluster)
         out.overlays[directory] = {p.rsplit("/", 1)[1]: t for p, t in files.items()}
         out.warnings.extend(spec_warnings(item))
+        if progress is not None:
+            progress()
     documents = argocd.documents([c.cluster for c in loaded], fleet)
     if names is not None:
         committed = _committed_docs(root / argocd.PROJECT_FILE)

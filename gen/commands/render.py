@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gen import layout, writer
 from gen.errors import EXIT_OK, UsageError
+from gen.loader import spec_files
 from gen.output import Output
 from gen.render import orphan_files, orphan_overlays, render
 
@@ -14,7 +15,11 @@ from gen.render import orphan_files, orphan_overlays, render
 def run(root: Path, names: Sequence[str], all_clusters: bool, out: Output) -> int:
     if bool(names) == all_clusters:
         raise UsageError("give cluster names or --all (not both)")
-    rendered = render(root, None if all_clusters else names)
+    bar = out.progress(len(spec_files(root)) if all_clusters else len(names), "rendering")
+    try:
+        rendered = render(root, None if all_clusters else names, bar.advance)
+    finally:
+        bar.close()
     for w in rendered.warnings:
         out.warn(w)
     with writer.repo_lock(root):

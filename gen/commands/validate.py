@@ -42,8 +42,19 @@ def run(
         built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
         return [f"{layout.overlay_dir(name)}: {f}" for f in validate_objects(built[name], version)]
 
-    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        results = list(pool.map(one, chosen))
+    bar = out.progress(len(chosen), "validating")
+
+    def counted(name: str) -> list[str]:
+        try:
+            return one(name)
+        finally:
+            bar.advance()
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+            results = list(pool.map(counted, chosen))
+    finally:
+        bar.close()
     findings = [f for r in results for f in r]
     if not names:
         # The Argo CD objects concern the whole fleet: checked when every cluster is.
