@@ -17,6 +17,7 @@ added entry instead of every later entry shifted.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -214,7 +215,7 @@ def compare(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapp
     old, old_hashed = index(old_objects)
     new, new_hashed = index(new_objects)
     changes: list[ObjectChange] = []
-    for key in sorted(set(old) | set(new)):
+    for key in sorted(set(old) | set(new), key=lambda k: (k.kind, k.namespace, k.name, k.api_version)):
         a, b = old.get(key), new.get(key)
         a_name = _ident(a)[3] if a is not None else None
         b_name = _ident(b)[3] if b is not None else None
@@ -261,10 +262,23 @@ def _list_changes(old: list[Any], new: list[Any], path: tuple[PathPart, ...]) ->
         for name in [*a, *(n for n in b if n not in a)]:
             out += field_changes(a.get(name, MISSING), b.get(name, MISSING), (*path, f"name={name}"))
         return out
+    # Unnamed entries: line them up like a text diff, so that dropping the first of
+    # three entries reads as one removal rather than three changed positions.
     out = []
-    for i in range(max(len(old), len(new))):
-        out += field_changes(old[i] if i < len(old) else MISSING, new[i] if i < len(new) else MISSING, (*path, i))
+    matcher = difflib.SequenceMatcher(None, [_canonical(x) for x in old], [_canonical(x) for x in new], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        paired = min(i2 - i1, j2 - j1)
+        for k in range(paired):
+            out += field_changes(old[i1 + k], new[j1 + k], (*path, j1 + k))
+        out += [FieldChange((*path, i), old[i], MISSING) for i in range(i1 + paired, i2)]
+        out += [FieldChange((*path, j), MISSING, new[j]) for j in range(j1 + paired, j2)]
     return out
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")

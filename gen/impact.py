@@ -128,7 +128,12 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
 
 def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None:
     for change in changes:
-        if change.status != "removed" or change.key.kind != "Application" or change.old is None:
+        if change.status != "removed" or change.old is None:
+            continue
+        annotations = (change.old.get("metadata") or {}).get("annotations") or {}
+        if "Delete=false" in str(annotations.get("argocd.argoproj.io/sync-options", "")):
+            notes.add(f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it (Delete=false)", change)
+        if change.key.kind != "Application":
             continue
         finalizers = (change.old.get("metadata") or {}).get("finalizers") or []
         if RESOURCES_FINALIZER in finalizers:

@@ -1,0 +1,315 @@
+"""`gen diff --base REF` in real git repositories, with the real kustomize; and its pure matching core."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gen import diffing
+from gen.commands.diff import _terminal
+from gen.output import Output
+from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _line_of(path: Path, text: str) -> int:
+    return path.read_text(encoding="utf-8").splitlines().index(text) + 1
+
+
+def _diff_json(root: Path, ref: str = "HEAD") -> dict[str, Any]:
+    result = gen("diff", "--base", ref, "--format", "json", "--root", str(root))
+    assert result.exit_code == 0, result.output
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [s for s in doc["sections"] if s["name"] == name]
+    assert len(found) == 1, [s["name"] for s in doc["sections"]]
+    return found[0]
+
+
+def _render(root: Path, *names: str) -> None:
+    args = ["render", *names] if names else ["render", "--all"]
+    result = gen(*args, "--root", str(root))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def repo(fleet: Path) -> Path:
+    return rendered_repo(fleet)
+
+
+def test_a_spec_change_shows_exactly_its_objects_fields_impact_and_spec_line(repo: Path) -> None:
+    spec = repo / "clusters/lab-minimal.yaml"
+    edit(spec, "  argocd:\n", "  ebpf:\n    sampleRate: 49\n  argocd:\n")
+    _render(repo, "lab-minimal")
+    doc = _diff_json(repo)
+
+    assert [s["name"] for s in doc["sections"]] == ["lab-minimal"]  # lab-tuned did not change
+    section = doc["sections"][0]
+    assert section["status"] == "changed"
+    assert section["counts"] == {"added": 0, "changed": 1, "removed": 0}
+    [obj] = section["objects"]
+    assert (obj["kind"], obj["namespace"], obj["name"]) == ("ConfigMap", "profiling", "pyroscope-ebpf-config")
+    # The hash suffix changed: one changed object, not a removal and an addition.
+    assert obj["oldName"] != obj["newName"]
+    assert obj["oldName"].startswith("pyroscope-ebpf-config-") and obj["newName"].startswith("pyroscope-ebpf-config-")
+    [field] = obj["fields"]
+    assert field["path"] == 'data["config.alloy"]'
+    assert "-  sample_rate      = 97" in field["diff"]
+    assert "+  sample_rate      = 49" in field["diff"]
+    assert [x for x in field["diff"] if x[:1] in "+-"] == ["-  sample_rate      = 97", "+  sample_rate      = 49"]
+    line = _line_of(spec, "    sampleRate: 49")
+    assert field["source"] == f"clusters/lab-minimal.yaml:{line}"
+    assert obj["impact"] == ["pods restart: the ConfigMap hash changes (DaemonSet/pyroscope-ebpf)"]
+    restart = "DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config hash changes)"
+    assert section["impact"] == [restart]
+
+    text = gen("diff", "--base", "HEAD", "--root", str(repo))
+    assert text.exit_code == 0
+    out = text.stdout
+    assert out.splitlines()[0].startswith("gen diff: HEAD (")
+    assert "lab-tuned" not in out
+    assert f'    data["config.alloy"]:  <- clusters/lab-minimal.yaml:{line}' in out
+    assert "      +  sample_rate      = 49" in out
+    assert "! DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config hash changes)" in out
+    assert "\x1b[" not in out  # not a terminal: no colour
+
+
+def test_diff_leaves_working_tree_index_and_branch_unchanged(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "retention: 72h", "retention: 96h")
+    _render(repo, "lab-tuned")
+    git(repo, "add", "clusters")  # a partly staged change: the index must stay exactly so
+    git(repo, "checkout", "-q", "-b", "feature")
+    before = {
+        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
+        "branch": git(repo, "rev-parse", "--abbrev-ref", "HEAD"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "index": (repo / ".git/index").read_bytes(),
+        "files": {p: p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file() and ".git" not in p.parts},
+    }
+    result = gen("diff", "--base", "main", "--root", str(repo))
+    assert result.exit_code == 0
+    assert "retention_period: 96h" in result.stdout
+    after = {
+        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
+        "branch": git(repo, "rev-parse", "--abbrev-ref", "HEAD"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        "index": (repo / ".git/index").read_bytes(),
+        "files": {p: p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file() and ".git" not in p.parts},
+    }
+    assert after == before
+
+
+def test_server_and_cassandra_restarts_are_named(repo: Path) -> None:
+    spec = repo / "clusters/lab-minimal.yaml"
+    added = "  server:\n    retention: 24h\n  cassandra:\n    agent:\n      version: 2.10.0\n"
+    edit(spec, "  argocd:\n", added + "  argocd:\n")
+    _render(repo, "lab-minimal")
+    section = _section(_diff_json(repo), "lab-minimal")
+    impact = section["impact"]
+    assert "Deployment/pyroscope: pods restart (ConfigMap pyroscope-config hash changes)" in impact
+    assert "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready" in impact
+    assert any(note.startswith("Cassandra must be restarted node by node") for note in impact)
+    cm = next(o for o in section["objects"] if o["name"] == "pyroscope-cassandra-agent")
+    url = next(f for f in cm["fields"] if f["path"] == "data.AGENT_URL")
+    assert url["old"].endswith("/2.9.1/agent-2.9.1.jar") and url["new"].endswith("/2.10.0/agent-2.10.0.jar")
+    assert url["source"] == f"clusters/lab-minimal.yaml:{_line_of(spec, '      version: 2.10.0')}"
+    config = next(o for o in section["objects"] if o["name"] == "pyroscope-config")
+    assert config["fields"][0]["source"] == f"clusters/lab-minimal.yaml:{_line_of(spec, '    retention: 24h')}"
+
+
+def test_a_value_back_to_its_default_is_attributed_to_the_built_in_default(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "    sampleRate: 49\n", "")
+    _render(repo, "lab-tuned")
+    [obj] = _section(_diff_json(repo), "lab-tuned")["objects"]
+    assert obj["fields"][0]["source"] == "built-in default"
+
+
+def test_a_base_change_is_attributed_to_base(repo: Path) -> None:
+    edit(repo / "base/server/deployment.yaml", "revisionHistoryLimit: 3", "revisionHistoryLimit: 5")
+    doc = _diff_json(repo)
+    assert [s["name"] for s in doc["sections"]] == ["lab-minimal", "lab-tuned"]
+    for section in doc["sections"]:
+        [obj] = section["objects"]
+        assert obj["kind"] == "Deployment"
+        assert obj["fields"] == [
+            {"path": "spec.revisionHistoryLimit", "op": "changed", "old": 3, "new": 5, "diff": None, "source": "base/"}
+        ]
+        assert section["impact"] == []  # not a pod template change: nothing restarts
+
+
+def test_key_order_and_quoting_alone_show_nothing(repo: Path) -> None:
+    path = repo / "base/server/service.yaml"
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition("kind: Service\n")
+    # Move apiVersion below kind and quote a scalar: the same objects, other bytes.
+    path.write_text(
+        "kind: Service\n" + head.replace("apiVersion: v1", 'apiVersion: "v1"') + rest, encoding="utf-8"
+    )
+    assert git(repo, "status", "--porcelain") == " M base/server/service.yaml\n"
+    result = gen("diff", "--base", "HEAD", "--root", str(repo))
+    assert result.exit_code == 0
+    assert "no change to the built manifests between HEAD and the working tree" in result.stdout
+    assert _diff_json(repo)["sections"] == []
+
+
+def test_removed_and_added_clusters(repo: Path) -> None:
+    (repo / "clusters/lab-tuned.yaml").unlink()
+    shutil.copy(repo / "clusters/lab-minimal.yaml", repo / "clusters/lab-new.yaml")
+    edit(repo / "clusters/lab-new.yaml", "name: lab-minimal", "name: lab-new")
+    _render(repo)
+    doc = _diff_json(repo)
+    assert [(s["name"], s["status"]) for s in doc["sections"]] == [
+        ("lab-new", "added"),
+        ("lab-tuned", "removed"),
+        ("argocd/ (fleet)", "changed"),  # the AppProject's destinations follow the clusters
+    ]
+    new = _section(doc, "lab-new")
+    assert new["source"] == "clusters/lab-new.yaml"
+    assert new["counts"]["added"] == len(new["objects"]) > 5
+    assert any(note.startswith("Cassandra loads the agent only when restarted") for note in new["impact"])
+    gone = _section(doc, "lab-tuned")
+    assert gone["counts"]["removed"] == len(gone["objects"])
+    assert "Application profiling-lab-tuned is deleted: Argo CD prunes every resource it deployed" in gone["impact"]
+    assert any(note.startswith("the Java agent stays installed on the Cassandra hosts") for note in gone["impact"])
+
+
+def test_markdown_has_summary_first_one_details_per_cluster_and_a_size_cap(repo: Path) -> None:
+    for name, old, new in (("lab-minimal", "10.0.1.10", "10.0.1.20"), ("lab-tuned", "retention: 72h", "retention: 1h")):
+        edit(repo / f"clusters/{name}.yaml", old, new)
+    _render(repo)
+    full = gen("diff", "--base", "HEAD", "--format", "markdown", "--root", str(repo)).stdout
+    assert full.startswith("### gen diff: `HEAD` (")
+    table = full.index("| cluster | status | added | changed | removed |")
+    assert table < full.index("<details>")
+    assert "| `lab-minimal` | changed | 0 |" in full
+    assert full.count("<details>") == full.count("</details>") == 2
+    assert "```diff" in full
+    assert "Truncated" not in full
+
+    cap = max(2000, len(full) // 2)
+    assert len(full) > cap
+    capped = gen("diff", "--base", "HEAD", "--format", "markdown", "--max-chars", str(cap), "--root", str(repo))
+    assert capped.exit_code == 0
+    out = capped.stdout
+    assert len(out) <= cap
+    assert out.count("<details>") == out.count("</details>")
+    assert out.count("```") % 2 == 0
+    assert re.search(rf"Truncated at {cap:,} characters .*: \d+ object change\(s\) are not shown", out)
+    assert "The full diff: `gen diff --base HEAD`" in out
+
+
+def test_colour_only_on_request_or_a_terminal_without_no_color(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "retention: 72h", "retention: 1h")
+    _render(repo, "lab-tuned")
+    coloured = gen("diff", "--base", "HEAD", "--color", "always", "--root", str(repo)).stdout
+    assert "\x1b[32m" in coloured
+    plain = gen("diff", "--base", "HEAD", "--color", "never", "--root", str(repo)).stdout
+    assert ANSI.sub("", coloured) == plain
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert _terminal(Output(out=Tty()))
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not _terminal(Output(out=Tty()))
+
+
+def test_a_bad_ref_is_a_usage_error_with_gits_words(repo: Path) -> None:
+    result = gen("diff", "--base", "no-such-branch", "--root", str(repo))
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: unknown revision 'no-such-branch'"
+    assert lines[1].startswith("  command: git rev-parse --verify")
+    assert lines[2] == "  exit code: 128"
+
+
+def test_missing_git_is_a_tool_error(repo: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    result = gen("diff", "--base", "HEAD", "--root", str(repo), env={"PATH": str(empty)})
+    assert result.exit_code == 3
+    assert result.stderr.startswith("error: git is not on PATH")
+
+
+def test_fleet_below_the_top_of_the_repository_and_a_ref_without_argocd(fleet: Path) -> None:
+    top = fleet.parent
+    init(top)
+    commit_all(top, "specs only, nothing rendered")  # at this ref there is no overlays/ and no argocd/
+    _render(fleet)
+    doc = _diff_json(fleet)
+    assert [(s["name"], s["status"]) for s in doc["sections"]] == [
+        ("lab-minimal", "added"),
+        ("lab-tuned", "added"),
+        ("argocd/ (fleet)", "changed"),
+    ]
+
+
+# ------------------------------------------------------------------ the pure core
+
+
+def _cm(name: str, data: dict[str, str], ns: str = "profiling") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns}, "data": data}
+
+
+def _ds(config: str, image: str = "alloy:1") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "agent", "namespace": "profiling"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "alloy", "image": image}],
+                    "volumes": [{"name": "config", "configMap": {"name": config}}],
+                }
+            }
+        },
+    }
+
+
+def test_hash_rename_is_one_changed_object_and_pod_references_are_no_change() -> None:
+    old = [_cm("cfg-2b4mt8d9kc", {"a": "1"}), _ds("cfg-2b4mt8d9kc")]
+    new = [_cm("cfg-hh7gf65dbm", {"a": "2"}), _ds("cfg-hh7gf65dbm")]
+    result = diffing.compare(old, new)
+    [change] = result.changes
+    assert (change.key.kind, change.key.name, change.status) == ("ConfigMap", "cfg", "changed")
+    assert (change.old_name, change.new_name) == ("cfg-2b4mt8d9kc", "cfg-hh7gf65dbm")
+    assert [(f.path_text(), f.old, f.new) for f in change.fields] == [("data.a", "1", "2")]
+
+
+def test_same_content_under_reordered_keys_is_no_change() -> None:
+    a = _ds("cfg")
+    b = json.loads(json.dumps(a))
+    b["spec"]["template"]["spec"] = dict(reversed(list(b["spec"]["template"]["spec"].items())))
+    b = dict(reversed(list(b.items())))
+    assert diffing.compare([a], [b]).changes == []
+
+
+def test_named_list_entries_are_matched_by_name() -> None:
+    a = _ds("cfg")
+    b = json.loads(json.dumps(a))
+    volumes = b["spec"]["template"]["spec"]["volumes"]
+    volumes.insert(0, {"name": "tracefs", "hostPath": {"path": "/sys/kernel/tracing"}})
+    [change] = diffing.compare([a], [b]).changes
+    [f] = change.fields
+    assert f.path_text() == "spec.template.spec.volumes[name=tracefs]"
+    assert f.op == "added"
+
+
+def test_names_that_only_look_hashed_are_kept() -> None:
+    # Only ConfigMaps and Secrets carry a hash, and only in kustomize's alphabet.
+    assert diffing.unhashed("ConfigMap", "pyroscope-datasource") == "pyroscope-datasource"
+    assert diffing.unhashed("Deployment", "web-2b4mt8d9kc") == "web-2b4mt8d9kc"
+    assert diffing.unhashed("Secret", "creds-2b4mt8d9kc") == "creds"
