@@ -68,19 +68,12 @@ def run(
 
 def validate_objects(objects: list[Any], version: str) -> list[str]:
     """Strict schema validation of core Kubernetes objects; each finding names the object."""
-    import kubernetes_validate
-    from kubernetes_validate.utils import ValidationError as KVError
+    from gen import k8s_schema
 
     findings = []
     for obj in objects:
         ident = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except KVError as e:
-            where = ".".join(str(p) for p in e.path)
-            findings.append(f"{ident}: {where + ': ' if where else ''}{e.message}")
-        except Exception as e:  # kubernetes-validate raises its own types for unknown kinds
-            findings.append(f"{ident}: {type(e).__name__}: {e}")
+        findings += [f"{ident}: {problem}" for problem in k8s_schema.validate(obj, version)]
     return findings
 
 
