@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -146,3 +147,16 @@ def test_check_in_a_fleet_below_the_top_of_the_repository(fleet: Path) -> None:
     assert result.exit_code == 1
     assert result.stdout.startswith("overlays/lab-tuned/config.alloy: hand-edited: edited by hand")
     assert git(top, "status", "--porcelain").strip() == "M fleet/overlays/lab-tuned/config.alloy"
+
+
+def test_the_pre_commit_hook_runs_check_once_per_commit() -> None:
+    from gen import yamlio
+    from tests.conftest import PROJECT
+
+    [hook] = yamlio.parse_plain((PROJECT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    assert hook["id"] == "gen-check"
+    assert hook["entry"] == "gen check"
+    assert hook["pass_filenames"] is False
+    assert re.match(hook["files"], "clusters/lab-east.yaml")
+    assert re.match(hook["files"], "overlays/lab-east/config.alloy")
+    assert not re.match(hook["files"], "README.md")

@@ -313,3 +313,18 @@ def test_names_that_only_look_hashed_are_kept() -> None:
     assert diffing.unhashed("ConfigMap", "pyroscope-datasource") == "pyroscope-datasource"
     assert diffing.unhashed("Deployment", "web-2b4mt8d9kc") == "web-2b4mt8d9kc"
     assert diffing.unhashed("Secret", "creds-2b4mt8d9kc") == "creds"
+
+
+def test_the_example_ci_workflow_checks_validates_and_posts_the_markdown_diff() -> None:
+    from gen import yamlio
+    from tests.conftest import PROJECT
+
+    flow = yamlio.parse_plain((PROJECT / "examples/ci/pull-request.yaml").read_text(encoding="utf-8"))
+    assert "pull_request" in flow["on"]
+    steps = flow["jobs"]["review"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "gen check --format github" in runs
+    assert "gen validate" in runs
+    assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
+    assert steps[0]["with"]["fetch-depth"] == 0
+    assert any("createComment" in s.get("with", {}).get("script", "") for s in steps)
