@@ -46,6 +46,12 @@ def resolve(root: Path, ref: str) -> str:
     if ref.startswith("-"):
         raise RevisionError(f"{ref!r} is not a revision")
     try:
+        prefix(root)
+    except ToolError as e:
+        if e.code is None:
+            raise
+        raise RevisionError(f"{root} is not in a git repository", e.command, e.code, e.stderr) from None
+    try:
         return git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").decode().strip()
     except ToolError as e:
         if e.code is None:
