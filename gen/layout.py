@@ -60,7 +60,7 @@ def kustomization(cluster: Cluster, components: list[Part]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": ["namespace.yaml"],
+        "resources": ["namespace.yaml", *(r for p in components for r in p.resources)],
         "components": [f"../../base/{p.component}" for p in components if p.component],
         "labels": [
             {

@@ -7,6 +7,7 @@ value the tool could not honour is an error rather than a silent coercion.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -86,6 +87,16 @@ def _image(value: str) -> str:
     return value
 
 
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a network in CIDR form (e.g. 10.0.1.0/24): {e}") from None
+    if str(network) != value:
+        raise ValueError(f"write {str(network)!r}")
+    return value
+
+
 def _go_duration(value: str) -> str:
     ns = units.go_duration_ns(value)
     if ns is None:
@@ -124,6 +135,7 @@ Namespace = Annotated[
     _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')"),
 ]
 HostPath = Annotated[str, AfterValidator(_absolute_path)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
 Image = Annotated[str, AfterValidator(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
@@ -163,6 +175,10 @@ class Server(Model):
         str,
         _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"),
     ] = "168h"
+    # added: false puts the server on the pod network with only its HTTP port on the
+    # control node (hostPort), so that a NetworkPolicy can admit just allowFrom.
+    host_network: bool = True
+    allow_from: Annotated[list[Cidr], Field(min_length=1, max_length=64)] | None = None
 
     @field_validator("image")
     @classmethod
@@ -185,6 +201,22 @@ class Server(Model):
         if v == "/":
             raise ValueError("must not be '/'")
         return v
+
+    @model_validator(mode="after")
+    def _reachability(self) -> Server:
+        # NetworkPolicies do not apply to host-network pods: an allowFrom there would be a
+        # promise gen could not keep, and the pod-network server needs one to be reachable.
+        if self.host_network and self.allow_from is not None:
+            raise ValueError(
+                "allowFrom needs hostNetwork: false (a NetworkPolicy does not apply to a host-network server; "
+                "restrict its ports with host firewall rules instead)"
+            )
+        if not self.host_network and self.allow_from is None:
+            raise ValueError(
+                "hostNetwork: false needs allowFrom, the CIDRs of the hosts that send profiles "
+                "or query the server (e.g. [10.0.1.0/24])"
+            )
+        return self
 
     @property
     def major(self) -> int:

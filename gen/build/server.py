@@ -14,6 +14,16 @@ GRPC_PORT = 9095
 # The defaults (4 MB/s, burst 2 MB) answer JFR uploads with alloc and lock on with 429.
 INGESTION_RATE_MB = 16
 INGESTION_BURST_MB = 32
+# The pod labels of base/server and base/ebpf, which the NetworkPolicy selects on.
+SERVER_LABELS = {"app.kubernetes.io/name": "pyroscope", "app.kubernetes.io/component": "server"}
+EBPF_LABELS = {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/component": "ebpf-agent"}
+NETWORK_POLICY_FILE = "networkpolicy.yaml"
+POD_HOSTNAME = "pyroscope"
+HOST_PORT_SKIP = (
+    "CKV_K8S_26=server.hostNetwork false: the HTTP port is a hostPort on the control node, so that the Java "
+    "agents on the database hosts still reach the server at the control node's address; NetworkPolicy "
+    "pyroscope admits only allowFrom, the eBPF agents and Grafana, and only to that port"
+)
 
 
 def config(cluster: Cluster) -> dict[str, Any]:
@@ -53,13 +63,76 @@ def build(cluster: Cluster) -> Part:
         {"op": "replace", "path": "/spec/template/spec/volumes/1/hostPath/path", "value": server.storage_path},
     ]
     service_ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/ports/0/port", "value": server.port}]
+    files = {"config.yaml": header(cluster) + yamlio.dump(config(cluster))}
+    resources = []
+    if not server.host_network:
+        deployment_ops += _pod_network_ops(cluster)
+        files[NETWORK_POLICY_FILE] = header(cluster) + yamlio.dump(network_policy(cluster))
+        resources.append(NETWORK_POLICY_FILE)
     return Part(
         component="server",
-        files={"config.yaml": header(cluster) + yamlio.dump(config(cluster))},
+        files=files,
         generators=[config_map("pyroscope-config", ["config.yaml"])],
         patches=[
             json_patch("Deployment", "pyroscope", deployment_ops),
             json_patch("Service", "pyroscope", service_ops),
         ],
         images=[image_override(BASE_IMAGE, server.image)],
+        resources=resources,
     )
+
+
+def _pod_network_ops(cluster: Cluster) -> list[dict[str, Any]]:
+    """The server on the pod network, its HTTP port still at <address>:<port> on the control node.
+
+    Only the HTTP port is bound on the node (a hostPort); gRPC, memberlist and raft stay
+    inside the pod, where the NetworkPolicy covers them. The pod gets a fixed host name
+    because the server keys its ring membership on it, and a Deployment's pod name
+    changes with every restart (on the host network the node's name was used).
+    """
+    template = "/spec/template/spec"
+    return [
+        {"op": "replace", "path": f"{template}/hostNetwork", "value": False},
+        {"op": "replace", "path": f"{template}/dnsPolicy", "value": "ClusterFirst"},
+        {"op": "add", "path": f"{template}/hostname", "value": POD_HOSTNAME},
+        {"op": "add", "path": f"{template}/containers/0/ports/0/hostPort", "value": cluster.spec.server.port},
+        # The host-network exceptions of base/server no longer hold; the hostPort is one.
+        {"op": "replace", "path": f"/metadata/annotations/{_skip_key(1)}", "value": HOST_PORT_SKIP},
+        {"op": "remove", "path": f"/metadata/annotations/{_skip_key(2)}"},
+    ]
+
+
+def _skip_key(n: int) -> str:
+    # A JSON pointer escapes '/' in a key as '~1'.
+    return f"checkov.io~1skip{n}"
+
+
+def network_policy(cluster: Cluster) -> dict[str, Any]:
+    """Who may reach the pod-network server: its HTTP port only, from what sends or queries.
+
+    Profiles from other nodes arrive from those nodes' addresses (the host Java agents,
+    and pod traffic that the CNI masquerades on its way to a node address), so they are
+    admitted by `allowFrom`; the eBPF agent and Grafana on the control node itself keep
+    their pod addresses and are admitted by selector.
+    """
+    spec = cluster.spec
+    sources: list[dict[str, Any]] = []
+    if spec.ebpf.enabled:
+        sources.append({"podSelector": {"matchLabels": dict(EBPF_LABELS)}})
+    if spec.grafana.enabled:
+        sources.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.grafana.namespace}}})
+    sources += [{"ipBlock": {"cidr": cidr}} for cidr in spec.server.allow_from or []]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "pyroscope",
+            "labels": dict(SERVER_LABELS),
+            "annotations": {"argocd.argoproj.io/sync-wave": "1"},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": dict(SERVER_LABELS)},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": spec.server.port}]}],
+        },
+    }
