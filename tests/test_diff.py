@@ -84,29 +84,28 @@ def test_a_spec_change_shows_exactly_its_objects_fields_impact_and_spec_line(rep
     assert "\x1b[" not in out  # not a terminal: no colour
 
 
+def _state(repo: Path) -> dict[str, Any]:
+    """The index (bytes), the branch, HEAD, git's status and every working-tree file."""
+    return {
+        "index": (repo / ".git/index").read_bytes(),
+        "branch": git(repo, "rev-parse", "--abbrev-ref", "HEAD"),
+        "head": git(repo, "rev-parse", "HEAD"),
+        # Without optional locks, so that taking the state does not refresh the index itself.
+        "status": git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all"),
+        "files": {p: p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file() and ".git" not in p.parts},
+    }
+
+
 def test_diff_leaves_working_tree_index_and_branch_unchanged(repo: Path) -> None:
     edit(repo / "clusters/lab-tuned.yaml", "retention: 72h", "retention: 96h")
     _render(repo, "lab-tuned")
     git(repo, "add", "clusters")  # a partly staged change: the index must stay exactly so
     git(repo, "checkout", "-q", "-b", "feature")
-    before = {
-        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
-        "branch": git(repo, "rev-parse", "--abbrev-ref", "HEAD"),
-        "head": git(repo, "rev-parse", "HEAD"),
-        "index": (repo / ".git/index").read_bytes(),
-        "files": {p: p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file() and ".git" not in p.parts},
-    }
+    before = _state(repo)
     result = gen("diff", "--base", "main", "--root", str(repo))
     assert result.exit_code == 0
     assert "retention_period: 96h" in result.stdout
-    after = {
-        "status": git(repo, "status", "--porcelain", "--untracked-files=all"),
-        "branch": git(repo, "rev-parse", "--abbrev-ref", "HEAD"),
-        "head": git(repo, "rev-parse", "HEAD"),
-        "index": (repo / ".git/index").read_bytes(),
-        "files": {p: p.read_bytes() for p in sorted(repo.rglob("*")) if p.is_file() and ".git" not in p.parts},
-    }
-    assert after == before
+    assert _state(repo) == before
 
 
 def test_server_and_cassandra_restarts_are_named(repo: Path) -> None:
