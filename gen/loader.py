@@ -179,7 +179,9 @@ def _problems(error: ValidationError, locate: Locate, root: type[BaseModel]) -> 
         kind = item["type"]
         if kind == "literal_error" and loc == ("apiVersion",) and "gen.profiling/" in str(item.get("input", "")):
             continue  # reported by _header_problems
-        field = ".".join(str(p) for p in loc)
+        # A key holding a line break or a control character is quoted, so that the
+        # problem stays one line whatever the spec's keys are.
+        field = ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc)
         if kind == "extra_forbidden":
             out.append(Problem(*locate(loc, True), field, _unknown_key(root, loc)))
         elif kind == "missing":
