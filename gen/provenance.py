@@ -18,7 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gen import yamlio
+from gen.build import cassandra
 from gen.diffing import MISSING, FieldChange, ObjectChange, scalar_text
+from gen.errors import GenError
 from gen.loader import LoadedCluster
 
 BUILT_IN = "built-in default"
@@ -123,8 +126,47 @@ def explain(change: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange
     if strict:
         return strict
     # A value that only disappeared is explained by the old spec value it showed.
-    loose = [s for s in specs if _appears(s.new, added) or (not added and _appears(s.old, removed))]
-    return loose
+    return [s for s in specs if _appears(s.new, added) or (not added and _appears(s.old, removed))]
+
+
+def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[SpecChange]:
+    """The changed leaves of a settings file without a model (fleet.yaml), positioned in its new text.
+
+    Invalid or absent text counts as empty: provenance is a help, never a reason to fail.
+    """
+    def parse(raw: bytes | None) -> yamlio.Positioned | None:
+        if raw is None:
+            return None
+        try:
+            return yamlio.load(raw, file)
+        except GenError:
+            return None
+
+    before, after = parse(old), parse(new)
+    if after is None:
+        return []
+    out = []
+    for path, a, b in _leaf_changes(before.data if before else {}, after.data, ()):
+        where = after.values.get(path)
+        out.append(SpecChange(path, a, b, f"{file}:{where[0]}" if where else BUILT_IN))
+    return out
+
+
+# Spec fields whose effect cannot be found by value (a boolean or a choice that
+# becomes other words in the output), by the object and the part of it they shape.
+KNOWN_EFFECTS: dict[SpecPath, tuple[str, str, tuple[str, ...]]] = {
+    ("spec", "cassandra", "state"): ("DaemonSet", cassandra.DAEMONSET, ("spec", "template")),
+    ("spec", "ebpf", "privileged"): ("DaemonSet", "pyroscope-ebpf", ("spec", "template")),  # base/ebpf's name
+}
+
+
+def _known(obj: ObjectChange, f: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange]:
+    out = []
+    for s in specs:
+        effect = KNOWN_EFFECTS.get(s.path)
+        if effect and (obj.key.kind, obj.key.name) == effect[:2] and f.path[: len(effect[2])] == effect[2]:
+            out.append(s)
+    return out
 
 
 def annotate(changes: Sequence[ObjectChange], specs: Sequence[SpecChange], base_changed: bool) -> None:
@@ -133,7 +175,7 @@ def annotate(changes: Sequence[ObjectChange], specs: Sequence[SpecChange], base_
         if obj.status != "changed":
             obj.source = object_source(specs, base_changed)
         for f in obj.fields:
-            found = explain(f, specs)
+            found = explain(f, specs) or _known(obj, f, specs)
             if found:
                 f.source = ", ".join(dict.fromkeys(s.source for s in found))
             elif base_changed:

@@ -146,6 +146,25 @@ def test_a_base_change_is_attributed_to_base(repo: Path) -> None:
         assert section["impact"] == []  # not a pod template change: nothing restarts
 
 
+def test_choices_found_by_table_and_fleet_settings_have_their_line(repo: Path) -> None:
+    spec = repo / "clusters/lab-tuned.yaml"
+    edit(spec, "  cassandra:\n    enabled: true\n", "  cassandra:\n    enabled: true\n    state: absent\n")
+    edit(repo / "fleet.yaml", "targetRevision: main", "targetRevision: prod")
+    _render(repo)
+    doc = _diff_json(repo)
+    [agent] = _section(doc, "lab-tuned")["objects"]
+    [args] = agent["fields"]
+    assert (args["path"], args["old"], args["new"]) == (
+        "spec.template.spec.initContainers[name=install].args[0]", "install", "uninstall"
+    )
+    assert args["source"] == f"clusters/lab-tuned.yaml:{_line_of(spec, '    state: absent')}"
+    assert any(note.startswith("Cassandra must be restarted node by node") for note in agent["impact"])
+    [bootstrap] = _section(doc, "argocd/ (fleet)")["objects"]
+    [revision] = bootstrap["fields"]
+    assert revision["path"] == "spec.source.targetRevision"
+    assert revision["source"] == f"fleet.yaml:{_line_of(repo / 'fleet.yaml', '  targetRevision: prod')}"
+
+
 def test_key_order_and_quoting_alone_show_nothing(repo: Path) -> None:
     path = repo / "base/server/service.yaml"
     text = path.read_text(encoding="utf-8")

@@ -183,12 +183,19 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         [d for f in fleet_files for d in old.documents(f)], [d for f in fleet_files for d in new.documents(f)]
     )
     if fleet.changes:
+        provenance.annotate(fleet.changes, _fleet_changes(old, new), False)
         sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, impact.assess(fleet, [])))
 
     unrendered = sorted(set(spec_files(new.root)) - set(new.overlays()))
     notes = [f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})"
              for n in unrendered]
     return Report(ref, commit, sections, notes)
+
+
+def _fleet_changes(old: Side, new: Side) -> list[provenance.SpecChange]:
+    """The changed settings of fleet.yaml, which the fleet-wide Argo CD objects are made from."""
+    before, after = old.files(FLEET_FILE).get(FLEET_FILE), new.files(FLEET_FILE).get(FLEET_FILE)
+    return provenance.document_changes(before, after, FLEET_FILE)
 
 
 def _provenance(
