@@ -8,6 +8,7 @@ multi-line strings as a line diff inside the field.
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -196,7 +197,7 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
     Stops before max_chars (GitHub refuses comments over 65,536 characters)
     and says what was left out and the command that shows everything.
     """
-    head = [f"### {_title(report).replace(report.ref, _code(report.ref), 1)}", ""]
+    head = [f"### gen diff: {_code(report.ref)} ({_short_commit(report.commit)}) {ARROW} working tree", ""]
     if not report.sections:
         return "\n".join([*head, f"No change to the built manifests between {_code(report.ref)} and this branch.", ""])
     head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
@@ -220,7 +221,7 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
     for s in report.sections:
         counts = _counts(s)
         what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
-        opening = ["<details>", f"<summary><b>{s.name}</b> ({s.status}: {what})</summary>", ""]
+        opening = ["<details>", f"<summary><b>{html.escape(s.name)}</b> ({s.status}: {what})</summary>", ""]
         if s.source:
             opening += [f"From {_code(s.source)}.", ""]
         closing = "</details>\n\n"

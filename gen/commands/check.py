@@ -74,7 +74,7 @@ def run(root: Path, out: Output) -> int:
 def find_drift(root: Path, rendered: Rendered) -> list[Drift]:
     """Every difference between the rendered files and the repository, in path order."""
     expected = rendered.all_files()
-    edited = gitrepo.dirty(root)
+    edited: list[set[str] | None] = []  # asked of git once, and only when a file differs
     found: list[Drift] = []
     absent = {d for d in rendered.overlays if not (root / d).is_dir()}
     for directory in sorted(absent):
@@ -96,7 +96,7 @@ def find_drift(root: Path, rendered: Rendered) -> list[Drift]:
         if not layout.is_generated(actual):
             why = "gen's header line is gone; a render overwrites the file"
             found.append(Drift(rel, "hand-edited", fix, why, diff, line))
-        elif edited is not None and rel in edited and not _inputs_edited(edited):
+        elif _by_hand(root, rel, edited):
             why = "edited by hand (no spec changed); a render overwrites the edit: change the spec instead"
             found.append(Drift(rel, "hand-edited", fix, why, diff, line))
         else:
@@ -133,8 +133,14 @@ def _fix(rel: str) -> str:
     return RENDER_ALL
 
 
-def _inputs_edited(edited: set[str]) -> bool:
-    return any(p == FLEET_FILE or p.startswith(CLUSTERS_DIR + "/") for p in edited)
+def _by_hand(root: Path, rel: str, cache: list[set[str] | None]) -> bool:
+    """Whether git shows rel edited while no spec input is: the edit cannot come from a render."""
+    if not cache:
+        cache.append(gitrepo.dirty(root))
+    edited = cache[0]
+    if edited is None or rel not in edited:
+        return False
+    return not any(p == FLEET_FILE or p.startswith(CLUSTERS_DIR + "/") for p in edited)
 
 
 def _unified(rel: str, actual: str, expected: str) -> list[str]:
