@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gen import argo_checks, kustomize, layout, yamlio
+from gen import argo_checks, kustomize, layout, secrets_scan, yamlio
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.loader import load_clusters, spec_files
 from gen.output import Output
@@ -40,7 +40,9 @@ def run(
         if not (directory / "kustomization.yaml").is_file():
             return [f"{layout.overlay_dir(name)}: not rendered (run: gen render {name})"]
         built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
-        return [f"{layout.overlay_dir(name)}: {f}" for f in validate_objects(built[name], version)]
+        # Valid is not enough: no secret value may be committed in what an overlay builds.
+        problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
+        return [f"{layout.overlay_dir(name)}: {f}" for f in problems]
 
     bar = out.progress(len(chosen), "validating")
 

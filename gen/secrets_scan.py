@@ -1,0 +1,189 @@
+"""No secret values in git: a scan of built objects for anything that looks like a credential.
+
+A fleet repository is public to everyone who can read it, and everything gen renders
+ends up there. Credentials belong in Kubernetes Secrets created outside the
+repository (referenced by name) or in files on the hosts; never as values. This scan
+is the check behind that rule in `gen validate`. It reports where a value sits and
+which rule it broke, never the value itself, so that CI logs do not repeat it.
+
+What counts as a finding:
+
+- a `Secret` carrying `data` or `stringData`;
+- a non-empty literal under a key named like a credential (password, token, secret,
+  API or access key, private key, ...), whether the key is a YAML key of an object,
+  a ConfigMap entry, an environment variable, a JVM `-D` property or an assignment
+  inside a rendered file (YAML, Alloy, shell);
+- a literal for one of the Pyroscope agent's auth settings (basic auth user and
+  password, auth token, tenant id), which the agent's documentation says never to
+  put in git;
+- `Authorization: Basic/Bearer ...` headers, passwords inside URLs, PEM private-key
+  blocks and AWS access key ids, wherever they appear.
+
+A value that only refers to something else is not a literal: `$VAR`, `${VAR}`,
+`$(command)`, Alloy's `sys.env(...)`, and Kubernetes references such as
+`valueFrom.secretKeyRef`, which carry no value at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+# A key is a credential's when its name, lower-cased without separators, ends in one of
+# these: `client_secret`, `bearerToken` and `PGPASSWORD` do; `secretName`, `tokenFile`
+# and `password_file` (references, not values) do not.
+CREDENTIAL_SUFFIXES = (
+    "password",
+    "passwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "secretkey",
+    "privatekey",
+    "credential",
+    "credentials",
+)
+
+# The Pyroscope Java agent's auth settings, as system properties (their environment
+# variable names follow by upper-casing and replacing '.' with '_').
+PYROSCOPE_AUTH_PROPERTIES = (
+    "pyroscope.basic.auth.user",
+    "pyroscope.basic.auth.password",
+    "pyroscope.auth.token",
+    "pyroscope.tenant.id",
+)
+_PYROSCOPE_AUTH = {p.replace(".", "") for p in PYROSCOPE_AUTH_PROPERTIES}
+
+_REFERENCE = re.compile(r"^(\$[{(]?[A-Za-z_]|sys\.env\(|env\(|\{\{)")
+_EMPTY_WORDS = {"", "true", "false", "null", "none", "~", '""', "''"}
+
+_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
+_AUTH_HEADER = re.compile(r"(?i)\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:basic|bearer)\s+(?P<value>[^\s\"']+)")
+_URL_PASSWORD = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"']+:(?P<value>[^\s/@\"']*)@")
+_JVM_PROPERTY = re.compile(r"(?<![\w-])-D(?P<key>[A-Za-z0-9_.-]+)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"']*)")
+# `key: value` (YAML, JSON), `KEY=value` (shell, env files, properties) and
+# `key = "value"` (Alloy, HCL); for the last, only a quoted value is a literal, since an
+# unquoted one is an expression.
+_ASSIGNMENT = re.compile(
+    r"""(?:^|(?<=[\s{,;(\[?&]))["']?(?P<key>[A-Za-z_][\w.-]*)["']?"""
+    r"""(?P<sep>\s*:\s+|\s*:$|=|\s+=\s*)"""
+    r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s#;,}\]\n]*)""",
+    re.MULTILINE,
+)
+
+
+def scan_objects(objects: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every finding in the built objects, one line each: `Kind/name: where: what`."""
+    findings = []
+    for obj in objects:
+        ident = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
+        findings += [f"{ident}: {f}" for f in scan_object(obj)]
+    return findings
+
+
+def scan_object(obj: Mapping[str, Any]) -> list[str]:
+    found: list[str] = []
+    skip: set[str] = set()
+    if obj.get("kind") == "Secret":
+        for field in ("data", "stringData"):
+            if obj.get(field):
+                found.append(
+                    f"{field}: a Secret with values is a secret in git; create it outside the repository "
+                    "and reference it by name"
+                )
+                skip.add(field)
+    for path, key, value in _walk(obj, "", skip):
+        found += _check_value(path, key, value)
+    return found
+
+
+def scan_text(text: str) -> list[tuple[int, str]]:
+    """The findings in a piece of text, as (line number, what), in order."""
+    found: list[tuple[int, str]] = []
+    for match in _PRIVATE_KEY.finditer(text):
+        found.append((_line(text, match.start()), "a PEM private key block"))
+    for match in _AWS_KEY_ID.finditer(text):
+        found.append((_line(text, match.start()), "an AWS access key id"))
+    for match in _AUTH_HEADER.finditer(text):
+        if is_literal(match["value"]):
+            found.append((_line(text, match.start()), "an Authorization header with a literal credential"))
+    for match in _URL_PASSWORD.finditer(text):
+        if is_literal(match["value"]):
+            found.append((_line(text, match.start()), "a URL with a password in it"))
+    for match in _JVM_PROPERTY.finditer(text):
+        if is_credential_key(match["key"]) and is_literal(_unquote(match["value"])):
+            found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
+    for match in _ASSIGNMENT.finditer(text):
+        key, sep, value = match["key"], match["sep"], match["value"]
+        if not is_credential_key(key):
+            continue
+        spaced_equals = "=" in sep and sep != "="
+        quoted = value[:1] in ("'", '"')
+        if spaced_equals and not quoted:
+            continue  # an expression (Alloy, HCL), not a literal
+        if is_literal(_unquote(value)):
+            found.append((_line(text, match.start()), f"a literal value for {key}"))
+    return sorted(set(found))
+
+
+def is_credential_key(name: str) -> bool:
+    flat = re.sub(r"[^a-z0-9]", "", name.lower())
+    return flat.endswith(CREDENTIAL_SUFFIXES) or flat in _PYROSCOPE_AUTH
+
+
+def is_literal(value: str) -> bool:
+    """Whether a value is written out, rather than empty or a reference to somewhere else."""
+    text = value.strip()
+    return text.lower() not in _EMPTY_WORDS and not _REFERENCE.match(text)
+
+
+def _check_value(path: str, key: str | None, value: Any) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    found = []
+    if key is not None and is_credential_key(key) and is_literal(value):
+        found.append(f"{path}: a literal value under a credential's name ({key})")
+    found += [f"{path}{_at_line(value, n)}: {what}" for n, what in scan_text(value)]
+    return found
+
+
+def _walk(node: Any, path: str, skip: set[str]) -> Iterator[tuple[str, str | None, Any]]:
+    """(path, the key that names the value, value) for every leaf."""
+    if isinstance(node, Mapping):
+        # An environment variable or a parameter names its value with `name`.
+        named = node.get("name") if isinstance(node.get("value"), str) else None
+        for k, v in node.items():
+            if path == "" and k in skip:
+                continue
+            here = f"{path}.{k}" if path else str(k)
+            if k == "value" and isinstance(named, str):
+                yield here, named, v
+            elif isinstance(v, Mapping | list):
+                yield from _walk(v, here, skip)
+            else:
+                yield here, str(k), v
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            here = f"{path}[{i}]"
+            if isinstance(item, Mapping | list):
+                yield from _walk(item, here, skip)
+            else:
+                yield here, None, item
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
+        return value[1:-1]
+    return value
+
+
+def _line(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _at_line(value: str, line: int) -> str:
+    return f" line {line}" if "\n" in value else ""
