@@ -23,6 +23,10 @@ from pathlib import Path
 from gen.errors import LockError
 
 TMP_PREFIX = ".gen-tmp-"
+# Where the two-rename fallback of _exchange parks the old directory. The dot cannot
+# occur in a cluster name, so this never collides with the temporary directory of a
+# cluster whose name starts with "old-".
+PARKED_PREFIX = TMP_PREFIX + "old."
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
@@ -98,14 +102,21 @@ def remove_file(root: Path, rel: str, report: WriteReport) -> None:
 def clean_leftovers(parent: Path) -> None:
     """Remove temporary directories that an interrupted run left behind."""
     if parent.is_dir():
-        for entry in parent.iterdir():
-            if entry.name.startswith(TMP_PREFIX):
+        for entry in sorted(parent.iterdir()):
+            parked = entry.name.startswith(PARKED_PREFIX)
+            original = entry.with_name(entry.name[len(PARKED_PREFIX) :]) if parked else entry
+            if parked and not original.exists():
+                # Killed between the two renames of the fallback exchange: the old
+                # directory is parked and nothing is in its place; put it back.
+                os.rename(entry, original)
+            elif entry.name.startswith(TMP_PREFIX):
                 _clear(entry)
 
 
 def write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     """Write one file atomically (temp file and rename), only when its content changes."""
     path = root / rel
+    _clean_tmp_files(path.parent)
     try:
         old: str | None = path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
@@ -117,6 +128,22 @@ def write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     tmp.write_text(text, encoding="utf-8", newline="")
     os.rename(tmp, path)
     (report.changed if old is not None else report.created).append(rel)
+
+
+def _clean_tmp_files(directory: Path) -> None:
+    """Remove temporary files that a run killed inside write_file left in a directory.
+
+    Nothing else would: the orphan check skips dot files, and a file whose cluster
+    is gone is never written again. Every run writes every Argo CD file, so each of
+    their folders is cleaned here, under the lock, at the next run.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name.startswith(TMP_PREFIX) and not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
 
 
 def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteReport) -> None:
@@ -167,7 +194,7 @@ def _exchange(a: Path, b: Path) -> None:
             err = ctypes.get_errno()
             if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
                 raise OSError(err, os.strerror(err), str(b))
-    parked = b.with_name(TMP_PREFIX + "old-" + b.name)
+    parked = b.with_name(PARKED_PREFIX + b.name)
     _clear(parked)
     os.rename(b, parked)
     os.rename(a, b)
