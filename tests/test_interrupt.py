@@ -19,8 +19,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from gen import writer
@@ -183,3 +186,87 @@ def test_killed_renders_leave_each_overlay_old_or_new_and_the_next_run_repairs(t
     leftovers = [p for p in (root / "overlays").iterdir() if _is_leftover(p.name)]
     leftovers += [p for p in (root / "argocd").rglob("*") if _is_leftover(p.name)]
     assert leftovers == []
+
+
+class _Crash(BaseException):
+    """Stands for SIGKILL at one file-system step: not an Exception, so nothing in gen handles it."""
+
+
+# The file-system calls the writer makes, directly or through pathlib and shutil.rmtree.
+_STEPS = ("rename", "replace", "link", "unlink", "rmdir", "mkdir")
+
+
+def _render_crashing_at(root: Path, step: int, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Render --all in-process, crashing just before the step-th file-system change; True when it crashed."""
+    count = 0
+
+    def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nonlocal count
+            count += 1
+            if count == step:
+                raise _Crash
+            return fn(*args, **kwargs)
+
+        return call
+
+    with monkeypatch.context() as patch:
+        for name in _STEPS:
+            patch.setattr(os, name, counted(getattr(os, name)))
+        patch.setattr(writer, "_exchange", counted(writer._exchange))
+        patch.setattr(writer, "open", counted(open), raising=False)  # the files of an overlay
+        patch.setattr(Path, "write_text", counted(Path.write_text))  # the Argo CD files
+        try:
+            CliRunner().invoke(cli, ["render", "--all", "--root", str(root)], catch_exceptions=False)
+        except _Crash:
+            return True
+    return False
+
+
+def _no_renameat2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the platform has no RENAME_EXCHANGE, the writer falls back to two renames."""
+    monkeypatch.setattr(writer, "_libc", object())
+
+
+@pytest.mark.parametrize("exchange", ["renameat2", "two-renames"])
+def test_a_crash_at_every_step_leaves_each_overlay_old_or_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exchange: str
+) -> None:
+    """Deterministic counterpart of the kill test: one crash at each file-system step of a run, in turn.
+
+    A small fleet where every overlay changes, one is removed and one created.
+    The repairing run follows a spec set without the created cluster, so that what
+    the crash left for that cluster must be cleaned up rather than overwritten.
+    With two renames, the old overlay is briefly parked: the next run's first act
+    (clean_leftovers) puts it back, so the check follows that step there.
+    """
+    if exchange == "two-renames":
+        _no_renameat2(monkeypatch)
+    root = tmp_path / "fleet"
+    (root / "clusters").mkdir(parents=True)
+    shutil.copytree(PROJECT / "base", root / "base")
+    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    old = _write_specs(root, [0, 1, 2, 3], 0)
+    assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
+    repaired = _write_specs(root, [1, 2, 3], 1)
+    new = _write_specs(root, [1, 2, 3, 4], 1)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(root, pristine)
+
+    step = 0
+    while True:
+        step += 1
+        for part in ("clusters", "overlays", "argocd"):
+            shutil.rmtree(root / part)
+            shutil.copytree(pristine / part, root / part)
+        if not _render_crashing_at(root, step, monkeypatch):
+            break
+        if exchange == "two-renames":
+            writer.clean_leftovers(root / "overlays")
+        _check_old_or_new(root, old, new)
+        (root / "clusters" / "lab-004.yaml").unlink()
+        assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
+        assert _check_old_or_new(root, repaired, repaired) == repaired, f"not repaired after a crash at step {step}"
+        assert list(root.rglob(f"{writer.TMP_PREFIX}*")) == [], f"leftovers after a crash at step {step}"
+    assert step > 50  # the run was cut at every one of its steps
+    assert _check_old_or_new(root, new, new) == new
