@@ -104,7 +104,7 @@ def load_clusters(root: Path, names: Iterable[str] | None = None) -> list[Loaded
         path = files[name]
         rel = path.relative_to(root).as_posix()
         try:
-            loaded.append(load_text(path.read_bytes(), rel, name, defaults))
+            loaded.append(load_text(yamlio.read(path, rel), rel, name, defaults))
         except SpecError as e:
             problems.extend(e.problems)
     if problems:

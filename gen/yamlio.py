@@ -9,6 +9,7 @@ tags and absurd nesting are refused with a position instead of being accepted.
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,19 @@ def _yaml(pure: bool = False) -> Any:
     from ruamel.yaml import YAML
 
     return YAML(typ="safe", pure=pure)
+
+
+def read(path: os.PathLike[str] | str, filename: str) -> bytes:
+    """The bytes of a spec file, never more than one byte past the size limit.
+
+    A spec may be a symlink to anything: a file of gigabytes is refused by `load`
+    without being read whole. A file that cannot be read is a problem of the input.
+    """
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_SPEC_BYTES + 1)
+    except OSError as e:
+        raise SpecError([Problem(filename, 1, 1, "", f"cannot be read: {e.strerror or e}")]) from None
 
 
 def load(raw: bytes, filename: str) -> Positioned:

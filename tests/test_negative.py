@@ -84,3 +84,25 @@ def test_unknown_cluster_names_the_known_ones(fleet: Path) -> None:
     result = CliRunner().invoke(cli, ["render", "lab-nope", "--root", str(fleet)])
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: unknown cluster(s): lab-nope (known: lab-minimal, lab-tuned)"
+
+
+def test_a_file_of_gigabytes_is_refused_without_being_read(fleet: Path) -> None:
+    with open(fleet / "clusters" / "vast.yaml", "wb") as f:
+        f.truncate(8 * 1024**3)  # sparse: takes no disk space, but would take 8 GiB of memory to read
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["render", "vast", "--root", str(fleet)])
+    assert time.monotonic() - start < CASE_SECONDS
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == "clusters/vast.yaml:1:1: error: file is larger than 1048576 bytes; refused before parsing"
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux's /proc/self/mem")
+def test_a_spec_that_cannot_be_read_is_a_problem_of_the_input(fleet: Path) -> None:
+    # A regular file whose first page can never be read (EIO), whoever runs the test.
+    (fleet / "clusters" / "unreadable.yaml").symlink_to("/proc/self/mem")
+    result = CliRunner().invoke(cli, ["render", "unreadable", "--root", str(fleet)])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "clusters/unreadable.yaml:1:1: error: cannot be read: Input/output error"
