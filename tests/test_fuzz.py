@@ -45,8 +45,8 @@ FUZZ = settings(
 
 def _base(name: str) -> dict[str, Any]:
     data = yamlio.load((PROJECT / "clusters" / f"{name}.yaml").read_bytes(), name).data
-    data["metadata"]["name"] = NAME
     assert isinstance(data, dict)
+    data["metadata"]["name"] = NAME
     return data
 
 
