@@ -105,8 +105,7 @@ def _load_text(text: str) -> Positioned:
     from ruamel.yaml.reader import ReaderError
 
     try:
-        _precheck(text)
-        nodes = list(_yaml().compose_all(text))
+        nodes = _compose(text)
     except ReaderError as e:
         # The reader refuses control characters before parsing; it knows only the offset.
         line, col = _line_col(text, e.position)
@@ -142,38 +141,121 @@ def _load_text(text: str) -> Positioned:
     return out
 
 
-def _precheck(text: str) -> None:
-    """Walk the parser's events and refuse what composing would choke on, with its position.
+class _Node:
+    """A node of a spec document: what ruamel's composer would build, without its costs."""
 
-    The C composer recurses once per nesting level without Python's recursion
-    guard: a hundred thousand `[` crash the interpreter (SIGSEGV) rather than
-    raise. Events come lazily from a parser that keeps its own stack, so this
-    walk stops at the first level too deep, value too many or second document.
+    __slots__ = ("anchor", "start_mark", "tag", "value")
+
+    def __init__(self, tag: str, value: Any, start_mark: Any) -> None:
+        self.tag, self.value, self.start_mark, self.anchor = tag, value, start_mark, None
+
+
+class _Mapping(_Node):
+    __slots__ = ("pending",)
+
+    def __init__(self, tag: str, value: Any, start_mark: Any) -> None:
+        super().__init__(tag, value, start_mark)
+        self.pending: _Node | None = None  # a key waiting for its value
+
+
+class _Sequence(_Node):
+    __slots__ = ()
+
+
+class _Scalar(_Node):
+    __slots__ = ()
+
+
+def _compose(text: str) -> list[_Node]:
+    """The documents of a text as nodes, built from the parser's events in one pass.
+
+    The checks run while events arrive, before anything is built from them: the
+    C composer recurses once per nesting level without Python's recursion guard
+    (a hundred thousand `[` crash the interpreter rather than raise), and the
+    parser keeps its own stack, so the walk stops at the first level too deep,
+    value too many, anchor, alias or second document.
     """
-    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent, DocumentStartEvent, NodeEvent
+    from ruamel.yaml import events as ev
 
-    depth = documents = count = 0
+    docs: list[_Node] = []
+    stack: list[_Node] = []
+    documents = count = 0
+    event: Any
     for event in _yaml().parse(text):
-        if isinstance(event, DocumentStartEvent):
+        kind = type(event)
+        if kind is ev.DocumentStartEvent:
             documents += 1
-        elif isinstance(event, CollectionEndEvent):
-            depth -= 1
-        elif isinstance(event, NodeEvent):
-            line, col = event.start_mark.line + 1, event.start_mark.column + 1
-            if documents > 1:
-                raise _Fail(line, col, "more than one YAML document; one file holds one spec")
-            # Here rather than while converting: the composer keeps no anchor on its
-            # nodes, and an alias of a scalar is indistinguishable from a plain value.
-            if event.anchor is not None:
-                raise _Fail(line, col, "YAML anchors and aliases are not allowed in a spec")
-            count += 1
-            if count > MAX_NODES:
-                raise _Fail(line, col, f"more than {MAX_NODES} keys and values; a cluster spec holds far fewer")
-            if isinstance(event, CollectionStartEvent):
-                depth += 1
-                # The root mapping is level 0 for _convert, and 1 here.
-                if depth > MAX_DEPTH + 1:
-                    raise _Fail(line, col, f"nesting is deeper than {MAX_DEPTH} levels")
+            continue
+        if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+            _attach(stack.pop(), stack, docs)
+            continue
+        if not issubclass(kind, ev.NodeEvent):
+            continue
+        mark = event.start_mark
+        if documents > 1:
+            raise _Fail(mark.line + 1, mark.column + 1, "more than one YAML document; one file holds one spec")
+        # Here rather than while converting: an alias of a scalar looks like a plain value.
+        if event.anchor is not None:
+            raise _Fail(mark.line + 1, mark.column + 1, "YAML anchors and aliases are not allowed in a spec")
+        count += 1
+        if count > MAX_NODES:
+            raise _Fail(
+                mark.line + 1, mark.column + 1, f"more than {MAX_NODES} keys and values; a cluster spec holds far fewer"
+            )
+        if kind is ev.ScalarEvent:
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _resolve(event.value) if event.implicit[0] else _STD + "str"
+            _attach(_Scalar(tag, event.value, mark), stack, docs)
+        elif kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+            # The root mapping is level 0 for _convert.
+            if len(stack) > MAX_DEPTH:
+                raise _Fail(mark.line + 1, mark.column + 1, f"nesting is deeper than {MAX_DEPTH} levels")
+            if kind is ev.MappingStartEvent:
+                node: _Node = _Mapping(event.tag or _STD + "map", [], mark)
+            else:
+                node = _Sequence(event.tag or _STD + "seq", [], mark)
+            stack.append(node)
+    return docs
+
+
+def _attach(node: _Node, stack: list[_Node], docs: list[_Node]) -> None:
+    if not stack:
+        docs.append(node)
+        return
+    parent = stack[-1]
+    if isinstance(parent, _Mapping):
+        if parent.pending is None:
+            parent.pending = node
+        else:
+            parent.value.append((parent.pending, node))
+            parent.pending = None
+    else:
+        parent.value.append(node)
+
+
+_RESOLVED: dict[str, str] = {}
+_IMPLICIT: Any = None
+
+
+def _resolve(value: str) -> str:
+    """The tag YAML 1.2 gives a plain scalar (ruamel's own rules, looked up without its overhead)."""
+    global _IMPLICIT  # noqa: PLW0603 - ruamel's table, fetched once
+    tag = _RESOLVED.get(value)
+    if tag is not None:
+        return tag
+    if _IMPLICIT is None:
+        from ruamel.yaml.resolver import VersionedResolver
+
+        _IMPLICIT = VersionedResolver(version=(1, 2)).versioned_resolver
+    tag = _STD + "str"
+    for candidate, regexp in [*_IMPLICIT.get(value[:1], []), *_IMPLICIT.get(None, [])]:
+        if regexp.match(value):
+            tag = str(candidate)
+            break
+    if len(_RESOLVED) < 10_000:
+        _RESOLVED[value] = tag
+    return tag
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
@@ -186,7 +268,7 @@ def _tag_name(tag: str) -> str:
 
 
 def _convert(node: Any, path: Path, out: Positioned, seen: set[int], depth: int) -> Any:
-    from ruamel.yaml.nodes import MappingNode, SequenceNode
+    MappingNode, SequenceNode = _Mapping, _Sequence  # noqa: N806 - the composer's names
 
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
     if depth > MAX_DEPTH:
