@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,10 +61,17 @@ class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this modul
         self.line, self.col, self.message = line, col, message
 
 
-def _yaml(pure: bool = False) -> Any:
-    from ruamel.yaml import YAML
+_LOCAL = threading.local()
 
-    return YAML(typ="safe", pure=pure)
+
+def _yaml() -> Any:
+    """ruamel's safe (libyaml) loader, built once per thread: building one costs a directory scan."""
+    yaml = getattr(_LOCAL, "yaml", None)
+    if yaml is None:
+        from ruamel.yaml import YAML
+
+        yaml = _LOCAL.yaml = YAML(typ="safe", pure=False)
+    return yaml
 
 
 def read(path: os.PathLike[str] | str, filename: str) -> bytes:
@@ -403,6 +411,7 @@ class _Events:
 
 
 _EVENTS: _Events | None = None
+_DUMPED: dict[str, str] = {}
 
 
 def dump(data: Any) -> str:
@@ -414,6 +423,12 @@ def dump(data: Any) -> str:
     """
     from ruamel.yaml.cyaml import CEmitter  # type: ignore[attr-defined]
 
+    # Output is a pure function of the data, and fleets repeat whole documents
+    # (a patch, a datasource) from cluster to cluster: emit each one once.
+    key = repr(data)
+    text = _DUMPED.get(key)
+    if text is not None:
+        return text
     global _EVENTS  # noqa: PLW0603 - built on first use, then shared
     events = _EVENTS = _EVENTS or _Events()
     out: list[Any] = list(events.head)
@@ -423,7 +438,11 @@ def dump(data: Any) -> str:
     emitter = CEmitter(buf, canonical=False, indent=2, width=4096, allow_unicode=True, line_break="\n")
     for event in out:
         emitter.emit(event)
-    return buf.getvalue()
+    text = buf.getvalue()
+    if len(_DUMPED) > 10_000:
+        _DUMPED.clear()
+    _DUMPED[key] = text
+    return text
 
 
 def _collect(data: Any, out: list[Any], events: _Events) -> None:
