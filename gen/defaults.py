@@ -44,7 +44,7 @@ def load_defaults(root: Path) -> Defaults | None:
     path = root / DEFAULTS_FILE
     if not path.is_file():
         return None
-    doc = yamlio.load(path.read_bytes(), DEFAULTS_FILE)
+    doc = yamlio.load(yamlio.read(path, DEFAULTS_FILE), DEFAULTS_FILE)
     _, problems = validate_model(_DefaultsFile, doc, DEFAULTS_FILE)
     if problems:
         raise SpecError(problems)

@@ -94,7 +94,7 @@ def load_fleet(root: Path) -> Fleet | None:
     path = root / FLEET_FILE
     if not path.is_file():
         return None
-    return load_fleet_text(path.read_bytes())
+    return load_fleet_text(yamlio.read(path, FLEET_FILE))
 
 
 def load_fleet_text(raw: bytes, file: str = FLEET_FILE) -> Fleet:
