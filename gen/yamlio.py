@@ -474,8 +474,63 @@ def dump_all(docs: list[Any]) -> str:
 
 def parse_plain(text: str) -> Any:
     """Load trusted YAML (our own output, kustomize's output) without positions."""
-    return _yaml().load(text)
+    docs = parse_all_plain(text)
+    return docs[0] if docs else None
+
+
+class _Frame:
+    """A mapping being built: its dict and the key waiting for a value."""
+
+    __slots__ = ("key", "map")
+
+    def __init__(self) -> None:
+        self.map: dict[Any, Any] = {}
+        self.key: Any = _Frame
 
 
 def parse_all_plain(text: str) -> list[Any]:
-    return [d for d in _yaml().load_all(text) if d is not None]
+    """Every non-empty document of trusted YAML, built straight from the parser's events.
+
+    Trusted means written by gen or by kustomize: no anchors or aliases. ruamel's
+    own constructor costs several times as much.
+    """
+    from ruamel.yaml import events as ev
+
+    docs: list[Any] = []
+    stack: list[Any] = []  # open collections: a list, or a _Frame for a mapping
+    event: Any
+    value: Any
+    for event in _yaml().parse(text):
+        kind = type(event)
+        if kind is ev.ScalarEvent:
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = _resolve(event.value) if event.implicit[0] else _STD + "str"
+            value = _scalar(tag, event.value, 0, 0) if tag in _SCALAR_TAGS else event.value
+        elif kind is ev.MappingStartEvent:
+            stack.append(_Frame())
+            continue
+        elif kind is ev.SequenceStartEvent:
+            stack.append([])
+            continue
+        elif kind is ev.MappingEndEvent:
+            value = stack.pop().map
+        elif kind is ev.SequenceEndEvent:
+            value = stack.pop()
+        elif kind is ev.AliasEvent:
+            raise ValueError("aliases are not expected in trusted YAML")
+        else:
+            continue
+        if not stack:
+            if value is not None:
+                docs.append(value)
+        elif type(stack[-1]) is _Frame:
+            frame = stack[-1]
+            if frame.key is _Frame:
+                frame.key = value
+            else:
+                frame.map[frame.key] = value
+                frame.key = _Frame
+        else:
+            stack[-1].append(value)
+    return docs
