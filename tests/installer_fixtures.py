@@ -256,3 +256,27 @@ class Host:
                 left = [p.name for p in parent.iterdir() if p.name.startswith(".")]
                 assert left == [], (left, result)
         return result
+
+
+def installed_real_host(tmp_path: Path, server: JarServer) -> Host:
+    """A host whose paths are real on this machine, with the agent installed.
+
+    The include block sources the snippet by its host path. Running install.sh with
+    HOST_ROOT="" and host paths that lie inside tmp_path makes those paths real here,
+    so the patched include file can be sourced exactly as Cassandra's start script would.
+    """
+    root = tmp_path / "root"
+    host = Host(
+        tmp_path,
+        server,
+        host_root="",
+        install_dir=f"{root}/usr/local/pyroscope",
+        include_file=f"{root}/cassandra/bin/cassandra.in.sh",
+        env_file=f"{root}/etc/default/cassandra",
+    )
+    host.include.parent.mkdir(parents=True)
+    host.env_path.parent.mkdir(parents=True)
+    host.include.write_text(INCLUDE_TEXT)
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    return host

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 from installer_fixtures import (
     CLUSTER,
-    INCLUDE_TEXT,
     SERVER_ADDRESS,
-    Host,
     JarServer,
+    installed_real_host,
     tool,
 )
 
@@ -91,22 +90,7 @@ def server(built: tuple[bytes, Path]) -> Iterator[JarServer]:
 def test_the_jvm_starts_with_the_agent_and_every_property(
     tmp_path: Path, server: JarServer, built: tuple[bytes, Path]
 ) -> None:
-    # HOST_ROOT="" with host paths inside tmp_path: the include block then names the real
-    # snippet path, so bash can source it exactly as Cassandra's start script would.
-    root = tmp_path / "root"
-    host = Host(
-        tmp_path,
-        server,
-        host_root="",
-        install_dir=f"{root}/usr/local/pyroscope",
-        include_file=f"{root}/cassandra/bin/cassandra.in.sh",
-        env_file=f"{root}/etc/default/cassandra",
-    )
-    host.include.parent.mkdir(parents=True)
-    host.env_path.parent.mkdir(parents=True)
-    host.include.write_text(INCLUDE_TEXT)
-    installed = host.run()
-    assert installed.returncode == 0, installed.stderr
+    host = installed_real_host(tmp_path, server)
     assert host.jar.read_bytes() == built[0]
 
     driver = tmp_path / "start.sh"

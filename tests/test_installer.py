@@ -21,6 +21,7 @@ from installer_fixtures import (
     Host,
     JarServer,
     block_lines,
+    installed_real_host,
     sha256,
     snapshot,
     snippet_for,
@@ -474,24 +475,7 @@ printf '%s\\n' "$JVM_EXTRA_OPTS" "$JVM_OPTS"
 
 @pytest.fixture
 def real_host(tmp_path: Path, server: JarServer) -> Host:
-    # The include block sources the snippet by its host path. Running install.sh with
-    # HOST_ROOT="" and host paths that lie inside tmp_path makes those paths real on this
-    # machine, so the patched include file can be sourced exactly as Cassandra would.
-    root = tmp_path / "root"
-    host = Host(
-        tmp_path,
-        server,
-        host_root="",
-        install_dir=f"{root}/usr/local/pyroscope",
-        include_file=f"{root}/cassandra/bin/cassandra.in.sh",
-        env_file=f"{root}/etc/default/cassandra",
-    )
-    host.include.parent.mkdir(parents=True)
-    host.env_path.parent.mkdir(parents=True)
-    host.include.write_text(INCLUDE_TEXT)
-    result = host.run()
-    assert result.returncode == 0, result.stderr
-    return host
+    return installed_real_host(tmp_path, server)
 
 
 def host_name() -> str:
