@@ -20,13 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 
+from gen.build.cassandra import settings_for
 from gen.build.cassandra_scripts import (
     BEGIN_MARKER,
     END_MARKER,
     JAR_NAME,
     SNIPPET_NAME,
     install_script,
-    settings_snippet,
 )
 from gen.spec import Cassandra
 
@@ -123,17 +123,7 @@ def spec(install_dir: str = INSTALL_DIR, **fields: object) -> Cassandra:
 
 
 def snippet_for(c: Cassandra, cluster: str = CLUSTER) -> str:
-    return settings_snippet(
-        HEADER,
-        install_dir=c.install_dir,
-        application_name=c.application_name,
-        event=c.profiler.event,
-        alloc=c.profiler.alloc,
-        lock=c.profiler.lock,
-        upload_interval=c.profiler.upload_interval,
-        cluster=cluster,
-        labels=c.labels,
-    )
+    return settings_for(c, cluster, HEADER)
 
 
 def write_scripts(directory: Path, c: Cassandra) -> Path:

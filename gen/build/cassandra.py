@@ -7,7 +7,7 @@ from typing import Any
 
 from gen.build import cassandra_scripts
 from gen.build.common import Part, header, json_patch, server_url
-from gen.spec import Cluster
+from gen.spec import Cassandra, Cluster
 
 HOST_ROOT = "/host"
 CONFIG_MAP = "pyroscope-cassandra-agent"
@@ -17,16 +17,20 @@ INIT = "/spec/template/spec/initContainers/0"
 
 def settings(cluster: Cluster) -> str:
     """cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
-    c = cluster.spec.cassandra
+    return settings_for(cluster.spec.cassandra, cluster.name, header(cluster).rstrip("\n"))
+
+
+def settings_for(c: Cassandra, cluster_name: str, head: str) -> str:
+    """The snippet for one cassandra section, under the given header line."""
     return cassandra_scripts.settings_snippet(
-        header(cluster).rstrip("\n"),
+        head,
         install_dir=c.install_dir,
         application_name=c.application_name,
         event=c.profiler.event,
         alloc=c.profiler.alloc,
         lock=c.profiler.lock,
         upload_interval=c.profiler.upload_interval,
-        cluster=cluster.name,
+        cluster=cluster_name,
         labels=c.labels,
     )
 
