@@ -346,3 +346,15 @@ def test_the_example_ci_workflow_checks_validates_and_posts_the_markdown_diff() 
     assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
     assert steps[0]["with"]["fetch-depth"] == 0
     assert any("createComment" in s.get("with", {}).get("script", "") for s in steps)
+
+
+def test_a_change_in_the_defaults_file_is_attributed_to_it(repo: Path) -> None:
+    defaults = repo / "clusters/_defaults.yaml"
+    defaults.write_text("apiVersion: gen.profiling/v1alpha1\nkind: Defaults\nspec:\n  ebpf:\n    sampleRate: 49\n")
+    _render(repo)
+    doc = _diff_json(repo)
+    # lab-tuned sets its own sample rate: only lab-minimal inherits the new default.
+    assert [s["name"] for s in doc["sections"]] == ["lab-minimal"]
+    [obj] = _section(doc, "lab-minimal")["objects"]
+    [field] = obj["fields"]
+    assert field["source"] == "clusters/_defaults.yaml:5"

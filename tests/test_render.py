@@ -264,3 +264,21 @@ def test_disabled_components_leave_no_object(fleet: Path) -> None:
         "kustomization.yaml",
         "namespace.yaml",
     ]
+
+
+def test_sync_waves_order_namespace_config_server_then_agents(built: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objs = built
+    wave = {
+        (o["kind"], o["metadata"]["name"]): int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for o in objs
+    }
+    by_kind: dict[str, set[int]] = {}
+    for (kind, _), w in wave.items():
+        by_kind.setdefault(kind, set()).add(w)
+    assert by_kind["Namespace"] == {-1}
+    for kind in ("ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+        assert by_kind.get(kind, {0}) == {0}, kind
+    assert wave[("Deployment", "pyroscope")] == 1
+    for (kind, name), w in wave.items():
+        if kind == "DaemonSet":
+            assert w > wave[("Deployment", "pyroscope")], name
