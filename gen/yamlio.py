@@ -113,7 +113,7 @@ def _load_text(text: str) -> Positioned:
     from ruamel.yaml.reader import ReaderError
 
     try:
-        nodes = _compose(text)
+        out = _build(text)
     except ReaderError as e:
         # The reader refuses control characters before parsing; it knows only the offset.
         line, col = _line_col(text, e.position)
@@ -127,119 +127,166 @@ def _load_text(text: str) -> Positioned:
         if mark and line <= len(lines) and "\t" in lines[line - 1][:col]:
             raise _Fail(line, col, "tab character in indentation; YAML indents with spaces") from None
         raise _Fail(line, col, f"invalid YAML: {msg}") from None
-    except RecursionError:
-        raise _Fail(1, 1, f"nesting is deeper than {MAX_DEPTH} levels") from None
     except YAMLError as e:
         raise _Fail(1, 1, "invalid YAML: " + " ".join(str(e).split())) from None
-    if not nodes or nodes[0] is None:
-        raise _Fail(1, 1, "the file is empty; expected a Cluster spec mapping")
-    if len(nodes) > 1:
-        m = nodes[1].start_mark
-        raise _Fail(m.line + 1, m.column + 1, "more than one YAML document; one file holds one spec")
-    root = nodes[0]
-    out = Positioned(data=None)
-    out.data = _convert(root, (), out, set(), 0)
-    if not isinstance(out.data, dict):
-        kind = "a list" if isinstance(out.data, list) else "a scalar"
-        raise _Fail(
-            root.start_mark.line + 1,
-            root.start_mark.column + 1,
-            f"the document is {kind}; expected a mapping (apiVersion, kind, metadata, spec)",
-        )
     return out
 
 
-class _Node:
-    """A node of a spec document: what ruamel's composer would build, without its costs."""
+class _Map:
+    """A mapping being built: its dict, its path, and the key waiting for a value."""
 
-    __slots__ = ("anchor", "start_mark", "tag", "value")
+    __slots__ = ("data", "key", "path")
 
-    def __init__(self, tag: str, value: Any, start_mark: Any) -> None:
-        self.tag, self.value, self.start_mark, self.anchor = tag, value, start_mark, None
-
-
-class _Mapping(_Node):
-    __slots__ = ("pending",)
-
-    def __init__(self, tag: str, value: Any, start_mark: Any) -> None:
-        super().__init__(tag, value, start_mark)
-        self.pending: _Node | None = None  # a key waiting for its value
+    def __init__(self, path: Path) -> None:
+        self.data: dict[str, Any] = {}
+        self.path = path
+        self.key: str | None = None
 
 
-class _Sequence(_Node):
-    __slots__ = ()
+class _Seq:
+    __slots__ = ("data", "path")
+
+    def __init__(self, path: Path) -> None:
+        self.data: list[Any] = []
+        self.path = path
 
 
-class _Scalar(_Node):
-    __slots__ = ()
+def _build(text: str) -> Positioned:
+    """A spec's data and positions, built from the parser's events in one pass.
 
-
-def _compose(text: str) -> list[_Node]:
-    """The documents of a text as nodes, built from the parser's events in one pass.
-
-    The checks run while events arrive, before anything is built from them: the
-    C composer recurses once per nesting level without Python's recursion guard
-    (a hundred thousand `[` crash the interpreter rather than raise), and the
-    parser keeps its own stack, so the walk stops at the first level too deep,
-    value too many, anchor, alias or second document.
+    Checks on the document's shape (nesting, size, anchors, a second document) run
+    as events arrive, before anything else: the parser keeps its own stack, so the
+    walk stops at the first level too deep instead of recursing into it. A problem
+    with the content (a tag, a duplicate key) is kept until the whole text has
+    parsed, so that a syntax error anywhere is the one reported.
     """
     from ruamel.yaml import events as ev
 
-    docs: list[_Node] = []
-    stack: list[_Node] = []
+    builder = _Builder()
     documents = count = 0
     event: Any
     for event in _yaml().parse(text):
         kind = type(event)
         if kind is ev.DocumentStartEvent:
             documents += 1
-            continue
-        if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
-            _attach(stack.pop(), stack, docs)
-            continue
-        if not issubclass(kind, ev.NodeEvent):
-            continue
-        mark = event.start_mark
-        if documents > 1:
-            raise _Fail(mark.line + 1, mark.column + 1, "more than one YAML document; one file holds one spec")
-        # Here rather than while converting: an alias of a scalar looks like a plain value.
-        if event.anchor is not None:
-            raise _Fail(mark.line + 1, mark.column + 1, "YAML anchors and aliases are not allowed in a spec")
-        count += 1
-        if count > MAX_NODES:
-            raise _Fail(
-                mark.line + 1, mark.column + 1, f"more than {MAX_NODES} keys and values; a cluster spec holds far fewer"
-            )
-        if kind is ev.ScalarEvent:
-            tag = event.tag
-            if tag is None or tag == "!":
-                tag = _resolve(event.value) if event.implicit[0] else _STD + "str"
-            _attach(_Scalar(tag, event.value, mark), stack, docs)
-        elif kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
-            # The root mapping is level 0 for _convert.
-            if len(stack) > MAX_DEPTH:
-                raise _Fail(mark.line + 1, mark.column + 1, f"nesting is deeper than {MAX_DEPTH} levels")
-            if kind is ev.MappingStartEvent:
-                node: _Node = _Mapping(event.tag or _STD + "map", [], mark)
-            else:
-                node = _Sequence(event.tag or _STD + "seq", [], mark)
-            stack.append(node)
-    return docs
+        elif kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+            builder.end()
+        elif issubclass(kind, ev.NodeEvent):
+            line, col = event.start_mark.line + 1, event.start_mark.column + 1
+            if documents > 1:
+                raise _Fail(line, col, "more than one YAML document; one file holds one spec")
+            # Here rather than later: an alias of a scalar looks like a plain value.
+            if event.anchor is not None:
+                raise _Fail(line, col, "YAML anchors and aliases are not allowed in a spec")
+            count += 1
+            if count > MAX_NODES:
+                raise _Fail(line, col, f"more than {MAX_NODES} keys and values; a cluster spec holds far fewer")
+            collection = kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent
+            if collection and len(builder.stack) > MAX_DEPTH:  # the root mapping is level 0
+                raise _Fail(line, col, f"nesting is deeper than {MAX_DEPTH} levels")
+            builder.node(event, kind is ev.MappingStartEvent, collection, (line, col))
+    return builder.result()
 
 
-def _attach(node: _Node, stack: list[_Node], docs: list[_Node]) -> None:
-    if not stack:
-        docs.append(node)
-        return
-    parent = stack[-1]
-    if isinstance(parent, _Mapping):
-        if parent.pending is None:
-            parent.pending = node
+class _Builder:
+    """Turns node events into plain data and positions; stops building at the first problem."""
+
+    def __init__(self) -> None:
+        self.out = Positioned(data=None)
+        self.stack: list[_Map | _Seq] = []
+        self.roots = 0
+        self.failure: _Fail | None = None
+
+    def node(self, event: Any, is_map: bool, collection: bool, at: tuple[int, int]) -> None:
+        if self.failure is None:
+            self.failure = self._node(event, is_map, collection, at)
+            if self.failure is None or not collection:
+                return
+        if collection:
+            self.stack.append(_Seq(()))  # counted for nesting, no longer built
+
+    def _node(self, event: Any, is_map: bool, collection: bool, at: tuple[int, int]) -> _Fail | None:
+        parent = self.stack[-1] if self.stack else None
+        if isinstance(parent, _Map) and parent.key is None:
+            return self._key(event, parent, collection, at)
+        if parent is None:
+            self.roots += 1
+            path: Path = ()
+        elif isinstance(parent, _Map):
+            path = (*parent.path, str(parent.key))
         else:
-            parent.value.append((parent.pending, node))
-            parent.pending = None
-    else:
-        parent.value.append(node)
+            path = (*parent.path, len(parent.data))
+        self.out.values[path] = at
+        if not collection:
+            try:
+                self._place(_scalar_value(event, *at))
+            except _Fail as f:
+                return f
+            return None
+        plain = _STD + ("map" if is_map else "seq")
+        tag = event.tag or plain
+        if tag != plain:
+            return _Fail(*at, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
+        self.stack.append(_Map(path) if is_map else _Seq(path))
+        return None
+
+    def _key(self, event: Any, parent: _Map, collection: bool, at: tuple[int, int]) -> _Fail | None:
+        tag = "" if collection else _event_tag(event)
+        if tag == _STD + "merge":
+            return _Fail(*at, "YAML merge keys (<<) are not allowed in a spec")
+        if collection or tag not in _SCALAR_TAGS:
+            return _Fail(*at, "mapping keys must be plain strings")
+        key = str(event.value)
+        if key in parent.data:
+            first = self.out.keys[(*parent.path, key)]
+            return _Fail(*at, f"duplicate key {key!r} (first defined at line {first[0]})")
+        self.out.keys[(*parent.path, key)] = at
+        parent.key = key
+        return None
+
+    def end(self) -> None:
+        done = self.stack.pop()
+        if self.failure is None:
+            self._place(done.data)
+
+    def _place(self, value: Any) -> None:
+        if not self.stack:
+            self.out.data = value
+        elif isinstance(self.stack[-1], _Map):
+            parent = self.stack[-1]
+            parent.data[str(parent.key)] = value
+            parent.key = None
+        else:
+            self.stack[-1].data.append(value)
+
+    def result(self) -> Positioned:
+        if self.failure is not None:
+            raise self.failure
+        if self.roots == 0:
+            raise _Fail(1, 1, "the file is empty; expected a Cluster spec mapping")
+        data = self.out.data
+        if not isinstance(data, dict):
+            kind = "a list" if isinstance(data, list) else "a scalar"
+            message = f"the document is {kind}; expected a mapping (apiVersion, kind, metadata, spec)"
+            raise _Fail(*self.out.values[()], message)
+        return self.out
+
+
+def _event_tag(event: Any) -> str:
+    tag = event.tag
+    if tag is None or tag == "!":
+        return _resolve(event.value) if event.implicit[0] else _STD + "str"
+    return str(tag)
+
+
+def _scalar_value(event: Any, line: int, col: int) -> Any:
+    tag = _event_tag(event)
+    if tag == _STD + "timestamp":
+        # Resolved from a plain scalar such as a date-named revision: nobody wrote a tag.
+        raise _Fail(line, col, f"{short_repr(event.value)} reads as a YAML date; quote it to make it a string")
+    if tag not in _SCALAR_TAGS:
+        raise _Fail(line, col, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
+    return _scalar(tag, event.value, line, col)
 
 
 _RESOLVED: dict[str, str] = {}
@@ -273,47 +320,6 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
 
 def _tag_name(tag: str) -> str:
     return "!!" + tag[len(_STD) :] if tag.startswith(_STD) else tag
-
-
-def _convert(node: Any, path: Path, out: Positioned, seen: set[int], depth: int) -> Any:
-    MappingNode, SequenceNode = _Mapping, _Sequence  # noqa: N806 - the composer's names
-
-    line, col = node.start_mark.line + 1, node.start_mark.column + 1
-    if depth > MAX_DEPTH:
-        raise _Fail(line, col, f"nesting is deeper than {MAX_DEPTH} levels")
-    if id(node) in seen or getattr(node, "anchor", None):
-        raise _Fail(line, col, "YAML anchors and aliases are not allowed in a spec")
-    tag = str(node.tag)
-    out.values[path] = (line, col)
-    if isinstance(node, MappingNode):
-        if tag != _STD + "map":
-            raise _Fail(line, col, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
-        seen.add(id(node))
-        result: dict[str, Any] = {}
-        for knode, vnode in node.value:
-            kl, kc = knode.start_mark.line + 1, knode.start_mark.column + 1
-            if str(knode.tag) == _STD + "merge":
-                raise _Fail(kl, kc, "YAML merge keys (<<) are not allowed in a spec")
-            if isinstance(knode, MappingNode | SequenceNode) or str(knode.tag) not in _SCALAR_TAGS:
-                raise _Fail(kl, kc, "mapping keys must be plain strings")
-            key = str(knode.value)
-            if key in result:
-                first = out.keys[(*path, key)]
-                raise _Fail(kl, kc, f"duplicate key {key!r} (first defined at line {first[0]})")
-            out.keys[(*path, key)] = (kl, kc)
-            result[key] = _convert(vnode, (*path, key), out, seen, depth + 1)
-        return result
-    if isinstance(node, SequenceNode):
-        if tag != _STD + "seq":
-            raise _Fail(line, col, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
-        seen.add(id(node))
-        return [_convert(v, (*path, i), out, seen, depth + 1) for i, v in enumerate(node.value)]
-    if tag == _STD + "timestamp":
-        # Resolved from a plain scalar such as a date-named revision: nobody wrote a tag.
-        raise _Fail(line, col, f"{short_repr(node.value)} reads as a YAML date; quote it to make it a string")
-    if tag not in _SCALAR_TAGS:
-        raise _Fail(line, col, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
-    return _scalar(tag, node.value, line, col)
 
 
 def _scalar(tag: str, value: str, line: int, col: int) -> Any:
