@@ -80,6 +80,8 @@ def read_tree(directory: Path) -> dict[str, str] | None:
 def write_dirs(root: Path, dirs: Mapping[str, Mapping[str, str]]) -> WriteReport:
     """Make each directory (relative path → {file name: text}) hold exactly those files."""
     report = WriteReport()
+    for parent in sorted({(root / rel).parent for rel in dirs}):
+        parent.mkdir(parents=True, exist_ok=True)
     for rel, files in sorted(dirs.items()):
         _write_dir(root, rel, files, report)
     return report
@@ -113,17 +115,23 @@ def clean_leftovers(parent: Path) -> None:
                 _clear(entry)
 
 
-def write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
-    """Write one file atomically (temp file and rename), only when its content changes."""
+def write_files(root: Path, files: Mapping[str, str], report: WriteReport) -> None:
+    """Write single files (relative path → text), each atomically and only when it changes."""
+    for directory in sorted({(root / rel).parent for rel in files}):
+        _clean_tmp_files(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        _write_file(root, rel, text, report)
+
+
+def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     path = root / rel
-    _clean_tmp_files(path.parent)
     try:
         old: str | None = path.read_text(encoding="utf-8")
     except (FileNotFoundError, UnicodeDecodeError):
         old = None
     if old == text:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(TMP_PREFIX + path.name)
     tmp.write_text(text, encoding="utf-8", newline="")
     os.rename(tmp, path)
@@ -131,7 +139,7 @@ def write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
 
 
 def _clean_tmp_files(directory: Path) -> None:
-    """Remove temporary files that a run killed inside write_file left in a directory.
+    """Remove temporary files that a run killed inside write_files left in a directory.
 
     Nothing else would: the orphan check skips dot files, and a file whose cluster
     is gone is never written again. Every run writes every Argo CD file, so each of
@@ -151,7 +159,6 @@ def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteRepo
     old = read_tree(target)
     if old == dict(files):
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(TMP_PREFIX + target.name)
     _clear(tmp)
     tmp.mkdir()

@@ -25,8 +25,7 @@ def run(root: Path, names: Sequence[str], all_clusters: bool, out: Output) -> in
     with writer.repo_lock(root):
         writer.clean_leftovers(root / layout.OVERLAYS_DIR)
         report = writer.write_dirs(root, rendered.overlays)
-        for rel, text in rendered.files.items():
-            writer.write_file(root, rel, text, report)
+        writer.write_files(root, rendered.files, report)
         if all_clusters:
             ours, foreign = orphan_overlays(root, [c.name for c in rendered.clusters])
             for rel in ours:
