@@ -30,7 +30,7 @@ from gen import yamlio
 from gen.build.argocd import ARGOCD_DIR, RESOURCES_FINALIZER, SYNC_OPTIONS
 from gen.errors import UsageError
 from gen.fleet import ROOT_NAME
-from gen.spec import ArgoCD, Cluster, Model, Namespace
+from gen.spec import Cluster, GitURL, Model, Namespace
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
@@ -80,15 +80,10 @@ class _Directory(Model):
 
 
 class _Source(Model):
-    repo_url: Annotated[str, Field(alias="repoURL")]
+    repo_url: Annotated[GitURL, Field(alias="repoURL")]
     target_revision: Annotated[str, Field(min_length=1)]
     path: Annotated[str, Field(pattern=_OVERLAY_OR_ROOT.pattern)]
     directory: _Directory | None = None
-
-    @field_validator("repo_url")
-    @classmethod
-    def _git(cls, v: str) -> str:
-        return ArgoCD._git(v)
 
 
 class _Destination(Model):
@@ -169,16 +164,11 @@ class _ProjectDestination(Model):
 
 class _AppProjectSpec(Model):
     description: str
-    source_repos: Annotated[list[str], Field(min_length=1)]
+    # Git URLs only: a wildcard would defeat the point of a least-privilege project.
+    source_repos: Annotated[list[GitURL], Field(min_length=1)]
     destinations: list[_ProjectDestination]
     cluster_resource_whitelist: list[_ResourceKind]
     namespace_resource_whitelist: Annotated[list[_ResourceKind], Field(min_length=1)]
-
-    @field_validator("source_repos")
-    @classmethod
-    def _git(cls, v: list[str]) -> list[str]:
-        # A wildcard would defeat the point of a least-privilege project.
-        return [ArgoCD._git(url) for url in v]
 
 
 class StrictAppProject(Model):

@@ -23,11 +23,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from gen import loader, yamlio
 from gen.errors import SpecError
-from gen.spec import ArgoCD, Model, Name, Namespace
+from gen.spec import GitURL, Model, Name, Namespace, Revision
 
 FLEET_FILE = "fleet.yaml"
 
@@ -35,33 +35,13 @@ FLEET_FILE = "fleet.yaml"
 # name; the fleet's own AppProject must not take it (or `default`, see below).
 ROOT_NAME = "profiling-fleet"
 
-# Built once: the spec's own targetRevision rule (pattern and message), so that a
-# revision accepted in a cluster spec is accepted here and nothing else is.
-_SPEC_REVISION: TypeAdapter[str] = TypeAdapter(
-    ArgoCD.model_fields["target_revision"].rebuild_annotation()
-)
-
-
-def _revision(value: str) -> str:
-    try:
-        return _SPEC_REVISION.validate_python(value, strict=True)
-    except ValidationError as e:
-        raise ValueError(str(e.errors()[0]["msg"]).removeprefix("Value error, ")) from None
-
-
 class Fleet(Model):
     """Where the bootstrap and the Applications are read from, and where they live."""
 
-    repo_url: Annotated[str, Field(alias="repoURL")]
-    target_revision: Annotated[str, AfterValidator(_revision)] = "main"
+    repo_url: Annotated[GitURL, Field(alias="repoURL")]
+    target_revision: Revision = "main"
     argocd_namespace: Namespace = "argocd"
     project: Annotated[Name, Field(max_length=63)] = "profiling"
-
-    @field_validator("repo_url")
-    @classmethod
-    def _git(cls, v: str) -> str:
-        # The spec's check, so fleet.yaml and clusters/*.yaml accept the same URLs.
-        return ArgoCD._git(v)
 
     @field_validator("project")
     @classmethod

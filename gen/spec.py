@@ -388,21 +388,25 @@ _GIT_URL = re.compile(
 )
 
 
+def _git_url(value: str) -> str:
+    if not _GIT_URL.match(value):
+        raise ValueError(f"{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)")
+    return value
+
+
+# Shared with fleet.yaml, so that both accept the same repositories and revisions.
+GitURL = Annotated[str, AfterValidator(_git_url)]
+Revision = Annotated[
+    str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
+]
+
+
 class ArgoCD(Model):
-    repo_url: Annotated[str, Field(alias="repoURL")]
-    target_revision: Annotated[
-        str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
-    ] = "main"
+    repo_url: Annotated[GitURL, Field(alias="repoURL")]
+    target_revision: Revision = "main"
     project: Name = "default"
     destination: Destination
     automated: bool = True
-
-    @field_validator("repo_url")
-    @classmethod
-    def _git(cls, v: str) -> str:
-        if not _GIT_URL.match(v):
-            raise ValueError(f"{v!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)")
-        return v
 
 
 class ClusterSpec(Model):
