@@ -13,7 +13,6 @@ from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.loader import load_clusters, spec_files
 from gen.output import Output
 
-DEFAULT_KUBERNETES = "1.33"
 
 
 def run(
