@@ -14,7 +14,6 @@ from gen.loader import load_clusters, spec_files
 from gen.output import Output
 
 
-
 def run(
     root: Path,
     names: Sequence[str],
