@@ -124,8 +124,7 @@ class _SyncPolicy(Model):
     def _known(cls, v: list[str] | None) -> list[str] | None:
         unknown = [o for o in v or [] if o not in SYNC_OPTIONS]
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not a sync option gen sets "
-                             f"({', '.join(SYNC_OPTIONS)})")
+            raise ValueError(f"{', '.join(unknown)}: not a sync option gen sets ({', '.join(SYNC_OPTIONS)})")
         return v
 
 
@@ -180,21 +179,18 @@ class StrictAppProject(Model):
     spec: _AppProjectSpec
 
 
-_STRICT: dict[str, type[Model]] = {"Application": StrictApplication,
-                                   "AppProject": StrictAppProject}
+_STRICT: dict[str, type[Model]] = {"Application": StrictApplication, "AppProject": StrictAppProject}
 
 
 def check_strict(obj: Mapping[str, Any]) -> list[Finding]:
     """Findings for one rendered Argo CD object against the strict model of its kind."""
     model = _STRICT.get(str(obj.get("kind")))
     if model is None:
-        return [f"{ident(obj)}: kind: not an Argo CD object gen renders "
-                f"(expected one of {', '.join(sorted(_STRICT))})"]
+        return [f"{ident(obj)}: kind: not an Argo CD object gen renders (expected one of {', '.join(sorted(_STRICT))})"]
     try:
         model.model_validate(dict(obj))
     except ValidationError as e:
-        return [f"{ident(obj)}: {_dotted(err['loc']) or 'object'}: {_strict_message(err)}"
-                for err in e.errors()]
+        return [f"{ident(obj)}: {_dotted(err['loc']) or 'object'}: {_strict_message(err)}" for err in e.errors()]
     return []
 
 
@@ -207,10 +203,17 @@ def _strict_message(err: Mapping[str, Any]) -> str:
 # ------------------------------------------------------------------ CRD schemas
 
 # ObjectMeta fields a manifest may set; the API server drops any other key.
-_OBJECT_META = frozenset({
-    "name", "generateName", "namespace", "labels", "annotations", "finalizers",
-    "ownerReferences",
-})
+_OBJECT_META = frozenset(
+    {
+        "name",
+        "generateName",
+        "namespace",
+        "labels",
+        "annotations",
+        "finalizers",
+        "ownerReferences",
+    }
+)
 
 
 @functools.lru_cache(maxsize=8)
@@ -281,31 +284,28 @@ def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding
         key = (str(obj.get("apiVersion")), str(obj.get("kind")))
         schema = schemas.get(key)
         if schema is None:
-            findings.append(f"{ident(obj)}: apiVersion: no served CRD version for "
-                            f"{key[0]} {key[1]} in {crd_dir}")
+            findings.append(f"{ident(obj)}: apiVersion: no served CRD version for {key[0]} {key[1]} in {crd_dir}")
             continue
         if key not in compiled:
             compiled[key] = validators.Draft7Validator(schema)
         validator = compiled[key]
-        errors = sorted(validator.iter_errors(obj),
-                        key=lambda e: (_dotted(list(e.absolute_path)), e.message))
+        errors = sorted(validator.iter_errors(obj), key=lambda e: (_dotted(list(e.absolute_path)), e.message))
         for err in errors:
             where = _dotted(list(err.absolute_path)) or "object"
             findings.append(f"{ident(obj)}: {where}: {err.message}")
         meta = obj.get("metadata")
         if isinstance(meta, Mapping):
-            findings += [f"{ident(obj)}: metadata.{k}: unknown field metadata.{k} "
-                         "(the API server would drop it)"
-                         for k in sorted(set(meta) - _OBJECT_META)]
+            findings += [
+                f"{ident(obj)}: metadata.{k}: unknown field metadata.{k} (the API server would drop it)"
+                for k in sorted(set(meta) - _OBJECT_META)
+            ]
         unknown: list[str] = []
         _unknown_fields(obj, schema, (), unknown)
-        findings += [f"{ident(obj)}: {f}: unknown field {f} (the API server would drop it)"
-                     for f in unknown]
+        findings += [f"{ident(obj)}: {f}: unknown field {f} (the API server would drop it)" for f in unknown]
     return findings
 
 
-def _unknown_fields(value: Any, schema: Mapping[str, Any], path: tuple[Any, ...],
-                    out: list[str]) -> None:
+def _unknown_fields(value: Any, schema: Mapping[str, Any], path: tuple[Any, ...], out: list[str]) -> None:
     # Walks the object along the schema the way the API server prunes it.
     if isinstance(value, Mapping):
         props = schema.get("properties")
@@ -377,7 +377,8 @@ def check_destinations(
             findings.append(
                 f"clusters {', '.join(sorted(names))}: all deploy to {where[0]} {where[1]} "
                 f"namespace {ns} and would manage the same objects; give each its own "
-                "namespace or destination")
+                "namespace or destination"
+            )
     grafana: dict[tuple[Where, str], list[str]] = defaultdict(list)
     for c in clusters:
         if c.spec.grafana.enabled and c.name in dest_of:
@@ -387,14 +388,16 @@ def check_destinations(
             findings.append(
                 f"clusters {', '.join(sorted(names))}: all put their Grafana datasource "
                 f"(ConfigMap {DATASOURCE_CONFIGMAP}) into namespace {ns} on {where[0]} "
-                f"{where[1]}; give each cluster its own grafana.namespace or destination")
+                f"{where[1]}; give each cluster its own grafana.namespace or destination"
+            )
     if objects is not None:
         findings += _shared_objects(dest_of, objects)
     return findings
 
 
-def _shared_objects(dest_of: Mapping[str, tuple[Where, str]],
-                    objects: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Finding]:
+def _shared_objects(
+    dest_of: Mapping[str, tuple[Where, str]], objects: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> list[Finding]:
     owners: dict[tuple[Where, str, str, str, str], list[str]] = defaultdict(list)
     for cluster, objs in sorted(objects.items()):
         if cluster not in dest_of:
@@ -414,8 +417,10 @@ def _shared_objects(dest_of: Mapping[str, tuple[Where, str]],
     for (where, _group, kind, ns, name), names in sorted(owners.items()):
         if len(names) > 1:
             scope = f"namespace {ns}" if ns else "cluster scope"
-            out.append(f"clusters {', '.join(sorted(names))}: all deploy {kind}/{name} "
-                       f"({scope}) to {where[0]} {where[1]}; only one Application can own it")
+            out.append(
+                f"clusters {', '.join(sorted(names))}: all deploy {kind}/{name} "
+                f"({scope}) to {where[0]} {where[1]}; only one Application can own it"
+            )
     return out
 
 
@@ -433,8 +438,7 @@ def _source_path(app: Mapping[str, Any]) -> str | None:
 
 def source_paths(apps: Sequence[Mapping[str, Any]]) -> list[str]:
     """The Kustomize paths of the Applications (relative, sorted): what to build."""
-    return sorted({p for a in apps if not _is_directory_source(a)
-                   if (p := _source_path(a)) is not None})
+    return sorted({p for a in apps if not _is_directory_source(a) if (p := _source_path(a)) is not None})
 
 
 def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding]:
@@ -462,12 +466,10 @@ def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding
             findings.append(f"{where}: {path} does not exist in the repository")
         elif _is_directory_source(app):
             if (folder / KUSTOMIZATION).exists():
-                findings.append(f"{where}: {path} holds a {KUSTOMIZATION}, which a directory "
-                                "source cannot render")
+                findings.append(f"{where}: {path} holds a {KUSTOMIZATION}, which a directory source cannot render")
         elif not (folder / KUSTOMIZATION).is_file():
             findings.append(f"{where}: {path} holds no {KUSTOMIZATION}")
     return findings
-
 
 
 # ------------------------------------------------------------------ all of it

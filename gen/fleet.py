@@ -35,6 +35,7 @@ FLEET_FILE = "fleet.yaml"
 # name; the fleet's own AppProject must not take it (or `default`, see below).
 ROOT_NAME = "profiling-fleet"
 
+
 class Fleet(Model):
     """Where the bootstrap and the Applications are read from, and where they live."""
 
@@ -49,11 +50,11 @@ class Fleet(Model):
         if v == "default":
             # gen would overwrite Argo CD's built-in project with a least-privilege
             # one, breaking every other Application that relies on it.
-            raise ValueError("must not be 'default': gen renders this AppProject and would "
-                             "replace Argo CD's built-in project")
+            raise ValueError(
+                "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
+            )
         if v == ROOT_NAME:
-            raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that "
-                             "name")
+            raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name")
         return v
 
 
@@ -84,4 +85,3 @@ def load_fleet_text(raw: bytes, file: str = FLEET_FILE) -> Fleet:
     if problems or found is None:
         raise SpecError(problems)
     return found.spec
-

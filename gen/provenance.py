@@ -134,6 +134,7 @@ def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[Sp
 
     Invalid or absent text counts as empty: provenance is a help, never a reason to fail.
     """
+
     def parse(raw: bytes | None) -> yamlio.Positioned | None:
         if raw is None:
             return None

@@ -32,9 +32,7 @@ class Rendered:
         return dict(sorted(out.items()))
 
 
-def render(
-    root: Path, names: Iterable[str] | None = None, progress: Callable[[], None] | None = None
-) -> Rendered:
+def render(root: Path, names: Iterable[str] | None = None, progress: Callable[[], None] | None = None) -> Rendered:
     """Render the overlays and Argo CD files of the named clusters, or of every cluster when None.
 
     Rendering every cluster gives the complete fleet (what `gen check` compares

@@ -19,9 +19,7 @@ from installer_fixtures import (
     tool,
 )
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("javac") is None, reason="javac not found: needs a JDK (javac, jar, java)"
-)
+pytestmark = pytest.mark.skipif(shutil.which("javac") is None, reason="javac not found: needs a JDK (javac, jar, java)")
 
 AGENT_SOURCE = """\
 import java.util.Map;
@@ -107,9 +105,7 @@ def test_the_jvm_starts_with_the_agent_and_every_property(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    hostname = subprocess.run(
-        ["hostname"], capture_output=True, text=True, check=True
-    ).stdout.strip()
+    hostname = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
     assert result.stdout.splitlines() == [
         "pyroscope.application.name=cassandra",
         "pyroscope.format=jfr",

@@ -48,9 +48,16 @@ def _all_objects(documents: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
 
 
 def test_application_fields_come_from_the_spec(tmp_path: Path) -> None:
-    text = spec_text("lab-west", namespace="prof", server=None, dest_name="west-k8s",
-                     repo="git@github.com:acme/fleet.git", revision="release-1",
-                     project="profiling", automated=False)
+    text = spec_text(
+        "lab-west",
+        namespace="prof",
+        server=None,
+        dest_name="west-k8s",
+        repo="git@github.com:acme/fleet.git",
+        revision="release-1",
+        project="profiling",
+        automated=False,
+    )
     (lc,) = _loaded(tmp_path, **{"lab-west": text})
     app = argo.application(lc.cluster, FLEET)
 
@@ -58,20 +65,25 @@ def test_application_fields_come_from_the_spec(tmp_path: Path) -> None:
     assert app["metadata"] == {
         "name": "profiling-lab-west",
         "namespace": "argocd",
-        "labels": {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling",
-                   "cluster": "lab-west"},
+        "labels": {
+            "app.kubernetes.io/managed-by": "gen",
+            "app.kubernetes.io/part-of": "pyroscope-profiling",
+            "cluster": "lab-west",
+        },
         "finalizers": ["resources-finalizer.argocd.argoproj.io"],
     }
     spec = app["spec"]
     assert spec["project"] == "profiling"
-    assert spec["source"] == {"repoURL": "git@github.com:acme/fleet.git",
-                              "targetRevision": "release-1", "path": "overlays/lab-west"}
+    assert spec["source"] == {
+        "repoURL": "git@github.com:acme/fleet.git",
+        "targetRevision": "release-1",
+        "path": "overlays/lab-west",
+    }
     assert spec["destination"] == {"name": "west-k8s", "namespace": "prof"}
     assert "automated" not in spec["syncPolicy"]
     # Manual sync still creates the namespace and retries.
     assert "CreateNamespace=true" in spec["syncPolicy"]["syncOptions"]
-    assert spec["syncPolicy"]["retry"] == {
-        "limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
+    assert spec["syncPolicy"]["retry"] == {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
 
 
 def test_application_defaults_automated_sync(tmp_path: Path) -> None:
@@ -85,7 +97,8 @@ def test_application_defaults_automated_sync(tmp_path: Path) -> None:
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert spec["syncPolicy"]["syncOptions"] == sorted(spec["syncPolicy"]["syncOptions"])
     assert {"CreateNamespace=true", "PruneLast=true", "PrunePropagationPolicy=foreground"} <= set(
-        spec["syncPolicy"]["syncOptions"])
+        spec["syncPolicy"]["syncOptions"]
+    )
     assert argo.application(lc.cluster, setting)["metadata"]["namespace"] == "gitops"
 
 
@@ -97,7 +110,7 @@ def _expand_braces(pattern: str) -> list[str]:
     m = re.search(r"\{([^}]*)\}", pattern)
     if not m:
         return [pattern]
-    return [pattern[: m.start()] + alt + pattern[m.end():] for alt in m.group(1).split(",")]
+    return [pattern[: m.start()] + alt + pattern[m.end() :] for alt in m.group(1).split(",")]
 
 
 def _synced_by_root(root: Path, bootstrap_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -116,9 +129,12 @@ def _synced_by_root(root: Path, bootstrap_docs: list[dict[str, Any]]) -> list[di
 
 
 def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
-    clusters = _loaded(tmp_path, a=spec_text("a", namespace="ns-a"),
-                       b=spec_text("b", namespace="ns-b"),
-                       c=spec_text("c", server=None, dest_name="c"))
+    clusters = _loaded(
+        tmp_path,
+        a=spec_text("a", namespace="ns-a"),
+        b=spec_text("b", namespace="ns-b"),
+        c=spec_text("c", server=None, dest_name="c"),
+    )
     setting = argo.resolve_fleet(None, clusters)
     repo = tmp_path / "repo"
     docs = argo.documents([lc.cluster for lc in clusters], setting)
@@ -136,16 +152,18 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
     kept = [lc.cluster for lc in clusters if lc.name != "b"]
     docs = argo.documents(kept, setting)
     assert sorted(p for p in docs if p.startswith(argo.APPLICATIONS_DIR + "/")) == [
-        "argocd/applications/a.yaml", "argocd/applications/c.yaml"]
+        "argocd/applications/a.yaml",
+        "argocd/applications/c.yaml",
+    ]
     write_documents(repo, docs)
     synced = _synced_by_root(repo, docs[argo.BOOTSTRAP_FILE])
-    assert sorted(o["metadata"]["name"] for o in synced if o["kind"] == "Application") == [
-        "profiling-a", "profiling-c"]
+    assert sorted(o["metadata"]["name"] for o in synced if o["kind"] == "Application") == ["profiling-a", "profiling-c"]
 
 
 def test_bootstrap_root_application() -> None:
-    setting = Fleet.model_validate({"repoURL": REPO, "targetRevision": "prod",
-                                    "argocdNamespace": "gitops", "project": "lab"})
+    setting = Fleet.model_validate(
+        {"repoURL": REPO, "targetRevision": "prod", "argocdNamespace": "gitops", "project": "lab"}
+    )
     project, root = argo.bootstrap(setting)
 
     assert (project["kind"], project["metadata"]["name"]) == ("AppProject", "profiling-fleet")
@@ -171,14 +189,23 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     clusters = _loaded(
         tmp_path,
         a=spec_text("a"),
-        b=spec_text("b", namespace="prof-b", server=None, dest_name="remote",
-                    repo="git@github.com:acme/profiling-gitops.git", grafana_namespace="grafana"),
+        b=spec_text(
+            "b",
+            namespace="prof-b",
+            server=None,
+            dest_name="remote",
+            repo="git@github.com:acme/profiling-gitops.git",
+            grafana_namespace="grafana",
+        ),
         c=spec_text("c", namespace="prof-c", server="https://10.0.0.1:6443", grafana=False),
     )
     project = argo.app_project([lc.cluster for lc in reversed(clusters)], FLEET)
 
-    assert project["metadata"] == {"name": "profiling", "namespace": "argocd", "labels": {
-        "app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling"}}
+    assert project["metadata"] == {
+        "name": "profiling",
+        "namespace": "argocd",
+        "labels": {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling"},
+    }
     spec = project["spec"]
     assert spec["sourceRepos"] == ["git@github.com:acme/profiling-gitops.git", REPO]
     assert spec["destinations"] == [
@@ -194,15 +221,21 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
         {"group": "rbac.authorization.k8s.io", "kind": "ClusterRoleBinding"},
     ]
     kinds = {(k["group"], k["kind"]) for k in spec["namespaceResourceWhitelist"]}
-    assert kinds == {("", "ConfigMap"), ("", "Service"), ("", "ServiceAccount"),
-                     ("apps", "DaemonSet"), ("apps", "Deployment"),
-                     ("networking.k8s.io", "NetworkPolicy")}
+    assert kinds == {
+        ("", "ConfigMap"),
+        ("", "Service"),
+        ("", "ServiceAccount"),
+        ("apps", "DaemonSet"),
+        ("apps", "Deployment"),
+        ("networking.k8s.io", "NetworkPolicy"),
+    }
     assert ("", "Secret") not in kinds
 
 
 def test_documents_are_deterministic(tmp_path: Path) -> None:
-    clusters = [lc.cluster for lc in _loaded(
-        tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", grafana_namespace="g"))]
+    clusters = [
+        lc.cluster for lc in _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", grafana_namespace="g"))
+    ]
     once = {p: yamlio.dump_all(d) for p, d in argo.documents(clusters, FLEET).items()}
     backwards = argo.documents(list(reversed(clusters)), FLEET)
     again = {p: yamlio.dump_all(d) for p, d in backwards.items()}
@@ -226,8 +259,9 @@ def test_resolve_fleet_derives_when_specs_agree(tmp_path: Path) -> None:
 
 
 def test_resolve_fleet_refuses_disagreeing_specs(tmp_path: Path) -> None:
-    clusters = _loaded(tmp_path, a=spec_text("a"),
-                       b=spec_text("b", repo="git@github.com:acme/other.git", revision="dev"))
+    clusters = _loaded(
+        tmp_path, a=spec_text("a"), b=spec_text("b", repo="git@github.com:acme/other.git", revision="dev")
+    )
     with pytest.raises(SpecError) as info:
         argo.resolve_fleet(None, clusters)
     assert info.value.lines() == [
@@ -248,24 +282,37 @@ def test_resolve_fleet_without_anything() -> None:
 def test_load_fleet(tmp_path: Path) -> None:
     assert load_fleet(tmp_path) is None
     (tmp_path / "fleet.yaml").write_text(
-        "apiVersion: gen.profiling/v1alpha1\nkind: Fleet\nspec:\n"
-        f"  repoURL: {REPO}\n  targetRevision: prod\n", encoding="utf-8")
+        f"apiVersion: gen.profiling/v1alpha1\nkind: Fleet\nspec:\n  repoURL: {REPO}\n  targetRevision: prod\n",
+        encoding="utf-8",
+    )
     got = load_fleet(tmp_path)
     assert got == Fleet.model_validate({"repoURL": REPO, "targetRevision": "prod"})
 
 
-@pytest.mark.parametrize(("body", "line"), [
-    ("  repoURL: ftp://x\n", "fleet.yaml:4:12: error: spec.repoURL: 'ftp://x' is not a git URL "
-                             "(https://host/org/repo.git or git@host:org/repo.git)"),
-    ("  targetRevision: main\n", "fleet.yaml:3:1: error: spec.repoURL: required field is missing"),
-    (f"  repoURL: {REPO}\n  argocdNamespce: x\n",
-     "fleet.yaml:5:3: error: spec.argocdNamespce: unknown field; did you mean 'argocdNamespace'?"),
-    (f"  repoURL: {REPO}\n  project: default\n",
-     "fleet.yaml:5:12: error: spec.project: must not be 'default': gen renders this AppProject "
-     "and would replace Argo CD's built-in project"),
-    (f"  repoURL: {REPO}\n  targetRevision: 'a b'\n",
-     "fleet.yaml:5:19: error: spec.targetRevision: must be a branch, tag or commit"),
-])
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (
+            "  repoURL: ftp://x\n",
+            "fleet.yaml:4:12: error: spec.repoURL: 'ftp://x' is not a git URL "
+            "(https://host/org/repo.git or git@host:org/repo.git)",
+        ),
+        ("  targetRevision: main\n", "fleet.yaml:3:1: error: spec.repoURL: required field is missing"),
+        (
+            f"  repoURL: {REPO}\n  argocdNamespce: x\n",
+            "fleet.yaml:5:3: error: spec.argocdNamespce: unknown field; did you mean 'argocdNamespace'?",
+        ),
+        (
+            f"  repoURL: {REPO}\n  project: default\n",
+            "fleet.yaml:5:12: error: spec.project: must not be 'default': gen renders this AppProject "
+            "and would replace Argo CD's built-in project",
+        ),
+        (
+            f"  repoURL: {REPO}\n  targetRevision: 'a b'\n",
+            "fleet.yaml:5:19: error: spec.targetRevision: must be a branch, tag or commit",
+        ),
+    ],
+)
 def test_fleet_errors_are_positioned(body: str, line: str) -> None:
     text = "apiVersion: gen.profiling/v1alpha1\nkind: Fleet\nspec:\n" + body
     with pytest.raises(SpecError) as info:
@@ -280,16 +327,19 @@ def test_destination_with_both_server_and_name() -> None:
     with pytest.raises(SpecError) as info:
         load_text(spec_text("x", dest_name="lab").encode(), "clusters/x.yaml", "x")
     assert info.value.lines() == [
-        "clusters/x.yaml:11:7: error: spec.argocd.destination: give exactly one of server or name"]
+        "clusters/x.yaml:11:7: error: spec.argocd.destination: give exactly one of server or name"
+    ]
 
 
 def test_destination_with_neither() -> None:
-    text = spec_text("x").replace("    destination:\n      server: https://kubernetes.default.svc\n",
-                                  "    destination: {}\n")
+    text = spec_text("x").replace(
+        "    destination:\n      server: https://kubernetes.default.svc\n", "    destination: {}\n"
+    )
     with pytest.raises(SpecError) as info:
         load_text(text.encode(), "clusters/x.yaml", "x")
     assert info.value.lines() == [
-        "clusters/x.yaml:10:18: error: spec.argocd.destination: give exactly one of server or name"]
+        "clusters/x.yaml:10:18: error: spec.argocd.destination: give exactly one of server or name"
+    ]
 
 
 def test_destination_empty_or_missing() -> None:
@@ -301,8 +351,7 @@ def test_destination_empty_or_missing() -> None:
     missing = empty.replace("    destination:\n", "")
     with pytest.raises(SpecError) as info:
         load_text(missing.encode(), "clusters/x.yaml", "x")
-    assert info.value.lines() == [
-        "clusters/x.yaml:8:3: error: spec.argocd.destination: required field is missing"]
+    assert info.value.lines() == ["clusters/x.yaml:8:3: error: spec.argocd.destination: required field is missing"]
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/r.git", "github.com/acme/r", "not a url"])
@@ -311,15 +360,17 @@ def test_repo_url_must_be_git(url: str) -> None:
         load_text(spec_text("x", repo=f"'{url}'").encode(), "clusters/x.yaml", "x")
     assert info.value.lines() == [
         f"clusters/x.yaml:9:14: error: spec.argocd.repoURL: {url!r} is not a git URL "
-        "(https://host/org/repo.git or git@host:org/repo.git)"]
+        "(https://host/org/repo.git or git@host:org/repo.git)"
+    ]
 
 
 # ------------------------------------------------------------------ strict model
 
 
 def _rendered(tmp_path: Path) -> list[dict[str, Any]]:
-    clusters = _loaded(tmp_path, a=spec_text("a"),
-                       b=spec_text("b", namespace="x", server=None, dest_name="k", automated=False))
+    clusters = _loaded(
+        tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", server=None, dest_name="k", automated=False)
+    )
     return _all_objects(argo.documents([lc.cluster for lc in clusters], FLEET))
 
 
@@ -343,8 +394,8 @@ def test_strict_model_bites(tmp_path: Path) -> None:
         "PrunePropagationPolicy=foreground)",
     ]
     assert check_strict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}) == [
-        "ConfigMap/x: kind: not an Argo CD object gen renders "
-        "(expected one of AppProject, Application)"]
+        "ConfigMap/x: kind: not an Argo CD object gen renders (expected one of AppProject, Application)"
+    ]
 
 
 # ------------------------------------------------------------------ CRD schemas
@@ -367,8 +418,7 @@ def test_crd_validation_bites(tmp_path: Path) -> None:
     bad["metadata"]["label"] = {"a": "b"}
     assert check_crds([bad], CRDS) == [
         "Application/profiling-a: spec.syncPolicy.automated.prune: 'yes' is not of type 'boolean'",
-        "Application/profiling-a: metadata.label: unknown field metadata.label "
-        "(the API server would drop it)",
+        "Application/profiling-a: metadata.label: unknown field metadata.label (the API server would drop it)",
         "Application/profiling-a: spec.syncPolicy.retry.backof: unknown field "
         "spec.syncPolicy.retry.backof (the API server would drop it)",
     ]
@@ -376,16 +426,15 @@ def test_crd_validation_bites(tmp_path: Path) -> None:
     broken = copy.deepcopy(project)
     del broken["spec"]["clusterResourceWhitelist"][0]["group"]
     assert check_crds([broken], CRDS) == [
-        "AppProject/profiling: spec.clusterResourceWhitelist[0]: "
-        "'group' is a required property"]
+        "AppProject/profiling: spec.clusterResourceWhitelist[0]: 'group' is a required property"
+    ]
 
 
 @needs_crds
 def test_crd_validation_needs_a_served_version() -> None:
     obj = {"apiVersion": "argoproj.io/v1beta9", "kind": "Application", "metadata": {"name": "x"}}
     (finding,) = check_crds([obj], CRDS)
-    assert finding.startswith(
-        "Application/x: apiVersion: no served CRD version for argoproj.io/v1beta9 Application")
+    assert finding.startswith("Application/x: apiVersion: no served CRD version for argoproj.io/v1beta9 Application")
 
 
 def test_crd_dir_must_exist(tmp_path: Path) -> None:
@@ -399,8 +448,9 @@ def test_crd_dir_must_exist(tmp_path: Path) -> None:
 
 
 def test_two_clusters_on_one_destination_namespace_are_reported(tmp_path: Path) -> None:
-    clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b"),
-                       c=spec_text("c", namespace="other", grafana_namespace="grafana-c"))
+    clusters = _loaded(
+        tmp_path, a=spec_text("a"), b=spec_text("b"), c=spec_text("c", namespace="other", grafana_namespace="grafana-c")
+    )
     apps = [argo.application(lc.cluster, FLEET) for lc in clusters]
     assert check_destinations(apps, [lc.cluster for lc in clusters]) == [
         f"clusters a, b: all deploy to server {IN_CLUSTER} namespace profiling and would manage "
@@ -424,30 +474,31 @@ def test_distinct_destinations_are_fine(tmp_path: Path) -> None:
 
 
 def test_shared_cluster_scoped_objects_are_reported(tmp_path: Path) -> None:
-    clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="prof-b",
-                                                               grafana=False))
+    clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="prof-b", grafana=False))
     apps = [argo.application(lc.cluster, FLEET) for lc in clusters]
 
     def built(ns: str) -> list[dict[str, Any]]:
         return [
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-             "metadata": {"name": "pyroscope-ebpf"}},
-            {"apiVersion": "apps/v1", "kind": "DaemonSet",
-             "metadata": {"name": "pyroscope-ebpf", "namespace": ns}},
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "pyroscope-ebpf"},
+            },
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "pyroscope-ebpf", "namespace": ns}},
         ]
 
     assert check_destinations(apps, objects={"a": built("profiling"), "b": built("prof-b")}) == [
         f"clusters a, b: all deploy ClusterRole/pyroscope-ebpf (cluster scope) to server "
-        f"{IN_CLUSTER}; only one Application can own it"]
+        f"{IN_CLUSTER}; only one Application can own it"
+    ]
 
 
 # ------------------------------------------------------------------ sources
 
 
 def test_sources_must_exist_and_be_kustomizations(tmp_path: Path) -> None:
-    clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="b"),
-                       c=spec_text("c", namespace="c"))
+    clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="b"), c=spec_text("c", namespace="c"))
     setting = argo.resolve_fleet(None, clusters)
     docs = argo.documents([lc.cluster for lc in clusters], setting)
     write_documents(tmp_path, docs)
@@ -464,33 +515,34 @@ def test_sources_must_exist_and_be_kustomizations(tmp_path: Path) -> None:
     (tmp_path / "argocd" / "kustomization.yaml").write_text("resources: []\n")
     assert (
         "Application/profiling-fleet: spec.source.path: argocd holds a kustomization.yaml, "
-        "which a directory source cannot render") in check_sources(apps, tmp_path)
+        "which a directory source cannot render"
+    ) in check_sources(apps, tmp_path)
     escaping = copy.deepcopy(apps[0])
     escaping["spec"]["source"]["path"] = "../elsewhere"
     assert check_sources([escaping], tmp_path) == [
-        "Application/profiling-a: spec.source.path: '../elsewhere' must be a folder inside the "
-        "repository"]
+        "Application/profiling-a: spec.source.path: '../elsewhere' must be a folder inside the repository"
+    ]
 
 
 # ------------------------------------------------------------------ the example fleet
 
 
-EXAMPLES = sorted(p.stem for p in (PROJECT / "clusters").glob("*.yaml")
-                  if not p.name.startswith("_"))
+EXAMPLES = sorted(p.stem for p in (PROJECT / "clusters").glob("*.yaml") if not p.name.startswith("_"))
 
 
 @pytest.mark.skipif(not EXAMPLES, reason="no example specs in clusters/")
 def test_example_clusters(tmp_path: Path) -> None:
-    clusters = [load_text((PROJECT / "clusters" / f"{n}.yaml").read_bytes(),
-                          f"clusters/{n}.yaml", n) for n in EXAMPLES]
+    clusters = [load_text((PROJECT / "clusters" / f"{n}.yaml").read_bytes(), f"clusters/{n}.yaml", n) for n in EXAMPLES]
     docs = argo.documents([lc.cluster for lc in clusters], FLEET)
     objs = _all_objects(docs)
     for lc in clusters:
         app = docs[argo.application_file(lc.name)][0]
         argocd = lc.cluster.spec.argocd
-        assert app["spec"]["source"] == {"repoURL": argocd.repo_url,
-                                         "targetRevision": argocd.target_revision,
-                                         "path": f"overlays/{lc.name}"}
+        assert app["spec"]["source"] == {
+            "repoURL": argocd.repo_url,
+            "targetRevision": argocd.target_revision,
+            "path": f"overlays/{lc.name}",
+        }
         assert app["spec"]["project"] == argocd.project
         assert app["spec"]["destination"]["namespace"] == lc.cluster.spec.namespace
         assert ("automated" in app["spec"]["syncPolicy"]) is argocd.automated
@@ -508,8 +560,7 @@ def test_example_clusters(tmp_path: Path) -> None:
     if shutil.which("kustomize") or shutil.which("kubectl"):
         # Argo CD builds each source path with kustomize: so must it build here.
         shutil.copytree(PROJECT / "base", tmp_path / "base")
-        built = {path: yamlio.parse_all_plain(kustomize.build(tmp_path / path))
-                 for path in source_paths(apps)}
+        built = {path: yamlio.parse_all_plain(kustomize.build(tmp_path / path)) for path in source_paths(apps)}
         assert all(built.values())
         by_cluster = {p.removeprefix("overlays/"): objs for p, objs in built.items()}
         assert check_destinations(apps, objects=by_cluster) == []
@@ -517,8 +568,9 @@ def test_example_clusters(tmp_path: Path) -> None:
 
 def test_check_repository(tmp_path: Path) -> None:
     assert check_repository(tmp_path, []) == ["argocd/: nothing rendered (run: gen render --all)"]
-    clusters = [lc.cluster for lc in _loaded(
-        tmp_path, a=spec_text("a"), b=spec_text("b", server=None, dest_name="b-k8s"))]
+    clusters = [
+        lc.cluster for lc in _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", server=None, dest_name="b-k8s"))
+    ]
     write_documents(tmp_path, argo.documents(clusters, FLEET))
     for c in clusters:
         for rel, text in layout.render_cluster(c).items():
@@ -531,7 +583,7 @@ def test_check_repository(tmp_path: Path) -> None:
     app.write_text(app.read_text().replace("selfHeal: true", "selfHeal: 'true'"))
     shutil.rmtree(tmp_path / "overlays" / "b")
     findings = check_repository(tmp_path, clusters, crds)
-    assert ("argocd/applications/a.yaml: Application/profiling-a: "
-            "spec.syncPolicy.automated.selfHeal: Input should be True") in findings
-    assert ("Application/profiling-b: spec.source.path: overlays/b does not exist in the "
-            "repository") in findings
+    assert (
+        "argocd/applications/a.yaml: Application/profiling-a: spec.syncPolicy.automated.selfHeal: Input should be True"
+    ) in findings
+    assert ("Application/profiling-b: spec.source.path: overlays/b does not exist in the repository") in findings

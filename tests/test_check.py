@@ -63,8 +63,10 @@ def test_a_spec_change_not_rendered_is_a_changed_file(fleet: Path) -> None:
     result = gen("check", "--root", str(root))
     assert result.exit_code == 1
     found = [line for line in result.stdout.splitlines() if ": changed: " in line]
-    assert "overlays/lab-minimal/kustomization.yaml: changed: differs from what the spec renders " \
+    assert (
+        "overlays/lab-minimal/kustomization.yaml: changed: differs from what the spec renders "
         "(run: gen render lab-minimal)" in found
+    )
     assert not any("hand-edited" in line for line in result.stdout.splitlines())
     assert gen("render", "lab-minimal", "--root", str(root)).exit_code == 0
     assert gen("check", "--root", str(root)).exit_code == 0
@@ -75,10 +77,14 @@ def test_deleted_spec_leaves_an_orphan_that_render_all_prunes(fleet: Path) -> No
     (root / "clusters/lab-tuned.yaml").unlink()
     result = gen("check", "--root", str(root))
     assert result.exit_code == 1
-    assert "overlays/lab-tuned/kustomization.yaml: orphan: generated for clusters/lab-tuned.yaml, which is gone " \
+    assert (
+        "overlays/lab-tuned/kustomization.yaml: orphan: generated for clusters/lab-tuned.yaml, which is gone "
         "(run: gen render --all)" in result.stdout
-    assert "argocd/applications/lab-tuned.yaml: orphan: generated for clusters/lab-tuned.yaml, which is gone " \
+    )
+    assert (
+        "argocd/applications/lab-tuned.yaml: orphan: generated for clusters/lab-tuned.yaml, which is gone "
         "(run: gen render --all)" in result.stdout
+    )
     assert "fix: gen render --all" in result.stderr
 
     pruned = gen("render", "--all", "--root", str(root))
@@ -116,8 +122,10 @@ def test_missing_and_unexpected_files(fleet: Path) -> None:
     assert result.exit_code == 1
     out = result.stdout
     assert "overlays/lab-minimal/datasource.yaml: missing: not rendered (run: gen render lab-minimal)" in out
-    assert "overlays/lab-minimal/notes.txt: unexpected: the spec does not render this file; a render deletes it " \
+    assert (
+        "overlays/lab-minimal/notes.txt: unexpected: the spec does not render this file; a render deletes it "
         "(run: gen render lab-minimal)" in out
+    )
     assert "overlays/lab-new: missing: the cluster's overlay was never rendered (run: gen render lab-new)" in out
     assert "argocd/applications/lab-new.yaml: missing: not rendered (run: gen render lab-new)" in out
     assert "4 file(s) out of sync with the specs; fix: gen render lab-minimal lab-new" in result.stderr

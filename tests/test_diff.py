@@ -155,7 +155,9 @@ def test_choices_found_by_table_and_fleet_settings_have_their_line(repo: Path) -
     [agent] = _section(doc, "lab-tuned")["objects"]
     [args] = agent["fields"]
     assert (args["path"], args["old"], args["new"]) == (
-        "spec.template.spec.initContainers[name=install].args[0]", "install", "uninstall"
+        "spec.template.spec.initContainers[name=install].args[0]",
+        "install",
+        "uninstall",
     )
     assert args["source"] == f"clusters/lab-tuned.yaml:{_line_of(spec, '    state: absent')}"
     assert any(note.startswith("Cassandra must be restarted node by node") for note in agent["impact"])
@@ -170,9 +172,7 @@ def test_key_order_and_quoting_alone_show_nothing(repo: Path) -> None:
     text = path.read_text(encoding="utf-8")
     head, _, rest = text.partition("kind: Service\n")
     # Move apiVersion below kind and quote a scalar: the same objects, other bytes.
-    path.write_text(
-        "kind: Service\n" + head.replace("apiVersion: v1", 'apiVersion: "v1"') + rest, encoding="utf-8"
-    )
+    path.write_text("kind: Service\n" + head.replace("apiVersion: v1", 'apiVersion: "v1"') + rest, encoding="utf-8")
     assert git(repo, "status", "--porcelain") == " M base/server/service.yaml\n"
     result = gen("diff", "--base", "HEAD", "--root", str(repo))
     assert result.exit_code == 0

@@ -54,8 +54,34 @@ BASES = [_base(name) for name in EXAMPLES]
 
 # Values a spec field could plausibly be given by mistake, next to arbitrary ones.
 NEAR_MISSES = st.sampled_from(
-    ["", "0", "1m", "10s", "1.5s", "-1", "latest", "grafana/pyroscope", "/", "..", "../etc", "a,b", "k=v",
-     "cpu,wall", "null", "true", "yes", "0x10", "1e3", "2024-01-01", "~", "*", "&a", "!!str", "é", "a" * 300]
+    [
+        "",
+        "0",
+        "1m",
+        "10s",
+        "1.5s",
+        "-1",
+        "latest",
+        "grafana/pyroscope",
+        "/",
+        "..",
+        "../etc",
+        "a,b",
+        "k=v",
+        "cpu,wall",
+        "null",
+        "true",
+        "yes",
+        "0x10",
+        "1e3",
+        "2024-01-01",
+        "~",
+        "*",
+        "&a",
+        "!!str",
+        "é",
+        "a" * 300,
+    ]
 )
 SCALARS = st.one_of(
     st.none(),
@@ -160,11 +186,40 @@ def _valid_alternative(draw: Draw, data: dict[str, Any]) -> None:
         parent, key = draw(st.sampled_from(slots))
         parent[key] = copy.deepcopy(draw(st.sampled_from(ALTERNATIVES[key])))
 
+
 # Fragments of YAML syntax that a careless edit or a hostile file could hold.
 SYNTAX = st.sampled_from(
-    [b"\t", b"  ", b"&a ", b"*a", b"!!python/object/apply:os.system ", b"!!binary ", b"<<: ", b"---\n", b"...\n",
-     b"[", b"]", b"{", b"}", b": ", b"- ", b"? ", b"'", b'"', b"#", b"%YAML 1.1\n", b"@", b"`", b"|", b">",
-     b"\x00", b"\xff", b"\xef\xbb\xbf", b"\r", b"\n"]
+    [
+        b"\t",
+        b"  ",
+        b"&a ",
+        b"*a",
+        b"!!python/object/apply:os.system ",
+        b"!!binary ",
+        b"<<: ",
+        b"---\n",
+        b"...\n",
+        b"[",
+        b"]",
+        b"{",
+        b"}",
+        b": ",
+        b"- ",
+        b"? ",
+        b"'",
+        b'"',
+        b"#",
+        b"%YAML 1.1\n",
+        b"@",
+        b"`",
+        b"|",
+        b">",
+        b"\x00",
+        b"\xff",
+        b"\xef\xbb\xbf",
+        b"\r",
+        b"\n",
+    ]
 )
 
 

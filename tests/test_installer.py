@@ -42,9 +42,7 @@ from gen.build.cassandra_scripts import (
 
 JAR = zip_bytes("agent v1")
 JAR2 = zip_bytes("agent v2")
-SOURCE_LINE = (
-    f"if [ -f '{INSTALL_DIR}/{SNIPPET_NAME}' ]; then . '{INSTALL_DIR}/{SNIPPET_NAME}'; fi"
-)
+SOURCE_LINE = f"if [ -f '{INSTALL_DIR}/{SNIPPET_NAME}' ]; then . '{INSTALL_DIR}/{SNIPPET_NAME}'; fi"
 
 
 @pytest.fixture
@@ -110,7 +108,7 @@ def test_rendering_is_deterministic_and_sorts_labels() -> None:
     assert snippet_for(c) == snippet_for(spec())
     assert install_script(HEADER) == install_script(HEADER)
     text = snippet_for(c)
-    assert "cluster=lab-east,hostname=$gen_profiling_host,dc=dc1,rack=r1\"" in text
+    assert 'cluster=lab-east,hostname=$gen_profiling_host,dc=dc1,rack=r1"' in text
 
 
 def test_alloc_and_lock_are_left_out_when_unset() -> None:
@@ -219,15 +217,12 @@ def test_second_run_changes_no_byte_and_downloads_nothing(host: Host, server: Ja
     assert all(line.endswith(("unchanged", "unchanged (matches AGENT_SHA256)")) for line in lines)
 
 
-def test_without_a_pin_the_jar_is_fetched_but_only_rewritten_when_it_changed(
-    host: Host, server: JarServer
-) -> None:
+def test_without_a_pin_the_jar_is_fetched_but_only_rewritten_when_it_changed(host: Host, server: JarServer) -> None:
     env = host.env(AGENT_SHA256="")
     first = host.run(env=env)
     assert first.returncode == 0
     assert first.stderr.splitlines() == [
-        f"install.sh: warning: AGENT_SHA256 is empty: the jar from {server.url} is not verified;"
-        " pin it"
+        f"install.sh: warning: AGENT_SHA256 is empty: the jar from {server.url} is not verified; pin it"
     ]
     before = snapshot(host.tmp / "host")
     assert host.run(env=env).returncode == 0
@@ -266,8 +261,7 @@ def test_wrong_checksum_changes_nothing(host: Host, server: JarServer, installed
     before = snapshot(host.tmp / "host")
     line = one_error(host.run(env=host.env(AGENT_SHA256=sha256(JAR2))))
     assert line == (
-        f"install.sh: error: checksum mismatch for {server.url}: "
-        f"expected {sha256(JAR2)}, got {sha256(JAR)}"
+        f"install.sh: error: checksum mismatch for {server.url}: expected {sha256(JAR2)}, got {sha256(JAR)}"
     )
     assert snapshot(host.tmp / "host") == before
     assert host.jar.parent.exists() == installed
@@ -275,9 +269,7 @@ def test_wrong_checksum_changes_nothing(host: Host, server: JarServer, installed
 
 @pytest.mark.parametrize("status", [404, 500])
 @pytest.mark.parametrize("installed", [False, True], ids=["fresh", "installed"])
-def test_failed_download_changes_nothing(
-    host: Host, server: JarServer, installed: bool, status: int
-) -> None:
+def test_failed_download_changes_nothing(host: Host, server: JarServer, installed: bool, status: int) -> None:
     if installed:
         assert host.run().returncode == 0
     server.status = status
@@ -295,8 +287,7 @@ def test_missing_include_file_changes_nothing(tmp_path: Path, server: JarServer)
     before = snapshot(tmp_path / "host")
     line = one_error(host.run())
     assert line == (
-        f"install.sh: error: include file {INCLUDE_FILE} not found on this host;"
-        " is Cassandra installed here?"
+        f"install.sh: error: include file {INCLUDE_FILE} not found on this host; is Cassandra installed here?"
     )
     assert snapshot(tmp_path / "host") == before
     assert not host.jar.parent.exists()
@@ -337,9 +328,7 @@ def test_bad_inputs_are_refused_before_anything_changes(
 
 
 @pytest.mark.parametrize("args", [["bogus"], ["install", "again"], ["--help"]])
-def test_unknown_arguments_print_usage_and_exit_2(
-    host: Host, server: JarServer, args: list[str]
-) -> None:
+def test_unknown_arguments_print_usage_and_exit_2(host: Host, server: JarServer, args: list[str]) -> None:
     before = snapshot(host.tmp / "host")
     result = host.run(*args)
     assert result.returncode == 2
@@ -520,9 +509,7 @@ def source_twice(
 @pytest.mark.parametrize("shell", ["bash", "dash", "busybox"])
 @pytest.mark.parametrize("address", [SERVER_ADDRESS, "", None], ids=["address", "empty", "unset"])
 @pytest.mark.parametrize("jar", [True, False], ids=["jar", "no-jar"])
-def test_sourcing_the_include_file(
-    real_host: Host, shell: str, address: str | None, jar: bool
-) -> None:
+def test_sourcing_the_include_file(real_host: Host, shell: str, address: str | None, jar: bool) -> None:
     if not jar:
         real_host.jar.unlink()
     result = source_twice(real_host, shell, address)
@@ -540,9 +527,7 @@ def test_sourcing_the_include_file(
         assert why in notice
 
 
-def test_sourcing_with_jvm_extra_opts_unset_and_no_hostname_tool(
-    real_host: Host, tmp_path: Path
-) -> None:
+def test_sourcing_with_jvm_extra_opts_unset_and_no_hostname_tool(real_host: Host, tmp_path: Path) -> None:
     # Only uname on PATH: the snippet must fall back to `uname -n` for the host name.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -177,7 +177,7 @@ def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
         },
         "spec": {
             "description": "Profiling stack rendered by gen: only the fleet repository, the "
-                           "clusters and namespaces of the specs, and the kinds the stack creates",
+            "clusters and namespaces of the specs, and the kinds the stack creates",
             "sourceRepos": sorted(repos),
             "destinations": destinations,
             "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
@@ -213,7 +213,7 @@ def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
         },
         "spec": {
             "description": "Root of the profiling fleet: syncs the Applications and the "
-                           "AppProject rendered by gen, nothing else",
+            "AppProject rendered by gen, nothing else",
             "sourceRepos": [fleet.repo_url],
             "destinations": [{"server": IN_CLUSTER, "namespace": fleet.argocd_namespace}],
             "clusterResourceWhitelist": [],
@@ -276,8 +276,10 @@ def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fle
     if fleet is not None:
         return fleet
     if not clusters:
-        raise UsageError(f"no {FLEET_FILE} and no cluster specs: write {FLEET_FILE} with "
-                         "spec.repoURL so the Argo CD bootstrap knows where the fleet lives")
+        raise UsageError(
+            f"no {FLEET_FILE} and no cluster specs: write {FLEET_FILE} with "
+            "spec.repoURL so the Argo CD bootstrap knows where the fleet lives"
+        )
     first = clusters[0]
     problems = []
     for field, attr in (("repoURL", "repo_url"), ("targetRevision", "target_revision")):
@@ -286,11 +288,17 @@ def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fle
             got = getattr(lc.cluster.spec.argocd, attr)
             if got != want:
                 line, col = lc.positions.where(("spec", "argocd", field))
-                problems.append(Problem(
-                    lc.file, line, col, f"spec.argocd.{field}",
-                    f"{got!r} differs from {want!r} in {first.file}; without {FLEET_FILE} all "
-                    f"clusters must agree on it: write {FLEET_FILE} to say which one the "
-                    "Argo CD bootstrap uses"))
+                problems.append(
+                    Problem(
+                        lc.file,
+                        line,
+                        col,
+                        f"spec.argocd.{field}",
+                        f"{got!r} differs from {want!r} in {first.file}; without {FLEET_FILE} all "
+                        f"clusters must agree on it: write {FLEET_FILE} to say which one the "
+                        "Argo CD bootstrap uses",
+                    )
+                )
     if problems:
         raise SpecError(problems)
     argo = first.cluster.spec.argocd

@@ -81,14 +81,8 @@ def settings_snippet(
     props.append(("labels", ",".join(pairs)))
 
     lines = [f"        gen_profiling_opts='-javaagent:{jar}'"]
-    lines += [
-        f'        gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"'
-        for name, value in props
-    ]
-    return (
-        _header(header)
-        + _SNIPPET_TEMPLATE.replace("@JAR@", jar).replace("@OPTS@", "\n".join(lines))
-    )
+    lines += [f'        gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
+    return _header(header) + _SNIPPET_TEMPLATE.replace("@JAR@", jar).replace("@OPTS@", "\n".join(lines))
 
 
 # Plain placeholder replacement rather than str.format: the shell text is full of braces.

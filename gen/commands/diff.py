@@ -187,8 +187,9 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, impact.assess(fleet, [])))
 
     unrendered = sorted(set(spec_files(new.root)) - set(new.overlays()))
-    notes = [f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})"
-             for n in unrendered]
+    notes = [
+        f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
+    ]
     return Report(ref, commit, sections, notes)
 
 
