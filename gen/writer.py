@@ -63,6 +63,14 @@ def repo_lock(root: Path, wait: bool = True) -> Iterator[None]:
         os.close(fd)
 
 
+def file_names(directory: Path) -> set[str] | None:
+    """The names of the files directly in a directory, or None when it does not exist."""
+    try:
+        return {e.name for e in os.scandir(directory) if e.is_file(follow_symlinks=False)}
+    except FileNotFoundError:
+        return None
+
+
 def read_tree(directory: Path) -> dict[str, str] | None:
     """The files directly in a directory by name, or None when it does not exist."""
     try:

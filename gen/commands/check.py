@@ -102,8 +102,8 @@ def find_drift(root: Path, rendered: Rendered) -> list[Drift]:
         else:
             found.append(Drift(rel, "changed", fix, "differs from what the spec renders", diff, line))
     for directory, files in sorted(rendered.overlays.items()):
-        on_disk = writer.read_tree(root / directory) or {}
-        for name in sorted(set(on_disk) - set(files)):
+        on_disk = writer.file_names(root / directory) or set()
+        for name in sorted(on_disk - set(files)):
             rel = f"{directory}/{name}"
             found.append(Drift(rel, "unexpected", _fix(rel), "the spec does not render this file; a render deletes it"))
     ours, _ = orphan_overlays(root, [c.name for c in rendered.clusters])
