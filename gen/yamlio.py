@@ -11,8 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
-import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,17 +60,16 @@ class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this modul
         self.line, self.col, self.message = line, col, message
 
 
-_LOCAL = threading.local()
+def _parse(text: str) -> Iterator[Any]:
+    """The events of a YAML text from libyaml's parser (ruamel.yaml.clib), without ruamel's wrapper."""
+    from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
 
-
-def _yaml() -> Any:
-    """ruamel's safe (libyaml) loader, built once per thread: building one costs a directory scan."""
-    yaml = getattr(_LOCAL, "yaml", None)
-    if yaml is None:
-        from ruamel.yaml import YAML
-
-        yaml = _LOCAL.yaml = YAML(typ="safe", pure=False)
-    return yaml
+    parser = CParser(text)
+    try:
+        while parser.check_event():
+            yield parser.get_event()
+    finally:
+        parser.dispose()
 
 
 def read(path: os.PathLike[str] | str, filename: str) -> bytes:
@@ -165,7 +163,7 @@ def _build(text: str) -> Positioned:
     builder = _Builder()
     documents = count = 0
     event: Any
-    for event in _yaml().parse(text):
+    for event in _parse(text):
         kind = type(event)
         if kind is ev.DocumentStartEvent:
             documents += 1
@@ -506,7 +504,7 @@ def parse_all_plain(text: str) -> list[Any]:
     stack: list[Any] = []  # open collections: a list, or a _Frame for a mapping
     event: Any
     value: Any
-    for event in _yaml().parse(text):
+    for event in _parse(text):
         kind = type(event)
         if kind is ev.ScalarEvent:
             tag = event.tag
