@@ -449,20 +449,33 @@ def dump(data: Any) -> str:
     return text
 
 
+_LEAVES = (str, int, float, bool, type(None))
+
+
 def _collect(data: Any, out: list[Any], events: _Events) -> None:
+    # The hot loop of every render: leaf events are looked up inline, not through calls.
     kind = type(data)
+    scalars = events.scalars
     if kind is dict:
         out.append(events.map_start)
         for key, value in data.items():
-            out.append(events.scalar(key))
-            _collect(value, out, events)
+            out.append(scalars.get((str, key)) or events.scalar(key))
+            vkind = type(value)
+            if vkind in _LEAVES:
+                out.append(scalars.get((vkind, value)) or events.scalar(value))
+            else:
+                _collect(value, out, events)
         out.append(events.map_end)
     elif kind is list or kind is tuple:
         out.append(events.seq_start)
         for value in data:
-            _collect(value, out, events)
+            vkind = type(value)
+            if vkind in _LEAVES:
+                out.append(scalars.get((vkind, value)) or events.scalar(value))
+            else:
+                _collect(value, out, events)
         out.append(events.seq_end)
-    elif kind is str or kind is bool or kind is int or kind is float or data is None:
+    elif kind in _LEAVES:
         out.append(events.scalar(data))
     elif isinstance(data, Mapping):
         _collect(dict(data), out, events)
