@@ -111,38 +111,37 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
 
 def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[str]]:
     """Overlay directories with no spec: (ones gen generated, ones it did not)."""
-    base = root / layout.OVERLAYS_DIR
-    if not base.is_dir():
-        return [], []
     keep = set(known)
-    ours: list[str] = []
-    foreign: list[str] = []
-    for entry in sorted(base.iterdir()):
-        if not entry.is_dir() or entry.name.startswith(".") or entry.name in keep:
-            continue
-        kust = entry / "kustomization.yaml"
-        try:
-            generated = layout.is_generated(kust.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):
-            generated = False
-        (ours if generated else foreign).append(f"{layout.OVERLAYS_DIR}/{entry.name}")
-    return ours, foreign
+    return _orphans(
+        root, layout.OVERLAYS_DIR, lambda p: p.is_dir() and p.name not in keep, lambda p: p / "kustomization.yaml"
+    )
 
 
 def orphan_files(root: Path, rendered: Rendered) -> tuple[list[str], list[str]]:
     """Argo CD files with no spec behind them: (ones gen generated, ones it did not)."""
-    folder = root / argocd.APPLICATIONS_DIR
-    if not folder.is_dir():
+    return _orphans(
+        root,
+        argocd.APPLICATIONS_DIR,
+        lambda p: p.is_file() and p.relative_to(root).as_posix() not in rendered.files,
+        lambda p: p,
+    )
+
+
+def _orphans(
+    root: Path, folder: str, unclaimed: Callable[[Path], bool], header_file: Callable[[Path], Path]
+) -> tuple[list[str], list[str]]:
+    """Unclaimed entries of a folder, split by whether gen's header marks them as its own."""
+    base = root / folder
+    if not base.is_dir():
         return [], []
     ours: list[str] = []
     foreign: list[str] = []
-    for path in sorted(folder.iterdir()):
-        rel = path.relative_to(root).as_posix()
-        if not path.is_file() or path.name.startswith(".") or rel in rendered.files:
+    for entry in sorted(base.iterdir()):
+        if entry.name.startswith(".") or not unclaimed(entry):
             continue
         try:
-            generated = layout.is_generated(path.read_text(encoding="utf-8"))
+            generated = layout.is_generated(header_file(entry).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError):
             generated = False
-        (ours if generated else foreign).append(rel)
+        (ours if generated else foreign).append(f"{folder}/{entry.name}")
     return ours, foreign
