@@ -24,13 +24,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-
 from gen import yamlio
 from gen.build.argocd import ARGOCD_DIR, RESOURCES_FINALIZER, SYNC_OPTIONS
 from gen.errors import UsageError
 from gen.fleet import ROOT_NAME
-from gen.spec import Cluster, GitURL, Model, Namespace
+from gen.model import Alias, Check, InvalidError, Issue, Length, Model, Pattern, Range, after, parse
+from gen.spec import Cluster, GitURL, Namespace
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
@@ -60,29 +59,35 @@ _DURATION = re.compile(r"^([0-9]+(h|m|s))+$")
 _OVERLAY_OR_ROOT = re.compile(r"^(overlays/[a-z0-9]([-a-z0-9]*[a-z0-9])?|argocd)$")
 
 
+def _finalizers(value: list[str] | None) -> list[str] | None:
+    if value is not None and value != [RESOURCES_FINALIZER]:
+        raise ValueError(f"gen sets only [{RESOURCES_FINALIZER}]")
+    return value
+
+
+def _sync_options(value: list[str] | None) -> list[str] | None:
+    unknown = [o for o in value or [] if o not in SYNC_OPTIONS]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a sync option gen sets ({', '.join(SYNC_OPTIONS)})")
+    return value
+
+
 class _Metadata(Model):
-    name: Annotated[str, Field(max_length=253, pattern=_DNS_SUBDOMAIN.pattern)]
+    name: Annotated[str, Length(max=253), Pattern(_DNS_SUBDOMAIN.pattern)]
     namespace: Namespace
     labels: dict[str, str]
-    finalizers: list[str] | None = None
-
-    @field_validator("finalizers")
-    @classmethod
-    def _finalizer(cls, v: list[str] | None) -> list[str] | None:
-        if v is not None and v != [RESOURCES_FINALIZER]:
-            raise ValueError(f"gen sets only [{RESOURCES_FINALIZER}]")
-        return v
+    finalizers: Annotated[list[str] | None, Check(_finalizers)] = None
 
 
 class _Directory(Model):
     recurse: Literal[True]
-    include: Annotated[str, Field(min_length=1)]
+    include: Annotated[str, Length(min=1)]
 
 
 class _Source(Model):
-    repo_url: Annotated[GitURL, Field(alias="repoURL")]
-    target_revision: Annotated[str, Field(min_length=1)]
-    path: Annotated[str, Field(pattern=_OVERLAY_OR_ROOT.pattern)]
+    repo_url: Annotated[GitURL, Alias("repoURL")]
+    target_revision: Annotated[str, Length(min=1)]
+    path: Annotated[str, Pattern(_OVERLAY_OR_ROOT.pattern)]
     directory: _Directory | None = None
 
 
@@ -91,11 +96,10 @@ class _Destination(Model):
     name: str | None = None
     namespace: Namespace
 
-    @model_validator(mode="after")
-    def _one(self) -> _Destination:
+    @after
+    def _one(self) -> None:
         if (self.server is None) == (self.name is None):
             raise ValueError("give exactly one of server or name")
-        return self
 
 
 class _Automated(Model):
@@ -104,32 +108,24 @@ class _Automated(Model):
 
 
 class _Backoff(Model):
-    duration: Annotated[str, Field(pattern=_DURATION.pattern)]
-    factor: Annotated[int, Field(ge=1)]
-    max_duration: Annotated[str, Field(pattern=_DURATION.pattern)]
+    duration: Annotated[str, Pattern(_DURATION.pattern)]
+    factor: Annotated[int, Range(ge=1)]
+    max_duration: Annotated[str, Pattern(_DURATION.pattern)]
 
 
 class _Retry(Model):
-    limit: Annotated[int, Field(ge=1)]
+    limit: Annotated[int, Range(ge=1)]
     backoff: _Backoff
 
 
 class _SyncPolicy(Model):
     automated: _Automated | None = None
-    sync_options: list[str] | None = None
+    sync_options: Annotated[list[str] | None, Check(_sync_options)] = None
     retry: _Retry
-
-    @field_validator("sync_options")
-    @classmethod
-    def _known(cls, v: list[str] | None) -> list[str] | None:
-        unknown = [o for o in v or [] if o not in SYNC_OPTIONS]
-        if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not a sync option gen sets ({', '.join(SYNC_OPTIONS)})")
-        return v
 
 
 class _ApplicationSpec(Model):
-    project: Annotated[str, Field(min_length=1)]
+    project: Annotated[str, Length(min=1)]
     source: _Source
     destination: _Destination
     sync_policy: _SyncPolicy
@@ -146,7 +142,7 @@ class StrictApplication(Model):
 
 class _ResourceKind(Model):
     group: str
-    kind: Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]*$")]
+    kind: Annotated[str, Pattern(r"^[A-Z][A-Za-z0-9]*$")]
 
 
 class _ProjectDestination(Model):
@@ -154,20 +150,19 @@ class _ProjectDestination(Model):
     name: str | None = None
     namespace: Namespace
 
-    @model_validator(mode="after")
-    def _one(self) -> _ProjectDestination:
+    @after
+    def _one(self) -> None:
         if (self.server is None) == (self.name is None):
             raise ValueError("give exactly one of server or name")
-        return self
 
 
 class _AppProjectSpec(Model):
     description: str
     # Git URLs only: a wildcard would defeat the point of a least-privilege project.
-    source_repos: Annotated[list[GitURL], Field(min_length=1)]
+    source_repos: Annotated[list[GitURL], Length(min=1)]
     destinations: list[_ProjectDestination]
     cluster_resource_whitelist: list[_ResourceKind]
-    namespace_resource_whitelist: Annotated[list[_ResourceKind], Field(min_length=1)]
+    namespace_resource_whitelist: Annotated[list[_ResourceKind], Length(min=1)]
 
 
 class StrictAppProject(Model):
@@ -188,16 +183,14 @@ def check_strict(obj: Mapping[str, Any]) -> list[Finding]:
     if model is None:
         return [f"{ident(obj)}: kind: not an Argo CD object gen renders (expected one of {', '.join(sorted(_STRICT))})"]
     try:
-        model.model_validate(dict(obj))
-    except ValidationError as e:
-        return [f"{ident(obj)}: {_dotted(err['loc']) or 'object'}: {_strict_message(err)}" for err in e.errors()]
+        parse(model, dict(obj))
+    except InvalidError as e:
+        return [f"{ident(obj)}: {_dotted(i.loc) or 'object'}: {_strict_message(i)}" for i in e.issues]
     return []
 
 
-def _strict_message(err: Mapping[str, Any]) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown field (gen never emits it)"
-    return str(err["msg"]).removeprefix("Value error, ")
+def _strict_message(issue: Issue) -> str:
+    return "unknown field (gen never emits it)" if issue.kind == "unknown" else issue.message
 
 
 # ------------------------------------------------------------------ CRD schemas

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from gen import yamlio
 from gen.errors import Problem, SpecError
-from gen.spec import API_VERSION, Model
+from gen.model import Model
+from gen.spec import API_VERSION
 
 DEFAULTS_FILE = "clusters/_defaults.yaml"
 

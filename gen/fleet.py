@@ -23,11 +23,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
-
 from gen import loader, yamlio
 from gen.errors import SpecError
-from gen.spec import GitURL, Model, Name, Namespace, Revision
+from gen.model import Alias, Check, Length, Model
+from gen.spec import GitURL, Name, Namespace, Revision
 
 FLEET_FILE = "fleet.yaml"
 
@@ -36,26 +35,25 @@ FLEET_FILE = "fleet.yaml"
 ROOT_NAME = "profiling-fleet"
 
 
+def _own_project(value: str) -> str:
+    if value == "default":
+        # gen would overwrite Argo CD's built-in project with a least-privilege
+        # one, breaking every other Application that relies on it.
+        raise ValueError(
+            "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
+        )
+    if value == ROOT_NAME:
+        raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name")
+    return value
+
+
 class Fleet(Model):
     """Where the bootstrap and the Applications are read from, and where they live."""
 
-    repo_url: Annotated[GitURL, Field(alias="repoURL")]
+    repo_url: Annotated[GitURL, Alias("repoURL")]
     target_revision: Revision = "main"
     argocd_namespace: Namespace = "argocd"
-    project: Annotated[Name, Field(max_length=63)] = "profiling"
-
-    @field_validator("project")
-    @classmethod
-    def _own_project(cls, v: str) -> str:
-        if v == "default":
-            # gen would overwrite Argo CD's built-in project with a least-privilege
-            # one, breaking every other Application that relies on it.
-            raise ValueError(
-                "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
-            )
-        if v == ROOT_NAME:
-            raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name")
-        return v
+    project: Annotated[Name, Length(max=63), Check(_own_project)] = "profiling"
 
 
 class FleetFile(Model):

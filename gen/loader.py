@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from gen import units, yamlio
+from gen import yamlio
 from gen.defaults import Defaults, load_defaults, merge
 from gen.errors import Problem, SpecError, UsageError
+from gen.model import InvalidError, Issue, Model, dotted, parse
 from gen.spec import API_VERSION, Cluster
 
 CLUSTERS_DIR = "clusters"
+M = TypeVar("M", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,6 @@ def load_text(
     return LoadedCluster(cluster, file, doc, defaults)
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
 # (field path, whether to point at its key rather than its value) → (file, line, column)
 Locate = Callable[[yamlio.Path, bool], tuple[str, int, int]]
 
@@ -156,122 +153,32 @@ def validate_model(
     `locate` maps a field path to the file and position to report (default: `doc` in `file`).
     """
     try:
-        return model.model_validate(doc.data), []
-    except ValidationError as e:
-        return None, _problems(e, locate or (lambda p, key: _locate(file, doc, None, p, key)), model)
+        return parse(model, doc.data), []
+    except InvalidError as e:
+        where = locate or (lambda p, key: _locate(file, doc, None, p, key))
+        return None, [_problem(issue, where) for issue in e.issues if not _foreign_version(issue, doc)]
 
 
 def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
     # apiVersion gets its own message so that a spec of another version is named as such.
-    value = doc.data.get("apiVersion")
-    if isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/"):
+    if _other_version(doc):
         line, col = doc.where(("apiVersion",))
+        value = doc.data["apiVersion"]
         return [
             Problem(file, line, col, "apiVersion", f"version {value!r} is not supported (this gen reads {API_VERSION})")
         ]
     return []
 
 
-def _problems(error: ValidationError, locate: Locate, root: type[BaseModel]) -> list[Problem]:
-    out = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        kind = item["type"]
-        if kind == "literal_error" and loc == ("apiVersion",) and "gen.profiling/" in str(item.get("input", "")):
-            continue  # reported by _header_problems
-        # A key holding a line break or a control character is quoted, so that the
-        # problem stays one line whatever the spec's keys are.
-        field = ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc)
-        if kind == "extra_forbidden":
-            out.append(Problem(*locate(loc, True), field, _unknown_key(root, loc)))
-        elif kind == "missing":
-            out.append(Problem(*locate(loc, False), field, "required field is missing"))
-        else:
-            out.append(Problem(*locate(loc, False), field, _message(item)))
-    return out
+def _other_version(doc: yamlio.Positioned) -> bool:
+    value = doc.data.get("apiVersion")
+    return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
 
 
-def _unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    allowed = _allowed_keys(root, loc[:-1])
-    key = str(loc[-1])
-    hint = units.close_match(key, allowed) if allowed else None
-    msg = "unknown field"
-    if hint:
-        msg += f"; did you mean {hint!r}?"
-    elif allowed:
-        msg += f" (allowed: {', '.join(allowed)})"
-    return msg
+def _foreign_version(issue: Issue, doc: yamlio.Positioned) -> bool:
+    """Whether the issue is an apiVersion of another gen version (reported by _header_problems)."""
+    return issue.loc == ("apiVersion",) and _other_version(doc)
 
 
-def _allowed_keys(model: Any, path: tuple[Any, ...]) -> list[str]:
-    import typing
-
-    current = model
-    for part in path:
-        if isinstance(part, int):
-            continue
-        fields = {f.alias or n: f for n, f in current.model_fields.items()}
-        if part not in fields:
-            return []
-        ann = fields[part].annotation
-        candidates = [a for a in (ann, *typing.get_args(ann)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        for a in typing.get_args(ann):
-            candidates += [x for x in typing.get_args(a) if isinstance(x, type) and issubclass(x, BaseModel)]
-        if not candidates:
-            return []
-        current = candidates[0]
-    return [f.alias or n for n, f in current.model_fields.items()]
-
-
-_TYPE_NAMES = {
-    "string_type": "a string",
-    "int_type": "an integer",
-    "bool_type": "true or false",
-    "dict_type": "a mapping",
-    "list_type": "a list",
-    "model_type": "a mapping",
-    "float_type": "a number",
-}
-
-
-def _message(item: Any) -> str:
-    kind = item["type"]
-    given = item.get("input")
-    if kind in _TYPE_NAMES:
-        hint = " (quote it)" if kind == "string_type" and isinstance(given, int | float | bool) else ""
-        return f"expected {_TYPE_NAMES[kind]}, got {_describe(given)}{hint}"
-    if kind == "literal_error":
-        expected = item.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected}, got {_describe(given)}"
-    ctx = item.get("ctx", {})
-    bounds = {
-        "less_than_equal": "must be at most {le}",
-        "greater_than_equal": "must be at least {ge}",
-        "string_too_long": "must be at most {max_length} characters long",
-        "string_too_short": "must be at least {min_length} character(s) long",
-    }
-    if kind in bounds:
-        return bounds[kind].format(**ctx) + f", got {_describe(given)}"
-    msg = str(item["msg"])
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if isinstance(given, str):
-        # Validators quote the whole value; a huge one must not flood the output.
-        msg = msg.replace(repr(given), yamlio.short_repr(given))
-    return msg
-
-
-def _describe(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    if isinstance(value, str):
-        return f"string {yamlio.short_repr(value)}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
+def _problem(issue: Issue, locate: Locate) -> Problem:
+    return Problem(*locate(issue.loc, issue.kind == "unknown"), dotted(issue.loc), issue.message)

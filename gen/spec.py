@@ -1,28 +1,19 @@
-"""The v1alpha1 cluster spec as pydantic models: the only place defaults live.
+"""The v1alpha1 cluster spec as models (see `gen.model`): the only place defaults live.
 
-Field names follow the spec's camelCase through aliases; Python code uses
-snake_case. Every model forbids unknown keys and checks types strictly, so a
-value the tool could not honour is an error rather than a silent coercion.
+Keys are the spec's camelCase; Python code uses snake_case. Every model forbids
+unknown keys and checks types strictly, so a value the tool could not honour is
+an error rather than a silent coercion.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from dataclasses import field
 from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
-
 from gen import units
+from gen.model import Alias, Before, Check, Length, Model, Pattern, Range, after
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
@@ -31,26 +22,11 @@ MAVEN_AGENT_URL = "https://repo1.maven.org/maven2/io/pyroscope/agent/{v}/agent-{
 RESERVED_PROFILE_LABELS = ("cluster", "hostname")
 
 
-class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        strict=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-        validate_default=False,
-    )
-
-
 # ------------------------------------------------------------------ checks
 
 
-def _check(pattern: re.Pattern[str], message: str) -> AfterValidator:
-    def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(message)
-        return value
-
-    return AfterValidator(check)
+def _check(pattern: re.Pattern[str], message: str) -> Pattern:
+    return Pattern(pattern.pattern, message)
 
 
 def _absolute_path(value: str) -> str:
@@ -116,7 +92,7 @@ def _one_event(value: object) -> object:
     return value
 
 
-def _label_map(kind: str) -> AfterValidator:
+def _label_map(kind: str) -> Check:
     def check(value: dict[str, str]) -> dict[str, str]:
         for k, v in value.items():
             if not units.LABEL_NAME.match(k):
@@ -125,52 +101,111 @@ def _label_map(kind: str) -> AfterValidator:
                 raise ValueError(f"{v!r} (for {k!r}) is not a valid {kind} value")
         return value
 
-    return AfterValidator(check)
+    return Check(check)
 
 
-Name = Annotated[str, _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')")]
-Namespace = Annotated[
-    str,
-    Field(max_length=63),
-    _check(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')"),
-]
-HostPath = Annotated[str, AfterValidator(_absolute_path)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-Image = Annotated[str, AfterValidator(_image)]
+def _host_address(value: str) -> str:
+    if not units.is_host_address(value):
+        raise ValueError(f"{value!r} is not an IP address or DNS name")
+    return value
+
+
+def _server_image(value: str) -> str:
+    major_of(value)
+    return value
+
+
+def _server_port(value: int) -> int:
+    if value in SERVER_FIXED_PORTS:
+        raise ValueError(f"port {value} is the server's {SERVER_FIXED_PORTS[value]} port on the host network")
+    if value == 12345:
+        raise ValueError("port 12345 is Alloy's HTTP port")
+    return value
+
+
+def _not_root(value: str) -> str:
+    if value == "/":
+        raise ValueError("must not be '/'")
+    return value
+
+
+def _agent_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", value):
+        raise ValueError("must be an http(s) URL without spaces or quotes")
+    return value
+
+
+def _sha256(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^[0-9a-fA-F]{64}$", value):
+        raise ValueError("must be 64 hexadecimal characters")
+    return value.lower() if value else value
+
+
+def _opt(pattern: re.Pattern[str], what: str) -> Check:
+    def check(value: str | None) -> str | None:
+        if value is not None and not pattern.match(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return Check(check)
+
+
+def _profile_labels(value: dict[str, str]) -> dict[str, str]:
+    for k, val in value.items():
+        for what, text in (("key", k), ("value", val)):
+            if not text:
+                raise ValueError(f"label {what}s must not be empty")
+            if "," in text or "=" in text:
+                raise ValueError(f"label {what} {text!r} must not contain ',' or '='")
+        if k in RESERVED_PROFILE_LABELS:
+            raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
+        if not units.PROFILE_LABEL_KEY.match(k):
+            raise ValueError(
+                f"label key {k!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
+            )
+        if not units.PROFILE_TOKEN.match(val):
+            raise ValueError(f"label value {val!r} may hold only letters, digits and . _ : / @ + -")
+    return value
+
+
+def _api_server(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https://[^\s/]+(/[^\s]*)?$", value):
+        raise ValueError("must be the https:// URL of a Kubernetes API server")
+    return value
+
+
+def _argo_cluster_name(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", value):
+        raise ValueError("must be the name of a cluster registered in Argo CD")
+    return value
+
+
+_DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
+Name = Annotated[str, _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+Namespace = Annotated[str, Length(max=63), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+HostPath = Annotated[str, Check(_absolute_path)]
+Cidr = Annotated[str, Check(_cidr)]
+Image = Annotated[str, Check(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
-GoDuration = Annotated[str, AfterValidator(_go_duration)]
+GoDuration = Annotated[str, Check(_go_duration)]
 
 
 # ------------------------------------------------------------------ sections
 
 
 class Metadata(Model):
-    name: Annotated[str, Field(max_length=MAX_NAME)]
-
-    @field_validator("name")
-    @classmethod
-    def _dns(cls, v: str) -> str:
-        if not units.DNS1123_LABEL.match(v):
-            raise ValueError("must be a DNS-1123 label (lowercase letters, digits and '-')")
-        return v
+    name: Annotated[str, Length(max=MAX_NAME), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 
 
 class ControlNode(Model):
-    address: str
-    node_selector: NodeSelector = Field(default_factory=lambda: {"node-role.kubernetes.io/control-plane": "true"})
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, v: str) -> str:
-        if not units.is_host_address(v):
-            raise ValueError(f"{v!r} is not an IP address or DNS name")
-        return v
+    address: Annotated[str, Check(_host_address)]
+    node_selector: NodeSelector = field(default_factory=lambda: {"node-role.kubernetes.io/control-plane": "true"})
 
 
 class Server(Model):
-    image: Image = "grafana/pyroscope:2.2.1"
-    port: Annotated[int, Field(ge=1024, le=65535)] = 4040
-    storage_path: HostPath = "/mnt/db1/pyroscope"
+    image: Annotated[Image, Check(_server_image)] = "grafana/pyroscope:2.2.1"
+    port: Annotated[int, Range(ge=1024, le=65535), Check(_server_port)] = 4040
+    storage_path: Annotated[HostPath, Check(_not_root)] = "/mnt/db1/pyroscope"
     retention: Annotated[
         str,
         _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"),
@@ -178,32 +213,10 @@ class Server(Model):
     # added: false puts the server on the pod network with only its HTTP port on the
     # control node (hostPort), so that a NetworkPolicy can admit just allowFrom.
     host_network: bool = True
-    allow_from: Annotated[list[Cidr], Field(min_length=1, max_length=64)] | None = None
+    allow_from: Annotated[list[Cidr], Length(min=1, max=64)] | None = None
 
-    @field_validator("image")
-    @classmethod
-    def _major(cls, v: str) -> str:
-        major_of(v)
-        return v
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, v: int) -> int:
-        if v in SERVER_FIXED_PORTS:
-            raise ValueError(f"port {v} is the server's {SERVER_FIXED_PORTS[v]} port on the host network")
-        if v == 12345:
-            raise ValueError("port 12345 is Alloy's HTTP port")
-        return v
-
-    @field_validator("storage_path")
-    @classmethod
-    def _not_root(cls, v: str) -> str:
-        if v == "/":
-            raise ValueError("must not be '/'")
-        return v
-
-    @model_validator(mode="after")
-    def _reachability(self) -> Server:
+    @after
+    def _reachability(self) -> None:
         # NetworkPolicies do not apply to host-network pods: an allowFrom there would be a
         # promise gen could not keep, and the pod-network server needs one to be reachable.
         if self.host_network and self.allow_from is not None:
@@ -216,7 +229,6 @@ class Server(Model):
                 "hostNetwork: false needs allowFrom, the CIDRs of the hosts that send profiles "
                 "or query the server (e.g. [10.0.1.0/24])"
             )
-        return self
 
     @property
     def major(self) -> int:
@@ -239,7 +251,7 @@ def major_of(image: str) -> int:
 class Ebpf(Model):
     enabled: bool = True
     image: Image = "grafana/alloy:v1.18.1"
-    sample_rate: Annotated[int, Field(ge=1, le=1000)] = 97
+    sample_rate: Annotated[int, Range(ge=1, le=1000)] = 97
     collect_interval: GoDuration = "15s"
     privileged: bool = True
 
@@ -251,30 +263,16 @@ class Ebpf(Model):
 class Grafana(Model):
     enabled: bool = True
     namespace: Namespace = "monitoring"
-    datasource_name: Annotated[str, Field(min_length=1, max_length=190)] = "Pyroscope"
+    datasource_name: Annotated[str, Length(min=1, max=190)] = "Pyroscope"
     datasource_uid: Annotated[
-        str, Field(max_length=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")
+        str, Length(max=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")
     ] = "pyroscope"
 
 
 class Agent(Model):
     version: Annotated[str, _check(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = "2.9.1"
-    url: str | None = None
-    sha256: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", v):
-            raise ValueError("must be an http(s) URL without spaces or quotes")
-        return v
-
-    @field_validator("sha256")
-    @classmethod
-    def _sha(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[0-9a-fA-F]{64}$", v):
-            raise ValueError("must be 64 hexadecimal characters")
-        return v.lower() if v else v
+    url: Annotated[str | None, Check(_agent_url)] = None
+    sha256: Annotated[str | None, Check(_sha256)] = None
 
     @property
     def download_url(self) -> str:
@@ -282,23 +280,12 @@ class Agent(Model):
 
 
 class Profiler(Model):
-    event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], BeforeValidator(_one_event)] = "cpu"
-    alloc: Annotated[
-        str | None, AfterValidator(lambda v: _opt(v, units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576"))
-    ] = "512k"
-    lock: Annotated[
-        str | None,
-        AfterValidator(lambda v: _opt(v, units.AGENT_TIME, "a time threshold with ns, us, ms or s (e.g. 10ms)")),
-    ] = "10ms"
+    event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], Before(_one_event)] = "cpu"
+    alloc: Annotated[str | None, _opt(units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576")] = "512k"
+    lock: Annotated[str | None, _opt(units.AGENT_TIME, "a time threshold with ns, us, ms or s (e.g. 10ms)")] = "10ms"
     upload_interval: Annotated[
         str, _check(units.AGENT_TIME, "the Java agent reads only ns, us, ms or s (e.g. 10s, 60s; never 1m)")
     ] = "10s"
-
-
-def _opt(value: str | None, pattern: re.Pattern[str], what: str) -> str | None:
-    if value is not None and not pattern.match(value):
-        raise ValueError(f"{value!r} is not {what}")
-    return value
 
 
 class Toleration(Model):
@@ -308,79 +295,43 @@ class Toleration(Model):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: int | None = None
 
-    @model_validator(mode="after")
-    def _shape(self) -> Toleration:
+    @after
+    def _shape(self) -> None:
         if self.operator == "Exists" and self.value is not None:
             raise ValueError("a toleration with operator Exists takes no value")
         if self.operator == "Equal" and self.key is None:
             raise ValueError("a toleration with operator Equal needs a key")
-        return self
 
 
 class Cassandra(Model):
     enabled: bool = True
     state: Literal["present", "absent"] = "present"
-    node_selector: NodeSelector = Field(default_factory=lambda: {"type": "db"})
-    tolerations: list[Toleration] = Field(default_factory=list)
-    agent: Agent = Field(default_factory=Agent)
+    node_selector: NodeSelector = field(default_factory=lambda: {"type": "db"})
+    tolerations: list[Toleration] = field(default_factory=list)
+    agent: Agent = field(default_factory=Agent)
     install_dir: HostPath = "/usr/local/pyroscope"
     include_file: HostPath = "/usr/local/cassandra/current/bin/cassandra.in.sh"
     env_file: HostPath = "/etc/default/cassandra"
     application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = (
         "cassandra"
     )
-    profiler: Profiler = Field(default_factory=Profiler)
-    labels: dict[str, str] = Field(default_factory=dict)
+    profiler: Profiler = field(default_factory=Profiler)
+    labels: Annotated[dict[str, str], Check(_profile_labels)] = field(default_factory=dict)
 
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
-        for k, val in v.items():
-            for what, text in (("key", k), ("value", val)):
-                if not text:
-                    raise ValueError(f"label {what}s must not be empty")
-                if "," in text or "=" in text:
-                    raise ValueError(f"label {what} {text!r} must not contain ',' or '='")
-            if k in RESERVED_PROFILE_LABELS:
-                raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
-            if not units.PROFILE_LABEL_KEY.match(k):
-                raise ValueError(
-                    f"label key {k!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
-                )
-            if not units.PROFILE_TOKEN.match(val):
-                raise ValueError(f"label value {val!r} may hold only letters, digits and . _ : / @ + -")
-        return v
-
-    @model_validator(mode="after")
-    def _distinct_paths(self) -> Cassandra:
+    @after
+    def _distinct_paths(self) -> None:
         if self.include_file.startswith(self.install_dir + "/"):
             raise ValueError("includeFile must not lie inside installDir (uninstall removes installDir's files)")
-        return self
 
 
 class Destination(Model):
-    server: str | None = None
-    name: str | None = None
+    server: Annotated[str | None, Check(_api_server)] = None
+    name: Annotated[str | None, Check(_argo_cluster_name)] = None
 
-    @field_validator("server")
-    @classmethod
-    def _server(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https://[^\s/]+(/[^\s]*)?$", v):
-            raise ValueError("must be the https:// URL of a Kubernetes API server")
-        return v
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", v):
-            raise ValueError("must be the name of a cluster registered in Argo CD")
-        return v
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> Destination:
+    @after
+    def _exactly_one(self) -> None:
         if (self.server is None) == (self.name is None):
             raise ValueError("give exactly one of server or name")
-        return self
 
 
 _GIT_URL = re.compile(
@@ -395,14 +346,12 @@ def _git_url(value: str) -> str:
 
 
 # Shared with fleet.yaml, so that both accept the same repositories and revisions.
-GitURL = Annotated[str, AfterValidator(_git_url)]
-Revision = Annotated[
-    str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
-]
+GitURL = Annotated[str, Check(_git_url)]
+Revision = Annotated[str, Length(min=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")]
 
 
 class ArgoCD(Model):
-    repo_url: Annotated[GitURL, Field(alias="repoURL")]
+    repo_url: Annotated[GitURL, Alias("repoURL")]
     target_revision: Revision = "main"
     project: Name = "default"
     destination: Destination
@@ -412,10 +361,10 @@ class ArgoCD(Model):
 class ClusterSpec(Model):
     namespace: Namespace = "profiling"
     control_node: ControlNode
-    server: Server = Field(default_factory=Server)
-    ebpf: Ebpf = Field(default_factory=Ebpf)
-    grafana: Grafana = Field(default_factory=Grafana)
-    cassandra: Cassandra = Field(default_factory=Cassandra)
+    server: Server = field(default_factory=Server)
+    ebpf: Ebpf = field(default_factory=Ebpf)
+    grafana: Grafana = field(default_factory=Grafana)
+    cassandra: Cassandra = field(default_factory=Cassandra)
     argocd: ArgoCD
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gen.errors import Problem, SpecError
+from gen.errors import Problem, SpecError, short_repr
 
 MAX_SPEC_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -345,13 +345,6 @@ def _scalar(tag: str, value: str, line: int, col: int) -> Any:
         return float(digits.lower().replace(".inf", "inf").replace(".nan", "nan"))
     except ValueError:
         raise _Fail(line, col, f"cannot read {short_repr(value)} as {kind}") from None
-
-
-def short_repr(value: str, limit: int = 60) -> str:
-    """repr() of a value for an error line, cut short so that a huge value cannot flood the output."""
-    if len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 # ---------------------------------------------------------------- emitting

@@ -25,13 +25,14 @@ from gen.build import argocd as argo
 from gen.errors import SpecError, UsageError
 from gen.fleet import ROOT_NAME, Fleet, load_fleet, load_fleet_text
 from gen.loader import LoadedCluster, load_text
+from gen.model import parse
 
 needs_crds = pytest.mark.skipif(
     not CRDS.is_dir(),
     reason=f"Argo CD CRDs not found at {CRDS} (../shared/crds is absent from a fresh clone)",
 )
 
-FLEET = Fleet.model_validate({"repoURL": REPO})
+FLEET = parse(Fleet, {"repoURL": REPO})
 
 
 def _loaded(tmp_path: Path, **specs: str) -> list[LoadedCluster]:
@@ -88,7 +89,7 @@ def test_application_fields_come_from_the_spec(tmp_path: Path) -> None:
 
 def test_application_defaults_automated_sync(tmp_path: Path) -> None:
     (lc,) = _loaded(tmp_path, a=spec_text("a"))
-    setting = Fleet.model_validate({"repoURL": REPO, "argocdNamespace": "gitops"})
+    setting = parse(Fleet, {"repoURL": REPO, "argocdNamespace": "gitops"})
     spec = argo.application(lc.cluster, setting)["spec"]
 
     assert spec["project"] == "default"
@@ -161,9 +162,7 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
 
 
 def test_bootstrap_root_application() -> None:
-    setting = Fleet.model_validate(
-        {"repoURL": REPO, "targetRevision": "prod", "argocdNamespace": "gitops", "project": "lab"}
-    )
+    setting = parse(Fleet, {"repoURL": REPO, "targetRevision": "prod", "argocdNamespace": "gitops", "project": "lab"})
     project, root = argo.bootstrap(setting)
 
     assert (project["kind"], project["metadata"]["name"]) == ("AppProject", "profiling-fleet")
@@ -286,7 +285,7 @@ def test_load_fleet(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     got = load_fleet(tmp_path)
-    assert got == Fleet.model_validate({"repoURL": REPO, "targetRevision": "prod"})
+    assert got == parse(Fleet, {"repoURL": REPO, "targetRevision": "prod"})
 
 
 @pytest.mark.parametrize(
@@ -388,7 +387,7 @@ def test_strict_model_bites(tmp_path: Path) -> None:
     bad["spec"]["source"]["chart"] = "pyroscope"
     assert check_strict(bad) == [
         "Application/profiling-a: spec.source.chart: unknown field (gen never emits it)",
-        "Application/profiling-a: spec.syncPolicy.automated.prune: Input should be True",
+        "Application/profiling-a: spec.syncPolicy.automated.prune: must be true, got string 'yes'",
         "Application/profiling-a: spec.syncPolicy.syncOptions: Replace=true: not a sync option "
         "gen sets (CreateNamespace=true, FailOnSharedResource=true, PruneLast=true, "
         "PrunePropagationPolicy=foreground)",
@@ -584,6 +583,6 @@ def test_check_repository(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "overlays" / "b")
     findings = check_repository(tmp_path, clusters, crds)
     assert (
-        "argocd/applications/a.yaml: Application/profiling-a: spec.syncPolicy.automated.selfHeal: Input should be True"
+        "argocd/applications/a.yaml: Application/profiling-a: spec.syncPolicy.automated.selfHeal: must be true, got string 'true'"
     ) in findings
     assert ("Application/profiling-b: spec.source.path: overlays/b does not exist in the repository") in findings

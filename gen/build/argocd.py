@@ -302,4 +302,4 @@ def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fle
     if problems:
         raise SpecError(problems)
     argo = first.cluster.spec.argocd
-    return Fleet.model_validate({"repoURL": argo.repo_url, "targetRevision": argo.target_revision})
+    return Fleet(repo_url=argo.repo_url, target_revision=argo.target_revision)

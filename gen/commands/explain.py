@@ -10,13 +10,14 @@ from gen import units, yamlio
 from gen.errors import EXIT_OK, UsageError
 from gen.loader import LoadedCluster, load_clusters
 from gen.output import Output
+from gen.provenance import effective
 
 BUILT_IN = "built-in default"
 
 
 def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
     """(dotted field path, effective value, origin) for every leaf of the effective spec."""
-    data = item.cluster.model_dump(by_alias=True, mode="json")
+    data = effective(item)
     rows: list[tuple[str, Any, str]] = []
 
     def walk(value: Any, path: yamlio.Path) -> None:
