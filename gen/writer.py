@@ -141,9 +141,20 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     if old == text:
         return
     tmp = path.with_name(TMP_PREFIX + path.name)
-    tmp.write_text(text, encoding="utf-8", newline="")
+    _create(os.fspath(tmp), text)
     os.rename(tmp, path)
     (report.changed if old is not None else report.created).append(rel)
+
+
+def _create(path: str, text: str) -> None:
+    """Write a new file. Plain os calls: at thousands of files, buffered text files cost a second of CPU."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
+    finally:
+        os.close(fd)
 
 
 def _clean_tmp_files(directory: Path) -> None:
@@ -170,12 +181,12 @@ def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteRepo
     tmp = target.with_name(TMP_PREFIX + target.name)
     _clear(tmp)
     tmp.mkdir()
+    into, source = os.fspath(tmp) + "/", os.fspath(target) + "/"
     for name, text in files.items():
         if old is not None and old.get(name) == text:
-            os.link(target / name, tmp / name)  # unchanged: no new bytes written
+            os.link(source + name, into + name)  # unchanged: no new bytes written
             continue
-        with open(tmp / name, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        _create(into + name, text)
         (report.changed if old is not None and name in old else report.created).append(f"{rel}/{name}")
     if old is not None:
         report.removed.extend(f"{rel}/{n}" for n in sorted(set(old) - set(files)))
