@@ -6,6 +6,7 @@ Every problem in every file is collected and reported together as
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,12 +74,15 @@ def _locate(
 def spec_files(root: Path) -> dict[str, Path]:
     """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters)."""
     folder = root / CLUSTERS_DIR
-    if not folder.is_dir():
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     found = {}
-    for path in folder.iterdir():
-        if path.suffix in (".yaml", ".yml") and not path.name.startswith(("_", ".")) and path.is_file():
-            found[path.stem] = path
+    for entry in entries:
+        stem, dot, suffix = entry.name.rpartition(".")
+        if dot and suffix in ("yaml", "yml") and not entry.name.startswith(("_", ".")) and entry.is_file():
+            found[stem] = folder / entry.name
     return dict(sorted(found.items()))
 
 

@@ -583,6 +583,7 @@ def test_check_repository(tmp_path: Path) -> None:
     shutil.rmtree(tmp_path / "overlays" / "b")
     findings = check_repository(tmp_path, clusters, crds)
     assert (
-        "argocd/applications/a.yaml: Application/profiling-a: spec.syncPolicy.automated.selfHeal: must be true, got string 'true'"
+        "argocd/applications/a.yaml: Application/profiling-a: spec.syncPolicy.automated.selfHeal: "
+        "must be true, got string 'true'"
     ) in findings
     assert ("Application/profiling-b: spec.source.path: overlays/b does not exist in the repository") in findings

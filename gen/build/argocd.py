@@ -20,6 +20,7 @@ and a removed spec's Application is pruned.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from gen.build.common import PART_OF
@@ -151,7 +152,23 @@ def _destination_key(server: str | None, name: str | None, namespace: str) -> tu
     return ("server", server, namespace) if server is not None else ("name", str(name), namespace)
 
 
-def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Reach:
+    """What the fleet's AppProject must admit for one cluster: its repository and destinations."""
+
+    repo_url: str
+    destinations: tuple[tuple[str, str, str], ...]  # (server or name, its value, namespace)
+
+
+def reach(cluster: Cluster) -> Reach:
+    dest = cluster.spec.argocd.destination
+    pairs = [_destination_key(dest.server, dest.name, cluster.spec.namespace)]
+    if cluster.spec.grafana.enabled:
+        pairs.append(_destination_key(dest.server, dest.name, cluster.spec.grafana.namespace))
+    return Reach(cluster.spec.argocd.repo_url, tuple(pairs))
+
+
+def app_project(clusters: Iterable[Cluster | Reach], fleet: Fleet) -> dict[str, Any]:
     """The fleet's least-privilege AppProject.
 
     Destinations are every (cluster, namespace) pair the specs deploy to (the stack
@@ -159,13 +176,9 @@ def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
     specs and not only those already in this project: moving a cluster into it is
     then a one-line change to its spec.
     """
-    repos = {fleet.repo_url, *(c.spec.argocd.repo_url for c in clusters)}
-    pairs: set[tuple[str, str, str]] = set()
-    for c in clusters:
-        dest = c.spec.argocd.destination
-        pairs.add(_destination_key(dest.server, dest.name, c.spec.namespace))
-        if c.spec.grafana.enabled:
-            pairs.add(_destination_key(dest.server, dest.name, c.spec.grafana.namespace))
+    reaches = [c if isinstance(c, Reach) else reach(c) for c in clusters]
+    repos = {fleet.repo_url, *(r.repo_url for r in reaches)}
+    pairs = {pair for r in reaches for pair in r.destinations}
     destinations = [{field: value, "namespace": ns} for field, value, ns in sorted(pairs)]
     return {
         "apiVersion": API_VERSION,
@@ -250,15 +263,18 @@ def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
     return [project, root]
 
 
-def documents(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
+def documents(
+    clusters: Sequence[Cluster], fleet: Fleet, unchanged: Sequence[Reach] = ()
+) -> dict[str, list[dict[str, Any]]]:
     """Every Argo CD file gen renders, by path relative to the repository root, sorted.
 
     The cluster Applications are exactly one per given cluster: a spec that is gone
-    renders no file, so `gen check` reports its old file as an orphan.
+    renders no file, so `gen check` reports its old file as an orphan. Clusters whose
+    Applications need no render still count towards the AppProject: `unchanged`.
     """
     out: dict[str, list[dict[str, Any]]] = {
         BOOTSTRAP_FILE: bootstrap(fleet),
-        PROJECT_FILE: [app_project(clusters, fleet)],
+        PROJECT_FILE: [app_project([*clusters, *unchanged], fleet)],
     }
     for c in clusters:
         out[application_file(c.name)] = [application(c, fleet)]

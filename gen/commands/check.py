@@ -106,7 +106,7 @@ def find_drift(root: Path, rendered: Rendered) -> list[Drift]:
         for name in sorted(on_disk - set(files)):
             rel = f"{directory}/{name}"
             found.append(Drift(rel, "unexpected", _fix(rel), "the spec does not render this file; a render deletes it"))
-    ours, _ = orphan_overlays(root, [c.name for c in rendered.clusters])
+    ours, _ = orphan_overlays(root, rendered.names)
     stale, _ = orphan_files(root, rendered)
     for rel in ours:
         spec = f"{CLUSTERS_DIR}/{rel.rsplit('/', 1)[1]}.yaml"
@@ -118,7 +118,7 @@ def find_drift(root: Path, rendered: Rendered) -> list[Drift]:
 
 
 def _foreign(root: Path, rendered: Rendered) -> list[str]:
-    _, foreign = orphan_overlays(root, [c.name for c in rendered.clusters])
+    _, foreign = orphan_overlays(root, rendered.names)
     _, alien = orphan_files(root, rendered)
     return foreign + alien
 

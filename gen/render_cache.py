@@ -1,0 +1,180 @@
+"""Skip the clusters whose inputs did not change since the last `gen render --all`.
+
+A fleet of a thousand clusters takes a second to load and render in full; after
+a one-line change only one cluster needs it. The cache (`.git/gen-render.cache`,
+never committed) remembers, for each cluster rendered by the last full render:
+
+- the digest of its spec's bytes;
+- the files rendered for it (its overlay directory, the overlay's files and its
+  Argo CD Application), each with the size, mtime, ctime and inode it had once
+  written;
+- its warnings and its `Reach` (what the AppProject must admit for it).
+
+A cluster is reused, neither loaded nor rendered, only when gen's own code,
+`fleet.yaml` and `clusters/_defaults.yaml` are those of the last render, its
+spec has the same bytes, and each of its files still has the same stat. An
+edit of a file changes its mtime and ctime, and ctime cannot be set back. A
+file whose times are not older than the cache itself could have been changed in
+the same clock tick without showing it, so such a cluster is rendered again
+(git's rule for "racily clean" index entries).
+
+Anything unexpected (no git directory, no fleet.yaml, a cache of another gen or
+Python, a cache that does not read) means a full render: the cache can only
+make a render faster, never different. `gen check` does not use it: it
+re-renders everything, so that it checks what it claims to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import struct
+import sys
+from dataclasses import astuple, dataclass
+from pathlib import Path
+from typing import Any
+
+from gen.build.argocd import Reach, application_file
+from gen.defaults import DEFAULTS_FILE
+from gen.errors import Problem
+from gen.fleet import FLEET_FILE
+from gen.layout import overlay_dir
+
+CACHE_NAME = "gen-render.cache"
+_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the last full render knew of one cluster."""
+
+    spec: bytes  # digest of the spec file's bytes
+    names: tuple[str, ...]  # the files of its overlay
+    stats: bytes  # size, mtime, ctime and inode of each of `_paths`, packed
+    warnings: tuple[Problem, ...]
+    reach: Reach
+
+
+class RenderCache:
+    """The cache of one repository, as read at the start of a render."""
+
+    def __init__(self, root: Path, path: Path, key: bytes, specs: dict[str, bytes]) -> None:
+        self.root = root
+        self.path = path
+        self.key = key  # gen's code, fleet.yaml and the defaults: all clusters depend on them
+        self.specs = specs  # cluster name → digest of its spec, read now
+        self.entries: dict[str, Entry] = {}
+        self.stamp = 0  # the cache file's mtime: files not older than it are not trusted
+
+    def reusable(self) -> dict[str, Entry]:
+        """The clusters whose files are known to be what a render would write, by name."""
+        found = {}
+        for name, entry in self.entries.items():
+            if self.specs.get(name) == entry.spec:
+                stats = _stats(self.root, _paths(name, entry.names), self.stamp)
+                if stats == entry.stats:
+                    found[name] = entry
+        return found
+
+    def save(self, rendered: dict[str, tuple[list[Problem], Reach]], reused: dict[str, Entry]) -> None:
+        """Record the clusters just rendered and written (name → warnings, reach) next to the reused ones.
+
+        Called under the repository lock, once every file is written.
+        """
+        entries = {n: e for n, e in reused.items() if n in self.specs}
+        for name, (warnings, reach) in rendered.items():
+            spec = self.specs.get(name)
+            try:
+                names = tuple(sorted(os.listdir(self.root / overlay_dir(name))))
+            except OSError:
+                continue
+            stats = _stats(self.root, _paths(name, names))
+            if spec is not None and stats is not None:
+                entries[name] = Entry(spec, names, stats, tuple(warnings), reach)
+        data = (_FORMAT, self.key, {n: _plain(e) for n, e in sorted(entries.items())})
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_bytes(marshal.dumps(data))
+            os.replace(tmp, self.path)
+        except OSError:
+            tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+
+
+def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
+    """The repository's render cache (empty when there is none yet), or None when it cannot be used."""
+    git = root / ".git"
+    if not git.is_dir() or not (root / FLEET_FILE).is_file():
+        # Without fleet.yaml the fleet setting is derived from every spec, so every spec is read anyway.
+        return None
+    try:
+        specs = {name: _digest(path.read_bytes()) for name, path in spec_files.items()}
+        key = _key(root)
+    except OSError:
+        return None
+    cache = RenderCache(root, git / CACHE_NAME, key, specs)
+    try:
+        with open(cache.path, "rb") as f:
+            stamp = os.fstat(f.fileno()).st_mtime_ns
+            fmt, stored_key, entries = marshal.load(f)
+        if fmt == _FORMAT and stored_key == key:
+            cache.entries = {n: _entry(e) for n, e in entries.items()}
+            cache.stamp = stamp
+    except (OSError, EOFError, ValueError, TypeError):
+        pass  # no cache yet, or one this gen cannot read: a full render
+    return cache
+
+
+def _key(root: Path) -> bytes:
+    """Everything besides its spec that a cluster's files depend on."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{_FORMAT} {sys.version} {sys.implementation.cache_tag}\0".encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        st = path.stat()
+        h.update(f"{path.relative_to(package)} {st.st_size} {st.st_mtime_ns}\0".encode())
+    for rel in (FLEET_FILE, DEFAULTS_FILE):
+        try:
+            h.update(_digest((root / rel).read_bytes()))
+        except FileNotFoundError:
+            h.update(b"-")
+    return h.digest()
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _paths(name: str, names: tuple[str, ...]) -> list[str]:
+    directory = overlay_dir(name)
+    # The directory itself too: a file added to or removed from it changes its times.
+    return [directory, *(f"{directory}/{n}" for n in names), application_file(name)]
+
+
+def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | None:
+    """The packed stats of the paths; None when one is missing or, given the cache's stamp, not older."""
+    prefix = os.fspath(root) + "/"
+    values: list[int] = []
+    for rel in paths:
+        try:
+            st = os.stat(prefix + rel, follow_symlinks=False)
+        except OSError:
+            return None
+        if stamp is not None and (st.st_mtime_ns >= stamp or st.st_ctime_ns >= stamp):
+            return None  # racily clean: it could have changed within the clock tick it was written in
+        values += (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return struct.pack(f"<{len(values)}q", *values)
+
+
+# marshal stores only plain data, and loading it runs no code. Repeated strings are
+# interned so that it stores each once.
+def _plain(e: Entry) -> tuple[Any, ...]:
+    warnings = [tuple(sys.intern(x) if isinstance(x, str) else x for x in astuple(w)) for w in e.warnings]
+    names = tuple(sys.intern(n) for n in e.names)
+    destinations = tuple(tuple(sys.intern(x) for x in d) for d in e.reach.destinations)
+    return (e.spec, names, e.stats, warnings, sys.intern(e.reach.repo_url), destinations)
+
+
+def _entry(t: tuple[Any, ...]) -> Entry:
+    spec, names, stats, warnings, repo_url, destinations = t
+    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), Reach(repo_url, destinations))
