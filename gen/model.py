@@ -150,11 +150,6 @@ def dump(value: Any, exclude_none: bool = False) -> Any:
     return value
 
 
-def keys(model: type[Model]) -> list[str]:
-    """The document keys of a model, in declaration order."""
-    return [f.key for f in _compiled(model).fields]
-
-
 def dotted(loc: Loc) -> str:
     """A location as the spec's own dotted path, e.g. `spec.cassandra.tolerations.0.key`."""
     # A key holding a line break or a control character is quoted, so that an error
@@ -170,7 +165,7 @@ _TYPE_NAMES: dict[type, str] = {str: "a string", int: "an integer", bool: "true 
 _JSON_TYPES: dict[type, str] = {str: "string", int: "integer", bool: "boolean", float: "number"}
 
 
-def describe(value: Any) -> str:
+def _describe(value: Any) -> str:
     """A value as an error message names it, e.g. `number 5` or `string 'x'`."""
     if value is None:
         return "null"
@@ -189,7 +184,7 @@ def describe(value: Any) -> str:
 
 def _expected(what: str, value: Any) -> str:
     hint = " (quote it)" if what == "a string" and isinstance(value, int | float | bool) else ""
-    return f"expected {what}, got {describe(value)}{hint}"
+    return f"expected {what}, got {_describe(value)}{hint}"
 
 
 def _refused(error: ValueError, value: Any) -> str:
@@ -371,7 +366,7 @@ def _literal(choices: tuple[Any, ...]) -> Validator:
                 return v
         except TypeError:  # an unhashable value (a list or a mapping)
             pass
-        issues.append(Issue(loc, "invalid", f"must be {shown}, got {describe(v)}"))
+        issues.append(Issue(loc, "invalid", f"must be {shown}, got {_describe(v)}"))
         return _FAIL
 
     return validate
@@ -395,7 +390,7 @@ def _dict(value: Validator) -> Validator:
         out = {}
         for k, x in v.items():
             if not isinstance(k, str):
-                issues.append(Issue((*loc, k), "invalid", f"keys must be strings, got {describe(k)} (quote it)"))
+                issues.append(Issue((*loc, k), "invalid", f"keys must be strings, got {_describe(k)} (quote it)"))
                 continue
             out[k] = value(x, (*loc, k), issues)
         return out
@@ -439,18 +434,18 @@ def _annotated(base: Any, metadata: tuple[Any, ...]) -> Validator:
 def _bounds(step: Range | Length | Pattern, v: Any) -> str | None:
     if isinstance(step, Range):
         if step.ge is not None and v < step.ge:
-            return f"must be at least {step.ge}, got {describe(v)}"
+            return f"must be at least {step.ge}, got {_describe(v)}"
         if step.le is not None and v > step.le:
-            return f"must be at most {step.le}, got {describe(v)}"
+            return f"must be at most {step.le}, got {_describe(v)}"
     elif isinstance(step, Length):
         unit = "characters long" if isinstance(v, str) else "items"
-        got = describe(v) if isinstance(v, str) else f"{len(v)}"
+        got = _describe(v) if isinstance(v, str) else f"{len(v)}"
         if step.min is not None and len(v) < step.min:
             return f"must be at least {step.min} {unit}, got {got}"
         if step.max is not None and len(v) > step.max:
             return f"must be at most {step.max} {unit}, got {got}"
     elif not step.matches(v):
-        return step.message or f"must match {step.regex}, got {describe(v)}"
+        return step.message or f"must match {step.regex}, got {_describe(v)}"
     return None
 
 

@@ -47,8 +47,10 @@ def is_host_address(text: str) -> bool:
 def close_match(word: str, choices: list[str]) -> str | None:
     import difflib
 
+    # The same name in another case or spelling style (repo_url, RepoUrl) first.
+    normalised = {c.lower().replace("_", "").replace("-", ""): c for c in choices}
+    same = normalised.get(word.lower().replace("_", "").replace("-", ""))
+    if same is not None:
+        return same
     found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    if not found:
-        lowered = {c.lower(): c for c in choices}
-        return lowered.get(word.lower())
-    return found[0]
+    return found[0] if found else None
