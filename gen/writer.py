@@ -16,7 +16,7 @@ import fcntl
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,21 +123,39 @@ def clean_leftovers(parent: Path) -> None:
                 _clear(entry)
 
 
-def write_files(root: Path, files: Mapping[str, str], report: WriteReport) -> None:
-    """Write single files (relative path → text), each atomically and only when it changes."""
-    for directory in sorted({(root / rel).parent for rel in files}):
+def write_files(root: Path, files: Mapping[str, str], report: WriteReport, folders: Iterable[str] = ()) -> None:
+    """Write single files (relative path → text), each atomically and only when it changes.
+
+    `folders` are cleaned of leftovers too: those of rendered files left out of
+    `files` because they are known to be unchanged.
+    """
+    for directory in sorted({(root / rel).parent for rel in files} | {root / f for f in folders}):
         _clean_tmp_files(directory)
         directory.mkdir(parents=True, exist_ok=True)
     for rel, text in files.items():
         _write_file(root, rel, text, report)
 
 
+def is_written_dir(root: Path, rel: str, files: Mapping[str, str]) -> bool:
+    """Whether a directory already holds exactly these files: `write_dirs` would leave it alone."""
+    return read_tree(root / rel) == dict(files)
+
+
+def is_written_file(root: Path, rel: str, text: str) -> bool:
+    """Whether a file already holds this text: `write_files` would leave it alone."""
+    return _old_text(root / rel) == text
+
+
+def _old_text(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
 def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     path = root / rel
-    try:
-        old: str | None = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError):
-        old = None
+    old = _old_text(path)
     if old == text:
         return
     tmp = path.with_name(TMP_PREFIX + path.name)
