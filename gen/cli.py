@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -17,6 +19,7 @@ ROOT = click.option(
     show_default=True,
     help="The fleet repository (holds clusters/ and overlays/).",
 )
+F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -48,16 +51,23 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _jobs(what: str) -> Callable[[F], F]:
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(min=1), default=None, help=f"Parallel {what} (default: one per core)."
+    )
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_clusters", is_flag=True, help="Every spec in clusters/, and remove orphaned overlays.")
+@_jobs("render processes")
 @ROOT
 @FORMAT
-def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> None:
+def render(names: tuple[str, ...], all_clusters: bool, jobs: int | None, root: Path, fmt: str) -> None:
     """Render the overlays of NAMES (or --all) and write them."""
     from gen.commands import render as command
 
-    sys.exit(command.run(root, names, all_clusters, Output(fmt=fmt)))
+    sys.exit(command.run(root, names, all_clusters, Output(fmt=fmt), jobs=jobs))
 
 
 @cli.command()
@@ -69,9 +79,7 @@ def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> 
     show_default=True,
     help="Kubernetes version whose schemas the objects must pass.",
 )
-@click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel kustomize builds (default: one per core)."
-)
+@_jobs("kustomize builds")
 @click.option(
     "--crds",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -156,13 +164,14 @@ def list_clusters(fmt: str, root: Path) -> None:
 
 
 @cli.command()
+@_jobs("render processes")
 @ROOT
 @FORMAT
-def check(root: Path, fmt: str) -> None:
+def check(jobs: int | None, root: Path, fmt: str) -> None:
     """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
     from gen.commands import check as command
 
-    sys.exit(command.run(root, Output(fmt=fmt)))
+    sys.exit(command.run(root, Output(fmt=fmt), jobs=jobs))
 
 
 @cli.command()

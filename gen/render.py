@@ -1,18 +1,71 @@
-"""Render a fleet in memory: the one function behind `render`, `check` and `diff`."""
+"""Render a fleet in memory: the one render behind `render`, `check` and `list`.
+
+Each cluster is loaded, validated and rendered (its overlay by
+`layout.render_cluster`, its Argo CD Application), then handed whole to a
+*keep* function that the command chooses: `render` keeps what differs from
+the disk, `check` keeps the drift it finds, `list` and the tests keep it all.
+The fleet-wide files (AppProject, bootstrap, schema) are rendered once.
+
+A large fleet is split into contiguous chunks of clusters, each rendered by a
+forked worker process (`gen.workers`) that also runs the keep function, so
+that only what is kept crosses back to the parent. One job, or a fleet too
+small to gain from it, runs the same steps in this process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from gen import layout, yamlio
+from gen import layout, workers, yamlio
 from gen.build import argocd
-from gen.errors import Problem
-from gen.fleet import FLEET_FILE, load_fleet
-from gen.loader import LoadedCluster, load_clusters
+from gen.errors import Problem, SpecError
+from gen.fleet import FLEET_FILE, Fleet, load_fleet
+from gen.loader import LoadedCluster, load_clusters, spec_files
 from gen.schema import SCHEMA_FILE, schema_text
+
+T = TypeVar("T")
+
+# Below this many clusters a render stays in this process: forking the workers and
+# sending results back costs about as much as rendering this many clusters saves
+# (measured on 2 cores: a fork is a few milliseconds, a cluster about one).
+PARALLEL_MIN_CLUSTERS = 50
+
+
+@dataclass(frozen=True)
+class ClusterFiles:
+    """Every file gen renders for one cluster: its overlay directory and its Argo CD Application."""
+
+    item: LoadedCluster
+    overlay: dict[str, str]  # file name → text, for overlays/<name>/
+    files: dict[str, str]  # path relative to the repository root → text: the Application
+
+    @property
+    def directory(self) -> str:
+        return layout.overlay_dir(self.item.name)
+
+
+# Runs where the cluster was rendered: in a worker process, its result is pickled
+# back to the parent, so it should be small plain data.
+Keep = Callable[[ClusterFiles], T]
+
+
+@dataclass
+class Kept(Generic[T]):
+    """A rendered fleet: what the keep function returned for each cluster, and the fleet-wide files."""
+
+    names: list[str]  # the clusters, in the order they were asked for
+    kept: list[T]  # one per cluster, in the same order
+    files: dict[str, str]  # the AppProject and the bootstrap (and the schema for every cluster), by path
+    warnings: list[Problem]
+
+    def argo_files(self) -> set[str]:
+        """The Argo CD files this render claims: what `orphan_files` must not call orphaned."""
+        return {*self.files, *(argocd.application_file(n) for n in self.names)}
 
 
 @dataclass
@@ -32,35 +85,207 @@ class Rendered:
         return dict(sorted(out.items()))
 
 
-def render(root: Path, names: Iterable[str] | None = None, progress: Callable[[], None] | None = None) -> Rendered:
+def render(root: Path, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> Rendered:
     """Render the overlays and Argo CD files of the named clusters, or of every cluster when None.
+
+    In this process, every file kept: see `Rendering` for what a render reads and yields.
+    """
+    kept = render_kept(root, names, _whole, progress=progress)
+    out = Rendered([c.item for c in kept.kept], warnings=kept.warnings)
+    for c in kept.kept:
+        out.overlays[c.directory] = c.overlay
+    out.files = written_order({**kept.files, **{rel: t for c in kept.kept for rel, t in c.files.items()}})
+    return out
+
+
+def _whole(cluster: ClusterFiles) -> ClusterFiles:
+    return cluster
+
+
+def render_kept(
+    root: Path,
+    names: Iterable[str] | None,
+    keep: Keep[T],
+    *,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> Kept[T]:
+    """Both steps of a `Rendering` at once, for commands that need nothing in between."""
+    with Rendering(root, names, keep, jobs=jobs) as rendering:
+        rendering.load(progress)
+        return rendering.finish()
+
+
+class Rendering(Generic[T]):
+    """A render in two steps, with the workers (if any) holding the rendered clusters in between.
+
+    `load` loads, validates and renders every cluster's overlay, and raises one
+    SpecError for every problem; `finish` renders the Argo CD files and runs the
+    keep function on each cluster. `gen render` takes the repository's lock
+    between the two, so that what it compares with the disk is what it writes
+    over. Use as a context manager: leaving it ends the workers.
 
     Rendering every cluster gives the complete fleet (what `gen check` compares
     with). Rendering some clusters reads only their specs: their Applications are
     rendered, and the committed AppProject gains their destinations and repository
     (it loses nothing until the next full render, so no Application is cut off).
     """
-    loaded = load_clusters(root, names)
-    fleet = argocd.resolve_fleet(load_fleet(root), loaded)
-    out = Rendered(clusters=loaded)
-    for item in loaded:
-        directory = layout.overlay_dir(item.name)
-        files = layout.render_cluster(item.cluster)
-        out.overlays[directory] = {p.rsplit("/", 1)[1]: t for p, t in files.items()}
-        out.warnings.extend(spec_warnings(item))
-        if progress is not None:
-            progress()
-    documents = argocd.documents([c.cluster for c in loaded], fleet)
-    if names is not None:
-        committed = _committed_docs(root / argocd.PROJECT_FILE)
-        if committed:
-            documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
-    else:
-        out.files[SCHEMA_FILE] = schema_text()
-    for rel, docs in documents.items():
-        source = f"clusters/{rel.rsplit('/', 1)[1]}" if rel.startswith(argocd.APPLICATIONS_DIR) else ARGO_SOURCES
-        out.files[rel] = f"# {layout.HEADER_PREFIX}{source}. Do not edit.\n" + yamlio.dump_all(docs)
+
+    def __init__(self, root: Path, names: Iterable[str] | None, keep: Keep[T], *, jobs: int = 1) -> None:
+        self.root = root
+        self.every = names is None
+        files = spec_files(root)
+        self.names = list(files) if names is None else list(dict.fromkeys(names))
+        unknown = [n for n in self.names if n not in files]
+        if unknown:
+            # Refused by load_clusters before it reads any spec, in its own words.
+            load_clusters(root, unknown)
+        self.keep = keep
+        self.jobs = jobs
+        # Read before the workers start, so that they inherit it; a problem in it is
+        # reported only when the specs have none, as it always was.
+        self._fleet_error: Exception | None = None
+        try:
+            self.fleet: Fleet | None = load_fleet(root)
+        except Exception as e:
+            self.fleet, self._fleet_error = None, e
+        self.warnings: list[Problem] = []
+        self._scope = argocd.Scope()
+        self._first: argocd.Source | None = None  # without fleet.yaml, the spec the setting comes from
+        self._pool: workers.Local | workers.Forked | None = None
+
+    def __enter__(self) -> Rendering[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close(kill=exc[0] is not None)
+
+    def load(self, progress: Callable[[int], None] | None = None) -> list[Problem]:
+        """Load, validate and render each cluster's overlay (progress: once per cluster); the warnings."""
+        given = self.fleet
+        chunks = _chunks(self.names, self.jobs if len(self.names) >= PARALLEL_MIN_CLUSTERS else 1)
+        sessions = [_Chunk(self.root, chunk, self.keep, given) for chunk in chunks]
+        self._pool = workers.Local(sessions)
+        # When no more processes are allowed, the same chunks run one after the other here.
+        if len(sessions) > 1:
+            with contextlib.suppress(OSError):
+                self._pool = workers.Forked(sessions)
+        loaded: list[_Loaded] = self._pool.run("load", None)
+        problems = [p for r in loaded for p in r.problems]
+        if problems:
+            # An error inherited from the defaults is the same line for every cluster.
+            raise SpecError(list(dict.fromkeys(problems)))
+        if self._fleet_error is not None:
+            raise self._fleet_error
+        self.fleet = argocd.resolve_sources(given, [s for r in loaded for s in r.sources])
+        self._first = None if given is not None else loaded[0].sources[0]
+        rendered: list[_Overlays] = self._pool.run("render", None, progress)
+        for r in rendered:
+            self.warnings.extend(r.warnings)
+            self._scope |= r.scope
+        return self.warnings
+
+    def finish(self) -> Kept[T]:
+        """Render the Argo CD files and keep what the keep function takes from each cluster."""
+        assert self._pool is not None and self.fleet is not None, "load() first"
+        # A worker derives the same setting from the first spec's source (or has fleet.yaml's).
+        self._pool.start("finish", self._first)
+        # The fleet-wide files are rendered here meanwhile.
+        documents = {
+            argocd.BOOTSTRAP_FILE: argocd.bootstrap(self.fleet),
+            argocd.PROJECT_FILE: [argocd.project(self._scope, self.fleet)],
+        }
+        if not self.every:
+            committed = _committed_docs(self.root / argocd.PROJECT_FILE)
+            if committed:
+                documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
+        files = {SCHEMA_FILE: schema_text()} if self.every else {}
+        files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
+        kept: list[list[T]] = self._pool.results()
+        self._pool.finish()
+        return Kept(self.names, [k for chunk in kept for k in chunk], written_order(files), self.warnings)
+
+
+@dataclass
+class _Loaded:
+    problems: list[Problem]
+    sources: list[argocd.Source]  # only when there is no fleet.yaml
+
+
+@dataclass
+class _Overlays:
+    warnings: list[Problem]
+    scope: argocd.Scope
+
+
+class _Chunk(Generic[T]):
+    """A contiguous run of clusters, rendered step by step in one worker (or in this process).
+
+    What a step returns crosses to the parent: plain data only. What later steps
+    need (the loaded specs, the rendered overlays) stays here.
+    """
+
+    def __init__(self, root: Path, names: list[str], keep: Keep[T], fleet: Fleet | None) -> None:
+        self.root, self.names, self.keep, self.fleet = root, names, keep, fleet
+        self.loaded: list[LoadedCluster] = []
+        self.overlays: list[dict[str, str]] = []
+
+    def load(self, _arg: None, _tick: workers.Tick) -> _Loaded:
+        try:
+            self.loaded = load_clusters(self.root, self.names)
+        except SpecError as e:
+            return _Loaded(e.problems, [])
+        # Without fleet.yaml, the setting comes from the specs, which must agree.
+        sources = [argocd.source(item) for item in self.loaded] if self.fleet is None else []
+        return _Loaded([], sources)
+
+    def render(self, _arg: None, tick: workers.Tick) -> _Overlays:
+        warnings = []
+        for item in self.loaded:
+            files = layout.render_cluster(item.cluster)
+            self.overlays.append({p.rsplit("/", 1)[1]: t for p, t in files.items()})
+            warnings.extend(spec_warnings(item))
+            tick(1)
+        return _Overlays(warnings, argocd.scope(item.cluster for item in self.loaded))
+
+    def finish(self, first: argocd.Source | None, _tick: workers.Tick) -> list[T]:
+        fleet = self.fleet if first is None else argocd.derived_fleet(first)
+        assert fleet is not None
+        out = []
+        for item, overlay in zip(self.loaded, self.overlays, strict=True):
+            rel = argocd.application_file(item.name)
+            app = argo_text(rel, [argocd.application(item.cluster, fleet)])
+            out.append(self.keep(ClusterFiles(item, overlay, {rel: app})))
+        return out
+
+
+def _chunks(names: Sequence[str], count: int) -> list[list[str]]:
+    """`names` cut into `count` contiguous runs whose lengths differ by one at most (none empty)."""
+    count = max(1, min(count, len(names)))
+    size, extra = divmod(len(names), count)
+    out, start = [], 0
+    for k in range(count):
+        end = start + size + (k < extra)
+        out.append(list(names[start:end]))
+        start = end
     return out
+
+
+def default_jobs(jobs: int | None) -> int:
+    """The number of worker processes for --jobs: one per core unless given."""
+    return jobs or os.cpu_count() or 1
+
+
+def argo_text(rel: str, docs: list[Any]) -> str:
+    """The text of an Argo CD file: gen's header, naming what it was rendered from, then the documents."""
+    source = f"clusters/{rel.rsplit('/', 1)[1]}" if rel.startswith(argocd.APPLICATIONS_DIR) else ARGO_SOURCES
+    return f"# {layout.HEADER_PREFIX}{source}. Do not edit.\n" + yamlio.dump_all(docs)
+
+
+def written_order(files: Mapping[str, str]) -> dict[str, str]:
+    """Single files in the order a render writes (and reports) them: the schema, then by path."""
+    return dict(sorted(files.items(), key=lambda item: (item[0] != SCHEMA_FILE, item[0])))
 
 
 def _committed_docs(path: Path) -> list[Any]:
@@ -117,12 +342,13 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
     )
 
 
-def orphan_files(root: Path, rendered: Rendered) -> tuple[list[str], list[str]]:
-    """Argo CD files with no spec behind them: (ones gen generated, ones it did not)."""
+def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Argo CD files no render claims (`rendered`: the paths it wrote): (ones gen generated, ones it did not)."""
+    claimed = set(rendered)
     return _orphans(
         root,
         argocd.APPLICATIONS_DIR,
-        lambda p: p.is_file() and p.relative_to(root).as_posix() not in rendered.files,
+        lambda p: p.is_file() and p.relative_to(root).as_posix() not in claimed,
         lambda p: p,
     )
 
