@@ -127,12 +127,12 @@ def _compare(root: Path, rel: str, text: str) -> list[Drift]:
     """How a file differs from its rendered text: nothing, or one finding (git is not asked here)."""
     fix = _fix(rel)
     try:
-        with open(root / rel, encoding="utf-8", errors="surrogateescape", newline="") as f:
-            actual = f.read()
+        raw = writer.read_bytes(root / rel)
     except FileNotFoundError:
         return [Drift(rel, "missing", fix, "not rendered")]
-    if actual == text:
+    if writer.same_text(raw, text):
         return []
+    actual = raw.decode("utf-8", errors="surrogateescape")
     diff = _unified(rel, actual, text)
     line = _first_line(diff)
     if not layout.is_generated(actual):
