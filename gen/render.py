@@ -111,7 +111,7 @@ def render_kept(
     progress: Callable[[int], None] | None = None,
 ) -> Kept[T]:
     """Both steps of a `Rendering` at once, for commands that need nothing in between."""
-    with Rendering(root, names, keep, jobs=jobs) as rendering:
+    with Rendering(root, names, keep, jobs=jobs, pause=False) as rendering:
         rendering.load(progress)
         return rendering.finish()
 
@@ -122,8 +122,10 @@ class Rendering(Generic[T]):
     `load` loads, validates and renders every cluster's overlay, and raises one
     SpecError for every problem; `finish` renders the Argo CD files and runs the
     keep function on each cluster. `gen render` takes the repository's lock
-    between the two, so that what it compares with the disk is what it writes
-    over. Use as a context manager: leaving it ends the workers.
+    between the two (`pause`), so that what it compares with the disk is what it
+    writes over; otherwise the workers go on to the second step without waiting
+    for the parent, when fleet.yaml already gave the fleet setting. Use as a
+    context manager: leaving it ends the workers.
 
     Rendering every cluster gives the complete fleet (what `gen check` compares
     with). Rendering some clusters reads only their specs: their Applications are
@@ -131,7 +133,9 @@ class Rendering(Generic[T]):
     (it loses nothing until the next full render, so no Application is cut off).
     """
 
-    def __init__(self, root: Path, names: Iterable[str] | None, keep: Keep[T], *, jobs: int = 1) -> None:
+    def __init__(
+        self, root: Path, names: Iterable[str] | None, keep: Keep[T], *, jobs: int = 1, pause: bool = True
+    ) -> None:
         self.root = root
         self.every = names is None
         files = spec_files(root)
@@ -142,6 +146,7 @@ class Rendering(Generic[T]):
             load_clusters(root, unknown)
         self.keep = keep
         self.jobs = jobs
+        self.pause = pause
         # Read before the workers start, so that they inherit it; a problem in it is
         # reported only when the specs have none, as it always was.
         self._fleet_error: Exception | None = None
@@ -153,6 +158,7 @@ class Rendering(Generic[T]):
         self._scope = argocd.Scope()
         self._first: argocd.Source | None = None  # without fleet.yaml, the spec the setting comes from
         self._pool: workers.Local | workers.Forked | None = None
+        self._finishing = False
 
     def __enter__(self) -> Rendering[T]:
         return self
@@ -171,7 +177,16 @@ class Rendering(Generic[T]):
         if len(sessions) > 1:
             with contextlib.suppress(OSError):
                 self._pool = workers.Forked(sessions)
-        loaded: list[_Loaded] = self._pool.run("load", None)
+        self._pool.start("load", None)
+        if not self.pause and given is not None:
+            # Nothing the parent learns from the first step changes the second one (an
+            # error ends both): the workers need not wait for it.
+            self._pool.start("finish", None)
+            self._finishing = True
+        loaded: list[_Loaded] = self._pool.results(progress)
+        # What one process would have raised first: a spec problem anywhere, then
+        # fleet.yaml, then a failed render (an unexpected error in loading a spec
+        # has already been raised, as it ends the loading at once).
         problems = [p for r in loaded for p in r.problems]
         if problems:
             # An error inherited from the defaults is the same line for every cluster.
@@ -179,9 +194,12 @@ class Rendering(Generic[T]):
         if self._fleet_error is not None:
             raise self._fleet_error
         self.fleet = argocd.resolve_sources(given, [s for r in loaded for s in r.sources])
-        self._first = None if given is not None else loaded[0].sources[0]
-        rendered: list[_Overlays] = self._pool.run("render", None, progress)
-        for r in rendered:
+        for r in loaded:
+            if r.failure is not None:
+                raise r.failure.error
+        if given is None:
+            self._first = loaded[0].sources[0]
+        for r in loaded:
             self.warnings.extend(r.warnings)
             self._scope |= r.scope
         return self.warnings
@@ -189,8 +207,9 @@ class Rendering(Generic[T]):
     def finish(self) -> Kept[T]:
         """Render the Argo CD files and keep what the keep function takes from each cluster."""
         assert self._pool is not None and self.fleet is not None, "load() first"
-        # A worker derives the same setting from the first spec's source (or has fleet.yaml's).
-        self._pool.start("finish", self._first)
+        if not self._finishing:
+            # A worker derives the same setting from the first spec's source (or has fleet.yaml's).
+            self._pool.start("finish", self._first)
         # The fleet-wide files are rendered here meanwhile.
         documents = {
             argocd.BOOTSTRAP_FILE: argocd.bootstrap(self.fleet),
@@ -209,21 +228,18 @@ class Rendering(Generic[T]):
 
 @dataclass
 class _Loaded:
-    problems: list[Problem]
-    sources: list[argocd.Source]  # only when there is no fleet.yaml
-
-
-@dataclass
-class _Overlays:
-    warnings: list[Problem]
-    scope: argocd.Scope
+    problems: list[Problem] = field(default_factory=list)
+    sources: list[argocd.Source] = field(default_factory=list)  # only when there is no fleet.yaml
+    warnings: list[Problem] = field(default_factory=list)
+    scope: argocd.Scope = field(default_factory=argocd.Scope)
+    failure: workers.Failure | None = None  # a render that raised, once the specs loaded
 
 
 class _Chunk(Generic[T]):
     """A contiguous run of clusters, rendered step by step in one worker (or in this process).
 
-    What a step returns crosses to the parent: plain data only. What later steps
-    need (the loaded specs, the rendered overlays) stays here.
+    What a step returns crosses to the parent: plain data only. What the next
+    step needs (the loaded specs, the rendered overlays) stays here.
     """
 
     def __init__(self, root: Path, names: list[str], keep: Keep[T], fleet: Fleet | None) -> None:
@@ -231,25 +247,29 @@ class _Chunk(Generic[T]):
         self.loaded: list[LoadedCluster] = []
         self.overlays: list[dict[str, str]] = []
 
-    def load(self, _arg: None, _tick: workers.Tick) -> _Loaded:
+    def load(self, _arg: None, tick: workers.Tick) -> _Loaded:
         try:
             self.loaded = load_clusters(self.root, self.names)
         except SpecError as e:
-            return _Loaded(e.problems, [])
+            return _Loaded(problems=e.problems)
         # Without fleet.yaml, the setting comes from the specs, which must agree.
         sources = [argocd.source(item) for item in self.loaded] if self.fleet is None else []
-        return _Loaded([], sources)
-
-    def render(self, _arg: None, tick: workers.Tick) -> _Overlays:
         warnings = []
-        for item in self.loaded:
-            files = layout.render_cluster(item.cluster)
-            self.overlays.append({p.rsplit("/", 1)[1]: t for p, t in files.items()})
-            warnings.extend(spec_warnings(item))
-            tick(1)
-        return _Overlays(warnings, argocd.scope(item.cluster for item in self.loaded))
+        try:
+            for item in self.loaded:
+                files = layout.render_cluster(item.cluster)
+                self.overlays.append({p.rsplit("/", 1)[1]: t for p, t in files.items()})
+                warnings.extend(spec_warnings(item))
+                tick(1)
+            scope = argocd.scope(item.cluster for item in self.loaded)
+        except Exception as e:
+            self.loaded = []  # nothing for the next step to do
+            return _Loaded(sources=sources, failure=workers.Failure(e))
+        return _Loaded(sources=sources, warnings=warnings, scope=scope)
 
     def finish(self, first: argocd.Source | None, _tick: workers.Tick) -> list[T]:
+        if not self.loaded:
+            return []  # the first step failed here: the parent raises that
         fleet = self.fleet if first is None else argocd.derived_fleet(first)
         assert fleet is not None
         out = []
@@ -338,35 +358,38 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
     """Overlay directories with no spec: (ones gen generated, ones it did not)."""
     keep = set(known)
     return _orphans(
-        root, layout.OVERLAYS_DIR, lambda p: p.is_dir() and p.name not in keep, lambda p: p / "kustomization.yaml"
+        root, layout.OVERLAYS_DIR, lambda e: e.is_dir() and e.name not in keep, lambda e: f"{e.path}/kustomization.yaml"
     )
 
 
 def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[str]]:
     """Argo CD files no render claims (`rendered`: the paths it wrote): (ones gen generated, ones it did not)."""
     claimed = set(rendered)
-    return _orphans(
-        root,
-        argocd.APPLICATIONS_DIR,
-        lambda p: p.is_file() and p.relative_to(root).as_posix() not in claimed,
-        lambda p: p,
-    )
+    folder = argocd.APPLICATIONS_DIR
+    return _orphans(root, folder, lambda e: e.is_file() and f"{folder}/{e.name}" not in claimed, lambda e: e.path)
 
 
 def _orphans(
-    root: Path, folder: str, unclaimed: Callable[[Path], bool], header_file: Callable[[Path], Path]
+    root: Path,
+    folder: str,
+    unclaimed: Callable[[os.DirEntry[str]], bool],
+    header_file: Callable[[os.DirEntry[str]], str],
 ) -> tuple[list[str], list[str]]:
     """Unclaimed entries of a folder, split by whether gen's header marks them as its own."""
-    base = root / folder
-    if not base.is_dir():
+    try:
+        # os.scandir, not pathlib: a fleet's folders hold a thousand entries, of which
+        # only the unclaimed ones are read.
+        entries = sorted(os.scandir(root / folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
         return [], []
     ours: list[str] = []
     foreign: list[str] = []
-    for entry in sorted(base.iterdir()):
+    for entry in entries:
         if entry.name.startswith(".") or not unclaimed(entry):
             continue
         try:
-            generated = layout.is_generated(header_file(entry).read_text(encoding="utf-8"))
+            with open(header_file(entry), encoding="utf-8") as f:
+                generated = layout.is_generated(f.read())
         except (OSError, UnicodeDecodeError):
             generated = False
         (ours if generated else foreign).append(f"{folder}/{entry.name}")

@@ -4,17 +4,17 @@ A fleet's clusters are split into contiguous chunks, one per worker. Each
 worker holds a *session*: an object made in the parent before the fork, whose
 methods do one step of the work on its chunk and keep what later steps need in
 the worker's memory. The parent asks every session to run the same step and
-gets back one result per chunk, in chunk order, so what it puts together is
-the same as one session over all clusters would give.
+gets back one result per chunk, in chunk order, so that what it puts together
+is what one session over all clusters would give.
 
 Why forked processes rather than threads or a `multiprocessing` pool: the work
-is pure Python (threads would share one core), and a fork started after the
+is pure Python (threads would share one core), and a fork made after the
 imports costs a few milliseconds where a spawned interpreter costs the whole
-start-up again. Only a step's arguments and results cross between processes,
-pickled, so sessions should return small plain data.
+start-up again. Only a step's argument and result cross between processes,
+pickled, so sessions return small plain data.
 
 `Local` runs the same sessions in this process: a small fleet or one job is
-not worth a fork, and both take the very same code path through the sessions.
+not worth a fork, and both go through the very same session code.
 """
 
 from __future__ import annotations
@@ -30,20 +30,32 @@ import struct
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 Tick = Callable[[int], None]  # n more clusters of the step are done
 
 
-class Step(Protocol):
-    """One step of a session: (argument from the parent, progress callback) → plain result."""
-
-    def __call__(self, arg: Any, tick: Tick, /) -> Any: ...
-
-
 class WorkerError(RuntimeError):
     """A worker process died, or sent back what cannot be read: a bug, never a user error."""
+
+
+class Failure:
+    """An exception a step caught, for the parent to raise when its turn comes.
+
+    A step returns one when another chunk's outcome may take precedence (a spec
+    problem elsewhere comes before a failed render here). It crosses processes
+    pickled, with the worker's traceback as a note (shown with --debug).
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __getstate__(self) -> bytes:
+        return _pickled_error(self.error)
+
+    def __setstate__(self, state: bytes) -> None:
+        self.error = pickle.loads(state)
 
 
 class Local:
@@ -51,20 +63,16 @@ class Local:
 
     def __init__(self, sessions: Sequence[object]) -> None:
         self.sessions = list(sessions)
-        self._step: tuple[str, Any] | None = None
-
-    def run(self, step: str, arg: Any, progress: Callable[[int], None] | None = None) -> list[Any]:
-        self.start(step, arg)
-        return self.results(progress)
+        self._steps: list[tuple[str, Any]] = []
 
     def start(self, step: str, arg: Any) -> None:
-        self._step = (step, arg)
+        self._steps.append((step, arg))
 
-    def results(self, progress: Callable[[int], None] | None = None) -> list[Any]:
-        assert self._step is not None, "start() first"
-        (step, arg), self._step = self._step, None
-        tick = progress or _ignore
-        return [getattr(s, step)(arg, tick) for s in self.sessions]
+    def results(self, progress: Tick | None = None) -> list[Any]:
+        """The results of the earliest step started and not yet collected; see `Forked.results`."""
+        step, arg = self._steps.pop(0)
+        with _collector_paused():
+            return [getattr(s, step)(arg, progress or _ignore) for s in self.sessions]
 
     def finish(self) -> None:
         pass
@@ -73,13 +81,12 @@ class Local:
         pass
 
 
-# A frame is a kind byte, then a 4-byte unsigned length, then that many bytes of payload
+# A frame is a kind byte, then an 8-byte unsigned length, then that many bytes of payload
 # (a tick frame carries its count in the length and has no payload).
-_HEADER = struct.Struct("!cI")
+_HEADER = struct.Struct("!cQ")
 _TICK, _RESULT, _FAILED = b"t", b"r", b"x"
 # Ticks are sent at most this often: the bar moves smoothly, the parent wakes up rarely.
 _TICK_SECONDS = 0.05
-_READ = 1 << 20
 _PR_SET_PDEATHSIG = 1
 
 
@@ -87,28 +94,22 @@ class Forked:
     """One forked worker process per session; each runs the steps it is asked for on its session.
 
     Workers are forked when this is made, so sessions (and everything they
-    reference) are inherited, never pickled. Use as a context manager: leaving
-    it ends every worker and reaps it, however the block is left.
+    reference) are inherited, never pickled. `close` ends and reaps them all,
+    however the caller got there.
     """
 
     def __init__(self, sessions: Sequence[object]) -> None:
         self.pids: list[int] = []
         self._commands: list[int] = []  # parent → worker k
         self._results: list[int] = []  # worker k → parent
-        sys.stdout.flush()
+        sys.stdout.flush()  # nothing buffered may be written twice
         sys.stderr.flush()
-        # The workers inherit the parent's whole heap copy-on-write. Frozen objects are
-        # never visited by a worker's garbage collector, which would otherwise write to
-        # (and so copy) every page of it; the parent unfreezes its own right away.
-        gc.freeze()
         try:
             for session in sessions:
                 self._fork(session)
         except BaseException:
             self.close(kill=True)
             raise
-        finally:
-            gc.unfreeze()
 
     def _fork(self, session: object) -> None:
         command_r, command_w = os.pipe()
@@ -136,22 +137,11 @@ class Forked:
         self._commands.append(command_w)
         self._results.append(result_r)
 
-    def __enter__(self) -> Forked:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close(kill=exc[0] is not None)
-
-    def run(self, step: str, arg: Any, progress: Callable[[int], None] | None = None) -> list[Any]:
-        """Every worker runs `step` on its session; their results in worker order.
-
-        A step that raised in a worker is raised here, the first worker's first.
-        """
-        self.start(step, arg)
-        return self.results(progress)
-
     def start(self, step: str, arg: Any) -> None:
-        """Ask every worker to run `step`; the parent is free until it asks for the results."""
+        """Ask every worker to run `step` next; the parent is free until it asks for the results.
+
+        Steps queue up: a worker starts the next as soon as it is done with the last.
+        """
         command = pickle.dumps((step, arg), protocol=pickle.HIGHEST_PROTOCOL)
         for index, fd in enumerate(self._commands):
             try:
@@ -159,61 +149,29 @@ class Forked:
             except BrokenPipeError:
                 raise WorkerError(self._death(index)) from None
 
-    def results(self, progress: Callable[[int], None] | None = None) -> list[Any]:
-        """Wait for the step every worker was asked to run; see `run`."""
+    def results(self, progress: Tick | None = None) -> list[Any]:
+        """The results of the earliest step started and not yet collected, in worker order.
+
+        Ticks go to `progress` as they come. A step that raised in a worker is
+        raised here, the first worker's first.
+        """
         frames = self._collect(progress or _ignore)
         out = []
         for pid, (kind, payload) in zip(self.pids, frames, strict=True):
             try:
                 value = pickle.loads(payload)
             except Exception as e:
-                raise WorkerError(f"the result of worker {pid} cannot be read: {e}") from e
+                raise WorkerError(f"the result of render worker {pid} cannot be read: {e}") from e
             if kind == _FAILED:
-                raise value
+                raise value.error
             out.append(value)
         return out
 
     def finish(self) -> None:
-        """No more steps: each worker exits on its own (reaped by close), while the parent goes on."""
+        """No more steps: each worker exits on its own (reaped by close) while the parent goes on."""
         for fd in self._commands:
             os.close(fd)
         self._commands = []
-
-    def _collect(self, progress: Callable[[int], None]) -> list[tuple[bytes, bytes]]:
-        buffers = {fd: bytearray() for fd in self._results}
-        done: dict[int, tuple[bytes, bytes]] = {}
-        waiting = set(self._results)
-        while waiting:
-            ready, _, _ = select.select(list(waiting), [], [])
-            for fd in ready:
-                chunk = os.read(fd, _READ)
-                if not chunk:
-                    raise WorkerError(self._death(self._results.index(fd)))
-                buf = buffers[fd]
-                buf += chunk
-                while len(buf) >= _HEADER.size:
-                    kind, size = _HEADER.unpack_from(buf)
-                    if kind == _TICK:
-                        del buf[: _HEADER.size]
-                        progress(size)
-                        continue
-                    if len(buf) < _HEADER.size + size:
-                        break
-                    done[fd] = (kind, bytes(buf[_HEADER.size : _HEADER.size + size]))
-                    del buf[: _HEADER.size + size]
-                    waiting.discard(fd)
-                    break  # a worker sends nothing after its result until asked again
-        return [done[fd] for fd in self._results]
-
-    def _death(self, index: int) -> str:
-        pid = self.pids[index]
-        _, status = os.waitpid(pid, 0)
-        self.pids[index] = 0  # reaped
-        if os.WIFSIGNALED(status):
-            how = f"was killed by signal {os.WTERMSIG(status)}"
-        else:
-            how = f"exited with status {os.WEXITSTATUS(status)}"
-        return f"render worker {pid} {how} before it finished its step"
 
     def close(self, kill: bool = False) -> None:
         """End the workers (at once when kill) and reap every one: no process outlives this."""
@@ -230,9 +188,84 @@ class Forked:
             os.waitpid(pid, 0)
         self.pids = []
 
+    def _collect(self, progress: Tick) -> list[tuple[bytes, bytearray]]:
+        incoming = {fd: _Incoming(fd) for fd in self._results}
+        done: dict[int, tuple[bytes, bytearray]] = {}
+        while len(done) < len(incoming):
+            ready, _, _ = select.select([fd for fd in incoming if fd not in done], [], [])
+            for fd in ready:
+                try:
+                    frame = incoming[fd].read(progress)
+                except EOFError:
+                    raise WorkerError(self._death(self._results.index(fd))) from None
+                if frame is not None:
+                    done[fd] = frame  # the worker's next frames belong to its next step
+        return [done[fd] for fd in self._results]
+
+    def _death(self, index: int) -> str:
+        pid = self.pids[index]
+        _, status = os.waitpid(pid, 0)
+        self.pids[index] = 0  # reaped
+        if os.WIFSIGNALED(status):
+            how = f"was killed by signal {os.WTERMSIG(status)}"
+        else:
+            how = f"exited with status {os.WEXITSTATUS(status)}"
+        return f"render worker {pid} {how} before it finished its step"
+
 
 def _ignore(_n: int) -> None:
     pass
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a step, as in a worker (see `_serve`)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Incoming:
+    """The frames coming from one worker, read as they arrive; a result straight into its own buffer."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.header = bytearray()
+        self.kind = b""
+        self.payload: bytearray | None = None
+        self.filled = 0
+
+    def read(self, progress: Tick) -> tuple[bytes, bytearray] | None:
+        """One read of what is there: the result frame once it is complete, else None.
+
+        Never reads past the end of a result, which may be followed by the next step's frames.
+        """
+        if self.payload is None:
+            chunk = os.read(self.fd, _HEADER.size - len(self.header))
+            if not chunk:
+                raise EOFError
+            self.header += chunk
+            if len(self.header) < _HEADER.size:
+                return None
+            kind, size = _HEADER.unpack(self.header)
+            self.header.clear()
+            if kind == _TICK:
+                progress(size)
+                return None
+            self.kind, self.payload, self.filled = kind, bytearray(size), 0
+        elif self.filled < len(self.payload):
+            got = os.readv(self.fd, [memoryview(self.payload)[self.filled :]])
+            if not got:
+                raise EOFError
+            self.filled += got
+        if self.filled < len(self.payload):
+            return None
+        frame, self.payload = (self.kind, self.payload), None
+        return frame
 
 
 def _die_with(parent: int) -> None:
@@ -250,6 +283,10 @@ def _die_with(parent: int) -> None:
 
 def _serve(session: object, commands: int, results: int) -> None:
     """The worker's loop: run each step the parent asks for until the parent closes the pipe."""
+    # A render makes few reference cycles but many long-lived objects (the loaded specs),
+    # which the cyclic collector would walk again and again: about a sixth of a worker's
+    # time, for no memory won (measured). A worker lives for one render.
+    gc.disable()
     while True:
         frame = _read_frame(commands)
         if frame is None:
@@ -269,31 +306,32 @@ def _serve(session: object, commands: int, results: int) -> None:
         try:
             kind, payload = _RESULT, pickle.dumps(getattr(session, step)(arg, tick), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
-            kind, payload = _FAILED, _pickled_error(e)
+            kind, payload = _FAILED, pickle.dumps(Failure(e), protocol=pickle.HIGHEST_PROTOCOL)
         if pending:
             _write_frame(results, _TICK, b"", pending)
         _write_frame(results, kind, payload)
 
 
 def _pickled_error(error: Exception) -> bytes:
-    """The exception for the parent to raise, with this worker's traceback as a note (seen with --debug)."""
+    """The exception pickled, with this worker's traceback as a note; a WorkerError if it cannot cross."""
     where = "".join(traceback.format_exception(error)).rstrip()
-    error.add_note(f"raised in render worker {os.getpid()}:\n{where}")
+    note = f"raised in render worker {os.getpid()}:\n{where}"
     try:
+        error.add_note(note)
         payload = pickle.dumps(error, protocol=pickle.HIGHEST_PROTOCOL)
         pickle.loads(payload)  # some exceptions pickle but cannot be rebuilt from their args
         return payload
     except Exception:
         substitute = WorkerError(f"{type(error).__name__}: {error}")
-        substitute.add_note(f"raised in render worker {os.getpid()}:\n{where}")
+        substitute.add_note(note)
         return pickle.dumps(substitute, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _write_frame(fd: int, kind: bytes, payload: bytes, count: int | None = None) -> None:
-    data = _HEADER.pack(kind, len(payload) if count is None else count) + payload
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    for data in (_HEADER.pack(kind, len(payload) if count is None else count), payload):
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 def _read_frame(fd: int) -> bytes | None:
