@@ -9,7 +9,6 @@ from pathlib import Path
 
 from gen import layout, writer
 from gen.errors import EXIT_OK, UsageError
-from gen.loader import spec_files
 from gen.output import Output
 from gen.render import ClusterFiles, Rendering, default_jobs, orphan_files, orphan_overlays, written_order
 
@@ -37,7 +36,7 @@ def run(root: Path, names: Sequence[str], all_clusters: bool, out: Output, jobs:
     # Each cluster is compared with the disk where it was rendered (in a worker), under
     # the lock: only what differs comes back to be written.
     with Rendering(root, chosen, partial(unwritten, root), jobs=default_jobs(jobs)) as rendering:
-        bar = out.progress(len(spec_files(root)) if all_clusters else len(names), "rendering")
+        bar = out.progress(len(rendering.names), "rendering")
         try:
             warnings = rendering.load(bar.advance)
         finally:
