@@ -146,6 +146,17 @@ def test_spec_changes_and_orphans_are_the_same_findings_and_writes(template: Pat
     assert snapshot(other) == snapshot(root)
 
 
+def test_render_of_named_clusters_in_any_order_gives_the_same_files_and_output(template: Path, tmp_path: Path) -> None:
+    one, many = _copy(template, tmp_path, "one"), _copy(template, tmp_path, "many")
+    names = [f"lab-{i:03d}" for i in reversed(range(0, CLUSTERS, 2))]  # 60, last first
+    rendered_one = _gen("render", *names, "--jobs", "1", "--root", str(one))
+    rendered_many = _gen("render", *names, "--jobs", JOBS, "--root", str(many))
+    assert rendered_one[0] == 0, rendered_one
+    assert rendered_many == rendered_one
+    assert snapshot(many) == snapshot(one)
+    assert not (one / "overlays/lab-001").exists()
+
+
 def test_errors_in_several_specs_are_the_same_lines_and_nothing_is_written(template: Path, tmp_path: Path) -> None:
     root = _copy(template, tmp_path, "broken")
     _break(root, "lab-002", "  server:\n", "  sever:\n")
@@ -170,6 +181,19 @@ def test_errors_in_several_specs_are_the_same_lines_and_nothing_is_written(templ
             "clusters/lab-117.yaml",
         }
     assert snapshot(root) == before
+
+
+def test_a_broken_fleet_yaml_is_the_same_error(template: Path, tmp_path: Path) -> None:
+    root = _copy(template, tmp_path, "broken")
+    (root / "fleet.yaml").write_text("apiVersion: gen.profiling/v1alpha1\nkind: Fleet\nspec: {}\n", encoding="utf-8")
+    one, many = _both(root, "check")
+    assert one[0] == 2, one
+    assert many == one
+    assert one[2].startswith("fleet.yaml:")
+    _break(root, "lab-090", "  server:\n", "  sever:\n")  # a spec's problem comes first, alone
+    one, many = _both(root, "check")
+    assert many == one
+    assert [line.split(":", 1)[0] for line in one[2].splitlines()] == ["clusters/lab-090.yaml"]
 
 
 def test_without_fleet_yaml_the_setting_comes_from_the_specs_alike(template: Path, tmp_path: Path) -> None:
