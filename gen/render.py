@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -264,21 +264,22 @@ class _Chunk(Generic[T]):
                 tick(1)
             scope = argocd.scope(item.cluster for item in self.loaded)
         except Exception as e:
-            self.loaded = []  # nothing for the next step to do
+            self.loaded, self.overlays = [], []  # nothing for the next step to do
             return _Loaded(sources=sources, failure=workers.Failure(e))
         return _Loaded(sources=sources, warnings=warnings, scope=scope)
 
-    def finish(self, first: argocd.Source | None, _tick: workers.Tick) -> list[T]:
-        if not self.loaded:
-            return []  # the first step failed here: the parent raises that
+    def finish(self, first: argocd.Source | None, _tick: workers.Tick) -> Iterator[T]:
+        """What the keep function takes from each cluster, as it comes: sent on in parts."""
+        # Let go of each cluster once it is kept: a render from scratch keeps every file.
+        loaded, self.loaded, overlays, self.overlays = self.loaded, [], self.overlays, []
+        if not loaded:
+            return  # no cluster here, or the first step failed (the parent raises that)
         fleet = self.fleet if first is None else argocd.derived_fleet(first)
-        assert fleet is not None
-        out = []
-        for item, overlay in zip(self.loaded, self.overlays, strict=True):
+        assert fleet is not None, "fleet.yaml's setting, or else the first spec's source"
+        for item, overlay in zip(loaded, overlays, strict=True):
             rel = argocd.application_file(item.name)
             app = argo_text(rel, [argocd.application(item.cluster, fleet)])
-            out.append(self.keep(ClusterFiles(item, overlay, {rel: app})))
-        return out
+            yield self.keep(ClusterFiles(item, overlay, {rel: app}))
 
 
 def _chunks(names: Sequence[str], count: int) -> list[list[str]]:

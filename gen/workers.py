@@ -11,7 +11,8 @@ Why forked processes rather than threads or a `multiprocessing` pool: the work
 is pure Python (threads would share one core), and a fork made after the
 imports costs a few milliseconds where a spawned interpreter costs the whole
 start-up again. Only a step's argument and result cross between processes,
-pickled, so sessions return small plain data.
+pickled, so sessions return small plain data; a step may also yield its
+results one by one, which then cross in parts as they come.
 
 `Local` runs the same sessions in this process: a small fleet or one job is
 not worth a fork, and both go through the very same session code.
@@ -72,7 +73,7 @@ class Local:
         """The results of the earliest step started and not yet collected; see `Forked.results`."""
         step, arg = self._steps.pop(0)
         with _collector_paused():
-            return [getattr(s, step)(arg, progress or _ignore) for s in self.sessions]
+            return [_whole(getattr(s, step)(arg, progress or _ignore)) for s in self.sessions]
 
     def finish(self) -> None:
         pass
@@ -82,9 +83,13 @@ class Local:
 
 
 # A frame is a kind byte, then an 8-byte unsigned length, then that many bytes of payload
-# (a tick frame carries its count in the length and has no payload).
+# (a tick frame carries its count in the length and has no payload). A step that yields
+# its results sends them as parts (pickled lists), then an end frame.
 _HEADER = struct.Struct("!cQ")
-_TICK, _RESULT, _FAILED = b"t", b"r", b"x"
+_TICK, _RESULT, _FAILED, _PART, _END = b"t", b"r", b"x", b"p", b"e"
+# Results per part: a part of a render from scratch is about 2 MB of file texts, so
+# neither side ever holds a whole worker's result pickled.
+_PART_ITEMS = 64
 # Ticks are sent at most this often: the bar moves smoothly, the parent wakes up rarely.
 _TICK_SECONDS = 0.05
 _PR_SET_PDEATHSIG = 1
@@ -155,13 +160,8 @@ class Forked:
         Ticks go to `progress` as they come. A step that raised in a worker is
         raised here, the first worker's first.
         """
-        frames = self._collect(progress or _ignore)
         out = []
-        for pid, (kind, payload) in zip(self.pids, frames, strict=True):
-            try:
-                value = pickle.loads(payload)
-            except Exception as e:
-                raise WorkerError(f"the result of render worker {pid} cannot be read: {e}") from e
+        for kind, value in self._collect(progress or _ignore):
             if kind == _FAILED:
                 raise value.error
             out.append(value)
@@ -188,9 +188,10 @@ class Forked:
             os.waitpid(pid, 0)
         self.pids = []
 
-    def _collect(self, progress: Tick) -> list[tuple[bytes, bytearray]]:
+    def _collect(self, progress: Tick) -> list[tuple[bytes, Any]]:
         incoming = {fd: _Incoming(fd) for fd in self._results}
-        done: dict[int, tuple[bytes, bytearray]] = {}
+        parts: dict[int, list[Any]] = {fd: [] for fd in self._results}
+        done: dict[int, tuple[bytes, Any]] = {}
         while len(done) < len(incoming):
             ready, _, _ = select.select([fd for fd in incoming if fd not in done], [], [])
             for fd in ready:
@@ -198,8 +199,22 @@ class Forked:
                     frame = incoming[fd].read(progress)
                 except EOFError:
                     raise WorkerError(self._death(self._results.index(fd))) from None
-                if frame is not None:
-                    done[fd] = frame  # the worker's next frames belong to its next step
+                if frame is None:
+                    continue
+                kind, payload = frame
+                if kind == _END:
+                    done[fd] = (_RESULT, parts[fd])  # the worker's next frames belong to its next step
+                    continue
+                try:
+                    # Read now, so that at most one part or result is held pickled.
+                    value = pickle.loads(payload)
+                except Exception as e:
+                    pid = self.pids[self._results.index(fd)]
+                    raise WorkerError(f"the result of render worker {pid} cannot be read: {e}") from e
+                if kind == _PART:
+                    parts[fd].extend(value)
+                else:
+                    done[fd] = (kind, value)
         return [done[fd] for fd in self._results]
 
     def _death(self, index: int) -> str:
@@ -215,6 +230,11 @@ class Forked:
 
 def _ignore(_n: int) -> None:
     pass
+
+
+def _whole(result: Any) -> Any:
+    """A step's result, a list if the step yields its results one by one."""
+    return list(result) if isinstance(result, Iterator) else result
 
 
 @contextlib.contextmanager
@@ -304,12 +324,28 @@ def _serve(session: object, commands: int, results: int) -> None:
                 pending, last = 0, now
 
         try:
-            kind, payload = _RESULT, pickle.dumps(getattr(session, step)(arg, tick), protocol=pickle.HIGHEST_PROTOCOL)
+            result = getattr(session, step)(arg, tick)
+            if isinstance(result, Iterator):
+                _send_parts(results, result)
+                kind, payload = _END, b""
+            else:
+                kind, payload = _RESULT, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as e:
             kind, payload = _FAILED, pickle.dumps(Failure(e), protocol=pickle.HIGHEST_PROTOCOL)
         if pending:
             _write_frame(results, _TICK, b"", pending)
         _write_frame(results, kind, payload)
+
+
+def _send_parts(fd: int, results: Iterator[Any]) -> None:
+    part = []
+    for item in results:
+        part.append(item)
+        if len(part) == _PART_ITEMS:
+            _write_frame(fd, _PART, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
+            part = []
+    if part:
+        _write_frame(fd, _PART, pickle.dumps(part, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _pickled_error(error: Exception) -> bytes:
