@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from gen import layout
+from gen import layout, workers
 from gen import render as render_module
 from gen.cli import main
+from gen.commands import check as check_command
 from gen.commands import render as render_command
 from gen.errors import Problem, SpecError
 from gen.output import Output, Progress
+from gen.render import ClusterFiles
 from gen.spec import Cluster
 from tests.conftest import PROJECT, snapshot
 from tests.git_fixtures import commit_all, edit, gen, init
@@ -262,6 +264,32 @@ def test_an_unexpected_error_in_a_worker_is_reported_as_without_workers(
     assert one == (4, "gen: unexpected error: KeyError: 'boom' (rerun with --debug for the traceback)\n")
     assert many == one
     assert not (root / "overlays").exists()
+
+
+def test_results_cross_in_parts_and_a_failure_after_some_parts_is_raised(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Callable[[], set[int]]
+) -> None:
+    monkeypatch.setattr(workers, "_PART_ITEMS", 7)  # each worker's 40 results in 6 parts
+    one, many = _copy(template, tmp_path, "one"), _copy(template, tmp_path, "many")
+    assert _gen("render", "--all", "--jobs", JOBS, "--root", str(many)) == _gen(
+        "render", "--all", "--jobs", "1", "--root", str(one)
+    )
+    assert snapshot(many) == snapshot(one)
+
+    real = check_command.cluster_drift
+
+    def failing(root: Path, cluster: ClusterFiles) -> check_command.ClusterDrift:
+        if cluster.item.name == "lab-100":  # the 21st of the last worker's clusters
+            raise OSError(5, "Input/output error", str(root / cluster.directory))
+        return real(root, cluster)
+
+    monkeypatch.setattr(check_command, "cluster_drift", failing)
+    expected = f"gen: unexpected error: OSError: [Errno 5] Input/output error: '{many}/overlays/lab-100'"
+    for jobs in ("1", JOBS):
+        assert _main("check", "--jobs", jobs, "--root", str(many)) == (
+            4,
+            f"{expected} (rerun with --debug for the traceback)\n",
+        )
 
 
 def test_a_worker_that_dies_is_an_unexpected_error_not_a_hang(
