@@ -25,7 +25,7 @@ import ctypes
 import gc
 import os
 import pickle
-import select
+import selectors
 import signal
 import struct
 import sys
@@ -42,11 +42,12 @@ class WorkerError(RuntimeError):
 
 
 class Failure:
-    """An exception a step caught, for the parent to raise when its turn comes.
+    """An exception from a worker, for the parent to raise when its turn comes.
 
-    A step returns one when another chunk's outcome may take precedence (a spec
-    problem elsewhere comes before a failed render here). It crosses processes
-    pickled, with the worker's traceback as a note (shown with --debug).
+    Sent for a step that raised; a step returns one itself when another chunk's
+    outcome may take precedence (a spec problem elsewhere comes before a failed
+    render here). It crosses processes pickled, with the worker's traceback as
+    a note (shown with --debug).
     """
 
     def __init__(self, error: Exception) -> None:
@@ -86,7 +87,7 @@ class Local:
 # (a tick frame carries its count in the length and has no payload). A step that yields
 # its results sends them as parts (pickled lists), then an end frame.
 _HEADER = struct.Struct("!cQ")
-_TICK, _RESULT, _FAILED, _PART, _END = b"t", b"r", b"x", b"p", b"e"
+_STEP, _TICK, _RESULT, _FAILED, _PART, _END = b"s", b"t", b"r", b"x", b"p", b"e"
 # Results per part: a part of a render from scratch is about 2 MB of file texts, so
 # neither side ever holds a whole worker's result pickled.
 _PART_ITEMS = 64
@@ -150,7 +151,7 @@ class Forked:
         command = pickle.dumps((step, arg), protocol=pickle.HIGHEST_PROTOCOL)
         for index, fd in enumerate(self._commands):
             try:
-                _write_frame(fd, _RESULT, command)
+                _write_frame(fd, _STEP, command)
             except BrokenPipeError:
                 raise WorkerError(self._death(index)) from None
 
@@ -192,30 +193,41 @@ class Forked:
         incoming = {fd: _Incoming(fd) for fd in self._results}
         parts: dict[int, list[Any]] = {fd: [] for fd in self._results}
         done: dict[int, tuple[bytes, Any]] = {}
-        while len(done) < len(incoming):
-            ready, _, _ = select.select([fd for fd in incoming if fd not in done], [], [])
-            for fd in ready:
-                try:
-                    frame = incoming[fd].read(progress)
-                except EOFError:
-                    raise WorkerError(self._death(self._results.index(fd))) from None
-                if frame is None:
-                    continue
-                kind, payload = frame
-                if kind == _END:
-                    done[fd] = (_RESULT, parts[fd])  # the worker's next frames belong to its next step
-                    continue
-                try:
-                    # Read now, so that at most one part or result is held pickled.
-                    value = pickle.loads(payload)
-                except Exception as e:
-                    pid = self.pids[self._results.index(fd)]
-                    raise WorkerError(f"the result of render worker {pid} cannot be read: {e}") from e
-                if kind == _PART:
-                    parts[fd].extend(value)
-                else:
-                    done[fd] = (kind, value)
+        with selectors.DefaultSelector() as selector:  # not select(): any number of workers
+            for fd in self._results:
+                selector.register(fd, selectors.EVENT_READ)
+            while len(done) < len(incoming):
+                for key, _ in selector.select():
+                    fd = int(key.fd)
+                    self._receive(fd, incoming[fd], parts[fd], done, progress)
+                    if fd in done:
+                        selector.unregister(fd)
         return [done[fd] for fd in self._results]
+
+    def _receive(
+        self, fd: int, incoming: _Incoming, parts: list[Any], done: dict[int, tuple[bytes, Any]], progress: Tick
+    ) -> None:
+        """One read from a worker; a complete result (or failure) goes into done."""
+        try:
+            frame = incoming.read(progress)
+        except EOFError:
+            raise WorkerError(self._death(self._results.index(fd))) from None
+        if frame is None:
+            return
+        kind, payload = frame
+        if kind == _END:
+            done[fd] = (_RESULT, parts)  # the worker's next frames belong to its next step
+            return
+        try:
+            # Read now, so that at most one part or result is held pickled.
+            value = pickle.loads(payload)
+        except Exception as e:
+            pid = self.pids[self._results.index(fd)]
+            raise WorkerError(f"the result of render worker {pid} cannot be read: {e}") from e
+        if kind == _PART:
+            parts.extend(value)
+        else:
+            done[fd] = (kind, value)
 
     def _death(self, index: int) -> str:
         pid = self.pids[index]
@@ -250,7 +262,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 class _Incoming:
-    """The frames coming from one worker, read as they arrive; a result straight into its own buffer."""
+    """The frames coming from one worker, read as they arrive, each payload straight into its own buffer."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -260,9 +272,9 @@ class _Incoming:
         self.filled = 0
 
     def read(self, progress: Tick) -> tuple[bytes, bytearray] | None:
-        """One read of what is there: the result frame once it is complete, else None.
+        """One read of what is there: the next frame other than a tick once it is complete, else None.
 
-        Never reads past the end of a result, which may be followed by the next step's frames.
+        Never reads past the end of a frame: the frames after it may belong to the next step.
         """
         if self.payload is None:
             chunk = os.read(self.fd, _HEADER.size - len(self.header))
