@@ -87,6 +87,7 @@ def test_render_from_scratch_then_check_give_the_same_files_and_output(template:
     checked_one, checked_many = _both(many, "check")
     assert checked_one[0] == 0, checked_one
     assert checked_many == checked_one
+    assert _gen("check", "--jobs", "40", "--root", str(many)) == checked_one  # 3 clusters a worker
     again = _both(many, "render", "--all")
     assert again[0] == again[1] == (0, f"{CLUSTERS} cluster(s) up to date\n", again[0][2])
 
