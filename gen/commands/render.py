@@ -44,8 +44,8 @@ def run(root: Path, names: Sequence[str], all_clusters: bool, out: Output, jobs:
         for w in warnings:
             out.warn(w)
         with writer.repo_lock(root):
+            writer.clean_leftovers(root / layout.OVERLAYS_DIR)  # before the comparison sees them
             rendered = rendering.finish()
-            writer.clean_leftovers(root / layout.OVERLAYS_DIR)
             dirs = {c.directory: c.overlay for c in rendered.kept if c.overlay is not None}
             report = writer.write_dirs(root, dirs)
             files = written_order({**rendered.files, **{rel: t for c in rendered.kept for rel, t in c.files.items()}})
