@@ -12,6 +12,8 @@ import click
 from gen.errors import EXIT_UNEXPECTED, GenError, UsageError
 from gen.output import Output
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 ROOT = click.option(
     "--root",
     type=click.Path(file_okay=False, path_type=Path),
@@ -19,7 +21,6 @@ ROOT = click.option(
     show_default=True,
     help="The fleet repository (holds clusters/ and overlays/).",
 )
-F = TypeVar("F", bound=Callable[..., Any])
 FORMAT = click.option(
     "--format",
     "fmt",
@@ -52,6 +53,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _jobs(what: str) -> Callable[[F], F]:
+    """The --jobs option: how many of `what` run at once."""
     return click.option(
         "--jobs", "-j", type=click.IntRange(min=1), default=None, help=f"Parallel {what} (default: one per core)."
     )

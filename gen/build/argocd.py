@@ -168,6 +168,7 @@ class Scope:
 
 
 def scope(clusters: Iterable[Cluster]) -> Scope:
+    """What the AppProject must allow for these specs."""
     repos: set[str] = set()
     pairs: set[tuple[str, str, str]] = set()
     for c in clusters:
@@ -180,6 +181,7 @@ def scope(clusters: Iterable[Cluster]) -> Scope:
 
 
 def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
+    """The fleet's AppProject for these specs (see `project`)."""
     return project(scope(clusters), fleet)
 
 
@@ -308,6 +310,7 @@ _SOURCE_FIELDS = (("repoURL", "repo_url"), ("targetRevision", "target_revision")
 
 
 def source(lc: LoadedCluster) -> Source:
+    """A loaded spec's `Source`."""
     argo = lc.cluster.spec.argocd
     where = {field: lc.positions.where(("spec", "argocd", field)) for field, _ in _SOURCE_FIELDS}
     return Source(lc.file, argo.repo_url, argo.target_revision, where)
