@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from gen.errors import EXIT_UNEXPECTED, GenError, UsageError
 from gen.output import Output
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 ROOT = click.option(
     "--root",
@@ -48,16 +52,31 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _jobs(what: str) -> Callable[[F], F]:
+    """The --jobs option: how many of `what` run at once."""
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(min=1), default=None, help=f"Parallel {what} (default: one per core)."
+    )
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--all", "all_clusters", is_flag=True, help="Every spec in clusters/, and remove orphaned overlays.")
+@_jobs("render processes")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="With --all, render every cluster, also those whose files are known to be current.",
+)
 @ROOT
 @FORMAT
-def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> None:
+def render(  # noqa: PLR0917 - one parameter per option, as click passes them
+    names: tuple[str, ...], all_clusters: bool, jobs: int | None, no_cache: bool, root: Path, fmt: str
+) -> None:
     """Render the overlays of NAMES (or --all) and write them."""
     from gen.commands import render as command
 
-    sys.exit(command.run(root, names, all_clusters, Output(fmt=fmt)))
+    sys.exit(command.run(root, names, all_clusters, Output(fmt=fmt), jobs=jobs, cached=not no_cache))
 
 
 @cli.command()
@@ -69,9 +88,7 @@ def render(names: tuple[str, ...], all_clusters: bool, root: Path, fmt: str) -> 
     show_default=True,
     help="Kubernetes version whose schemas the objects must pass.",
 )
-@click.option(
-    "--jobs", "-j", type=click.IntRange(min=1), default=None, help="Parallel kustomize builds (default: one per core)."
-)
+@_jobs("kustomize builds")
 @click.option(
     "--crds",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -156,13 +173,14 @@ def list_clusters(fmt: str, root: Path) -> None:
 
 
 @cli.command()
+@_jobs("render processes")
 @ROOT
 @FORMAT
-def check(root: Path, fmt: str) -> None:
+def check(jobs: int | None, root: Path, fmt: str) -> None:
     """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
     from gen.commands import check as command
 
-    sys.exit(command.run(root, Output(fmt=fmt)))
+    sys.exit(command.run(root, Output(fmt=fmt), jobs=jobs))
 
 
 @cli.command()

@@ -59,6 +59,11 @@ class SpecError(GenError):
     def lines(self) -> list[str]:
         return [str(p) for p in self.problems]
 
+    def __reduce__(self) -> tuple[type[SpecError], tuple[list[Problem]], dict[str, object]]:
+        # Pickled (from a render worker) by its problems: the default would rebuild it
+        # from its message, as if the message were the list of problems.
+        return (SpecError, (self.problems,), self.__dict__)
+
 
 class UsageError(GenError):
     """The command line asks for something that cannot be done."""

@@ -8,7 +8,7 @@ never committed) remembers, for each cluster rendered by the last full render:
 - the files rendered for it (its overlay directory, the overlay's files and its
   Argo CD Application), each with the size, mtime, ctime and inode it had once
   written;
-- its warnings and its `Reach` (what the AppProject must admit for it).
+- its warnings and its `Scope` (what the AppProject must admit for it).
 
 A cluster is reused, neither loaded nor rendered, only when gen's own code,
 `fleet.yaml` and `clusters/_defaults.yaml` are those of the last render, its
@@ -31,11 +31,12 @@ import marshal
 import os
 import struct
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
-from gen.build.argocd import Reach, application_file
+from gen.build.argocd import Scope, application_file
 from gen.defaults import DEFAULTS_FILE
 from gen.errors import Problem
 from gen.fleet import FLEET_FILE
@@ -53,7 +54,7 @@ class Entry:
     names: tuple[str, ...]  # the files of its overlay
     stats: bytes  # size, mtime, ctime and inode of each of `_paths`, packed
     warnings: tuple[Problem, ...]
-    reach: Reach
+    scope: Scope
 
 
 class RenderCache:
@@ -77,13 +78,13 @@ class RenderCache:
                     found[name] = entry
         return found
 
-    def save(self, rendered: dict[str, tuple[list[Problem], Reach]], reused: dict[str, Entry]) -> None:
-        """Record the clusters just rendered and written (name → warnings, reach) next to the reused ones.
+    def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Scope]], reused: Mapping[str, Entry]) -> None:
+        """Record the clusters just rendered and written (name → warnings, scope) next to the reused ones.
 
         Called under the repository lock, once every file is written.
         """
         entries = {n: e for n, e in reused.items() if n in self.specs}
-        for name, (warnings, reach) in rendered.items():
+        for name, (warnings, scope) in rendered.items():
             spec = self.specs.get(name)
             try:
                 names = tuple(sorted(os.listdir(self.root / overlay_dir(name))))
@@ -91,7 +92,7 @@ class RenderCache:
                 continue
             stats = _stats(self.root, _paths(name, names))
             if spec is not None and stats is not None:
-                entries[name] = Entry(spec, names, stats, tuple(warnings), reach)
+                entries[name] = Entry(spec, names, stats, tuple(warnings), scope)
         data = (_FORMAT, self.key, {n: _plain(e) for n, e in sorted(entries.items())})
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
@@ -171,10 +172,11 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
 def _plain(e: Entry) -> tuple[Any, ...]:
     warnings = [tuple(sys.intern(x) if isinstance(x, str) else x for x in astuple(w)) for w in e.warnings]
     names = tuple(sys.intern(n) for n in e.names)
-    destinations = tuple(tuple(sys.intern(x) for x in d) for d in e.reach.destinations)
-    return (e.spec, names, e.stats, warnings, sys.intern(e.reach.repo_url), destinations)
+    repos = frozenset(sys.intern(r) for r in e.scope.repos)
+    destinations = frozenset(tuple(sys.intern(x) for x in d) for d in e.scope.destinations)
+    return (e.spec, names, e.stats, warnings, repos, destinations)
 
 
 def _entry(t: tuple[Any, ...]) -> Entry:
-    spec, names, stats, warnings, repo_url, destinations = t
-    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), Reach(repo_url, destinations))
+    spec, names, stats, warnings, repos, destinations = t
+    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), Scope(repos, destinations))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from gen.loader import spec_files
-from gen.render import render
+from gen.render import Rendering
 from gen.render_cache import CACHE_NAME, open_cache
 from tests.conftest import snapshot, write_spec
 from tests.git_fixtures import gen, init
@@ -182,19 +182,24 @@ def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
         assert gen("render", "--all", "--root", str(repo)).exit_code == 0
         time.sleep(0.02)
     write_spec(repo, "c05", spec(5, port=4200))
-    again = render(repo, cache=open_cache(repo, spec_files(repo)))
-    assert [c.name for c in again.clusters] == ["c05"]
+    with Rendering(repo, None, lambda c: c.item.name, cached=True) as rendering:
+        rendering.load()
+        again = rendering.finish()
+    assert again.kept == ["c05"]
     assert len(again.reused) == 11
     assert [w.file for w in again.warnings] == [f"clusters/c{i:02d}.yaml" for i in (0, 3, 6, 9)]
 
 
 def test_a_file_edited_within_the_tick_of_the_last_render_is_not_trusted(repo: Path) -> None:
-    assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+    for _ in range(2):
+        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+        time.sleep(0.02)
     cache = open_cache(repo, spec_files(repo))
     assert cache is not None
+    assert len(cache.reusable()) == 12
     # As if every file had been written in the same clock tick as the cache.
     cache.stamp = 0
-    assert render(repo, cache=cache).reused == {}
+    assert cache.reusable() == {}
 
 
 def test_a_cache_that_does_not_read_means_a_full_render(repo: Path) -> None:
@@ -212,3 +217,13 @@ def test_no_cache_outside_git_or_without_fleet_yaml(repo: Path) -> None:
     assert open_cache(repo, spec_files(repo)) is None
     shutil.rmtree(repo / ".git")
     assert open_cache(repo, spec_files(repo)) is None
+
+
+def test_no_cache_renders_every_cluster_and_leaves_the_cache_alone(repo: Path) -> None:
+    assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+    cache = repo / ".git" / CACHE_NAME
+    before = cache.read_bytes()
+    time.sleep(0.02)
+    result = gen("render", "--all", "--no-cache", "--root", str(repo))
+    assert (result.exit_code, result.stdout) == (0, "12 cluster(s) up to date\n")
+    assert cache.read_bytes() == before

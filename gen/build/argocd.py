@@ -153,22 +153,39 @@ def _destination_key(server: str | None, name: str | None, namespace: str) -> tu
 
 
 @dataclass(frozen=True)
-class Reach:
-    """What the fleet's AppProject must admit for one cluster: its repository and destinations."""
+class Scope:
+    """The repositories and destinations of some specs: what the AppProject must allow for them.
 
-    repo_url: str
-    destinations: tuple[tuple[str, str, str], ...]  # (server or name, its value, namespace)
+    Plain data, merged by union, so that specs loaded apart (in worker processes)
+    give the same AppProject as all of them together.
+    """
+
+    repos: frozenset[str] = frozenset()
+    destinations: frozenset[tuple[str, str, str]] = frozenset()
+
+    def __or__(self, other: Scope) -> Scope:
+        return Scope(self.repos | other.repos, self.destinations | other.destinations)
 
 
-def reach(cluster: Cluster) -> Reach:
-    dest = cluster.spec.argocd.destination
-    pairs = [_destination_key(dest.server, dest.name, cluster.spec.namespace)]
-    if cluster.spec.grafana.enabled:
-        pairs.append(_destination_key(dest.server, dest.name, cluster.spec.grafana.namespace))
-    return Reach(cluster.spec.argocd.repo_url, tuple(pairs))
+def scope(clusters: Iterable[Cluster]) -> Scope:
+    """What the AppProject must allow for these specs."""
+    repos: set[str] = set()
+    pairs: set[tuple[str, str, str]] = set()
+    for c in clusters:
+        repos.add(c.spec.argocd.repo_url)
+        dest = c.spec.argocd.destination
+        pairs.add(_destination_key(dest.server, dest.name, c.spec.namespace))
+        if c.spec.grafana.enabled:
+            pairs.add(_destination_key(dest.server, dest.name, c.spec.grafana.namespace))
+    return Scope(frozenset(repos), frozenset(pairs))
 
 
-def app_project(clusters: Iterable[Cluster | Reach], fleet: Fleet) -> dict[str, Any]:
+def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
+    """The fleet's AppProject for these specs (see `project`)."""
+    return project(scope(clusters), fleet)
+
+
+def project(allowed: Scope, fleet: Fleet) -> dict[str, Any]:
     """The fleet's least-privilege AppProject.
 
     Destinations are every (cluster, namespace) pair the specs deploy to (the stack
@@ -176,10 +193,8 @@ def app_project(clusters: Iterable[Cluster | Reach], fleet: Fleet) -> dict[str, 
     specs and not only those already in this project: moving a cluster into it is
     then a one-line change to its spec.
     """
-    reaches = [c if isinstance(c, Reach) else reach(c) for c in clusters]
-    repos = {fleet.repo_url, *(r.repo_url for r in reaches)}
-    pairs = {pair for r in reaches for pair in r.destinations}
-    destinations = [{field: value, "namespace": ns} for field, value, ns in sorted(pairs)]
+    repos = {fleet.repo_url, *allowed.repos}
+    destinations = [{field: value, "namespace": ns} for field, value, ns in sorted(allowed.destinations)]
     return {
         "apiVersion": API_VERSION,
         "kind": "AppProject",
@@ -263,26 +278,53 @@ def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
     return [project, root]
 
 
-def documents(
-    clusters: Sequence[Cluster], fleet: Fleet, unchanged: Sequence[Reach] = ()
-) -> dict[str, list[dict[str, Any]]]:
+def documents(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
     """Every Argo CD file gen renders, by path relative to the repository root, sorted.
 
     The cluster Applications are exactly one per given cluster: a spec that is gone
-    renders no file, so `gen check` reports its old file as an orphan. Clusters whose
-    Applications need no render still count towards the AppProject: `unchanged`.
+    renders no file, so `gen check` reports its old file as an orphan.
     """
     out: dict[str, list[dict[str, Any]]] = {
         BOOTSTRAP_FILE: bootstrap(fleet),
-        PROJECT_FILE: [app_project([*clusters, *unchanged], fleet)],
+        PROJECT_FILE: [app_project(clusters, fleet)],
     }
     for c in clusters:
         out[application_file(c.name)] = [application(c, fleet)]
     return dict(sorted(out.items()))
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where one spec says its overlay is read from, and where in the file it says so.
+
+    Plain data: what `resolve_fleet` compares across the specs when there is no fleet.yaml.
+    """
+
+    file: str
+    repo_url: str
+    target_revision: str
+    where: dict[str, tuple[int, int]]  # spec.argocd field name → (line, column)
+
+
+_SOURCE_FIELDS = (("repoURL", "repo_url"), ("targetRevision", "target_revision"))
+
+
+def source(lc: LoadedCluster) -> Source:
+    """A loaded spec's `Source`."""
+    argo = lc.cluster.spec.argocd
+    where = {field: lc.positions.where(("spec", "argocd", field)) for field, _ in _SOURCE_FIELDS}
+    return Source(lc.file, argo.repo_url, argo.target_revision, where)
+
+
 def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fleet:
-    """The fleet setting: fleet.yaml when present, else derived from the specs.
+    """The fleet setting: fleet.yaml when present, else derived from the specs (see `resolve_sources`)."""
+    if fleet is not None:
+        return fleet
+    return resolve_sources(None, [source(lc) for lc in clusters])
+
+
+def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
+    """The fleet setting: fleet.yaml when present, else derived from the specs' sources.
 
     Without fleet.yaml, the bootstrap reads from the repository and revision the
     cluster specs name, which is only well defined when they all name the same
@@ -291,22 +333,22 @@ def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fle
     """
     if fleet is not None:
         return fleet
-    if not clusters:
+    if not sources:
         raise UsageError(
             f"no {FLEET_FILE} and no cluster specs: write {FLEET_FILE} with "
             "spec.repoURL so the Argo CD bootstrap knows where the fleet lives"
         )
-    first = clusters[0]
+    first = sources[0]
     problems = []
-    for field, attr in (("repoURL", "repo_url"), ("targetRevision", "target_revision")):
-        want = getattr(first.cluster.spec.argocd, attr)
-        for lc in clusters[1:]:
-            got = getattr(lc.cluster.spec.argocd, attr)
+    for field, attr in _SOURCE_FIELDS:
+        want = getattr(first, attr)
+        for other in sources[1:]:
+            got = getattr(other, attr)
             if got != want:
-                line, col = lc.positions.where(("spec", "argocd", field))
+                line, col = other.where[field]
                 problems.append(
                     Problem(
-                        lc.file,
+                        other.file,
                         line,
                         col,
                         f"spec.argocd.{field}",
@@ -317,5 +359,9 @@ def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fle
                 )
     if problems:
         raise SpecError(problems)
-    argo = first.cluster.spec.argocd
-    return Fleet(repo_url=argo.repo_url, target_revision=argo.target_revision)
+    return derived_fleet(first)
+
+
+def derived_fleet(first: Source) -> Fleet:
+    """The setting derived from the first spec, once all are known to agree with it."""
+    return Fleet(repo_url=first.repo_url, target_revision=first.target_revision)

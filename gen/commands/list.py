@@ -39,7 +39,7 @@ def rows(root: Path) -> list[dict[str, Any]]:
                 "namespace": spec.namespace,
             }
         )
-    ours, foreign = orphan_overlays(root, rendered.names)
+    ours, foreign = orphan_overlays(root, [c.name for c in rendered.clusters])
     for rel in ours + foreign:
         out.append(
             {
