@@ -106,6 +106,48 @@ def gen(root: Path, *args: str) -> Run:
     return Run(wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, maxrss_kib / 1024, proc.stdout)
 
 
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+    except (OSError, StopIteration):
+        return 0
+
+
+def tree_peak_mib(root: Path, *args: str) -> float:
+    """Peak memory of gen and its worker processes together, sampled every few milliseconds.
+
+    PSS, not RSS: the workers are forked and share their parent's pages, which a
+    sum of RSS would count once per process.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gen", *args, "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=ENV,
+    )
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, sum(_pss_kib(p) for p in _tree(proc.pid)))
+        time.sleep(0.005)
+    return peak / 1024
+
+
 def median(runs: list[Run]) -> Run:
     runs = sorted(runs, key=lambda r: r.wall)
     pick = runs[len(runs) // 2]
@@ -170,6 +212,11 @@ def main() -> None:
             (f"`gen render NAME` after its spec changed, one of {n}", r, f"{files_written(r.stdout)} files written")
         )
 
+        fresh = Path(tmp) / "memory"
+        make_fleet(fresh, n)
+        scratch_mib = tree_peak_mib(fresh, "render", "--all")
+        check_mib = tree_peak_mib(fresh, "check")
+
         vroot = Path(tmp) / "validate"
         make_fleet(vroot, args.validate_clusters)
         gen(vroot, "render", "--all")
@@ -191,6 +238,10 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---|")
     for name, run, note in rows:
         print(f"| {name} | {run.wall:.2f} | {run.user:.2f} | {run.sys:.2f} | {run.maxrss_mib:.0f} | {note} |")
+    print(
+        f"\nPeak MiB above is the largest single process. All processes together (PSS, sampled): "
+        f"`render --all` from scratch {scratch_mib:.0f} MiB, `check` {check_mib:.0f} MiB."
+    )
 
 
 if __name__ == "__main__":
