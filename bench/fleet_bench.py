@@ -186,12 +186,16 @@ def main() -> None:
         r = median([gen(root, "check") for _ in range(args.repeat)])
         rows.append((f"`gen check`, {n} clusters, in sync", r, ""))
 
-        one = []
-        for k in range(args.repeat):
-            path = root / "clusters" / "lab-0007.yaml"
-            path.write_text(re.sub(r"dc: dc\d+", f"dc: dc{10 + k}", path.read_text()))
-            one.append(gen(root, "render", "--all"))
-        r = median(one)
+        def after_edit(name: str, first_dc: int, *command: str) -> Run:
+            """Median of runs of a command, each after a one-line change to the spec of `name`."""
+            runs = []
+            for k in range(args.repeat):
+                path = root / "clusters" / f"{name}.yaml"
+                path.write_text(re.sub(r"dc: dc\d+", f"dc: dc{first_dc + k}", path.read_text()))
+                runs.append(gen(root, *command))
+            return median(runs)
+
+        r = after_edit("lab-0007", 10, "render", "--all")
         rows.append(
             (f"`gen render --all` after one spec changed, {n} clusters", r, f"{files_written(r.stdout)} files written")
         )
@@ -202,12 +206,7 @@ def main() -> None:
         r = median([gen(root, "render", "lab-0042") for _ in range(args.repeat)])
         rows.append((f"`gen render NAME`, one cluster of {n}, cold process", r, ""))
 
-        edited = []
-        for k in range(args.repeat):
-            path = root / "clusters" / "lab-0042.yaml"
-            path.write_text(re.sub(r"dc: dc\d+", f"dc: dc{20 + k}", path.read_text()))
-            edited.append(gen(root, "render", "lab-0042"))
-        r = median(edited)
+        r = after_edit("lab-0042", 20, "render", "lab-0042")
         rows.append(
             (f"`gen render NAME` after its spec changed, one of {n}", r, f"{files_written(r.stdout)} files written")
         )
