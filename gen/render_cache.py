@@ -10,8 +10,9 @@ never committed) remembers, for each cluster rendered by the last full render:
   written;
 - its warnings and its `Scope` (what the AppProject must admit for it).
 
-A cluster is reused, neither loaded nor rendered, only when gen's own code,
-`fleet.yaml` and `clusters/_defaults.yaml` are those of the last render, its
+A cluster is reused, neither loaded nor rendered, only when gen's own code (and
+the YAML library it emits with), `fleet.yaml` and `clusters/_defaults.yaml`
+are those of the last render, its
 spec has the same bytes, and each of its files still has the same stat. An
 edit of a file changes its mtime and ctime, and ctime cannot be set back. A
 file whose times are not older than the cache itself could have been changed in
@@ -36,6 +37,7 @@ from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
+from gen import yamlio
 from gen.build.argocd import Scope, application_file
 from gen.defaults import DEFAULTS_FILE
 from gen.errors import Problem
@@ -129,7 +131,7 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
 def _key(root: Path) -> bytes:
     """Everything besides its spec that a cluster's files depend on."""
     h = hashlib.blake2b(digest_size=16)
-    h.update(f"{_FORMAT} {sys.version} {sys.implementation.cache_tag}\0".encode())
+    h.update(f"{_FORMAT} {sys.version} {yamlio.library_identity()}\0".encode())
     package = Path(__file__).resolve().parent
     for path in sorted(package.rglob("*.py")):
         st = path.stat()

@@ -60,6 +60,15 @@ class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this modul
         self.line, self.col, self.message = line, col, message
 
 
+def library_identity() -> str:
+    """Which ruamel.yaml and libyaml build gen parses and emits with: another one may emit other bytes."""
+    import _ruamel_yaml  # type: ignore[import-not-found]
+    import ruamel.yaml
+
+    st = os.stat(_ruamel_yaml.__file__)
+    return f"ruamel.yaml {ruamel.yaml.__version__}, {_ruamel_yaml.__file__} {st.st_size} {st.st_mtime_ns}"
+
+
 def _parse(text: str) -> Iterator[Any]:
     """The events of a YAML text from libyaml's parser (ruamel.yaml.clib), without ruamel's wrapper."""
     from ruamel.yaml.cyaml import CParser  # type: ignore[attr-defined]
