@@ -86,6 +86,8 @@ class RenderCache:
         Called under the repository lock, once every file is written.
         """
         entries = {n: e for n, e in reused.items() if n in self.specs}
+        if not rendered and entries.keys() == self.entries.keys():
+            return  # the cache says it all already: a render with nothing to do writes no file
         for name, (warnings, scope) in rendered.items():
             spec = self.specs.get(name)
             try:

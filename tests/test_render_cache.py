@@ -227,3 +227,12 @@ def test_no_cache_renders_every_cluster_and_leaves_the_cache_alone(repo: Path) -
     result = gen("render", "--all", "--no-cache", "--root", str(repo))
     assert (result.exit_code, result.stdout) == (0, "12 cluster(s) up to date\n")
     assert cache.read_bytes() == before
+
+
+def test_a_render_with_nothing_to_do_writes_no_file_at_all(repo: Path) -> None:
+    for _ in range(2):
+        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+        time.sleep(0.02)
+    before = {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()}
+    assert gen("render", "--all", "--root", str(repo)).stdout == "12 cluster(s) up to date\n"
+    assert {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()} == before
