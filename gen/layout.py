@@ -1,7 +1,8 @@
 """Decide the files of each overlay: spec in, `{path: text}` out (paths relative to the repo root).
 
-`render`, `check` and `diff` all go through `render_cluster`, so what is
-written, what is compared and what is reviewed can never disagree.
+`render`, `check` and `list` all go through `render_cluster`, so what is
+written and what is compared can never disagree; `diff` reviews the files
+they committed.
 """
 
 from __future__ import annotations
