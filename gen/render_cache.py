@@ -33,7 +33,7 @@ import os
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,7 @@ class RenderCache:
         self.specs = specs  # cluster name → digest of its spec, read now
         self.entries: dict[str, Entry] = {}
         self.stamp = 0  # the cache file's mtime: files not older than it are not trusted
+        self._stored: dict[str, tuple[Any, ...]] = {}  # each entry as read, to store again unchanged
 
     def reusable(self) -> dict[str, Entry]:
         """The clusters whose files are known to be what a render would write, by name."""
@@ -97,7 +98,8 @@ class RenderCache:
             stats = _stats(self.root, _paths(name, names))
             if spec is not None and stats is not None:
                 entries[name] = Entry(spec, names, stats, tuple(warnings), scope)
-        data = (_FORMAT, self.key, {n: _plain(e) for n, e in sorted(entries.items())})
+        plain = {n: self._stored[n] if reused.get(n) is e else _plain(e) for n, e in entries.items()}
+        data = (_FORMAT, self.key, dict(sorted(plain.items())))
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             tmp.write_bytes(marshal.dumps(data))
@@ -125,6 +127,7 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
         if fmt == _FORMAT and stored_key == key:
             cache.entries = {n: _entry(e) for n, e in entries.items()}
             cache.stamp = stamp
+            cache._stored = entries
     except (OSError, EOFError, ValueError, TypeError):
         pass  # no cache yet, or one this gen cannot read: a full render
     return cache
@@ -174,7 +177,7 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
 # marshal stores only plain data, and loading it runs no code. Repeated strings are
 # interned so that it stores each once.
 def _plain(e: Entry) -> tuple[Any, ...]:
-    warnings = [tuple(sys.intern(x) if isinstance(x, str) else x for x in astuple(w)) for w in e.warnings]
+    warnings = [(sys.intern(w.file), w.line, w.col, sys.intern(w.field), sys.intern(w.message)) for w in e.warnings]
     names = tuple(sys.intern(n) for n in e.names)
     repos = frozenset(sys.intern(r) for r in e.scope.repos)
     destinations = frozenset(tuple(sys.intern(x) for x in d) for d in e.scope.destinations)
