@@ -329,7 +329,7 @@ def _chunks(names: Sequence[str], count: int) -> list[list[str]]:
 
 def default_jobs(jobs: int | None) -> int:
     """The number of worker processes for --jobs: one per core unless given."""
-    return jobs or os.cpu_count() or 1
+    return jobs or workers.cores()
 
 
 def argo_text(rel: str, docs: list[Any]) -> str:

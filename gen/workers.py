@@ -37,6 +37,18 @@ from typing import Any
 Tick = Callable[[int], None]  # n more clusters of the step are done
 
 
+def cores() -> int:
+    """The cores this process may run on: the default number of parallel jobs.
+
+    The affinity mask, not the machine's count: a container or `taskset` may
+    allow fewer cores than the machine has.
+    """
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 class WorkerError(RuntimeError):
     """A worker process died, or sent back what cannot be read: a bug, never a user error."""
 

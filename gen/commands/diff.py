@@ -35,6 +35,7 @@ from gen.errors import EXIT_OK, GenError, ToolError
 from gen.fleet import FLEET_FILE
 from gen.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
 from gen.output import Output
+from gen.workers import cores
 
 BASE_DIR = "base"
 # What a fleet's built manifests depend on; nothing else is read at REF.
@@ -157,7 +158,7 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
     cmd = kustomize.command() if todo else []
     jobs = [(side, n) for n in todo for side in (old, new)]
-    with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1) or 1) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
         built = dict(zip(jobs, pool.map(lambda j: j[0].build(j[1], cmd), jobs), strict=True))
 
     sections = []

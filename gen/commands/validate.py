@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +11,7 @@ from gen import argo_checks, kustomize, layout, secrets_scan, yamlio
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.loader import load_clusters, spec_files
 from gen.output import Output
+from gen.workers import cores
 
 
 def run(
@@ -51,7 +51,7 @@ def run(
             bar.advance()
 
     try:
-        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=jobs or cores()) as pool:
             results = list(pool.map(counted, chosen))
     finally:
         bar.close()
