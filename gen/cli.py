@@ -55,7 +55,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def _jobs(what: str) -> Callable[[F], F]:
     """The --jobs option: how many of `what` run at once."""
     return click.option(
-        "--jobs", "-j", type=click.IntRange(min=1), default=None, help=f"Parallel {what} (default: one per usable core)."
+        "--jobs",
+        "-j",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Parallel {what} (default: one per usable core).",
     )
 
 
