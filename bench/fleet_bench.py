@@ -1,7 +1,11 @@
 """Fleet-scale benchmark of gen: generates N varied cluster specs in a temporary repository and times
 the commands users run. Not a test: it prints a table (Markdown) for the README.
 
-    python bench/fleet_bench.py [--clusters 1000] [--validate-clusters 100] [--repeat 3]
+    python bench/fleet_bench.py [--clusters 1000] [--validate-clusters 100] [--repeat 3] [--kapitan]
+
+With --kapitan, Kapitan 0.36.3 (installed once into its own virtual environment
+under ~/.cache/gen-bench) compiles a comparable stack for the same fleet from
+the Jinja templates in bench/kapitan/, so both tools are measured in one run.
 
 User and system CPU are reported apart: creating a file costs about a millisecond of
 kernel time on some machines, so from-scratch wall time is ruled by the file system.
@@ -89,19 +93,20 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 def gen(root: Path, *args: str) -> Run:
     """Run gen in a fresh process and measure that child alone."""
+    return measure([sys.executable, "-m", "gen", *args, "--root", str(root)])
+
+
+def measure(argv: list[str], cwd: Path | None = None) -> Run:
+    """Run a command in a fresh process and measure that child (and its children) alone."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "gen", *args, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=ENV,
+        ["/usr/bin/time", "-f", "%M", *argv], capture_output=True, text=True, check=False, env=ENV, cwd=cwd
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"gen {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr}")
     maxrss_kib = int(proc.stderr.strip().splitlines()[-1])
     return Run(wall, after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime, maxrss_kib / 1024, proc.stdout)
 
@@ -148,6 +153,59 @@ def tree_peak_mib(root: Path, *args: str) -> float:
     return peak / 1024
 
 
+KAPITAN = "0.36.3"
+
+
+def kapitan_bin() -> Path:
+    """The kapitan command of its own virtual environment, installed on first use."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gen-bench" / f"kapitan-{KAPITAN}"
+    exe = cache / "bin" / "kapitan"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(cache)], check=True)
+        subprocess.run([str(cache / "bin" / "pip"), "install", "-q", f"kapitan=={KAPITAN}"], check=True)
+    return exe
+
+
+def target(i: int) -> str:
+    """The Kapitan target for cluster i, with the values `spec(i)` gives gen."""
+    server = f"  server:\n    port: {4040 + i % 50}\n    retention: {24 * (1 + i % 14)}h\n" if i % 3 == 0 else ""
+    ebpf = f"  ebpf:\n    sample_rate: {19 + i % 80}\n" if i % 5 == 0 else ""
+    return f"""classes:
+  - stack
+parameters:
+  kapitan:
+    vars:
+      target: lab-{i:04d}
+  cluster: lab-{i:04d}
+  namespace: profiling-{i % 10}
+  address: 10.{i // 250}.{i % 250}.10
+{server}{ebpf}"""
+
+
+def make_inventory(root: Path, n: int) -> None:
+    shutil.copytree(PROJECT / "bench" / "kapitan" / "templates", root / "templates")
+    shutil.copytree(PROJECT / "bench" / "kapitan" / "classes", root / "inventory" / "classes")
+    (root / "inventory" / "targets").mkdir(parents=True)
+    for i in range(n):
+        (root / "inventory" / "targets" / f"lab-{i:04d}.yml").write_text(target(i))
+
+
+def kapitan_rows(tmp: Path, n: int, repeat: int) -> list[tuple[str, Run, str]]:
+    exe = kapitan_bin()
+    root = tmp / "kapitan"
+    make_inventory(root, n)
+    scratch = []
+    for _ in range(repeat):
+        shutil.rmtree(root / "compiled", ignore_errors=True)
+        scratch.append(measure([str(exe), "compile"], cwd=root))
+    files = sum(1 for p in (root / "compiled").rglob("*") if p.is_file())
+    one = median([measure([str(exe), "compile", "-t", "lab-0042"], cwd=root) for _ in range(repeat)])
+    return [
+        (f"Kapitan {KAPITAN} `compile`, {n} targets, from scratch", median(scratch), f"{files} files"),
+        (f"Kapitan {KAPITAN} `compile -t`, one target of {n}", one, ""),
+    ]
+
+
 def median(runs: list[Run]) -> Run:
     runs = sorted(runs, key=lambda r: r.wall)
     pick = runs[len(runs) // 2]
@@ -169,6 +227,7 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, default=1000)
     parser.add_argument("--validate-clusters", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kapitan", action="store_true", help="Also time Kapitan on a comparable stack.")
     args = parser.parse_args()
     n, rows = args.clusters, []
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(PROJECT / "gen")], check=True, env=ENV)
@@ -210,6 +269,9 @@ def main() -> None:
         rows.append(
             (f"`gen render NAME` after its spec changed, one of {n}", r, f"{files_written(r.stdout)} files written")
         )
+
+        if args.kapitan:
+            rows += kapitan_rows(Path(tmp), n, args.repeat)
 
         fresh = Path(tmp) / "memory"
         make_fleet(fresh, n)
