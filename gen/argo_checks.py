@@ -92,6 +92,8 @@ class _Source(Model):
 
 
 class _Destination(Model):
+    """Where an Application deploys, or where an AppProject lets one deploy."""
+
     server: str | None = None
     name: str | None = None
     namespace: Namespace
@@ -145,22 +147,11 @@ class _ResourceKind(Model):
     kind: Annotated[str, Pattern(r"^[A-Z][A-Za-z0-9]*$")]
 
 
-class _ProjectDestination(Model):
-    server: str | None = None
-    name: str | None = None
-    namespace: Namespace
-
-    @after
-    def _one(self) -> None:
-        if (self.server is None) == (self.name is None):
-            raise ValueError("give exactly one of server or name")
-
-
 class _AppProjectSpec(Model):
     description: str
     # Git URLs only: a wildcard would defeat the point of a least-privilege project.
     source_repos: Annotated[list[GitURL], Length(min=1)]
-    destinations: list[_ProjectDestination]
+    destinations: list[_Destination]
     cluster_resource_whitelist: list[_ResourceKind]
     namespace_resource_whitelist: Annotated[list[_ResourceKind], Length(min=1)]
 
