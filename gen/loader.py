@@ -7,7 +7,7 @@ Every problem in every file is collected and reported together as
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -86,9 +86,14 @@ def spec_files(root: Path) -> dict[str, Path]:
     return dict(sorted(found.items()))
 
 
-def load_clusters(root: Path, names: Iterable[str] | None = None) -> list[LoadedCluster]:
-    """Load and validate the named clusters (all when None); raise one SpecError for all problems."""
-    files = spec_files(root)
+def load_clusters(
+    root: Path, names: Iterable[str] | None = None, files: Mapping[str, Path] | None = None
+) -> list[LoadedCluster]:
+    """Load and validate the named clusters (all when None); raise one SpecError for all problems.
+
+    `files`: the `spec_files` of root, when the caller has listed them already.
+    """
+    files = spec_files(root) if files is None else files
     if names is None:
         chosen = list(files)
     else:

@@ -160,9 +160,10 @@ class Rendering(Generic[T]):
         unknown = [n for n in self.names if n not in files]
         if unknown:
             # Refused by load_clusters before it reads any spec, in its own words.
-            load_clusters(root, unknown)
+            load_clusters(root, unknown, files)
         # With `cached` (a full render only), the clusters whose files are current are left out.
         self.cache: RenderCache | None = open_cache(root, files) if cached and self.every else None
+        self._files = files
         self.reused: dict[str, Entry] = self.cache.reusable() if self.cache is not None else {}
         self.names = [n for n in self.names if n not in self.reused]
         self.facts: dict[str, tuple[list[Problem], argocd.Scope]] = {}  # of each cluster rendered
@@ -193,7 +194,7 @@ class Rendering(Generic[T]):
         """Load, validate and render each cluster's overlay (progress: once per cluster); the warnings."""
         given = self.fleet
         chunks = _chunks(self.names, self.jobs if len(self.names) >= PARALLEL_MIN_CLUSTERS else 1)
-        sessions = [_Chunk(self.root, chunk, self.keep, given) for chunk in chunks]
+        sessions = [_Chunk(self.root, {n: self._files[n] for n in chunk}, self.keep, given) for chunk in chunks]
         self._pool = workers.Local(sessions)
         # When no more processes are allowed, the same chunks run one after the other here.
         if len(sessions) > 1:
@@ -277,14 +278,14 @@ class _Chunk(Generic[T]):
     step needs (the loaded specs, the rendered overlays) stays here.
     """
 
-    def __init__(self, root: Path, names: list[str], keep: Keep[T], fleet: Fleet | None) -> None:
-        self.root, self.names, self.keep, self.fleet = root, names, keep, fleet
+    def __init__(self, root: Path, files: dict[str, Path], keep: Keep[T], fleet: Fleet | None) -> None:
+        self.root, self.files, self.keep, self.fleet = root, files, keep, fleet
         self.loaded: list[LoadedCluster] = []
         self.overlays: list[dict[str, str]] = []
 
     def load(self, _arg: None, tick: workers.Tick) -> _Loaded:
         try:
-            self.loaded = load_clusters(self.root, self.names)
+            self.loaded = load_clusters(self.root, list(self.files), self.files)
         except SpecError as e:
             return _Loaded(problems=e.problems)
         # Without fleet.yaml, the setting comes from the specs, which must agree.

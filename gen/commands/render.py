@@ -38,7 +38,7 @@ def run(
     # Each cluster is compared with the disk where it was rendered (in a worker), under
     # the lock: only what differs comes back to be written.
     keep = partial(unwritten, root)
-    with Rendering(root, chosen, keep, jobs=default_jobs(jobs), cached=cached and all_clusters) as rendering:
+    with Rendering(root, chosen, keep, jobs=default_jobs(jobs), cached=cached) as rendering:
         bar = out.progress(len(rendering.names), "rendering")
         try:
             warnings = rendering.load(bar.advance)
