@@ -341,6 +341,16 @@ def test_the_progress_bar_advances_in_the_parent_as_workers_finish_clusters(
     assert bar.endswith(f"\rrendering [{'#' * 30}] {CLUSTERS}/{CLUSTERS}")
 
 
+def test_check_shows_its_progress_on_a_terminal_and_clears_it(template: Path, tmp_path: Path) -> None:
+    root = _copy(template, tmp_path, "fleet")
+    assert _gen("render", "--all", "--root", str(root))[0] == 0
+    err = _Terminal()
+    assert check_command.run(root, Output(out=StringIO(), err=err), jobs=int(JOBS)) == 0
+    bar, rest = err.getvalue().split("\r\x1b[2K", 1)
+    assert bar.endswith(f"\rchecking [{'#' * 30}] {CLUSTERS}/{CLUSTERS}")
+    assert rest.endswith("in sync with the specs\n")
+
+
 def test_chunks_are_contiguous_and_even() -> None:
     names = [f"c{i}" for i in range(10)]
     chunks = render_module._chunks(names, 3)

@@ -35,7 +35,7 @@ from gen.errors import EXIT_FINDINGS, EXIT_OK
 from gen.fleet import FLEET_FILE
 from gen.loader import CLUSTERS_DIR
 from gen.output import Output
-from gen.render import ClusterFiles, Kept, default_jobs, orphan_files, orphan_overlays, render_kept
+from gen.render import ClusterFiles, Kept, Rendering, default_jobs, orphan_files, orphan_overlays
 
 RENDER_ALL = "gen render --all"
 
@@ -53,7 +53,14 @@ class Drift:
 
 
 def run(root: Path, out: Output, jobs: int | None = None) -> int:
-    rendered = render_kept(root, None, partial(cluster_drift, root), jobs=default_jobs(jobs))
+    keep = partial(cluster_drift, root)
+    with Rendering(root, None, keep, jobs=default_jobs(jobs), pause=False) as rendering:
+        bar = out.progress(len(rendering.names), "checking")
+        try:
+            rendering.load(bar.advance)
+        finally:
+            bar.close()
+        rendered = rendering.finish()
     # Each folder is scanned once: gen's orphans are drift, the others notes.
     ours, foreign = orphan_overlays(root, rendered.names)
     stale, alien = orphan_files(root, rendered.argo_files())
