@@ -56,6 +56,7 @@ kind: Cluster
 metadata:
   name: lab-{i:04d}
 spec:
+  platform: kubernetes
   namespace: profiling-{i % 10}
   controlNode:
     address: 10.{i // 250}.{i % 250}.10
@@ -177,6 +178,7 @@ parameters:
     vars:
       target: lab-{i:04d}
   cluster: lab-{i:04d}
+  platform: kubernetes
   namespace: profiling-{i % 10}
   address: 10.{i // 250}.{i % 250}.10
 {server}{ebpf}"""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gen import layout
 from gen.build import cassandra
 from gen.build.argocd import RESOURCES_FINALIZER
 from gen.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
@@ -107,7 +108,10 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
     for change in comparison.changes:
         kind = change.key.kind
         template = _template_path(kind)
-        if change.status == "changed" and kind in WORKLOAD_KINDS and any(_touches(f, template) for f in change.fields):
+        # The config checksum changes with its ConfigMap, which is named as the reason instead.
+        checksum = (*template, "metadata", "annotations", layout.CHECKSUM_ANNOTATION)
+        touched = [f for f in change.fields if _touches(f, template) and not _touches(f, checksum)]
+        if change.status == "changed" and kind in WORKLOAD_KINDS and touched:
             out.setdefault(change.key.short(), []).append("the pod template changes")
         if change.status != "changed" or kind not in HASHED_KINDS:
             continue
@@ -121,9 +125,23 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
             for w in users:
                 out.setdefault(_short(w), []).append(f"{kind} {change.key.name} hash changes")
         else:
-            # Without a hash suffix nothing tells the pods that their config changed.
-            notes.add(f"{names} do not restart by themselves: the {kind} name has no hash suffix", change)
+            # A pod template that carries the config's checksum changes with it, and its pods roll;
+            # without one (nor a hash suffix) nothing tells the pods that their config changed.
+            rolled = [w for w in users if _carries_checksum(w)]
+            for w in rolled:
+                out.setdefault(_short(w), []).append(f"{kind} {change.key.name} changes")
+            unaware = ", ".join(_short(w) for w in users if w not in rolled)
+            if unaware:
+                notes.add(f"{unaware} do not restart by themselves: the {kind} name has no hash suffix", change)
     return out
+
+
+def _carries_checksum(workload: Mapping[str, Any]) -> bool:
+    template: Any = workload
+    for key in _template_path(str(workload.get("kind"))):
+        template = (template or {}).get(key)
+    annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
+    return layout.CHECKSUM_ANNOTATION in annotations
 
 
 def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None:

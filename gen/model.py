@@ -104,6 +104,14 @@ class Before:
     func: Callable[[Any], Any]
 
 
+class FieldError(ValueError):
+    """Raised by a whole-model check to blame one field (`loc`, relative to the model) rather than the model."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
 def after(method: Callable[[M], None]) -> Callable[[M], None]:
     """Mark a model method as a whole-model check, run once every field is valid; it raises ValueError."""
     method.__dict__["_gen_after"] = True
@@ -247,6 +255,9 @@ class _Compiled:
         for check in self.checks:
             try:
                 check(obj)
+            except FieldError as e:
+                issues.append(Issue((*loc, *e.loc), "invalid", str(e)))
+                return _FAIL
             except ValueError as e:
                 issues.append(Issue(loc, "invalid", str(e)))
                 return _FAIL

@@ -13,7 +13,7 @@ from dataclasses import field
 from typing import Annotated, Literal
 
 from gen import units
-from gen.model import Alias, Before, Check, Length, Model, Pattern, Range, after
+from gen.model import Alias, Before, Check, FieldError, Length, Model, Pattern, Range, after
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
@@ -248,11 +248,24 @@ def major_of(image: str) -> int:
     return major
 
 
+def server_host_ports(server: Server) -> dict[str, int]:
+    """The node ports the server pod binds, by the spec field that sets each.
+
+    On the host network every listener is a node port; on the pod network only the
+    HTTP port is (a hostPort).
+    """
+    if not server.host_network:
+        return {"port": server.port}
+    return {"port": server.port}
+
+
 class Ebpf(Model):
     enabled: bool = True
     image: Image = "grafana/alloy:v1.18.1"
     sample_rate: Annotated[int, Range(ge=1, le=1000)] = 97
     collect_interval: GoDuration = "15s"
+    # Alloy's own default is none, which leaves C++ frames mangled.
+    demangle: Literal["none", "simplified", "templates", "full"] = "full"
     privileged: bool = True
 
     @property
@@ -261,7 +274,8 @@ class Ebpf(Model):
 
 
 class Grafana(Model):
-    enabled: bool = True
+    # None: the platform's default (see ClusterSpec), settled when the spec is validated.
+    enabled: bool | None = None
     namespace: Namespace = "monitoring"
     datasource_name: Annotated[str, Length(min=1, max=190)] = "Pyroscope"
     datasource_uid: Annotated[
@@ -353,19 +367,83 @@ Revision = Annotated[str, Length(min=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$
 class ArgoCD(Model):
     repo_url: Annotated[GitURL, Alias("repoURL")]
     target_revision: Revision = "main"
-    project: Name = "default"
+    # None: the fleet's own least-privilege AppProject (fleet.yaml's project).
+    project: Name | None = None
     destination: Destination
     automated: bool = True
 
 
+Platform = Literal["easy-db-lab", "kubernetes"]
+# Where the stack runs when the spec does not say. easy-db-lab keeps its profiling
+# objects in `default`, and the stack takes them over in place, so only that one fits there.
+PLATFORM_NAMESPACE = {"easy-db-lab": "default", "kubernetes": "profiling"}
+# Namespaces whose admission a privileged Pod Security label would weaken for everything else in them.
+SHARED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+
+def _settle(obj: Model, attr: str, value: object) -> None:
+    """Fill a platform-dependent default into a validated (frozen) model."""
+    object.__setattr__(obj, attr, value)
+
+
 class ClusterSpec(Model):
-    namespace: Namespace = "profiling"
+    platform: Platform = "easy-db-lab"
+    # None: the platform's namespace (PLATFORM_NAMESPACE), settled when the spec is validated.
+    namespace: Namespace | None = None
     control_node: ControlNode
     server: Server = field(default_factory=Server)
     ebpf: Ebpf = field(default_factory=Ebpf)
     grafana: Grafana = field(default_factory=Grafana)
     cassandra: Cassandra = field(default_factory=Cassandra)
     argocd: ArgoCD
+
+    @after
+    def _platform(self) -> None:
+        if self.platform == "easy-db-lab":
+            if self.namespace not in (None, "default"):
+                raise FieldError(
+                    ("namespace",),
+                    "must be 'default' on platform easy-db-lab: the stack takes over easy-db-lab's profiling "
+                    "objects there (set platform: kubernetes for a namespace of its own)",
+                )
+            if self.grafana.enabled:
+                raise FieldError(
+                    ("grafana", "enabled"),
+                    "must be false on platform easy-db-lab: its Grafana already has the Pyroscope datasource and a "
+                    "profiling dashboard, and reads no sidecar",
+                )
+        elif self.namespace in SHARED_NAMESPACES:
+            raise FieldError(
+                ("namespace",),
+                f"{self.namespace!r} is shared: the stack's namespace gets the privileged Pod Security level, "
+                "which would weaken admission for everything else there; use a namespace of its own",
+            )
+        self._host_ports()
+        if self.namespace is None:
+            _settle(self, "namespace", PLATFORM_NAMESPACE[self.platform])
+        if self.grafana.enabled is None:
+            _settle(self.grafana, "enabled", self.platform == "kubernetes")
+
+    def _host_ports(self) -> None:
+        from gen.platforms import port_clash
+
+        for field_name, port in server_host_ports(self.server).items():
+            taken = port_clash(self.platform, port, "control", "the Pyroscope server")
+            if taken is not None:
+                raise FieldError(
+                    ("server", field_name),
+                    f"port {port} is already bound on the control node by {taken.owner} "
+                    f"(platform {self.platform}); pick another",
+                )
+
+    @property
+    def stack_namespace(self) -> str:
+        """The namespace the stack runs in (settled from the platform when the spec left it out)."""
+        return self.namespace or PLATFORM_NAMESPACE[self.platform]
+
+    @property
+    def takes_over_easy_db_lab(self) -> bool:
+        return self.platform == "easy-db-lab"
 
 
 class Cluster(Model):

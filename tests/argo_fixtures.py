@@ -17,6 +17,7 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 def spec_text(
     name: str,
     *,
+    platform: str | None = "kubernetes",
     namespace: str | None = None,
     server: str | None = IN_CLUSTER,
     dest_name: str | None = None,
@@ -56,6 +57,9 @@ def spec_text(
         lines.append(f"      name: {dest_name}")
     if automated is not None:
         lines.append(f"    automated: {str(automated).lower()}")
+    if platform is not None:
+        # Last, so that the lines of the fields above do not depend on it.
+        lines.append(f"  platform: {platform}")
     return "\n".join(lines) + "\n"
 
 

@@ -92,7 +92,8 @@ def test_application_defaults_automated_sync(tmp_path: Path) -> None:
     setting = parse(Fleet, {"repoURL": REPO, "argocdNamespace": "gitops"})
     spec = argo.application(lc.cluster, setting)["spec"]
 
-    assert spec["project"] == "default"
+    # The fleet's own least-privilege AppProject, never Argo CD's built-in `default`.
+    assert spec["project"] == setting.project
     assert spec["source"]["targetRevision"] == "main"
     assert spec["destination"] == {"server": IN_CLUSTER, "namespace": "profiling"}
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
@@ -542,7 +543,7 @@ def test_example_clusters(tmp_path: Path) -> None:
             "targetRevision": argocd.target_revision,
             "path": f"overlays/{lc.name}",
         }
-        assert app["spec"]["project"] == argocd.project
+        assert app["spec"]["project"] == (argocd.project or FLEET.project)
         assert app["spec"]["destination"]["namespace"] == lc.cluster.spec.namespace
         assert ("automated" in app["spec"]["syncPolicy"]) is argocd.automated
         for rel, text in layout.render_cluster(lc.cluster).items():

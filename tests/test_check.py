@@ -16,7 +16,9 @@ def test_check_right_after_render_is_in_sync(fleet: Path) -> None:
     result = gen("check", "--root", str(root))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert "2 cluster(s), 18 file(s): in sync with the specs" in result.stderr
+    rendered = [p for d in ("overlays", "argocd", "schema") for p in (root / d).rglob("*") if p.is_file()]
+    clusters = len(list((root / "clusters").glob("*.yaml")))
+    assert f"{clusters} cluster(s), {len(rendered)} file(s): in sync with the specs" in result.stderr
 
 
 def test_check_compares_with_the_files_render_would_write(fleet: Path) -> None:
@@ -114,14 +116,14 @@ def test_foreign_overlays_are_reported_and_left_alone_by_render_and_check(fleet:
 
 def test_missing_and_unexpected_files(fleet: Path) -> None:
     root = rendered_repo(fleet)
-    (root / "overlays/lab-minimal/datasource.yaml").unlink()
+    (root / "overlays/lab-minimal/config.alloy").unlink()
     (root / "overlays/lab-minimal/notes.txt").write_text("mine\n", encoding="utf-8")
     shutil.copy(root / "clusters/lab-minimal.yaml", root / "clusters/lab-new.yaml")
     edit(root / "clusters/lab-new.yaml", "name: lab-minimal", "name: lab-new")
     result = gen("check", "--root", str(root))
     assert result.exit_code == 1
     out = result.stdout
-    assert "overlays/lab-minimal/datasource.yaml: missing: not rendered (run: gen render lab-minimal)" in out
+    assert "overlays/lab-minimal/config.alloy: missing: not rendered (run: gen render lab-minimal)" in out
     assert (
         "overlays/lab-minimal/notes.txt: unexpected: the spec does not render this file; a render deletes it "
         "(run: gen render lab-minimal)" in out

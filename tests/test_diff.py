@@ -56,12 +56,11 @@ def test_a_spec_change_shows_exactly_its_objects_fields_impact_and_spec_line(rep
     assert [s["name"] for s in doc["sections"]] == ["lab-minimal"]  # lab-tuned did not change
     section = doc["sections"][0]
     assert section["status"] == "changed"
-    assert section["counts"] == {"added": 0, "changed": 1, "removed": 0}
-    [obj] = section["objects"]
-    assert (obj["kind"], obj["namespace"], obj["name"]) == ("ConfigMap", "profiling", "pyroscope-ebpf-config")
-    # The hash suffix changed: one changed object, not a removal and an addition.
-    assert obj["oldName"] != obj["newName"]
-    assert obj["oldName"].startswith("pyroscope-ebpf-config-") and obj["newName"].startswith("pyroscope-ebpf-config-")
+    # The ConfigMap, and the checksum of it in the DaemonSet's pod template, which rolls its pods.
+    assert section["counts"] == {"added": 0, "changed": 2, "removed": 0}
+    obj, daemonset = section["objects"]
+    assert (obj["kind"], obj["namespace"], obj["name"]) == ("ConfigMap", "default", "pyroscope-ebpf-config")
+    assert obj["oldName"] == obj["newName"] == "pyroscope-ebpf-config"  # the exact name, no hash suffix
     [field] = obj["fields"]
     assert field["path"] == 'data["config.alloy"]'
     assert "-  sample_rate      = 97" in field["diff"]
@@ -69,8 +68,11 @@ def test_a_spec_change_shows_exactly_its_objects_fields_impact_and_spec_line(rep
     assert [x for x in field["diff"] if x[:1] in "+-"] == ["-  sample_rate      = 97", "+  sample_rate      = 49"]
     line = _line_of(spec, "    sampleRate: 49")
     assert field["source"] == f"clusters/lab-minimal.yaml:{line}"
-    assert obj["impact"] == ["pods restart: the ConfigMap hash changes (DaemonSet/pyroscope-ebpf)"]
-    restart = "DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config hash changes)"
+    assert (daemonset["kind"], daemonset["name"]) == ("DaemonSet", "pyroscope-ebpf")
+    [checksum] = daemonset["fields"]
+    assert checksum["path"] == 'spec.template.metadata.annotations["checksum/config"]'
+    restart = "DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config changes)"
+    assert daemonset["impact"] == [restart]
     assert section["impact"] == [restart]
 
     text = gen("diff", "--base", "HEAD", "--root", str(repo))
@@ -80,7 +82,7 @@ def test_a_spec_change_shows_exactly_its_objects_fields_impact_and_spec_line(rep
     assert "lab-tuned" not in out
     assert f'    data["config.alloy"]:  <- clusters/lab-minimal.yaml:{line}' in out
     assert "      +  sample_rate      = 49" in out
-    assert "! DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config hash changes)" in out
+    assert "! DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config changes)" in out
     assert "\x1b[" not in out  # not a terminal: no colour
 
 
@@ -115,7 +117,7 @@ def test_server_and_cassandra_restarts_are_named(repo: Path) -> None:
     _render(repo, "lab-minimal")
     section = _section(_diff_json(repo), "lab-minimal")
     impact = section["impact"]
-    assert "Deployment/pyroscope: pods restart (ConfigMap pyroscope-config hash changes)" in impact
+    assert "Deployment/pyroscope: pods restart (ConfigMap pyroscope-config changes)" in impact
     assert "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready" in impact
     assert any(note.startswith("Cassandra must be restarted node by node") for note in impact)
     cm = next(o for o in section["objects"] if o["name"] == "pyroscope-cassandra-agent")
@@ -129,7 +131,7 @@ def test_server_and_cassandra_restarts_are_named(repo: Path) -> None:
 def test_a_value_back_to_its_default_is_attributed_to_the_built_in_default(repo: Path) -> None:
     edit(repo / "clusters/lab-tuned.yaml", "    sampleRate: 49\n", "")
     _render(repo, "lab-tuned")
-    [obj] = _section(_diff_json(repo), "lab-tuned")["objects"]
+    obj, _checksum = _section(_diff_json(repo), "lab-tuned")["objects"]
     assert obj["fields"][0]["source"] == "built-in default"
 
 
@@ -355,6 +357,6 @@ def test_a_change_in_the_defaults_file_is_attributed_to_it(repo: Path) -> None:
     doc = _diff_json(repo)
     # lab-tuned sets its own sample rate: only lab-minimal inherits the new default.
     assert [s["name"] for s in doc["sections"]] == ["lab-minimal"]
-    [obj] = _section(doc, "lab-minimal")["objects"]
+    obj, _checksum = _section(doc, "lab-minimal")["objects"]
     [field] = obj["fields"]
     assert field["source"] == "clusters/_defaults.yaml:5"

@@ -37,16 +37,21 @@ def test_defaults_merge_under_every_cluster(fleet: Path) -> None:
     code, out, err = _gen("explain", "lab-tuned", "cassandra.labels", "--root", str(fleet), "--format", "json")
     assert code == 0, err
     rows = {r["field"]: (r["value"], r["from"]) for r in json.loads(out)}
+    tuned = (fleet / "clusters" / "lab-tuned.yaml").read_text().splitlines()
+
+    def line_of(text: str) -> str:
+        return f"clusters/lab-tuned.yaml:{tuned.index(text) + 1}"
+
     assert rows == {
         "spec.cassandra.labels.team": ("storage", "clusters/_defaults.yaml:10"),
         "spec.cassandra.labels.env": ("lab", "clusters/_defaults.yaml:11"),
-        "spec.cassandra.labels.dc": ("us-east-1", "clusters/lab-tuned.yaml:49"),
-        "spec.cassandra.labels.rack": ("rack1", "clusters/lab-tuned.yaml:50"),
+        "spec.cassandra.labels.dc": ("us-east-1", line_of("      dc: us-east-1")),
+        "spec.cassandra.labels.rack": ("rack1", line_of("      rack: rack1")),
     }
     code, out, _ = _gen("explain", "lab-minimal", "server.retention", "--root", str(fleet))
     assert out.split() == ["spec.server.retention", '"72h"', "(clusters/_defaults.yaml:5)"]
     code, out, _ = _gen("explain", "lab-tuned", "server.retention", "--root", str(fleet))
-    assert out.split() == ["spec.server.retention", '"72h"', "(clusters/lab-tuned.yaml:17)"]
+    assert out.split() == ["spec.server.retention", '"72h"', f"({line_of('    retention: 72h')})"]
 
 
 def test_lists_and_scalars_in_the_cluster_replace_the_default(fleet: Path) -> None:
@@ -177,7 +182,8 @@ def test_list_shows_status_components_and_destination(fleet: Path) -> None:
     assert table["lab-minimal"]["status"] == "in sync"
     assert table["lab-new"]["status"] == "stale"
     assert table["lab-gone"]["status"] == "orphan"
-    assert table["lab-tuned"]["components"] == ["server", "ebpf", "cassandra"]
+    assert table["lab-tuned"]["components"] == ["server", "ebpf", "grafana", "cassandra"]
+    assert table["lab-minimal"]["components"] == ["server", "ebpf", "cassandra"]  # easy-db-lab: Grafana left alone
     assert table["lab-tuned"]["destination"] == {"name": "lab-tuned"}
     code, out, _ = _gen("list", "--root", str(fleet))
     assert out.splitlines()[0].split() == ["CLUSTER", "STATUS", "COMPONENTS", "DESTINATION"]

@@ -51,6 +51,7 @@ kind: Cluster
 metadata:
   name: {name}
 spec:
+  platform: kubernetes
   namespace: profiling-{index % 7}
   controlNode:
     address: 10.{index // 250}.{index % 250}.{version % 250 + 1}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import kustomize, yamlio
+from gen import kustomize, layout, yamlio
 from gen.cli import cli
 from gen.commands.validate import validate_objects
 from gen.render import render
@@ -135,12 +135,20 @@ def test_every_object_carries_the_cluster_and_app_labels(built: tuple[str, list[
             assert template["metadata"]["labels"]["cluster"] == name
 
 
-def test_config_maps_carry_a_hash_suffix(built: tuple[str, list[dict[str, Any]]]) -> None:
+def test_config_maps_keep_their_exact_names_and_their_pods_carry_a_checksum(
+    built: tuple[str, list[dict[str, Any]]],
+) -> None:
     _, objs = built
-    bases = ("pyroscope-config", "pyroscope-ebpf-config", "pyroscope-datasource", "pyroscope-cassandra-agent")
+    exact = {"pyroscope-config", "pyroscope-ebpf-config", "pyroscope-datasource", "pyroscope-cassandra-agent"}
+    config_maps = {o["metadata"]["name"]: o for o in objs if o["kind"] == "ConfigMap"}
+    assert set(config_maps) <= exact | {"pyroscope-dashboard"}
     for o in objs:
-        if o["kind"] == "ConfigMap":
-            assert re.fullmatch(rf"({'|'.join(bases)})-[a-z0-9]{{10}}", o["metadata"]["name"])
+        if o["kind"] in ("Deployment", "DaemonSet"):
+            template = o["spec"]["template"]
+            mounted = {v["configMap"]["name"] for v in template["spec"]["volumes"] if "configMap" in v}
+            assert mounted <= set(config_maps), o["metadata"]["name"]
+            # A new config is a new pod template, so the pods roll.
+            assert re.fullmatch(r"[0-9a-f]{64}", template["metadata"]["annotations"][layout.CHECKSUM_ANNOTATION])
 
 
 def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str, list[dict[str, Any]]]) -> None:
@@ -254,15 +262,11 @@ def test_disabled_components_leave_no_object(fleet: Path) -> None:
     )
     assert CliRunner().invoke(cli, ["render", "lab-minimal", "--root", str(fleet)]).exit_code == 0
     objs = yamlio.parse_all_plain(kustomize.build(fleet / "overlays" / "lab-minimal"))
-    kinds = sorted(
-        f"{o['kind']}/{o['metadata']['name'].rsplit('-', 1)[0] if o['kind'] == 'ConfigMap' else o['metadata']['name']}"
-        for o in objs
-    )
-    assert kinds == ["ConfigMap/pyroscope-config", "Deployment/pyroscope", "Namespace/profiling", "Service/pyroscope"]
+    kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objs)
+    assert kinds == ["ConfigMap/pyroscope-config", "Deployment/pyroscope", "Service/pyroscope"]
     assert sorted(p.name for p in (fleet / "overlays" / "lab-minimal").iterdir()) == [
         "config.yaml",
         "kustomization.yaml",
-        "namespace.yaml",
     ]
 
 
@@ -275,7 +279,7 @@ def test_sync_waves_order_namespace_config_server_then_agents(built: tuple[str, 
     by_kind: dict[str, set[int]] = {}
     for (kind, _), w in wave.items():
         by_kind.setdefault(kind, set()).add(w)
-    assert by_kind["Namespace"] == {-1}
+    assert by_kind.get("Namespace", {-1}) == {-1}
     for kind in ("ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
         assert by_kind.get(kind, {0}) == {0}, kind
     assert wave[("Deployment", "pyroscope")] == 1

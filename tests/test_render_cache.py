@@ -39,6 +39,7 @@ kind: Cluster
 metadata:
   name: c{i:02d}
 spec:
+  platform: kubernetes
   namespace: profiling-{i % 2}
   controlNode:
     address: 10.0.{i}.10

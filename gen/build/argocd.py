@@ -43,17 +43,19 @@ IN_CLUSTER = "https://kubernetes.default.svc"
 RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 # Sync options of every cluster Application, sorted. Why each one:
-# - CreateNamespace=true: a fresh lab cluster has no `spec.namespace` yet.
+# - CreateNamespace=true (platform kubernetes only): a fresh cluster has no
+#   `spec.namespace` yet; on easy-db-lab the stack runs in `default`, which exists.
 # - FailOnSharedResource=true: all clusters render the same object names, so an
 #   Application that would take over another one's objects must fail, not fight.
 # - PruneLast=true: drop removed objects only after the rest is healthy, so a
 #   renamed ConfigMap is not pruned before the pods moved to the new one.
 # - PrunePropagationPolicy=foreground: a pruned DaemonSet's pods are gone before
 #   the prune counts as done, so the next sync never sees half-deleted agents.
-# ServerSideApply is left out on purpose: gen is the only writer of every object
-# (no field ownership to share), the objects are small (no risk of hitting the
-# 256 KiB last-applied annotation limit), and client-side apply is Argo CD's
-# default and most exercised path. It is one added option should that change.
+# ServerSideApply is left out on purpose: it would leave every field that another
+# field manager set and gen does not (easy-db-lab's liveness probe and privileged
+# flag on the objects taken over), which is why those objects carry Replace=true
+# instead (gen.layout.TAKEOVER_SYNC_OPTIONS). Every other object has gen as its
+# only writer, and client-side apply is Argo CD's default and most exercised path.
 SYNC_OPTIONS = (
     "CreateNamespace=true",
     "FailOnSharedResource=true",
@@ -114,7 +116,7 @@ def _destination(cluster: Cluster) -> dict[str, str]:
     dest = cluster.spec.argocd.destination
     # The spec guarantees exactly one of server and name.
     out = {"server": dest.server} if dest.server is not None else {"name": str(dest.name)}
-    out["namespace"] = cluster.spec.namespace
+    out["namespace"] = cluster.spec.stack_namespace
     return out
 
 
@@ -124,7 +126,9 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
     sync: dict[str, Any] = {}
     if argo.automated:
         sync["automated"] = {"prune": True, "selfHeal": True}
-    sync["syncOptions"] = list(SYNC_OPTIONS)
+    sync["syncOptions"] = [
+        o for o in SYNC_OPTIONS if o != "CreateNamespace=true" or not cluster.spec.takes_over_easy_db_lab
+    ]
     sync["retry"] = _retry()
     return {
         "apiVersion": API_VERSION,
@@ -136,7 +140,7 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
             "finalizers": [RESOURCES_FINALIZER],
         },
         "spec": {
-            "project": argo.project,
+            "project": argo.project or fleet.project,
             "source": {
                 "repoURL": argo.repo_url,
                 "targetRevision": argo.target_revision,
@@ -174,7 +178,7 @@ def scope(clusters: Iterable[Cluster]) -> Scope:
     for c in clusters:
         repos.add(c.spec.argocd.repo_url)
         dest = c.spec.argocd.destination
-        pairs.add(_destination_key(dest.server, dest.name, c.spec.namespace))
+        pairs.add(_destination_key(dest.server, dest.name, c.spec.stack_namespace))
         if c.spec.grafana.enabled:
             pairs.add(_destination_key(dest.server, dest.name, c.spec.grafana.namespace))
     return Scope(frozenset(repos), frozenset(pairs))

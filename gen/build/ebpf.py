@@ -37,6 +37,15 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
+def cassandra_service_name(cluster: Cluster) -> str:
+    """The service_name of the Cassandra JVM's eBPF profile: never the Java agent's own.
+
+    On easy-db-lab the image's agent profiles the JVM as `cassandra` even when gen's
+    agent is off, so the eBPF name stays apart in every case.
+    """
+    return f"{cluster.spec.cassandra.application_name}-ebpf"
+
+
 def config(cluster: Cluster) -> str:
     """config.alloy: pods on this node joined with every host process, then profiled."""
     ebpf = cluster.spec.ebpf
@@ -105,13 +114,15 @@ discovery.relabel "processes" {{
     replacement   = "$1"
   }}
 
-  // A Cassandra JVM runs as "java": name it after the Cassandra daemon instead.
+  // A Cassandra JVM runs as "java": name it after the Cassandra daemon instead, apart
+  // from the Java agent's service_name, whose cpu profile has the same profile type:
+  // under one name Grafana would add the two up and show the JVM's CPU twice.
   rule {{
     source_labels = ["service_name", "__meta_process_commandline"]
     separator     = ";"
     regex         = "java;.*org\\\\.apache\\\\.cassandra\\\\.service\\\\.CassandraDaemon.*"
     target_label  = "service_name"
-    replacement   = {_q(cluster.spec.cassandra.application_name)}
+    replacement   = {_q(cassandra_service_name(cluster))}
   }}
 
   rule {{
@@ -130,6 +141,9 @@ pyroscope.ebpf "default" {{
   forward_to       = [pyroscope.write.server.receiver]
   sample_rate      = {ebpf.sample_rate}
   collect_interval = {_q(ebpf.collect_interval)}
+  demangle         = {_q(ebpf.demangle)}
+  // As the original stack: Python frames are not wanted on database hosts.
+  python_enabled   = false
 }}
 
 pyroscope.write "server" {{

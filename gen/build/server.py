@@ -14,9 +14,11 @@ GRPC_PORT = 9095
 # The defaults (4 MB/s, burst 2 MB) answer JFR uploads with alloc and lock on with 429.
 INGESTION_RATE_MB = 16
 INGESTION_BURST_MB = 32
-# The pod labels of base/server and base/ebpf, which the NetworkPolicy selects on.
+# The pod labels of base/server and base/ebpf, and their selectors (easy-db-lab's, which
+# the NetworkPolicy selects on too).
 SERVER_LABELS = {"app.kubernetes.io/name": "pyroscope", "app.kubernetes.io/component": "server"}
-EBPF_LABELS = {"app.kubernetes.io/name": "alloy", "app.kubernetes.io/component": "ebpf-agent"}
+SERVER_SELECTOR = {"app.kubernetes.io/name": "pyroscope"}
+EBPF_SELECTOR = {"app.kubernetes.io/name": "pyroscope-ebpf"}
 NETWORK_POLICY_FILE = "networkpolicy.yaml"
 POD_HOSTNAME = "pyroscope"
 HOST_PORT_SKIP = (
@@ -118,7 +120,7 @@ def network_policy(cluster: Cluster) -> dict[str, Any]:
     spec = cluster.spec
     sources: list[dict[str, Any]] = []
     if spec.ebpf.enabled:
-        sources.append({"podSelector": {"matchLabels": dict(EBPF_LABELS)}})
+        sources.append({"podSelector": {"matchLabels": dict(EBPF_SELECTOR)}})
     if spec.grafana.enabled:
         sources.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.grafana.namespace}}})
     sources += [{"ipBlock": {"cidr": cidr}} for cidr in spec.server.allow_from or []]
@@ -131,7 +133,7 @@ def network_policy(cluster: Cluster) -> dict[str, Any]:
             "annotations": {"argocd.argoproj.io/sync-wave": "1"},
         },
         "spec": {
-            "podSelector": {"matchLabels": dict(SERVER_LABELS)},
+            "podSelector": {"matchLabels": dict(SERVER_SELECTOR)},
             "policyTypes": ["Ingress"],
             "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": spec.server.port}]}],
         },

@@ -36,7 +36,7 @@ def rows(root: Path) -> list[dict[str, Any]]:
                 "status": status,
                 "components": components,
                 "destination": {"server": dest.server} if dest.server else {"name": dest.name},
-                "namespace": spec.namespace,
+                "namespace": spec.stack_namespace,
             }
         )
     ours, foreign = orphan_overlays(root, [c.name for c in rendered.clusters])
