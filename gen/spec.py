@@ -17,7 +17,11 @@ from gen.model import Alias, Before, Check, FieldError, Length, Model, Pattern, 
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
-SERVER_FIXED_PORTS = {9095: "gRPC", 7946: "memberlist", 9099: "raft"}
+# Pyroscope 2.x's metastore raft listener (localhost); not configurable in the spec.
+RAFT_PORT = 9099
+# Memberlist's default port: Tempo, Loki and easy-db-lab's own Pyroscope bind it on the control node.
+MEMBERLIST_DEFAULT_PORT = 7946
+ALLOY_HTTP_PORT = 12345
 MAVEN_AGENT_URL = "https://repo1.maven.org/maven2/io/pyroscope/agent/{v}/agent-{v}.jar"
 RESERVED_PROFILE_LABELS = ("cluster", "hostname")
 
@@ -116,10 +120,17 @@ def _server_image(value: str) -> str:
 
 
 def _server_port(value: int) -> int:
-    if value in SERVER_FIXED_PORTS:
-        raise ValueError(f"port {value} is the server's {SERVER_FIXED_PORTS[value]} port on the host network")
-    if value == 12345:
-        raise ValueError("port 12345 is Alloy's HTTP port")
+    if value == ALLOY_HTTP_PORT:
+        raise ValueError(f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
+    return value
+
+
+def _memberlist_port(value: int) -> int:
+    if value == MEMBERLIST_DEFAULT_PORT:
+        raise ValueError(
+            f"{MEMBERLIST_DEFAULT_PORT} is memberlist's default port, which Tempo, Loki and easy-db-lab's own "
+            "Pyroscope already bind on the control node; use another (the default is 7947)"
+        )
     return value
 
 
@@ -188,6 +199,7 @@ Cidr = Annotated[str, Check(_cidr)]
 Image = Annotated[str, Check(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
 GoDuration = Annotated[str, Check(_go_duration)]
+ServerPort = Annotated[int, Range(ge=1024, le=65535), Check(_server_port)]
 
 
 # ------------------------------------------------------------------ sections
@@ -204,7 +216,9 @@ class ControlNode(Model):
 
 class Server(Model):
     image: Annotated[Image, Check(_server_image)] = "grafana/pyroscope:2.2.1"
-    port: Annotated[int, Range(ge=1024, le=65535), Check(_server_port)] = 4040
+    port: ServerPort = 4040
+    grpc_port: ServerPort = 9095
+    memberlist_port: Annotated[ServerPort, Check(_memberlist_port)] = 7947
     storage_path: Annotated[HostPath, Check(_not_root)] = "/mnt/db1/pyroscope"
     retention: Annotated[
         str,
@@ -230,9 +244,36 @@ class Server(Model):
                 "or query the server (e.g. [10.0.1.0/24])"
             )
 
+    @after
+    def _distinct_ports(self) -> None:
+        # Every listener shares one network namespace (the node's, on the host network).
+        seen: dict[int, str] = {}
+        for name, port in self.ports.items():
+            first = seen.setdefault(port, name)
+            if first == name:
+                continue
+            if name == "raft":
+                raise ValueError(
+                    f"{_PORT_FIELDS[first]} {port} is Pyroscope 2.x's metastore raft port, which is fixed; use another"
+                )
+            raise ValueError(
+                f"{_PORT_FIELDS[first]} and {_PORT_FIELDS[name]} are both {port}; the server's ports must differ"
+            )
+
     @property
     def major(self) -> int:
         return major_of(self.image)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Every port the server listens on, by name: http, grpc, memberlist, and raft on 2.x."""
+        out = {"http": self.port, "grpc": self.grpc_port, "memberlist": self.memberlist_port}
+        if self.major >= 2:
+            out["raft"] = RAFT_PORT
+        return out
+
+
+_PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPort"}
 
 
 def major_of(image: str) -> int:

@@ -168,7 +168,9 @@ def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str
     assert server["readinessProbe"]["httpGet"]["path"] == "/ready"
     # /ready lags on purpose: liveness may only ask whether the listener accepts.
     assert "httpGet" not in server["livenessProbe"] and "startupProbe" not in server
-    assert server["ports"][0]["containerPort"] == spec.server.port
+    # Every listener is declared, so that the scheduler counts it among the node's ports.
+    assert {p["name"]: p["containerPort"] for p in server["ports"]} == spec.server.ports
+    assert ("raft" in spec.server.ports) == (spec.server.major == 2)
     service = _find(objs, "Service", "pyroscope")
     assert service["spec"]["ports"][0]["port"] == spec.server.port
 

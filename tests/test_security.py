@@ -22,8 +22,9 @@ from click.testing import CliRunner
 
 from gen import kustomize, secrets_scan, yamlio
 from gen.build.ebpf import CAPABILITIES, TRACEFS
+from gen.build.server import server_ports
 from gen.cli import cli
-from gen.loader import load_clusters
+from gen.loader import load_clusters, load_text
 from gen.render import render
 from tests.conftest import EXAMPLES, PROJECT, snapshot, write_spec
 
@@ -273,6 +274,21 @@ def test_a_host_network_server_gets_no_network_policy_that_could_not_apply(
     assert not [o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "pyroscope"]
 
 
+@pytest.mark.parametrize(
+    ("server", "ports"),
+    [
+        ("hostNetwork: false\n    allowFrom: [10.0.1.0/24]", {"http": 4100}),
+        ("image: grafana/pyroscope:2.2.1", {"http": 4100, "grpc": 9095, "memberlist": 7947, "raft": 9099}),
+        # 1.x has no raft listener, so its port is free for gRPC.
+        ("image: grafana/pyroscope:1.21.1\n    grpcPort: 9099", {"http": 4100, "grpc": 9099, "memberlist": 7947}),
+    ],
+)
+def test_the_server_host_ports_are_what_it_binds_on_the_node(server: str, ports: dict[str, int]) -> None:
+    text = POD_NETWORK_SPEC.replace('hostNetwork: false\n    allowFrom: [10.0.1.0/24, "fd00:10::/64"]', server)
+    cluster = load_text(text.encode(), "clusters/lab-podnet.yaml", "lab-podnet").cluster
+    assert server_ports(cluster.spec) == ports
+
+
 def test_a_pod_network_server_binds_only_its_http_port_and_admits_only_what_needs_it(
     manifests: dict[str, str],
 ) -> None:
@@ -281,8 +297,11 @@ def test_a_pod_network_server_binds_only_its_http_port_and_admits_only_what_need
     pod = deployment["spec"]["template"]["spec"]
     assert pod["hostNetwork"] is False and pod["dnsPolicy"] == "ClusterFirst"
     assert pod["hostname"], "a fixed host name keeps the server's ring identity across restarts"
-    ports = pod["containers"][0]["ports"]
-    assert ports == [{"name": "http", "containerPort": 4100, "hostPort": 4100}]
+    # The other listeners are declared too, but only inside the pod: no hostPort.
+    ports = {p["name"]: p for p in pod["containers"][0]["ports"]}
+    assert ports["http"] == {"name": "http", "containerPort": 4100, "hostPort": 4100}
+    assert set(ports) == {"http", "grpc", "memberlist", "raft"}
+    assert [n for n, p in ports.items() if "hostPort" in p] == ["http"]
     policy = find(objs, "NetworkPolicy", "pyroscope")
     assert policy["metadata"]["namespace"] == deployment["metadata"]["namespace"]
     assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]

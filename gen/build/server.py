@@ -6,11 +6,10 @@ from typing import Any
 
 from gen import yamlio
 from gen.build.common import Part, config_map, header, image_override, json_patch
-from gen.spec import Cluster
+from gen.spec import RAFT_PORT, Cluster, ClusterSpec
 
 BASE_IMAGE = "grafana/pyroscope"
 DATA_MOUNT = "/data"  # where base/server mounts storagePath inside the container
-GRPC_PORT = 9095
 # The defaults (4 MB/s, burst 2 MB) answer JFR uploads with alloc and lock on with 429.
 INGESTION_RATE_MB = 16
 INGESTION_BURST_MB = 32
@@ -29,31 +28,88 @@ HOST_PORT_SKIP = (
 
 
 def config(cluster: Cluster) -> dict[str, Any]:
-    """The server's config.yaml, in the keys of the image's major version."""
+    """The server's config.yaml, in the keys of the image's major version.
+
+    Every directory the server writes is set under the mounted DATA_MOUNT: the upstream
+    defaults are relative (./data, ./data-compactor) and resolve against the image's
+    working directory, which is the read-only root file system.
+    """
     server = cluster.spec.server
     limits: dict[str, Any] = {}
     out: dict[str, Any] = {}
     if server.major >= 2:
-        # 2.x: the v2 storage engine; v1 keys such as pyroscopedb.data_path do nothing here.
+        # The default, v1-v2-dual, also runs the v1 ingester, compactor and store-gateway, the
+        # compactor in /data-compactor on the read-only root. What dual mode adds, reading v1
+        # blocks, finds none: a former 1.x server's blocks lie under another directory.
+        out["architecture_storage"] = "v2"
         out["storage"] = {"backend": "filesystem", "filesystem": {"dir": f"{DATA_MOUNT}/v2/shared"}}
         out["metastore"] = {
             "data_dir": f"{DATA_MOUNT}/v2/metastore/data",
-            "raft": {"dir": f"{DATA_MOUNT}/v2/metastore/raft"},
+            # The single binary's metastore and query backend are dialled on the gRPC port.
+            "address": f"localhost:{server.grpc_port}",
+            "raft": {
+                "dir": f"{DATA_MOUNT}/v2/metastore/raft",
+                # Where earlier renders' relative default put the snapshots (the image's
+                # working directory is /), so an upgraded server keeps them.
+                "snapshots_dir": f"{DATA_MOUNT}/v2/metastore/raft",
+                # The upstream defaults, written out: the server ID is kept in the raft state,
+                # so it must never change under an existing data directory.
+                "server_id": f"localhost:{RAFT_PORT}",
+                "bind_address": f"localhost:{RAFT_PORT}",
+                "advertise_address": f"localhost:{RAFT_PORT}",
+            },
         }
+        out["query_backend"] = {"address": f"localhost:{server.grpc_port}"}
+        # Wiped by the worker at start-up; on /data rather than the size-limited /tmp emptyDir.
+        out["compaction_worker"] = {"temp_dir": f"{DATA_MOUNT}/v2/compaction"}
         limits["retention_period"] = server.retention
     else:
         out["pyroscopedb"] = {"data_path": f"{DATA_MOUNT}/pyroscope"}
         out["storage"] = {"backend": "filesystem", "filesystem": {"dir": f"{DATA_MOUNT}/shared"}}
         out["compactor"] = {"data_dir": f"{DATA_MOUNT}/compactor"}
+        out["store_gateway"] = {"bucket_store": {"sync_dir": f"{DATA_MOUNT}/pyroscope-sync"}}
         limits["compactor_blocks_retention_period"] = server.retention
+    # Queries reach back 1w by default, whatever the retention. For both keys 0 means
+    # no limit, so retention 0 (keep forever) gives max_query_lookback 0 (query all of it).
+    limits["max_query_lookback"] = server.retention
     limits["ingestion_rate_mb"] = INGESTION_RATE_MB
     limits["ingestion_burst_size_mb"] = INGESTION_BURST_MB
     out["limits"] = limits
-    out["server"] = {"http_listen_port": server.port, "grpc_listen_port": GRPC_PORT}
+    out["server"] = {"http_listen_port": server.port, "grpc_listen_port": server.grpc_port}
+    out["memberlist"] = {
+        # Never memberlist's default 7946, and no join_members: a lone member that other
+        # memberlist users on the node (Tempo, Loki) neither clash with nor join. Messages
+        # without this label are dropped (verification is on unless disabled).
+        "bind_port": server.memberlist_port,
+        "cluster_label": memberlist_label(cluster),
+        "cluster_label_verification_disabled": False,
+    }
     out["self_profiling"] = {"disable_push": True}
     # Lab clusters often have no route out; don't phone home.
     out["analytics"] = {"reporting_enabled": False}
     return out
+
+
+def memberlist_label(cluster: Cluster) -> str:
+    # Memberlist takes any label of at most 255 bytes; a cluster name is at most 40.
+    return f"pyroscope-{cluster.name}"
+
+
+def server_ports(spec: ClusterSpec) -> dict[str, int]:
+    """Every port the server pod binds on the control node, by name.
+
+    On the host network (the default) that is each listener of `Server.ports`: http,
+    grpc, memberlist, and raft on 2.x (raft on localhost only, but a host port all the
+    same). With hostNetwork false only http is on the node (a hostPort); the rest stay
+    in the pod.
+    """
+    ports = spec.server.ports
+    return ports if spec.server.host_network else {"http": ports["http"]}
+
+
+def _container_ports(cluster: Cluster) -> list[dict[str, Any]]:
+    # Declared so that the scheduler counts them as the node's ports on the host network.
+    return [{"name": name, "containerPort": port} for name, port in cluster.spec.server.ports.items()]
 
 
 def build(cluster: Cluster) -> Part:
@@ -61,7 +117,7 @@ def build(cluster: Cluster) -> Part:
     server = spec.server
     deployment_ops: list[dict[str, Any]] = [
         {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(spec.control_node.node_selector)},
-        {"op": "replace", "path": "/spec/template/spec/containers/0/ports/0/containerPort", "value": server.port},
+        {"op": "replace", "path": "/spec/template/spec/containers/0/ports", "value": _container_ports(cluster)},
         {"op": "replace", "path": "/spec/template/spec/volumes/1/hostPath/path", "value": server.storage_path},
     ]
     service_ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/ports/0/port", "value": server.port}]

@@ -34,6 +34,8 @@ spec:
   # server:
   #   image: {srv.image}
   #   port: {srv.port}
+  #   grpcPort: {srv.grpc_port}
+  #   memberlistPort: {srv.memberlist_port}
   #   storagePath: {srv.storage_path}
   #   retention: {srv.retention}
   # ebpf:
