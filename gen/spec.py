@@ -263,6 +263,7 @@ class Ebpf(Model):
 class Grafana(Model):
     enabled: bool = True
     namespace: Namespace = "monitoring"
+    dashboard: bool = True
     datasource_name: Annotated[str, Length(min=1, max=190)] = "Pyroscope"
     datasource_uid: Annotated[
         str, Length(max=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")
