@@ -16,7 +16,7 @@ def test_check_right_after_render_is_in_sync(fleet: Path) -> None:
     result = gen("check", "--root", str(root))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    assert "2 cluster(s), 18 file(s): in sync with the specs" in result.stderr
+    assert "2 cluster(s), 19 file(s): in sync with the specs" in result.stderr
 
 
 def test_check_compares_with_the_files_render_would_write(fleet: Path) -> None:
