@@ -185,4 +185,5 @@ def render_cluster(cluster: Cluster) -> dict[str, str]:
 def is_generated(text: str) -> bool:
     """Whether a file carries gen's header (the only files gen may delete)."""
     first = text.split("\n", 1)[0]
-    return first.lstrip("#/ ").startswith(HEADER_PREFIX)
+    # '{":' for JSON, whose header is a "//" key on the first line.
+    return first.lstrip('#/ {":').startswith(HEADER_PREFIX)

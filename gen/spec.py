@@ -318,6 +318,7 @@ class Grafana(Model):
     # None: the platform's default (see ClusterSpec), settled when the spec is validated.
     enabled: bool | None = None
     namespace: Namespace = "monitoring"
+    dashboard: bool = True
     datasource_name: Annotated[str, Length(min=1, max=190)] = "Pyroscope"
     datasource_uid: Annotated[
         str, Length(max=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")

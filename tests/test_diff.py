@@ -154,7 +154,9 @@ def test_choices_found_by_table_and_fleet_settings_have_their_line(repo: Path) -
     edit(repo / "fleet.yaml", "targetRevision: main", "targetRevision: prod")
     _render(repo)
     doc = _diff_json(repo)
-    [agent] = _section(doc, "lab-tuned")["objects"]
+    # The dashboard drops the Java agent's panels too.
+    dashboard, agent = _section(doc, "lab-tuned")["objects"]
+    assert (dashboard["kind"], dashboard["name"]) == ("ConfigMap", "pyroscope-dashboard")
     [args] = agent["fields"]
     assert (args["path"], args["old"], args["new"]) == (
         "spec.template.spec.initContainers[name=install].args[0]",

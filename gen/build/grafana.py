@@ -1,14 +1,20 @@
-"""The Grafana datasource: a provisioning file in a ConfigMap Grafana's sidecar picks up."""
+"""The Grafana datasource and profiling dashboard: ConfigMaps Grafana's sidecar picks up."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gen import yamlio
-from gen.build.common import Part, config_map, header, server_url
+from gen.build import dashboard
+from gen.build.common import Part, config_map, header, header_text, server_url
 from gen.spec import Cluster
 
 SIDECAR_LABEL = {"grafana_datasource": "1"}
+DASHBOARD_LABEL = {"grafana_dashboard": "1"}
+DASHBOARD_KEY = "pyroscope-profiling.json"
+# After every workload (waves 0 to 2): the Grafana namespace is not the stack's, and when it is
+# missing these ConfigMaps fail their wave, which must then hold nothing else back.
+GRAFANA_WAVE = "5"
 
 
 def datasource(cluster: Cluster) -> dict[str, Any]:
@@ -20,7 +26,7 @@ def datasource(cluster: Cluster) -> dict[str, Any]:
         "datasources": [
             {
                 "name": grafana.datasource_name,
-                "type": "grafana-pyroscope-datasource",
+                "type": dashboard.DATASOURCE_TYPE,
                 "uid": grafana.datasource_uid,
                 "access": "proxy",
                 "url": server_url(cluster),
@@ -33,7 +39,7 @@ def datasource(cluster: Cluster) -> dict[str, Any]:
 
 def build(cluster: Cluster) -> Part:
     grafana = cluster.spec.grafana
-    return Part(
+    part = Part(
         files={"datasource.yaml": header(cluster) + yamlio.dump(datasource(cluster))},
         generators=[
             config_map(
@@ -41,6 +47,19 @@ def build(cluster: Cluster) -> Part:
                 ["pyroscope.yaml=datasource.yaml"],
                 namespace=grafana.namespace,
                 labels=SIDECAR_LABEL,
+                wave=GRAFANA_WAVE,
             )
         ],
     )
+    if grafana.dashboard:
+        part.files["dashboard.json"] = dashboard.dashboard_json(cluster, header_text(cluster))
+        part.generators.append(
+            config_map(
+                "pyroscope-dashboard",
+                [f"{DASHBOARD_KEY}=dashboard.json"],
+                namespace=grafana.namespace,
+                labels=DASHBOARD_LABEL,
+                wave=GRAFANA_WAVE,
+            )
+        )
+    return part

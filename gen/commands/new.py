@@ -45,6 +45,7 @@ spec:
   # grafana:
   #   enabled: {str(grafana.enabled).lower()}
   #   namespace: {grafana.namespace}
+  #   dashboard: {str(grafana.dashboard).lower()}
   # cassandra:
   #   enabled: {str(cas.enabled).lower()}
   #   nodeSelector: {{type: db}}

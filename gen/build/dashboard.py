@@ -1,0 +1,121 @@
+"""The profiling dashboard for Grafana's sidecar: the template in gen/resources with one cluster's values."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from gen.spec import Cluster
+
+TEMPLATE = "profiling-dashboard.json"
+DATASOURCE_TYPE = "grafana-pyroscope-datasource"
+GRID_WIDTH = 24
+
+# Profile type IDs are <name>:<sample type>:<sample unit>:<period type>:<period unit>. The Java
+# agent uploads JFR; Pyroscope turns each JFR event kind into one pprof profile named as below
+# (grafana/jfr-parser, pprof/pprof.go, profileBuilderForSampleType, which Pyroscope's JFR ingestion
+# calls). jdk.ExecutionSample becomes process_cpu whatever the event (cpu, itimer, ctimer), the same
+# type the eBPF agent sends.
+PROCESS_CPU = "process_cpu:cpu:nanoseconds:cpu:nanoseconds"
+WALL = "wall:wall:nanoseconds:wall:nanoseconds"
+# jdk.ObjectAllocationInNewTLAB: one profile with two sample types.
+ALLOC = ("memory:alloc_in_new_tlab_bytes:bytes:space:bytes", "memory:alloc_in_new_tlab_objects:count:space:bytes")
+# The lock event makes async-profiler record jdk.JavaMonitorEnter (synchronized, "mutex") and
+# jdk.ThreadPark (java.util.concurrent locks, "block"); Cassandra mostly uses the latter.
+LOCK = (
+    "mutex:delay:nanoseconds:mutex:count",
+    "mutex:contentions:count:mutex:count",
+    "block:delay:nanoseconds:block:count",
+    "block:contentions:count:block:count",
+)
+ALL_PROFILE_TYPES = (PROCESS_CPU, WALL, *ALLOC, *LOCK)
+
+
+@cache
+def _template_text() -> str:
+    return (resources.files("gen") / "resources" / TEMPLATE).read_text(encoding="utf-8")
+
+
+def template() -> dict[str, Any]:
+    """A fresh copy of the dashboard template, every panel in it."""
+    data: dict[str, Any] = json.loads(_template_text())
+    return data
+
+
+def profile_types(cluster: Cluster) -> list[str]:
+    """The profile types the cluster's agents send, process_cpu first."""
+    spec = cluster.spec
+    # process_cpu comes from the eBPF agent and from the Java agent's execution samples; it
+    # stays even when neither is rendered, as the panel of whatever else sends to the server.
+    types = [PROCESS_CPU]
+    cassandra = spec.cassandra
+    if cassandra.enabled and cassandra.state == "present":
+        profiler = cassandra.profiler
+        if profiler.event == "wall":
+            types.append(WALL)
+        if profiler.alloc is not None:
+            types += ALLOC
+        if profiler.lock is not None:
+            types += LOCK
+    return types
+
+
+def _variable_source(cluster: Cluster, types: list[str]) -> str:
+    # The variables list the label values of one profile type. The Java agent with the wall
+    # event and no eBPF agent may send no process_cpu at all.
+    if WALL in types and not cluster.spec.ebpf.enabled:
+        return WALL
+    return PROCESS_CPU
+
+
+def _layout(panels: list[dict[str, Any]]) -> None:
+    """Place panels left to right in their template sizes, a new row when one would overflow."""
+    x = y = row_height = 0
+    for number, panel in enumerate(panels, start=1):
+        w, h = panel["gridPos"]["w"], panel["gridPos"]["h"]
+        if x + w > GRID_WIDTH:
+            x, y, row_height = 0, y + row_height, 0
+        panel["gridPos"] = {"h": h, "w": w, "x": x, "y": y}
+        panel["id"] = number
+        x += w
+        row_height = max(row_height, h)
+
+
+def _current(value: str) -> dict[str, Any]:
+    return {"selected": True, "text": value, "value": value}
+
+
+def dashboard(cluster: Cluster) -> dict[str, Any]:
+    """The dashboard of one cluster: its datasource, its cluster name, the panels its agents fill."""
+    grafana = cluster.spec.grafana
+    datasource = {"type": DATASOURCE_TYPE, "uid": grafana.datasource_uid}
+    types = profile_types(cluster)
+    out = template()
+    panels = [p for p in out["panels"] if p["targets"][0]["profileTypeId"] in types]
+    for panel in panels:
+        panel["datasource"] = copy.deepcopy(datasource)
+        for target in panel["targets"]:
+            target["datasource"] = copy.deepcopy(datasource)
+    _layout(panels)
+    out["panels"] = panels
+    source = _variable_source(cluster, types)
+    defaults = {"cluster": cluster.name, "service_name": cluster.spec.cassandra.application_name}
+    for variable in out["templating"]["list"]:
+        variable["datasource"] = copy.deepcopy(datasource)
+        variable["query"]["profileTypeId"] = source
+        if variable["name"] in defaults:
+            variable["current"] = _current(defaults[variable["name"]])
+    return out
+
+
+def dashboard_json(cluster: Cluster, header: str) -> str:
+    """The dashboard as the file Grafana reads, with gen's header as a "//" key on the first line.
+
+    JSON has no comments: the key keeps the file recognisably gen's (the header test and
+    `gen check` read the first line) and Grafana ignores it.
+    """
+    body = json.dumps(dashboard(cluster), indent=2, sort_keys=True, ensure_ascii=False)
+    return '{"//": ' + json.dumps(header) + ",\n" + body.removeprefix("{\n") + "\n"
