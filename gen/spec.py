@@ -49,6 +49,27 @@ def _absolute_path(value: str) -> str:
     return value
 
 
+def _include_path(value: str) -> str:
+    # One whole segment may be `*`: the installer hooks every match (each installed Cassandra
+    # version). Anything more would be a pattern that the installer and the mount could not share.
+    if not value.startswith("/"):
+        return _absolute_path(value)
+    parts = value.split("/")
+    stars = [i for i, p in enumerate(parts) if p == "*"]
+    if len(stars) > 1:
+        raise ValueError("at most one path segment may be '*'")
+    if any(c in p for p in parts for c in "*?[]" if p != "*"):
+        raise ValueError("the only pattern allowed is one whole path segment '*' (no other * ? [ ])")
+    if stars:
+        if stars[0] == 1:
+            raise ValueError("the first path segment may not be '*' (the DaemonSet would have to mount /)")
+        if stars[0] == len(parts) - 1:
+            raise ValueError("the last path segment may not be '*'; name the include file")
+        parts[stars[0]] = "x"
+    _absolute_path("/".join(parts))
+    return value
+
+
 def _image(value: str) -> str:
     name, _, digest = value.partition("@")
     if digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest):
@@ -84,6 +105,18 @@ def _go_duration(value: str) -> str:
     if ns < 10**9 or ns % 10**9:
         raise ValueError("must be a whole number of seconds, at least 1s")
     return value
+
+
+def _upload_interval(value: str) -> str:
+    if units.AGENT_INTERVAL.fullmatch(value):
+        return value
+    if re.fullmatch(r"[0-9]+ns", value):
+        # It ends in s, so the agent reads it as seconds, fails on the n and uses 10s instead.
+        raise ValueError(f"{value!r}: the Java agent cannot read ns (it falls back to 10s); write us, ms or s")
+    raise ValueError(f"{value!r}: {_INTERVAL_FORMS}")
+
+
+_INTERVAL_FORMS = "the Java agent reads only a number with us, ms or s, or bare nanoseconds (e.g. 10s, 60s; never 1m)"
 
 
 def _one_event(value: object) -> object:
@@ -195,6 +228,7 @@ _DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-
 Name = Annotated[str, _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 Namespace = Annotated[str, Length(max=63), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 HostPath = Annotated[str, Check(_absolute_path)]
+IncludePath = Annotated[str, Check(_include_path)]
 Cidr = Annotated[str, Check(_cidr)]
 Image = Annotated[str, Check(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
@@ -338,10 +372,12 @@ class Agent(Model):
 class Profiler(Model):
     event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], Before(_one_event)] = "cpu"
     alloc: Annotated[str | None, _opt(units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576")] = "512k"
-    lock: Annotated[str | None, _opt(units.AGENT_TIME, "a time threshold with ns, us, ms or s (e.g. 10ms)")] = "10ms"
-    upload_interval: Annotated[
-        str, _check(units.AGENT_TIME, "the Java agent reads only ns, us, ms or s (e.g. 10s, 60s; never 1m)")
-    ] = "10s"
+    lock: Annotated[
+        str | None,
+        _opt(units.AGENT_LOCK, "a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)"),
+    ] = "10ms"
+    # The pattern never fires after the check; it puts the accepted forms into the JSON Schema.
+    upload_interval: Annotated[str, Check(_upload_interval), _check(units.AGENT_INTERVAL, _INTERVAL_FORMS)] = "10s"
 
 
 class Toleration(Model):
@@ -366,7 +402,7 @@ class Cassandra(Model):
     tolerations: list[Toleration] = field(default_factory=list)
     agent: Agent = field(default_factory=Agent)
     install_dir: HostPath = "/usr/local/pyroscope"
-    include_file: HostPath = "/usr/local/cassandra/current/bin/cassandra.in.sh"
+    include_file: IncludePath = "/usr/local/cassandra/*/bin/cassandra.in.sh"
     env_file: HostPath = "/etc/default/cassandra"
     application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = (
         "cassandra"

@@ -122,7 +122,7 @@ def spec(install_dir: str = INSTALL_DIR, **fields: object) -> Cassandra:
 
 
 def snippet_for(c: Cassandra, cluster: str = CLUSTER) -> str:
-    return settings_for(c, cluster, HEADER)
+    return settings_for(c, cluster, HEADER, server_address=SERVER_ADDRESS)
 
 
 def write_scripts(directory: Path, c: Cassandra) -> Path:
@@ -247,6 +247,27 @@ class Host:
         return result
 
 
+def host_name() -> str:
+    return subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def agent_flags(install_dir: str, hostname: str) -> str:
+    """The words the snippet adds for the spec of `spec()`, in order."""
+    return " ".join(
+        [
+            f"-javaagent:{install_dir}/pyroscope.jar",
+            "-Dpyroscope.application.name=cassandra",
+            f"-Dpyroscope.server.address={SERVER_ADDRESS}",
+            "-Dpyroscope.format=jfr",
+            "-Dpyroscope.profiler.event=cpu",
+            "-Dpyroscope.profiler.alloc=512k",
+            "-Dpyroscope.profiler.lock=10ms",
+            "-Dpyroscope.upload.interval=10s",
+            f"-Dpyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
+        ]
+    )
+
+
 def installed_real_host(tmp_path: Path, server: JarServer) -> Host:
     """A host whose paths are real on this machine, with the agent installed.
 
@@ -269,3 +290,88 @@ def installed_real_host(tmp_path: Path, server: JarServer) -> Host:
     result = host.run()
     assert result.returncode == 0, result.stderr
     return host
+
+
+# ---------------------------------------------------------------- an easy-db-lab Cassandra host
+
+MODEL = Path(__file__).parent / "easydblab"
+VERSIONS = ("4.1.9", "5.0.4")
+EDL_INCLUDE = "/usr/local/cassandra/*/bin/cassandra.in.sh"
+# What easy-db-lab writes to /etc/default/cassandra on every `up`, replacing the file whole.
+EDL_ADDRESS = "http://10.0.0.5:4040"
+EDL_CLUSTER = "lab-east-8f3a2c"
+
+
+@dataclass
+class EasyDbLabHost:
+    """A Cassandra host as easy-db-lab builds it (see easy-db-lab-platform.md, "Cassandra hosts").
+
+    Two versions under usr/local/cassandra/<v>/, each with bin/cassandra.in.sh carrying the
+    image's Pyroscope block, bin/cassandra and bin/nodetool models and conf/cassandra-env.sh;
+    `current` links to one of them. `prefix` is how host paths are spelled inside the files and
+    the link: "" when the host is reached through HOST_ROOT, str(root) when its paths are real
+    on this machine (the include files can then be run as the start scripts run them).
+    """
+
+    root: Path
+    prefix: str
+    link: str = "absolute"
+
+    def __post_init__(self) -> None:
+        for version in VERSIONS:
+            home = self.home(version)
+            (home / "bin").mkdir(parents=True)
+            (home / "conf").mkdir()
+            text = (MODEL / "cassandra.in.sh").read_text().replace("@ROOT@", self.prefix)
+            (home / "bin" / "cassandra.in.sh").write_text(text)
+            for tool_name in ("cassandra", "nodetool"):
+                shutil.copy(MODEL / tool_name, home / "bin" / tool_name)
+            shutil.copy(MODEL / "cassandra-env.sh", home / "conf" / "cassandra-env.sh")
+        (self.root / "etc" / "default").mkdir(parents=True)
+        self.write_env_file()
+        self.use(VERSIONS[-1])
+
+    def home(self, version: str) -> Path:
+        return self.root / "usr" / "local" / "cassandra" / version
+
+    def include(self, version: str) -> Path:
+        return self.home(version) / "bin" / "cassandra.in.sh"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / "etc" / "default" / "cassandra"
+
+    def use(self, version: str) -> None:
+        """What `use-cassandra <version>` does: repoint `current`."""
+        current = self.home("current")
+        if current.is_symlink():
+            current.unlink()
+        target = f"{self.prefix}/usr/local/cassandra/{version}" if self.link == "absolute" else version
+        current.symlink_to(target)
+
+    def write_env_file(self, address: str = EDL_ADDRESS, cluster: str = EDL_CLUSTER) -> None:
+        """easy-db-lab's two lines, written whole (it drops whatever else the file held)."""
+        self.env_file.write_text(f"PYROSCOPE_SERVER_ADDRESS={address}\nCLUSTER_NAME={cluster}\n")
+
+    def unit_env(self) -> dict[str, str]:
+        """The environment systemd gives the unit from its EnvironmentFile."""
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        for line in self.env_file.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not key.startswith("#"):
+                env[key] = value
+        return env
+
+    def start(
+        self, tool_name: str, shell: str, version: str = "current", env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs bin/<tool_name> of `version` as the unit (or an operator) would: $0 is its path."""
+        argv = [BUSYBOX, "sh"] if shell == "busybox" else [tool(shell)]
+        return subprocess.run(
+            [*argv, str(self.home(version) / "bin" / tool_name)],
+            env=dict(env if env is not None else self.unit_env()),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )

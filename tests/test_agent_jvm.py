@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 from installer_fixtures import (
     CLUSTER,
+    EDL_INCLUDE,
+    INSTALL_DIR,
     SERVER_ADDRESS,
+    EasyDbLabHost,
+    Host,
     JarServer,
+    host_name,
     installed_real_host,
     tool,
 )
@@ -27,6 +32,8 @@ import java.util.TreeMap;
 
 public final class Agent {
     public static void premain(String args) {
+        // Once per -javaagent: a second agent would print this line again.
+        System.out.println("agent loaded");
         TreeMap<String, String> found = new TreeMap<>();
         for (String name : System.getProperties().stringPropertyNames()) {
             if (name.startsWith("pyroscope.")) {
@@ -107,9 +114,48 @@ def test_the_jvm_starts_with_the_agent_and_every_property(
     assert result.returncode == 0, result.stderr
     hostname = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
     assert result.stdout.splitlines() == [
+        "agent loaded",
         "pyroscope.application.name=cassandra",
         "pyroscope.format=jfr",
         f"pyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
+        "pyroscope.profiler.alloc=512k",
+        "pyroscope.profiler.event=cpu",
+        "pyroscope.profiler.lock=10ms",
+        f"pyroscope.server.address={SERVER_ADDRESS}",
+        "pyroscope.upload.interval=10s",
+        "main ran",
+    ]
+
+
+def test_on_an_easydblab_host_the_server_jvm_loads_one_agent_with_gens_settings(
+    tmp_path: Path, server: JarServer, built: tuple[bytes, Path]
+) -> None:
+    # The image's block adds the same jar to JVM_OPTS with its own properties; the snippet
+    # takes that out, so the JVM loads the agent once, with the rendered settings only.
+    root = tmp_path / "root"
+    edl = EasyDbLabHost(root, str(root), "relative")
+    host = Host(
+        tmp_path,
+        server,
+        host_root="",
+        install_dir=f"{root}{INSTALL_DIR}",
+        include_file=f"{root}{EDL_INCLUDE}",
+        env_file=f"{root}/etc/default/cassandra",
+    )
+    installed = host.run()
+    assert installed.returncode == 0, installed.stderr
+    edl.write_env_file()  # easy-db-lab's next `up`: its own address and cluster name only
+
+    env = {**edl.unit_env(), "MODEL_CLASSPATH": str(built[1])}
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    result = edl.start("cassandra", "bash", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "agent loaded",
+        "pyroscope.application.name=cassandra",
+        "pyroscope.format=jfr",
+        f"pyroscope.labels=cluster={CLUSTER},hostname={host_name()},dc=dc1,rack=r1",
         "pyroscope.profiler.alloc=512k",
         "pyroscope.profiler.event=cpu",
         "pyroscope.profiler.lock=10ms",

@@ -20,7 +20,9 @@ from installer_fixtures import (
     SERVER_ADDRESS,
     Host,
     JarServer,
+    agent_flags,
     block_lines,
+    host_name,
     installed_real_host,
     sha256,
     snapshot,
@@ -40,6 +42,11 @@ from gen.build.cassandra_scripts import (
     settings_snippet,
 )
 
+# The package's shell text as it is, and the easy-db-lab host model the tests run.
+SHELL_FILES = [
+    *sorted(p for p in (Path(__file__).parents[1] / "gen" / "resources").iterdir() if p.suffix in (".sh", ".in")),
+    *sorted((Path(__file__).parent / "easydblab").iterdir()),
+]
 JAR = zip_bytes("agent v1")
 JAR2 = zip_bytes("agent v2")
 SOURCE_LINE = f"if [ -f '{INSTALL_DIR}/{SNIPPET_NAME}' ]; then . '{INSTALL_DIR}/{SNIPPET_NAME}'; fi"
@@ -129,6 +136,8 @@ def test_alloc_and_lock_are_left_out_when_unset() -> None:
         (HEADER, {"labels": {"dc": "$(reboot)"}}),
         (HEADER, {"labels": {"bad key": "x"}}),
         (HEADER, {"cluster": "a,b"}),
+        (HEADER, {"server_address": "http://10.1.2.3:4040 -Dx=y"}),
+        (HEADER, {"server_address": "$PYROSCOPE_SERVER_ADDRESS"}),
     ],
 )
 def test_unsafe_values_are_refused(header: str, overrides: dict[str, object]) -> None:
@@ -140,6 +149,7 @@ def test_unsafe_values_are_refused(header: str, overrides: dict[str, object]) ->
         "lock": "10ms",
         "upload_interval": "10s",
         "cluster": CLUSTER,
+        "server_address": SERVER_ADDRESS,
         "labels": {},
     }
     args.update(overrides)
@@ -150,7 +160,7 @@ def test_unsafe_values_are_refused(header: str, overrides: dict[str, object]) ->
 def test_both_scripts_are_shellcheck_clean(tmp_path: Path) -> None:
     script = write_scripts(tmp_path, spec())
     result = subprocess.run(
-        [tool("shellcheck"), "-s", "sh", str(script), str(tmp_path / SNIPPET_NAME)],
+        [tool("shellcheck"), "-s", "sh", str(script), str(tmp_path / SNIPPET_NAME), *map(str, SHELL_FILES)],
         capture_output=True,
         text=True,
         check=False,
@@ -467,30 +477,18 @@ def real_host(tmp_path: Path, server: JarServer) -> Host:
     return installed_real_host(tmp_path, server)
 
 
-def host_name() -> str:
-    return subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
-
-
-def agent_flags(install_dir: str, hostname: str) -> str:
-    return " ".join(
-        [
-            f"-javaagent:{install_dir}/pyroscope.jar",
-            "-Dpyroscope.application.name=cassandra",
-            f"-Dpyroscope.server.address={SERVER_ADDRESS}",
-            "-Dpyroscope.format=jfr",
-            "-Dpyroscope.profiler.event=cpu",
-            "-Dpyroscope.profiler.alloc=512k",
-            "-Dpyroscope.profiler.lock=10ms",
-            "-Dpyroscope.upload.interval=10s",
-            f"-Dpyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
-        ]
-    )
-
-
 def source_twice(
-    host: Host, shell: str, address: str | None, driver: str = DRIVER, path: str | None = None
+    host: Host,
+    shell: str,
+    address: str | None,
+    driver: str = DRIVER,
+    *,
+    path: str | None = None,
+    name: str = "cassandra",
 ) -> subprocess.CompletedProcess[str]:
-    script = host.tmp / "driver.sh"
+    # The driver stands in for bin/<name>: the snippet tells the server start by $0.
+    script = host.tmp / "bin" / name
+    script.parent.mkdir(exist_ok=True)
     script.write_text(driver)
     env = {"PATH": path if path is not None else os.environ.get("PATH", "/usr/bin:/bin")}
     if address is not None:
@@ -525,6 +523,15 @@ def test_sourcing_the_include_file(real_host: Host, shell: str, address: str | N
         [notice] = result.stderr.splitlines()
         assert notice.startswith("cassandra-pyroscope.sh: profiling is off: ")
         assert why in notice
+
+
+@pytest.mark.parametrize("name", ["nodetool", "sstableloader", "cassandra.sh"])
+def test_only_the_server_start_says_that_profiling_is_off(real_host: Host, name: str) -> None:
+    real_host.jar.unlink()
+    result = source_twice(real_host, "dash", SERVER_ADDRESS, name=name)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["-Xfoo", "-Xjvm"]
+    assert result.stderr == ""
 
 
 def test_sourcing_with_jvm_extra_opts_unset_and_no_hostname_tool(real_host: Host, tmp_path: Path) -> None:

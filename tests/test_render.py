@@ -306,3 +306,19 @@ def test_sync_waves_order_namespace_config_server_then_agents(built: tuple[str, 
     for (_, name), w in wave.items():
         if name.startswith(GRAFANA_CONFIGMAPS):
             assert w > max(stack.values()), name
+
+
+def test_cassandra_agent_mounts_the_directory_holding_every_version(built: tuple[str, list[dict[str, Any]]]) -> None:
+    # With `*` in includeFile the directory above it is mounted whole: a mount of
+    # .../current/bin would resolve `current` once at pod start and show one version only.
+    name, objs = built
+    include = _spec(name).cassandra.include_file
+    expected = {
+        "/usr/local/cassandra/*/bin/cassandra.in.sh": "/usr/local/cassandra",
+        "/opt/cassandra/bin/cassandra.in.sh": "/opt/cassandra/bin",
+    }[include]
+    pod = _find(objs, "DaemonSet", "pyroscope-cassandra-agent")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "host-include-dir")
+    assert volume["hostPath"] == {"path": expected, "type": "Directory"}
+    mount = next(m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == "host-include-dir")
+    assert mount["mountPath"] == f"/host{expected}"

@@ -18,10 +18,12 @@ INIT = "/spec/template/spec/initContainers/0"
 
 def settings(cluster: Cluster) -> str:
     """cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
-    return settings_for(cluster.spec.cassandra, cluster.name, header(cluster).rstrip("\n"))
+    return settings_for(
+        cluster.spec.cassandra, cluster.name, header(cluster).rstrip("\n"), server_address=server_url(cluster)
+    )
 
 
-def settings_for(c: Cassandra, cluster_name: str, head: str) -> str:
+def settings_for(c: Cassandra, cluster_name: str, head: str, *, server_address: str) -> str:
     """The snippet for one cassandra section, under the given header line."""
     return cassandra_scripts.settings_snippet(
         head,
@@ -32,6 +34,7 @@ def settings_for(c: Cassandra, cluster_name: str, head: str) -> str:
         lock=c.profiler.lock,
         upload_interval=c.profiler.upload_interval,
         cluster=cluster_name,
+        server_address=server_address,
         labels=c.labels,
     )
 
@@ -50,6 +53,19 @@ def installer_env(cluster: Cluster) -> dict[str, str]:
     }
 
 
+def include_mount(include_file: str) -> str:
+    """The host directory to mount for the include file(s).
+
+    With a `*` segment it is the directory above it, mounted whole, so that the installer sees
+    every version and hooks each: a hostPath mount of `.../current/bin` resolves the symlink
+    once at pod start and shows one version only, which a later `use-cassandra` leaves unhooked.
+    """
+    parts = include_file.split("/")
+    if "*" in parts:
+        return "/".join(parts[: parts.index("*")])
+    return posixpath.dirname(include_file)
+
+
 def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
     """(volume name, host directory, hostPath type) for each directory the installer writes.
 
@@ -59,7 +75,7 @@ def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
     c = cluster.spec.cassandra
     wanted = [
         ("host-install-dir", c.install_dir, "DirectoryOrCreate"),
-        ("host-include-dir", posixpath.dirname(c.include_file), "Directory"),
+        ("host-include-dir", include_mount(c.include_file), "Directory"),
         ("host-env-dir", posixpath.dirname(c.env_file), "Directory"),
     ]
     kept: list[tuple[str, str, str]] = []

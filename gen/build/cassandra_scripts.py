@@ -3,7 +3,8 @@
 `install.sh` is the same text for every cluster (only the header line differs): all per-cluster
 inputs reach it as environment variables of the init container, so a spec change that only
 touches those variables does not have to change the script. The snippet is rendered from the
-spec and is what Cassandra's include file sources on the host.
+spec and is what Cassandra's include file sources on the host. Both texts live in
+`gen/resources/` as package data.
 
 Both functions are pure: same arguments, same bytes.
 """
@@ -12,11 +13,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cache
+from importlib import resources
 
 JAR_NAME = "pyroscope.jar"
 SNIPPET_NAME = "cassandra-pyroscope.sh"
 BEGIN_MARKER = "# BEGIN gen-profiling"
 END_MARKER = "# END gen-profiling"
+# Both resource files start with this line, so that shellcheck reads them as they are.
+_DIRECTIVE = "# shellcheck shell=sh\n"
 
 # Every rendered value lands inside shell quotes and then in one word of JVM_EXTRA_OPTS, which
 # cassandra-env.sh splits on blanks. The spec models already restrict values to this set; the
@@ -24,13 +29,23 @@ END_MARKER = "# END gen-profiling"
 _TOKEN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 _LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _HOST_PATH = re.compile(r"^(/[A-Za-z0-9._+@-]+)+$")
+# Brackets for an IPv6 literal; inside double quotes, and never a file name that could match.
+_SERVER_URL = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+
+
+@cache
+def _resource(name: str) -> str:
+    text = resources.files("gen").joinpath("resources", name).read_text(encoding="utf-8")
+    if not text.startswith(_DIRECTIVE):
+        raise RuntimeError(f"gen/resources/{name} must start with {_DIRECTIVE!r}")
+    return text
 
 
 def _header(header: str) -> str:
     # The header must stay one comment line: the shellcheck directive has to be the second line.
     if not header.startswith("#") or "\n" in header or "\r" in header:
         raise ValueError(f"header must be one comment line starting with '#', got {header!r}")
-    return f"{header}\n# shellcheck shell=sh\n"
+    return f"{header}\n"
 
 
 def _token(what: str, value: str) -> str:
@@ -41,7 +56,7 @@ def _token(what: str, value: str) -> str:
 
 def install_script(header: str) -> str:
     """Full text of install.sh: `header`, then `# shellcheck shell=sh`, then the script."""
-    return _header(header) + _INSTALL_BODY
+    return _header(header) + _resource("install.sh")
 
 
 def settings_snippet(
@@ -54,15 +69,18 @@ def settings_snippet(
     lock: str | None,
     upload_interval: str,
     cluster: str,
+    server_address: str,
     labels: Mapping[str, str],
 ) -> str:
     """Full text of cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
     if not _HOST_PATH.match(install_dir):
         raise ValueError(f"install_dir {install_dir!r} must be a normalised absolute path")
+    if not _SERVER_URL.match(server_address):
+        raise ValueError(f"server_address {server_address!r} must be http(s)://<host>:<port>")
     jar = f"{install_dir}/{JAR_NAME}"
     props = [
         ("application.name", _token("application_name", application_name)),
-        ("server.address", "$PYROSCOPE_SERVER_ADDRESS"),
+        ("server.address", server_address),
         ("format", "jfr"),
         ("profiler.event", _token("event", event)),
     ]
@@ -80,577 +98,7 @@ def settings_snippet(
         pairs.append(f"{key}={_token('label value', labels[key])}")
     props.append(("labels", ",".join(pairs)))
 
-    lines = [f"        gen_profiling_opts='-javaagent:{jar}'"]
-    lines += [f'        gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
-    return _header(header) + _SNIPPET_TEMPLATE.replace("@JAR@", jar).replace("@OPTS@", "\n".join(lines))
-
-
-# Plain placeholder replacement rather than str.format: the shell text is full of braces.
-_SNIPPET_TEMPLATE = r"""
-# Pyroscope Java agent settings for the Cassandra server. cassandra.in.sh sources this file
-# from bin/cassandra and bin/nodetool, with bash or sh, perhaps under set -e or set -u, perhaps
-# twice in one shell. It appends to JVM_EXTRA_OPTS and never touches JVM_OPTS: nodetool keeps
-# its own JVM_OPTS, so only the server JVM loads the agent. Every command below is a condition
-# or cannot fail, so sourcing never stops the calling script.
-if [ ! -f '@JAR@' ]; then
-    gen_profiling_off='@JAR@ is missing'
-elif [ -z "${PYROSCOPE_SERVER_ADDRESS:-}" ]; then
-    gen_profiling_off='PYROSCOPE_SERVER_ADDRESS is empty (see the EnvironmentFile of the unit)'
-else
-    gen_profiling_off=''
-    # A second -javaagent for the same jar only logs "already started"; add it once.
-    case " ${JVM_EXTRA_OPTS:-} " in
-    *' -javaagent:@JAR@ '*) ;;
-    *)
-        # The host name at start: hostname(1) is not installed everywhere, uname -n is POSIX.
-        gen_profiling_host=$(hostname 2>/dev/null) || gen_profiling_host=''
-        if [ -z "$gen_profiling_host" ]; then
-            gen_profiling_host=$(uname -n 2>/dev/null) || gen_profiling_host=''
-        fi
-        # The agent drops a malformed label pair; keep the pair well formed.
-        if [ -z "$gen_profiling_host" ]; then
-            gen_profiling_host=unknown
-        fi
-@OPTS@
-        JVM_EXTRA_OPTS="${JVM_EXTRA_OPTS:+$JVM_EXTRA_OPTS }$gen_profiling_opts"
-        ;;
-    esac
-fi
-# One notice per shell is enough when the include file is read twice.
-if [ -n "$gen_profiling_off" ] && [ -z "${gen_profiling_noticed:-}" ]; then
-    printf 'cassandra-pyroscope.sh: profiling is off: %s\n' "$gen_profiling_off" >&2 || :
-    gen_profiling_noticed=1
-fi
-unset gen_profiling_off gen_profiling_host gen_profiling_opts
-""".removeprefix("\n")
-
-
-_INSTALL_BODY = r"""
-# Puts the Pyroscope Java agent and its settings onto this Cassandra host, or with the argument
-# "uninstall" takes them off again. It runs in the init container of the Cassandra agent
-# DaemonSet under busybox sh or dash. The text is the same for every cluster: every input is an
-# environment variable, and host path P is reached as $HOST_ROOT$P.
-#   HOST_ROOT      where the host paths are mounted (default /host; empty: used as they are)
-#   INSTALL_DIR    host directory for the jar and the snippet
-#   INCLUDE_FILE   host path of Cassandra's include file (cassandra.in.sh)
-#   ENV_FILE       host path of the Cassandra unit's EnvironmentFile
-#   install only:  AGENT_URL, AGENT_SHA256 (empty: not verified), PYROSCOPE_SERVER_ADDRESS,
-#                  CLUSTER_NAME
-#
-# Everything that can be checked is checked before the host changes. New contents are staged in
-# a private temporary directory, copied next to their targets and only then renamed into place,
-# so a failed run leaves the jar, the snippet, the include file and the env file as they were.
-set -eu
-
-# Ranges in case patterns and tr must mean ASCII whatever locale the image has.
-LC_ALL=C
-export LC_ALL
-
-PROG=install.sh
-JAR_NAME=pyroscope.jar
-SNIPPET_NAME=cassandra-pyroscope.sh
-BEGIN_MARK='# BEGIN gen-profiling'
-END_MARK='# END gen-profiling'
-# Put inside the block when install had to add a line break in front of it (the file did not end
-# with one), so that uninstall knows to take that byte away again.
-JOINED_MARK='# (install.sh added the line break in front of this block)'
-
-# Our own messages go to fd 3 (the real stderr); the tools' stderr goes to a log so that a
-# failure can be reported as one line quoting the tool's last complaint.
-exec 3>&2
-said=0
-work=''
-log=/dev/null
-jar_tmp=''
-snippet_tmp=''
-include_tmp=''
-env_tmp=''
-
-usage() {
-    # One line; the inputs are environment variables described at the top of this file.
-    printf 'usage: %s [install|uninstall]\n' "$PROG" >&3
-    said=1
-    exit 2
-}
-
-say() {
-    printf '%s: %s\n' "$PROG" "$*"
-}
-
-warn() {
-    printf '%s: warning: %s\n' "$PROG" "$*" >&3
-}
-
-die() {
-    said=1
-    printf '%s: error: %s\n' "$PROG" "$*" >&3
-    exit 1
-}
-
-# The last line a tool wrote to stderr since the log was last emptied, as " (line)".
-complaint() {
-    if [ -s "$log" ]; then
-        printf ' (%s)' "$(tail -n 1 "$log" | tr -d '\r')"
-    fi
-}
-
-# try MESSAGE COMMAND...: run the command; when it fails, stop with MESSAGE and its complaint.
-try() {
-    try_what=$1
-    shift
-    : > "$log"
-    if "$@"; then
-        return 0
-    fi
-    die "$try_what$(complaint)"
-}
-
-cleanup() {
-    rc=$?
-    for t in "$jar_tmp" "$snippet_tmp" "$include_tmp" "$env_tmp"; do
-        if [ -n "$t" ]; then
-            rm -f "$t" || :
-        fi
-    done
-    if [ "$rc" -ne 0 ] && [ -n "$work" ] && [ -s "$work/made" ]; then
-        # Directories this run created, deepest first; rmdir leaves any that are not empty.
-        sed '1!G;h;$!d' "$work/made" | while IFS= read -r d; do
-            rmdir "$d" 2>/dev/null || :
-        done
-    fi
-    if [ "$rc" -ne 0 ] && [ "$said" -eq 0 ]; then
-        printf '%s: error: stopped unexpectedly (exit status %s)%s\n' "$PROG" "$rc" \
-            "$(complaint)" >&3
-    fi
-    if [ -n "$work" ]; then
-        rm -rf "$work" || :
-    fi
-    exit "$rc"
-}
-
-# ---------------------------------------------------------------- inputs
-
-case $# in
-0) action=install ;;
-1) action=$1 ;;
-*) usage ;;
-esac
-case $action in
-install | uninstall) ;;
-*) usage ;;
-esac
-
-trap cleanup EXIT
-trap 'exit 129' HUP
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Set but empty means the host's paths are reachable as they are (running on the host itself).
-HOST_ROOT=${HOST_ROOT-/host}
-INSTALL_DIR=${INSTALL_DIR:-}
-INCLUDE_FILE=${INCLUDE_FILE:-}
-ENV_FILE=${ENV_FILE:-}
-AGENT_URL=${AGENT_URL:-}
-AGENT_SHA256=${AGENT_SHA256:-}
-PYROSCOPE_SERVER_ADDRESS=${PYROSCOPE_SERVER_ADDRESS:-}
-CLUSTER_NAME=${CLUSTER_NAME:-}
-
-need() {
-    if [ -z "$2" ]; then
-        die "$1 is not set; the DaemonSet passes it to the init container"
-    fi
-}
-
-# Host paths end up quoted inside the include file, so they keep to a plain character set.
-host_path() {
-    need "$1" "$2"
-    case $2 in
-    /*) ;;
-    *) die "$1 must be an absolute host path, got '$2'" ;;
-    esac
-    case $2 in
-    *[!A-Za-z0-9._+@/-]*) die "$1 may hold only letters, digits, / and . _ + @ -, got '$2'" ;;
-    esac
-}
-
-# Env file values are written unquoted (a systemd EnvironmentFile and sh read quotes
-# differently), so anything that would need quoting in either is refused.
-plain_value() {
-    need "$1" "$2"
-    case $2 in
-    *[!]A-Za-z0-9._:/@+[-]*)
-        die "$1 may hold only letters, digits and . _ : / @ + - [ ] (no quoting), got '$2'"
-        ;;
-    esac
-}
-
-host_path INSTALL_DIR "$INSTALL_DIR"
-host_path INCLUDE_FILE "$INCLUDE_FILE"
-host_path ENV_FILE "$ENV_FILE"
-if [ "$action" = install ]; then
-    need AGENT_URL "$AGENT_URL"
-    case $AGENT_URL in
-    http://* | https://*) ;;
-    *) die "AGENT_URL must be an http:// or https:// URL, got '$AGENT_URL'" ;;
-    esac
-    AGENT_SHA256=$(printf '%s' "$AGENT_SHA256" | tr 'A-F' 'a-f')
-    case $AGENT_SHA256 in
-    *[!0-9a-f]*) die "AGENT_SHA256 must be 64 hexadecimal digits, got '$AGENT_SHA256'" ;;
-    esac
-    if [ -n "$AGENT_SHA256" ] && [ "${#AGENT_SHA256}" -ne 64 ]; then
-        die "AGENT_SHA256 must be 64 hexadecimal digits, got ${#AGENT_SHA256}"
-    fi
-    plain_value PYROSCOPE_SERVER_ADDRESS "$PYROSCOPE_SERVER_ADDRESS"
-    plain_value CLUSTER_NAME "$CLUSTER_NAME"
-fi
-if [ -n "$HOST_ROOT" ] && [ ! -d "$HOST_ROOT" ]; then
-    die "HOST_ROOT $HOST_ROOT is not a directory; is the host file system mounted there?"
-fi
-
-here=$(dirname "$0")
-snippet_src=$here/$SNIPPET_NAME
-dir=$HOST_ROOT$INSTALL_DIR
-jar=$dir/$JAR_NAME
-snippet=$dir/$SNIPPET_NAME
-include=$HOST_ROOT$INCLUDE_FILE
-envfile=$HOST_ROOT$ENV_FILE
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/install-sh.XXXXXX" 2>/dev/null) ||
-    die "cannot create a temporary directory in ${TMPDIR:-/tmp}"
-log=$work/log
-: > "$log"
-exec 2>> "$log"
-
-# ---------------------------------------------------------------- helpers
-
-# head_lines FILE N: the first N lines of FILE, byte for byte (nothing when N is 0).
-head_lines() {
-    if [ "$2" -gt 0 ]; then
-        head -n "$2" "$1"
-    fi
-}
-
-# find_block FILE NAME: sets blk_begin and blk_end to the line numbers of the markers (0 when
-# the file holds no block) and blk_joined to 1 when install added the line break before it.
-# A file whose markers do not pair up is left for a person to repair.
-find_block() {
-    fb_file=$1
-    blk_begin=0
-    blk_end=0
-    blk_joined=0
-    if [ ! -f "$fb_file" ]; then
-        return 0
-    fi
-    fb_nb=$(grep -c -x -F -e "$BEGIN_MARK" "$fb_file") || :
-    fb_ne=$(grep -c -x -F -e "$END_MARK" "$fb_file") || :
-    if [ "$fb_nb" = 0 ] && [ "$fb_ne" = 0 ]; then
-        return 0
-    fi
-    if [ "$fb_nb" != 1 ] || [ "$fb_ne" != 1 ]; then
-        die "$2 holds $fb_nb '$BEGIN_MARK' and $fb_ne '$END_MARK' lines instead of one" \
-            "pair; repair it by hand"
-    fi
-    blk_begin=$(grep -n -x -F -e "$BEGIN_MARK" "$fb_file" | cut -d: -f1)
-    blk_end=$(grep -n -x -F -e "$END_MARK" "$fb_file" | cut -d: -f1)
-    if [ "$blk_end" -le "$blk_begin" ]; then
-        die "$2 has '$END_MARK' before '$BEGIN_MARK'; repair it by hand"
-    fi
-    if sed -n "$((blk_begin + 1)),$((blk_end - 1))p" "$fb_file" |
-        grep -q -x -F -e "$JOINED_MARK"; then
-        blk_joined=1
-    fi
-}
-
-# block JOINED BODY: the marked block around the lines of BODY.
-block() {
-    printf '%s\n' "$BEGIN_MARK"
-    if [ "$1" = 1 ]; then
-        printf '%s\n' "$JOINED_MARK"
-    fi
-    printf '%s\n' "$2" "$END_MARK"
-}
-
-# with_block FILE OUT NAME BODY: FILE's bytes with the block replaced in place, or appended
-# when there is none (a missing FILE counts as empty). Bytes outside the block are copied with
-# head and tail, which keep them exactly, including a last line without a line break.
-with_block() {
-    find_block "$1" "$3"
-    if [ "$blk_begin" -gt 0 ]; then
-        head_lines "$1" $((blk_begin - 1)) > "$2"
-        block "$blk_joined" "$4" >> "$2"
-        tail -n "+$((blk_end + 1))" "$1" >> "$2"
-    elif [ ! -s "$1" ]; then
-        block 0 "$4" > "$2"
-    elif [ -z "$(tail -c 1 "$1")" ]; then
-        cat "$1" > "$2"
-        block 0 "$4" >> "$2"
-    else
-        cat "$1" > "$2"
-        printf '\n' >> "$2"
-        block 1 "$4" >> "$2"
-    fi
-}
-
-# without_block FILE OUT NAME: FILE's bytes without the block, and without the line break
-# install put in front of it when the block is still the end of the file.
-without_block() {
-    find_block "$1" "$3"
-    if [ "$blk_begin" -eq 0 ]; then
-        cat "$1" > "$2"
-        return 0
-    fi
-    tail -n "+$((blk_end + 1))" "$1" > "$work/after"
-    if [ "$blk_joined" = 1 ] && [ ! -s "$work/after" ] && [ "$blk_begin" -gt 1 ]; then
-        head_lines "$1" $((blk_begin - 2)) > "$2"
-        sed -n "$((blk_begin - 1))p" "$1" | tr -d '\n' >> "$2"
-    else
-        head_lines "$1" $((blk_begin - 1)) > "$2"
-        cat "$work/after" >> "$2"
-    fi
-}
-
-sha256_of() {
-    s256=$(sha256sum < "$1") || return 1
-    printf '%s' "${s256%% *}"
-}
-
-fetch() {
-    if command -v curl > /dev/null 2>&1; then
-        curl -fsSL -o "$2" "$1"
-    else
-        wget -q -O "$2" "$1"
-    fi
-}
-
-copy_into() {
-    cat "$1" > "$2"
-}
-
-# tmp_beside FILE NAME: sets tb_path to a new empty file in FILE's directory, so that the
-# final rename stays within one file system and is atomic.
-tmp_beside() {
-    : > "$log"
-    tb_path=$(mktemp "$(dirname "$1")/.$(basename "$1").XXXXXX") ||
-        die "cannot create a temporary file next to $2$(complaint)"
-}
-
-# make_dir DIR NAME: create DIR and any missing parent, 0755, and note each one so that a
-# failed run can remove them again.
-make_dir() {
-    if [ -d "$1" ]; then
-        return 0
-    fi
-    make_dir "$(dirname "$1")" "$2"
-    try "cannot create directory $2" mkdir -m 0755 "$1"
-    printf '%s\n' "$1" >> "$work/made"
-}
-
-# The jar and the snippet are world-readable: Cassandra runs as its own user.
-fix_mode() {
-    if [ -z "$(find "$1" -prune -perm 0644)" ]; then
-        try "cannot set the mode of $2" chmod 0644 "$1"
-        say "$2: mode set to 0644"
-    fi
-}
-
-# stage_text FILE NEW NAME: sets tb_path to a copy of NEW beside FILE carrying FILE's
-# permission bits and owner (cp -p, then new contents), or 0644 for a new file.
-stage_text() {
-    tmp_beside "$1" "$3"
-    if [ -f "$1" ]; then
-        try "cannot copy $3" cp -p "$1" "$tb_path"
-    else
-        try "cannot set the mode of a new $3" chmod 0644 "$tb_path"
-    fi
-    try "cannot write $3" copy_into "$2" "$tb_path"
-}
-
-# ---------------------------------------------------------------- install
-
-do_install() {
-    if [ ! -f "$snippet_src" ]; then
-        die "$SNIPPET_NAME not found next to install.sh (in $here)"
-    fi
-    if [ ! -f "$include" ]; then
-        die "include file $INCLUDE_FILE not found on this host; is Cassandra installed here?"
-    fi
-    if [ ! -r "$include" ]; then
-        die "include file $INCLUDE_FILE is not readable"
-    fi
-    if [ ! -d "$(dirname "$envfile")" ]; then
-        die "directory $(dirname "$ENV_FILE") of ENV_FILE not found on this host"
-    fi
-    if [ -e "$envfile" ] && [ ! -f "$envfile" ]; then
-        die "ENV_FILE $ENV_FILE is not a regular file"
-    fi
-    if [ -e "$dir" ] && [ ! -d "$dir" ]; then
-        die "INSTALL_DIR $INSTALL_DIR exists and is not a directory"
-    fi
-    if ! command -v curl > /dev/null 2>&1 && ! command -v wget > /dev/null 2>&1; then
-        die "neither curl nor wget is installed; cannot download $AGENT_URL"
-    fi
-
-    # The marked blocks first: a damaged block stops the run before any download.
-    include_body="# Managed by install.sh of gen; 'install.sh uninstall' removes this block.
-if [ -f '$INSTALL_DIR/$SNIPPET_NAME' ]; then . '$INSTALL_DIR/$SNIPPET_NAME'; fi"
-    with_block "$include" "$work/include" "$INCLUDE_FILE" "$include_body"
-    include_had_block=$blk_begin
-    env_body="PYROSCOPE_SERVER_ADDRESS=$PYROSCOPE_SERVER_ADDRESS
-CLUSTER_NAME=$CLUSTER_NAME"
-    with_block "$envfile" "$work/env" "$ENV_FILE" "$env_body"
-
-    # With a pin, a jar that already matches is final: nothing to download. Without a pin the
-    # jar is fetched on every run, because only the server knows whether its bytes changed;
-    # it is then rewritten only when they did, so reruns still leave the same bytes.
-    jar_new=''
-    if [ -n "$AGENT_SHA256" ] && [ -f "$jar" ] &&
-        [ "$(sha256_of "$jar")" = "$AGENT_SHA256" ]; then
-        jar_state='unchanged (matches AGENT_SHA256)'
-    else
-        try "download of $AGENT_URL failed" fetch "$AGENT_URL" "$work/$JAR_NAME"
-        if [ -n "$AGENT_SHA256" ]; then
-            got=$(sha256_of "$work/$JAR_NAME") || die "cannot compute the SHA-256 of the download"
-            if [ "$got" != "$AGENT_SHA256" ]; then
-                die "checksum mismatch for $AGENT_URL: expected $AGENT_SHA256, got $got"
-            fi
-        else
-            # Without a pin, at least refuse an error page served with status 200.
-            if [ "$(dd if="$work/$JAR_NAME" bs=2 count=1 2>/dev/null)" != PK ]; then
-                die "the download from $AGENT_URL is not a jar (no zip header)"
-            fi
-            warn "AGENT_SHA256 is empty: the jar from $AGENT_URL is not verified; pin it"
-        fi
-        if [ -f "$jar" ] && cmp -s "$work/$JAR_NAME" "$jar"; then
-            jar_state=unchanged
-        else
-            jar_new=$work/$JAR_NAME
-            if [ -f "$jar" ]; then jar_state=updated; else jar_state=installed; fi
-        fi
-    fi
-    snippet_new=''
-    snippet_state=unchanged
-    if ! { [ -f "$snippet" ] && cmp -s "$snippet_src" "$snippet"; }; then
-        snippet_new=$snippet_src
-        if [ -f "$snippet" ]; then snippet_state=updated; else snippet_state=installed; fi
-    fi
-    include_state=unchanged
-    if ! cmp -s "$work/include" "$include"; then
-        if [ "$include_had_block" -gt 0 ]; then
-            include_state='block updated'
-        else
-            include_state='block added'
-        fi
-    fi
-    env_state=unchanged
-    if [ ! -f "$envfile" ]; then
-        env_state=created
-    elif ! cmp -s "$work/env" "$envfile"; then
-        env_state=updated
-    fi
-
-    # Stage every change beside its target, then rename them all.
-    if [ -n "$jar_new" ] || [ -n "$snippet_new" ]; then
-        make_dir "$dir" "INSTALL_DIR $INSTALL_DIR"
-    fi
-    if [ -n "$jar_new" ]; then
-        tmp_beside "$jar" "$INSTALL_DIR/$JAR_NAME"
-        jar_tmp=$tb_path
-        try "cannot write $INSTALL_DIR/$JAR_NAME" copy_into "$jar_new" "$jar_tmp"
-        try "cannot set the mode of $INSTALL_DIR/$JAR_NAME" chmod 0644 "$jar_tmp"
-    fi
-    if [ -n "$snippet_new" ]; then
-        tmp_beside "$snippet" "$INSTALL_DIR/$SNIPPET_NAME"
-        snippet_tmp=$tb_path
-        try "cannot write $INSTALL_DIR/$SNIPPET_NAME" copy_into "$snippet_new" "$snippet_tmp"
-        try "cannot set the mode of $INSTALL_DIR/$SNIPPET_NAME" chmod 0644 "$snippet_tmp"
-    fi
-    if [ "$env_state" != unchanged ]; then
-        stage_text "$envfile" "$work/env" "$ENV_FILE"
-        env_tmp=$tb_path
-    fi
-    if [ "$include_state" != unchanged ]; then
-        stage_text "$include" "$work/include" "$INCLUDE_FILE"
-        include_tmp=$tb_path
-    fi
-
-    if [ -n "$jar_tmp" ]; then
-        try "cannot replace $INSTALL_DIR/$JAR_NAME" mv -f "$jar_tmp" "$jar"
-        jar_tmp=''
-    else
-        fix_mode "$jar" "$INSTALL_DIR/$JAR_NAME"
-    fi
-    say "$INSTALL_DIR/$JAR_NAME: $jar_state"
-    if [ -n "$snippet_tmp" ]; then
-        try "cannot replace $INSTALL_DIR/$SNIPPET_NAME" mv -f "$snippet_tmp" "$snippet"
-        snippet_tmp=''
-    else
-        fix_mode "$snippet" "$INSTALL_DIR/$SNIPPET_NAME"
-    fi
-    say "$INSTALL_DIR/$SNIPPET_NAME: $snippet_state"
-    if [ -n "$env_tmp" ]; then
-        try "cannot replace $ENV_FILE" mv -f "$env_tmp" "$envfile"
-        env_tmp=''
-    fi
-    say "$ENV_FILE: $env_state"
-    # Last, so that Cassandra is pointed at the snippet only once everything else is in place.
-    if [ -n "$include_tmp" ]; then
-        try "cannot replace $INCLUDE_FILE" mv -f "$include_tmp" "$include"
-        include_tmp=''
-    fi
-    say "$INCLUDE_FILE: $include_state"
-}
-
-# ---------------------------------------------------------------- uninstall
-
-do_uninstall() {
-    include_state='no block'
-    if [ -f "$include" ]; then
-        without_block "$include" "$work/include" "$INCLUDE_FILE"
-        if ! cmp -s "$work/include" "$include"; then
-            include_state='block removed'
-            stage_text "$include" "$work/include" "$INCLUDE_FILE"
-            include_tmp=$tb_path
-        fi
-    else
-        include_state='not found, nothing to remove'
-    fi
-    env_state='no block'
-    if [ -f "$envfile" ]; then
-        without_block "$envfile" "$work/env" "$ENV_FILE"
-        if ! cmp -s "$work/env" "$envfile"; then
-            env_state='block removed'
-            stage_text "$envfile" "$work/env" "$ENV_FILE"
-            env_tmp=$tb_path
-        fi
-    else
-        env_state='not found, nothing to remove'
-    fi
-
-    # The include file first: from then on Cassandra no longer looks for the snippet.
-    if [ -n "$include_tmp" ]; then
-        try "cannot replace $INCLUDE_FILE" mv -f "$include_tmp" "$include"
-        include_tmp=''
-    fi
-    say "$INCLUDE_FILE: $include_state"
-    if [ -n "$env_tmp" ]; then
-        try "cannot replace $ENV_FILE" mv -f "$env_tmp" "$envfile"
-        env_tmp=''
-    fi
-    say "$ENV_FILE: $env_state"
-    for f in "$snippet" "$jar"; do
-        name=$INSTALL_DIR/$(basename "$f")
-        if [ -e "$f" ]; then
-            try "cannot remove $name" rm -f "$f"
-            say "$name: removed"
-        else
-            say "$name: not installed"
-        fi
-    done
-}
-
-if [ "$action" = install ]; then
-    do_install
-else
-    do_uninstall
-fi
-""".removeprefix("\n")
+    lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
+    # Plain placeholder replacement rather than str.format: the shell text is full of braces.
+    body = _resource("cassandra-pyroscope.sh.in").replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
+    return _header(header) + body

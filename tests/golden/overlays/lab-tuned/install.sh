@@ -6,7 +6,8 @@
 # environment variable, and host path P is reached as $HOST_ROOT$P.
 #   HOST_ROOT      where the host paths are mounted (default /host; empty: used as they are)
 #   INSTALL_DIR    host directory for the jar and the snippet
-#   INCLUDE_FILE   host path of Cassandra's include file (cassandra.in.sh)
+#   INCLUDE_FILE   host path of Cassandra's include file (cassandra.in.sh); one whole segment may
+#                  be `*`, and then every match is hooked (each installed Cassandra version)
 #   ENV_FILE       host path of the Cassandra unit's EnvironmentFile
 #   install only:  AGENT_URL, AGENT_SHA256 (empty: not verified), PYROSCOPE_SERVER_ADDRESS,
 #                  CLUSTER_NAME
@@ -37,7 +38,6 @@ work=''
 log=/dev/null
 jar_tmp=''
 snippet_tmp=''
-include_tmp=''
 env_tmp=''
 
 usage() {
@@ -81,11 +81,17 @@ try() {
 
 cleanup() {
     rc=$?
-    for t in "$jar_tmp" "$snippet_tmp" "$include_tmp" "$env_tmp"; do
+    for t in "$jar_tmp" "$snippet_tmp" "$env_tmp"; do
         if [ -n "$t" ]; then
             rm -f "$t" || :
         fi
     done
+    # The include files' temporary copies; once renamed into place they are gone already.
+    if [ -n "$work" ] && [ -f "$work/staged" ]; then
+        while IFS= read -r t; do
+            rm -f "$t" || :
+        done < "$work/staged"
+    fi
     if [ "$rc" -ne 0 ] && [ -n "$work" ] && [ -s "$work/made" ]; then
         # Directories this run created, deepest first; rmdir leaves any that are not empty.
         sed '1!G;h;$!d' "$work/made" | while IFS= read -r d; do
@@ -159,7 +165,24 @@ plain_value() {
 }
 
 host_path INSTALL_DIR "$INSTALL_DIR"
-host_path INCLUDE_FILE "$INCLUDE_FILE"
+# One whole segment of INCLUDE_FILE may be `*` (every installed version); nothing else is a
+# pattern, and the `*` is never the file name itself.
+case $INCLUDE_FILE in
+*\**\**) die "INCLUDE_FILE may hold at most one '*' segment, got '$INCLUDE_FILE'" ;;
+/*/\*/*)
+    case $INCLUDE_FILE in
+    *[!A-Za-z0-9._+@/*-]*)
+        die "INCLUDE_FILE may hold only letters, digits, / and . _ + @ - besides its '*'" \
+            "segment, got '$INCLUDE_FILE'"
+        ;;
+    esac
+    ;;
+*\**)
+    die "INCLUDE_FILE may hold '*' only as one whole segment of an absolute path, below its top" \
+        "directory and above the file name, got '$INCLUDE_FILE'"
+    ;;
+*) host_path INCLUDE_FILE "$INCLUDE_FILE" ;;
+esac
 host_path ENV_FILE "$ENV_FILE"
 if [ "$action" = install ]; then
     need AGENT_URL "$AGENT_URL"
@@ -186,7 +209,6 @@ snippet_src=$here/$SNIPPET_NAME
 dir=$HOST_ROOT$INSTALL_DIR
 jar=$dir/$JAR_NAME
 snippet=$dir/$SNIPPET_NAME
-include=$HOST_ROOT$INCLUDE_FILE
 envfile=$HOST_ROOT$ENV_FILE
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/install-sh.XXXXXX" 2>/dev/null) ||
@@ -283,6 +305,97 @@ without_block() {
     fi
 }
 
+# resolve PATH: sets rs_path to host path PATH with every symbolic link in it resolved, as the
+# host would resolve it. An absolute link target is a host path, so it is looked up under
+# $HOST_ROOT and not in this container's root (easy-db-lab's `current` may be such a link).
+# Fails after 40 links, like the kernel, so that a loop ends.
+resolve() {
+    rs_done=''
+    rs_todo=${1#/}
+    rs_links=0
+    while [ -n "$rs_todo" ]; do
+        case $rs_todo in
+        */*)
+            rs_part=${rs_todo%%/*}
+            rs_todo=${rs_todo#*/}
+            ;;
+        *)
+            rs_part=$rs_todo
+            rs_todo=''
+            ;;
+        esac
+        case $rs_part in
+        '' | .) continue ;;
+        ..)
+            rs_done=${rs_done%/*}
+            continue
+            ;;
+        esac
+        if [ -L "$HOST_ROOT$rs_done/$rs_part" ]; then
+            rs_links=$((rs_links + 1))
+            if [ "$rs_links" -gt 40 ]; then
+                return 1
+            fi
+            rs_target=$(readlink "$HOST_ROOT$rs_done/$rs_part") || return 1
+            case $rs_target in
+            /*)
+                rs_done=''
+                rs_target=${rs_target#/}
+                ;;
+            esac
+            rs_todo=$rs_target${rs_todo:+/$rs_todo}
+        else
+            rs_done=$rs_done/$rs_part
+        fi
+    done
+    rs_path=${rs_done:-/}
+}
+
+# add_include PATH: adds host path PATH, resolved, to $work/includes when it exists there and
+# is not listed yet: a version reached through a link and through its own name is one file.
+add_include() {
+    resolve "$1" || die "$1: too many levels of symbolic links"
+    if [ ! -e "$HOST_ROOT$rs_path" ] && [ ! -L "$HOST_ROOT$rs_path" ]; then
+        return 0
+    fi
+    case $rs_path in
+    *[!A-Za-z0-9._+@/-]*)
+        die "include file $1 is $rs_path, whose name holds characters other than letters," \
+            "digits, / and . _ + @ -"
+        ;;
+    esac
+    if ! grep -q -x -F -e "$rs_path" "$work/includes"; then
+        printf '%s\n' "$rs_path" >> "$work/includes"
+    fi
+}
+
+# find_includes: writes the include files to edit, one host path a line, to $work/includes:
+# INCLUDE_FILE itself, or, with a `*` segment, every entry of the directory above it under which
+# the rest of the path exists (hidden entries are skipped, as a shell pattern skips them).
+find_includes() {
+    : > "$work/includes"
+    case $INCLUDE_FILE in
+    */\*/*)
+        fi_dir=${INCLUDE_FILE%%/\*/*}
+        fi_rest=${INCLUDE_FILE#*/\*/}
+        for fi_entry in "$HOST_ROOT$fi_dir"/*; do
+            fi_name=${fi_entry##*/}
+            if [ -L "$fi_entry" ]; then
+                resolve "$fi_dir/$fi_name" || die "$fi_dir/$fi_name: too many levels of symbolic links"
+                if [ ! -e "$HOST_ROOT$rs_path" ]; then
+                    warn "$fi_dir/$fi_name leads to $rs_path, which is not there (a dangling link," \
+                        "or outside the directories mounted here); skipped"
+                    continue
+                fi
+            fi
+            # An empty directory leaves the pattern itself, which add_include does not find.
+            add_include "$fi_dir/$fi_name/$fi_rest"
+        done
+        ;;
+    *) add_include "$INCLUDE_FILE" ;;
+    esac
+}
+
 sha256_of() {
     s256=$(sha256sum < "$1") || return 1
     printf '%s' "${s256%% *}"
@@ -339,18 +452,54 @@ stage_text() {
     try "cannot write $3" copy_into "$2" "$tb_path"
 }
 
+# stage_includes: a temporary copy beside each include file that changes (see stage_text),
+# named in $work/include.N.tmp and listed in $work/staged for cleanup.
+stage_includes() {
+    n=0
+    while IFS= read -r inc; do
+        n=$((n + 1))
+        case $(cat "$work/include.$n.state") in
+        unchanged | 'no block') continue ;;
+        esac
+        stage_text "$HOST_ROOT$inc" "$work/include.$n" "$inc"
+        printf '%s\n' "$tb_path" >> "$work/staged"
+        printf '%s\n' "$tb_path" > "$work/include.$n.tmp"
+    done < "$work/includes"
+}
+
+# replace_includes: renames each staged copy into place and reports every include file.
+replace_includes() {
+    n=0
+    while IFS= read -r inc; do
+        n=$((n + 1))
+        if [ -f "$work/include.$n.tmp" ]; then
+            try "cannot replace $inc" mv -f "$(cat "$work/include.$n.tmp")" "$HOST_ROOT$inc"
+        fi
+        say "$inc: $(cat "$work/include.$n.state")"
+    done < "$work/includes"
+}
+
 # ---------------------------------------------------------------- install
 
 do_install() {
     if [ ! -f "$snippet_src" ]; then
         die "$SNIPPET_NAME not found next to install.sh (in $here)"
     fi
-    if [ ! -f "$include" ]; then
-        die "include file $INCLUDE_FILE not found on this host; is Cassandra installed here?"
+    find_includes
+    if [ ! -s "$work/includes" ]; then
+        case $INCLUDE_FILE in
+        *\**) die "no include file matches $INCLUDE_FILE on this host; is Cassandra installed here?" ;;
+        *) die "include file $INCLUDE_FILE not found on this host; is Cassandra installed here?" ;;
+        esac
     fi
-    if [ ! -r "$include" ]; then
-        die "include file $INCLUDE_FILE is not readable"
-    fi
+    while IFS= read -r inc; do
+        if [ ! -f "$HOST_ROOT$inc" ]; then
+            die "include file $inc is not a regular file"
+        fi
+        if [ ! -r "$HOST_ROOT$inc" ]; then
+            die "include file $inc is not readable"
+        fi
+    done < "$work/includes"
     if [ ! -d "$(dirname "$envfile")" ]; then
         die "directory $(dirname "$ENV_FILE") of ENV_FILE not found on this host"
     fi
@@ -367,8 +516,19 @@ do_install() {
     # The marked blocks first: a damaged block stops the run before any download.
     include_body="# Managed by install.sh of gen; 'install.sh uninstall' removes this block.
 if [ -f '$INSTALL_DIR/$SNIPPET_NAME' ]; then . '$INSTALL_DIR/$SNIPPET_NAME'; fi"
-    with_block "$include" "$work/include" "$INCLUDE_FILE" "$include_body"
-    include_had_block=$blk_begin
+    # Each include file's new text goes to $work/include.N and its state to $work/include.N.state.
+    n=0
+    while IFS= read -r inc; do
+        n=$((n + 1))
+        with_block "$HOST_ROOT$inc" "$work/include.$n" "$inc" "$include_body"
+        if cmp -s "$work/include.$n" "$HOST_ROOT$inc"; then
+            echo unchanged > "$work/include.$n.state"
+        elif [ "$blk_begin" -gt 0 ]; then
+            echo 'block updated' > "$work/include.$n.state"
+        else
+            echo 'block added' > "$work/include.$n.state"
+        fi
+    done < "$work/includes"
     env_body="PYROSCOPE_SERVER_ADDRESS=$PYROSCOPE_SERVER_ADDRESS
 CLUSTER_NAME=$CLUSTER_NAME"
     with_block "$envfile" "$work/env" "$ENV_FILE" "$env_body"
@@ -407,14 +567,6 @@ CLUSTER_NAME=$CLUSTER_NAME"
         snippet_new=$snippet_src
         if [ -f "$snippet" ]; then snippet_state=updated; else snippet_state=installed; fi
     fi
-    include_state=unchanged
-    if ! cmp -s "$work/include" "$include"; then
-        if [ "$include_had_block" -gt 0 ]; then
-            include_state='block updated'
-        else
-            include_state='block added'
-        fi
-    fi
     env_state=unchanged
     if [ ! -f "$envfile" ]; then
         env_state=created
@@ -442,10 +594,7 @@ CLUSTER_NAME=$CLUSTER_NAME"
         stage_text "$envfile" "$work/env" "$ENV_FILE"
         env_tmp=$tb_path
     fi
-    if [ "$include_state" != unchanged ]; then
-        stage_text "$include" "$work/include" "$INCLUDE_FILE"
-        include_tmp=$tb_path
-    fi
+    stage_includes
 
     if [ -n "$jar_tmp" ]; then
         try "cannot replace $INSTALL_DIR/$JAR_NAME" mv -f "$jar_tmp" "$jar"
@@ -467,27 +616,29 @@ CLUSTER_NAME=$CLUSTER_NAME"
     fi
     say "$ENV_FILE: $env_state"
     # Last, so that Cassandra is pointed at the snippet only once everything else is in place.
-    if [ -n "$include_tmp" ]; then
-        try "cannot replace $INCLUDE_FILE" mv -f "$include_tmp" "$include"
-        include_tmp=''
-    fi
-    say "$INCLUDE_FILE: $include_state"
+    replace_includes
 }
 
 # ---------------------------------------------------------------- uninstall
 
 do_uninstall() {
-    include_state='no block'
-    if [ -f "$include" ]; then
-        without_block "$include" "$work/include" "$INCLUDE_FILE"
-        if ! cmp -s "$work/include" "$include"; then
-            include_state='block removed'
-            stage_text "$include" "$work/include" "$INCLUDE_FILE"
-            include_tmp=$tb_path
+    # No match is no error here: taking the agent off a host without Cassandra still removes
+    # the jar and the snippet.
+    find_includes
+    n=0
+    while IFS= read -r inc; do
+        n=$((n + 1))
+        if [ ! -f "$HOST_ROOT$inc" ]; then
+            die "include file $inc is not a regular file"
         fi
-    else
-        include_state='not found, nothing to remove'
-    fi
+        without_block "$HOST_ROOT$inc" "$work/include.$n" "$inc"
+        if cmp -s "$work/include.$n" "$HOST_ROOT$inc"; then
+            echo 'no block' > "$work/include.$n.state"
+        else
+            echo 'block removed' > "$work/include.$n.state"
+        fi
+    done < "$work/includes"
+    stage_includes
     env_state='no block'
     if [ -f "$envfile" ]; then
         without_block "$envfile" "$work/env" "$ENV_FILE"
@@ -500,12 +651,14 @@ do_uninstall() {
         env_state='not found, nothing to remove'
     fi
 
-    # The include file first: from then on Cassandra no longer looks for the snippet.
-    if [ -n "$include_tmp" ]; then
-        try "cannot replace $INCLUDE_FILE" mv -f "$include_tmp" "$include"
-        include_tmp=''
+    # The include files first: from then on Cassandra no longer looks for the snippet.
+    if [ -s "$work/includes" ]; then
+        replace_includes
+    elif [ "$INCLUDE_FILE" = "${INCLUDE_FILE#*\*}" ]; then
+        say "$INCLUDE_FILE: not found, nothing to remove"
+    else
+        say "$INCLUDE_FILE: no file matches, nothing to remove"
     fi
-    say "$INCLUDE_FILE: $include_state"
     if [ -n "$env_tmp" ]; then
         try "cannot replace $ENV_FILE" mv -f "$env_tmp" "$envfile"
         env_tmp=''

@@ -1,0 +1,273 @@
+"""install.sh on a model of an easy-db-lab Cassandra host: two installed versions, a `current`
+link that `use-cassandra` repoints, an image block that already adds a Pyroscope agent to
+JVM_OPTS, and an EnvironmentFile that easy-db-lab rewrites whole. Whatever happens, the server
+JVM gets exactly one agent, gen's, and nodetool none."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from installer_fixtures import (
+    BUSYBOX,
+    EDL_ADDRESS,
+    EDL_INCLUDE,
+    INSTALL_DIR,
+    SERVER_ADDRESS,
+    VERSIONS,
+    EasyDbLabHost,
+    Host,
+    JarServer,
+    agent_flags,
+    block_lines,
+    host_name,
+    snapshot,
+    tool,
+    zip_bytes,
+)
+
+from gen.build.cassandra_scripts import JAR_NAME, SNIPPET_NAME
+
+JAR = zip_bytes("agent 2.9.1")
+LINKS = ["absolute", "relative"]
+SOURCE_LINE = f"if [ -f '{INSTALL_DIR}/{SNIPPET_NAME}' ]; then . '{INSTALL_DIR}/{SNIPPET_NAME}'; fi"
+
+
+@pytest.fixture
+def server() -> Iterator[JarServer]:
+    with JarServer(JAR) as s:
+        yield s
+
+
+def shell_argv(shell: str) -> tuple[str, ...]:
+    return (BUSYBOX, "sh") if shell == "busybox" else (tool(shell),)
+
+
+def include_path(version: str) -> str:
+    return f"/usr/local/cassandra/{version}/bin/cassandra.in.sh"
+
+
+def one_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result
+    [line] = result.stderr.splitlines()
+    return line
+
+
+# ---------------------------------------------------------------- through HOST_ROOT, as in the pod
+
+
+def mapped(tmp_path: Path, server: JarServer, link: str) -> tuple[EasyDbLabHost, Host]:
+    """The host under tmp/host, reached through HOST_ROOT; links spell host paths."""
+    edl = EasyDbLabHost(tmp_path / "host", "", link)
+    host = Host(tmp_path, server, host_root=str(edl.root), install_dir=INSTALL_DIR, include_file=EDL_INCLUDE)
+    return edl, host
+
+
+def no_leftovers(edl: EasyDbLabHost) -> None:
+    for version in VERSIONS:
+        assert [p.name for p in edl.include(version).parent.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize("shell", ["busybox", "dash"])
+@pytest.mark.parametrize("link", LINKS)
+def test_every_version_is_hooked_once_and_uninstall_restores_each(
+    tmp_path: Path, server: JarServer, link: str, shell: str
+) -> None:
+    edl, host = mapped(tmp_path, server, link)
+    current = edl.home("current")
+    target = os.readlink(current)
+    if link == "absolute":
+        # The link names a host path that this machine lacks: only resolving it under
+        # HOST_ROOT finds the version.
+        assert target == f"/usr/local/cassandra/{VERSIONS[-1]}"
+        assert not Path(target).exists()
+    originals = {v: edl.include(v).read_bytes() for v in VERSIONS}
+
+    result = host.run(shell=shell_argv(shell))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        f"install.sh: {INSTALL_DIR}/{JAR_NAME}: installed",
+        f"install.sh: {INSTALL_DIR}/{SNIPPET_NAME}: installed",
+        "install.sh: /etc/default/cassandra: updated",
+        *(f"install.sh: {include_path(v)}: block added" for v in VERSIONS),
+    ]
+    for version in VERSIONS:
+        data = edl.include(version).read_bytes()
+        assert data.startswith(originals[version])
+        assert SOURCE_LINE in block_lines(data.decode())
+    # The link is still the link, not a copy of the file it led to.
+    assert current.is_symlink() and os.readlink(current) == target
+    no_leftovers(edl)
+
+    before = snapshot(edl.root)
+    again = host.run(shell=shell_argv(shell))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-2:] == [f"install.sh: {include_path(v)}: unchanged" for v in VERSIONS]
+    assert snapshot(edl.root) == before
+    assert server.requests == 1
+
+    removed = host.run("uninstall", shell=shell_argv(shell))
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines()[:2] == [f"install.sh: {include_path(v)}: block removed" for v in VERSIONS]
+    assert {v: edl.include(v).read_bytes() for v in VERSIONS} == originals
+    assert current.is_symlink() and os.readlink(current) == target
+    no_leftovers(edl)
+
+
+def test_a_dangling_current_is_skipped_with_a_warning(tmp_path: Path, server: JarServer) -> None:
+    edl, host = mapped(tmp_path, server, "absolute")
+    edl.home("current").unlink()
+    edl.home("current").symlink_to("/usr/local/cassandra/3.11.17")
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "install.sh: warning: /usr/local/cassandra/current leads to /usr/local/cassandra/3.11.17, which is not"
+        " there (a dangling link, or outside the directories mounted here); skipped"
+    ]
+    assert [line for line in result.stdout.splitlines() if "cassandra.in.sh" in line] == [
+        f"install.sh: {include_path(v)}: block added" for v in VERSIONS
+    ]
+
+
+def test_no_installed_version_is_an_error_and_changes_nothing(tmp_path: Path, server: JarServer) -> None:
+    edl, host = mapped(tmp_path, server, "relative")
+    for version in VERSIONS:
+        edl.include(version).unlink()
+    before = snapshot(edl.root)
+    line = one_error(host.run())
+    assert line == (
+        f"install.sh: error: no include file matches {EDL_INCLUDE} on this host; is Cassandra installed here?"
+    )
+    assert snapshot(edl.root) == before
+    assert server.requests == 0
+    # Taking the agent off such a host is no error: there is nothing to unhook.
+    removed = host.run("uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines()[0] == f"install.sh: {EDL_INCLUDE}: no file matches, nothing to remove"
+
+
+@pytest.mark.parametrize("damage", ["directory", "loop"])
+def test_a_bad_match_stops_the_run_before_anything_changes(tmp_path: Path, server: JarServer, damage: str) -> None:
+    edl, host = mapped(tmp_path, server, "relative")
+    if damage == "directory":
+        (edl.home("6.0") / "bin" / "cassandra.in.sh").mkdir(parents=True)
+        expected = f"install.sh: error: include file {include_path('6.0')} is not a regular file"
+    else:
+        edl.home("current").unlink()
+        edl.home("current").symlink_to("current")
+        expected = "install.sh: error: /usr/local/cassandra/current: too many levels of symbolic links"
+    before = snapshot(edl.root)
+    assert one_error(host.run()) == expected
+    assert snapshot(edl.root) == before
+    assert server.requests == 0
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "/usr/local/*/*/bin/cassandra.in.sh",
+        "/usr/local/cassandra/5.*/bin/cassandra.in.sh",
+        "/usr/local/cassandra/current/bin/*",
+        "/*/local/cassandra/current/bin/cassandra.in.sh",
+        "/usr/local/cassandra/*/bin/cassandra in.sh",
+    ],
+)
+def test_other_patterns_are_refused(tmp_path: Path, server: JarServer, pattern: str) -> None:
+    edl, host = mapped(tmp_path, server, "relative")
+    before = snapshot(edl.root)
+    line = one_error(host.run(env=host.env(INCLUDE_FILE=pattern)))
+    assert line.startswith("install.sh: error: INCLUDE_FILE may hold ")
+    assert snapshot(edl.root) == before
+
+
+# ---------------------------------------------------------------- the start scripts, for real
+
+
+def installed(tmp_path: Path, server: JarServer, link: str, shell: str = "busybox") -> tuple[EasyDbLabHost, Host]:
+    """The host with real paths inside tmp (HOST_ROOT empty), the agent installed by `shell`."""
+    root = tmp_path / "root"
+    edl = EasyDbLabHost(root, str(root), link)
+    host = Host(
+        tmp_path,
+        server,
+        host_root="",
+        install_dir=f"{root}{INSTALL_DIR}",
+        include_file=f"{root}{EDL_INCLUDE}",
+        env_file=f"{root}/etc/default/cassandra",
+    )
+    result = host.run(shell=shell_argv(shell))
+    assert result.returncode == 0, result.stderr
+    return edl, host
+
+
+def pyroscope_words(words: list[str]) -> list[str]:
+    return [w for w in words if w.startswith("-Dpyroscope.") or (w.startswith("-javaagent:") and "pyroscope" in w)]
+
+
+def assert_gen_agent_only(result: subprocess.CompletedProcess[str], host: Host) -> None:
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    words = result.stdout.splitlines()
+    assert [w for w in words if w.startswith("-javaagent:")] == [f"-javaagent:{host.install_dir}/{JAR_NAME}"]
+    # gen's properties, rendered: not the image's, nor the EnvironmentFile's address.
+    assert pyroscope_words(words) == agent_flags(host.install_dir, host_name()).split()
+    assert "-Xss256k" in words
+
+
+def assert_no_agent(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert pyroscope_words(result.stdout.splitlines()) == []
+    assert "-javaagent:" not in result.stdout
+
+
+@pytest.mark.parametrize(("link", "installer"), [("absolute", "busybox"), ("relative", "dash")])
+def test_one_agent_in_the_server_and_none_in_nodetool(
+    tmp_path: Path, server: JarServer, link: str, installer: str
+) -> None:
+    edl, host = installed(tmp_path, server, link, installer)
+    for step in ("installed", "use-cassandra", "up rewrote the env file"):
+        if step == "use-cassandra":
+            edl.use(VERSIONS[0])
+        elif step == "up rewrote the env file":
+            edl.write_env_file()
+            assert edl.unit_env()["PYROSCOPE_SERVER_ADDRESS"] == EDL_ADDRESS != SERVER_ADDRESS
+        for shell in ("bash", "dash"):
+            for version in (*VERSIONS, "current"):
+                assert_gen_agent_only(edl.start("cassandra", shell, version), host)
+                assert_no_agent(edl.start("nodetool", shell, version))
+
+
+def test_another_vendors_agent_stays_in_front(tmp_path: Path, server: JarServer) -> None:
+    edl, host = installed(tmp_path, server, "relative")
+    axon = edl.root / "usr" / "share" / "axonops" / "axon-cassandra-agent.jar"
+    axon.parent.mkdir(parents=True)
+    axon.write_bytes(b"PK")
+    words = edl.start("cassandra", "dash").stdout.splitlines()
+    assert [w for w in words if w.startswith("-javaagent:")] == [
+        f"-javaagent:{axon}=/etc/axonops/axon-agent.yml",
+        f"-javaagent:{host.install_dir}/{JAR_NAME}",
+    ]
+    assert_no_agent(edl.start("nodetool", "dash"))
+
+
+@pytest.mark.parametrize("off", ["no address", "no jar"])
+def test_profiling_off_is_said_by_the_server_start_only(tmp_path: Path, server: JarServer, off: str) -> None:
+    edl, host = installed(tmp_path, server, "absolute")
+    if off == "no address":
+        edl.env_file.write_text("")
+        why = "PYROSCOPE_SERVER_ADDRESS is empty (see the EnvironmentFile of the unit)"
+    else:
+        host.jar.unlink()
+        why = f"{host.install_dir}/{JAR_NAME} is missing"
+    for shell in ("bash", "dash"):
+        started = edl.start("cassandra", shell)
+        assert started.returncode == 0, started.stderr
+        assert started.stderr.splitlines() == [f"cassandra-pyroscope.sh: profiling is off: {why}"]
+        assert pyroscope_words(started.stdout.splitlines()) == []
+        nodetool = edl.start("nodetool", shell)
+        assert_no_agent(nodetool)
