@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gen import layout
-from gen.build import cassandra
+from gen.build import cassandra, server
 from gen.build.argocd import RESOURCES_FINALIZER
 from gen.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
 
@@ -93,6 +93,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
             else:
                 notes.add(f"{_short(obj)} has strategy Recreate: none of its pods runs during the restart", change)
     _cassandra(comparison.changes, notes)
+    _storage_upgrade(comparison.changes, notes)
     return notes.items
 
 
@@ -162,6 +163,18 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None
                 "its resources keep running, no longer managed"
             )
         notes.add(note, change)
+
+
+def _server_image(obj: Mapping[str, Any] | None) -> str | None:
+    pod = (((obj or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
+    return next((c.get("image") for c in pod.get("containers") or [] if c.get("name") == "pyroscope"), None)
+
+
+def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
+    for change in changes:
+        server_change = (change.key.kind, change.key.name, change.status) == ("Deployment", SERVER_DEPLOYMENT, "changed")
+        if server_change and server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
+            notes.add(server.STORAGE_NOT_MIGRATED, change)
 
 
 def _installs(obj: Mapping[str, Any] | None) -> bool:

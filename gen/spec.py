@@ -306,6 +306,15 @@ class Server(Model):
             out["raft"] = RAFT_PORT
         return out
 
+    @property
+    def node_ports(self) -> dict[str, int]:
+        """The ports the server pod binds on the control node, by name.
+
+        On the host network (the default) that is every listener of `ports`; with
+        hostNetwork false only http is on the node (a hostPort), the rest stay in the pod.
+        """
+        return self.ports if self.host_network else {"http": self.port}
+
 
 _PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPort"}
 
@@ -321,17 +330,6 @@ def major_of(image: str) -> int:
     if major not in (1, 2):
         raise ValueError(f"Pyroscope {major}.x is not supported (1.x and 2.x are)")
     return major
-
-
-def server_host_ports(server: Server) -> dict[str, int]:
-    """The node ports the server pod binds, by the spec field that sets each.
-
-    On the host network every listener is a node port; on the pod network only the
-    HTTP port is (a hostPort).
-    """
-    if not server.host_network:
-        return {"port": server.port}
-    return {"port": server.port}
 
 
 class Ebpf(Model):
@@ -505,11 +503,13 @@ class ClusterSpec(Model):
     def _host_ports(self) -> None:
         from gen.platforms import port_clash
 
-        for field_name, port in server_host_ports(self.server).items():
+        for name, port in self.server.node_ports.items():
             taken = port_clash(self.platform, port, "control", "the Pyroscope server")
             if taken is not None:
+                # raft's port is fixed: the server section is the closest place to point at.
+                where = ("server", _PORT_FIELDS[name]) if name in _PORT_FIELDS else ("server",)
                 raise FieldError(
-                    ("server", field_name),
+                    where,
                     f"port {port} is already bound on the control node by {taken.owner} "
                     f"(platform {self.platform}); pick another",
                 )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gen import diffing
+from gen.build import server
 from gen.commands.diff import _terminal
 from gen.output import Output
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
@@ -362,3 +363,23 @@ def test_a_change_in_the_defaults_file_is_attributed_to_it(repo: Path) -> None:
     obj, _checksum = _section(doc, "lab-minimal")["objects"]
     [field] = obj["fields"]
     assert field["source"] == "clusters/_defaults.yaml:5"
+
+
+def test_a_server_moving_from_1x_to_2x_is_flagged_at_render_and_in_the_diff(fleet: Path) -> None:
+    spec = fleet / "clusters" / "lab-upgrade.yaml"
+    spec.write_text(
+        (fleet / "clusters" / "lab-minimal.yaml")
+        .read_text()
+        .replace("lab-minimal", "lab-upgrade")
+        .replace("  argocd:\n", "  server:\n    image: grafana/pyroscope:1.21.1\n  argocd:\n")
+    )
+    repo = rendered_repo(fleet)
+    edit(spec, "grafana/pyroscope:1.21.1", "grafana/pyroscope:2.2.1")
+    rendered = gen("render", "lab-upgrade", "--root", str(repo))
+    assert rendered.exit_code == 0
+    line = _line_of(spec, "    image: grafana/pyroscope:2.2.1")
+    warning = f"clusters/lab-upgrade.yaml:{line}:12: warning: spec.server.image: {server.STORAGE_NOT_MIGRATED}"
+    assert warning in rendered.stderr.splitlines()
+    # Once written, the next render has nothing to say.
+    assert "not migrated" not in gen("render", "lab-upgrade", "--root", str(repo)).stderr
+    assert server.STORAGE_NOT_MIGRATED in _section(_diff_json(repo), "lab-upgrade")["impact"]

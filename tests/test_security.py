@@ -22,7 +22,6 @@ from click.testing import CliRunner
 
 from gen import kustomize, secrets_scan, yamlio
 from gen.build.ebpf import CAPABILITIES, TRACEFS
-from gen.build.server import server_ports
 from gen.cli import cli
 from gen.loader import load_clusters, load_text
 from gen.render import render
@@ -286,7 +285,7 @@ def test_a_host_network_server_gets_no_network_policy_that_could_not_apply(
 def test_the_server_host_ports_are_what_it_binds_on_the_node(server: str, ports: dict[str, int]) -> None:
     text = POD_NETWORK_SPEC.replace('hostNetwork: false\n    allowFrom: [10.0.1.0/24, "fd00:10::/64"]', server)
     cluster = load_text(text.encode(), "clusters/lab-podnet.yaml", "lab-podnet").cluster
-    assert server_ports(cluster.spec) == ports
+    assert cluster.spec.server.node_ports == ports
 
 
 def test_a_pod_network_server_binds_only_its_http_port_and_admits_only_what_needs_it(

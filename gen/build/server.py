@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from gen import yamlio
 from gen.build.common import Part, config_map, header, image_override, json_patch
-from gen.spec import RAFT_PORT, Cluster, ClusterSpec
+from gen.spec import RAFT_PORT, Cluster, major_of
 
 BASE_IMAGE = "grafana/pyroscope"
 DATA_MOUNT = "/data"  # where base/server mounts storagePath inside the container
@@ -95,16 +96,26 @@ def memberlist_label(cluster: Cluster) -> str:
     return f"pyroscope-{cluster.name}"
 
 
-def server_ports(spec: ClusterSpec) -> dict[str, int]:
-    """Every port the server pod binds on the control node, by name.
+STORAGE_NOT_MIGRATED = (
+    "Pyroscope 1.x to 2.x: the 2.x server does not read the profiles 1.x stored (they are not migrated); "
+    "it starts empty, and 1.x's blocks stay in the storage directory until removed"
+)
 
-    On the host network (the default) that is each listener of `Server.ports`: http,
-    grpc, memberlist, and raft on 2.x (raft on localhost only, but a host port all the
-    same). With hostNetwork false only http is on the node (a hostPort); the rest stay
-    in the pod.
-    """
-    ports = spec.server.ports
-    return ports if spec.server.host_network else {"http": ports["http"]}
+
+def image_of(kustomization: Mapping[str, Any]) -> str | None:
+    """The server image an overlay's kustomization pins (`name:tag`), or None when it names none."""
+    for entry in kustomization.get("images") or []:
+        if isinstance(entry, dict) and entry.get("name") == BASE_IMAGE:
+            return f"{entry.get('newName', BASE_IMAGE)}:{entry.get('newTag', '')}"
+    return None
+
+
+def crosses_to_v2(old_image: str | None, new_image: str | None) -> bool:
+    """Whether a change of server image moves from 1.x to 2.x (whose storage is new)."""
+    try:
+        return old_image is not None and new_image is not None and major_of(old_image) < 2 <= major_of(new_image)
+    except ValueError:
+        return False
 
 
 def _container_ports(cluster: Cluster) -> list[dict[str, Any]]:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from gen import layout, writer
-from gen.errors import EXIT_OK, UsageError
+from gen import layout, writer, yamlio
+from gen.build import server
+from gen.errors import EXIT_OK, Problem, SpecError, UsageError
 from gen.output import Output
 from gen.render import ClusterFiles, Rendering, default_jobs, orphan_files, orphan_overlays, written_order
 
@@ -20,13 +21,29 @@ class Unwritten:
     directory: str
     overlay: dict[str, str] | None  # the whole overlay when its directory differs, else None
     files: dict[str, str]  # its other files (the Application) that differ
+    warnings: list[Problem]  # what this write does that the spec alone does not show
 
 
 def unwritten(root: Path, cluster: ClusterFiles) -> Unwritten:
     """Compare a cluster's render with the disk the way the writer does, so it skips the same files."""
     same = writer.is_written_dir(root, cluster.directory, cluster.overlay)
     files = {rel: text for rel, text in cluster.files.items() if not writer.is_written_file(root, rel, text)}
-    return Unwritten(cluster.directory, None if same else cluster.overlay, files)
+    warnings = [] if same else _storage_migration(root, cluster)
+    return Unwritten(cluster.directory, None if same else cluster.overlay, files, warnings)
+
+
+def _storage_migration(root: Path, cluster: ClusterFiles) -> list[Problem]:
+    """A warning when the committed overlay ran a 1.x server and the new one runs 2.x."""
+    rel = f"{cluster.directory}/kustomization.yaml"
+    try:
+        old = yamlio.load(writer.read_bytes(root / rel), rel).data
+    except (OSError, SpecError):
+        return []  # no overlay yet, or not one gen can read: nothing was stored by it
+    new = yamlio.parse_plain(cluster.overlay["kustomization.yaml"])
+    if not server.crosses_to_v2(server.image_of(old), server.image_of(new)):
+        return []
+    path = ("spec", "server", "image")
+    return [Problem(*cluster.item.locate(path), "spec.server.image", server.STORAGE_NOT_MIGRATED)]
 
 
 def run(
@@ -49,6 +66,8 @@ def run(
         with writer.repo_lock(root):
             writer.clean_leftovers(root / layout.OVERLAYS_DIR)  # before the comparison sees them
             rendered = rendering.finish()
+            for w in (w for c in rendered.kept for w in c.warnings):
+                out.warn(w)
             dirs = {c.directory: c.overlay for c in rendered.kept if c.overlay is not None}
             report = writer.write_dirs(root, dirs)
             files = written_order({**rendered.files, **{rel: t for c in rendered.kept for rel, t in c.files.items()}})

@@ -56,12 +56,21 @@ def run(
     finally:
         bar.close()
     findings = [f for r in results for f in r]
+    clusters = [c.cluster for c in load_clusters(root, None if not names else chosen)]
     if not names:
         # The Argo CD objects concern the whole fleet: checked when every cluster is.
-        clusters = [c.cluster for c in load_clusters(root)]
         findings += argo_checks.check_repository(root, clusters, crds, objects=built)
     for f in findings:
         out.line(f)
+    for cluster in clusters:
+        grafana = cluster.spec.grafana
+        if grafana.enabled:
+            # Nothing here can see the destination cluster: say what it must hold.
+            out.note(
+                f"{layout.overlay_dir(cluster.name)}: namespace {grafana.namespace} (grafana.namespace) must exist "
+                f"on the destination cluster: Argo CD creates only {cluster.spec.stack_namespace}; the Grafana "
+                "ConfigMaps sync last, so without it only they fail"
+            )
     out.note(f"{len(chosen)} overlay(s) built and validated for Kubernetes {version}: {len(findings)} problem(s)")
     return EXIT_FINDINGS if findings else EXIT_OK
 
