@@ -172,7 +172,11 @@ def _server_image(obj: Mapping[str, Any] | None) -> str | None:
 
 def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
     for change in changes:
-        server_change = (change.key.kind, change.key.name, change.status) == ("Deployment", SERVER_DEPLOYMENT, "changed")
+        server_change = (change.key.kind, change.key.name, change.status) == (
+            "Deployment",
+            SERVER_DEPLOYMENT,
+            "changed",
+        )
         if server_change and server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
             notes.add(server.STORAGE_NOT_MIGRATED, change)
 
