@@ -149,7 +149,7 @@ def test_new_refuses_bad_input_without_writing(fleet: Path) -> None:
     )
     assert code == 2
     assert (
-        err.strip() == "clusters/lab-x.yaml:9:14: error: spec.controlNode.address: "
+        err.strip() == "clusters/lab-x.yaml:10:14: error: spec.controlNode.address: "
         "'not an address' is not an IP address or DNS name"
     )
     assert snapshot(fleet) == before

@@ -28,7 +28,8 @@ kind: Cluster
 metadata:
   name: {name}
 spec:
-  # namespace: profiling
+  # platform: easy-db-lab  # or kubernetes, for a cluster easy-db-lab did not build
+  # namespace: default     # easy-db-lab: default only; kubernetes: profiling by default
   controlNode:
     address: {q(address)}
   # server:
@@ -42,8 +43,9 @@ spec:
   #   enabled: {str(ebpf.enabled).lower()}
   #   sampleRate: {ebpf.sample_rate}
   #   collectInterval: {ebpf.collect_interval}
-  # grafana:
-  #   enabled: {str(grafana.enabled).lower()}
+  #   demangle: {ebpf.demangle}
+  # grafana:              # platform kubernetes only: easy-db-lab's Grafana has its own
+  #   enabled: true
   #   namespace: {grafana.namespace}
   #   dashboard: {str(grafana.dashboard).lower()}
   # cassandra:
