@@ -374,10 +374,24 @@ def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
 ARGO_SOURCES = f"{FLEET_FILE} and clusters/"
 
 
+# Where easy-db-lab's own Grafana datasource looks for the server.
+EASY_DB_LAB_SERVER_PORT = 4040
+
+
 def spec_warnings(item: LoadedCluster) -> list[Problem]:
     """Settings that are valid but leave something unsafe; reported, not refused."""
-    c = item.cluster.spec.cassandra
+    spec = item.cluster.spec
+    c = spec.cassandra
     found = []
+    if spec.takes_over_easy_db_lab and spec.server.port != EASY_DB_LAB_SERVER_PORT:
+        found.append(
+            Problem(
+                *item.locate(("spec", "server", "port")),
+                "spec.server.port",
+                f"easy-db-lab's Grafana keeps its datasource at http://localhost:{EASY_DB_LAB_SERVER_PORT}, "
+                f"which gen leaves alone: it finds no server on port {spec.server.port}",
+            )
+        )
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
         path = ("spec", "cassandra", "agent", "sha256")
         found.append(

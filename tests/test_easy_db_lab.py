@@ -178,3 +178,15 @@ def test_validate_names_the_grafana_namespace_only_where_grafana_objects_are_ren
         "gen: overlays/k8s: namespace grafana (grafana.namespace) must exist on the destination cluster: Argo CD "
         "creates only profiling; the Grafana ConfigMaps sync last, so without it only they fail"
     ]
+
+
+def test_another_server_port_warns_that_easy_db_labs_grafana_will_not_find_it(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    _fleet(root)
+    write_spec(root, "edl", SPEC.replace("  argocd:\n", "  server:\n    port: 4100\n  argocd:\n"))
+    result = CliRunner().invoke(cli, ["render", "edl", "--root", str(root)])
+    assert result.exit_code == 0
+    assert (
+        "clusters/edl.yaml:9:11: warning: spec.server.port: easy-db-lab's Grafana keeps its datasource at "
+        "http://localhost:4040, which gen leaves alone: it finds no server on port 4100"
+    ) in result.stderr.splitlines()
