@@ -38,6 +38,11 @@ _SERVER = "the Pyroscope server"
 
 EASY_DB_LAB_PORTS = (
     HostPort(6443, "the K3s API server", "control"),
+    # K3s's control plane: embedded etcd, and the controllers it runs in its own process.
+    HostPort(2379, "K3s's embedded etcd (clients)", "control"),
+    HostPort(2380, "K3s's embedded etcd (peers)", "control"),
+    HostPort(10257, "K3s's kube-controller-manager", "control"),
+    HostPort(10259, "K3s's kube-scheduler", "control"),
     HostPort(3000, "Grafana", "control"),
     HostPort(8081, "Grafana's image renderer", "control"),
     HostPort(4040, "easy-db-lab's Pyroscope (HTTP)", "control", taken_over_by=_SERVER),
@@ -62,6 +67,14 @@ EASY_DB_LAB_PORTS = (
     HostPort(9435, "ebpf_exporter", "every"),
     HostPort(12345, "easy-db-lab's Alloy (pyroscope-ebpf)", "every", taken_over_by="the eBPF agent"),
     HostPort(10250, "the kubelet", "every"),
+    HostPort(10248, "the kubelet (health)", "every"),
+    HostPort(10249, "kube-proxy (metrics)", "every"),
+    HostPort(10256, "kube-proxy (health)", "every"),
+    HostPort(6444, "K3s's API load balancer", "every"),
+    HostPort(10010, "K3s's containerd (CRI streaming)", "every"),
+    # UDP, which memberlist binds on its port too.
+    HostPort(8472, "Flannel (VXLAN)", "every"),
+    HostPort(6831, "the OpenTelemetry collector (Jaeger, UDP)", "every"),
     HostPort(9042, "Cassandra (CQL)", "db"),
     HostPort(7000, "Cassandra (internode)", "db"),
     HostPort(7001, "Cassandra (internode TLS)", "db"),

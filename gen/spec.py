@@ -12,7 +12,7 @@ import re
 from dataclasses import field
 from typing import Annotated, Literal
 
-from gen import units
+from gen import hostpaths, units
 from gen.model import Alias, Before, Check, FieldError, Length, Model, Pattern, Range, after
 
 API_VERSION = "gen.profiling/v1alpha1"
@@ -67,6 +67,29 @@ def _include_path(value: str) -> str:
             raise ValueError("the last path segment may not be '*'; name the include file")
         parts[stars[0]] = "x"
     _absolute_path("/".join(parts))
+    if parts[-1] != hostpaths.INCLUDE_FILE_NAME:
+        raise ValueError(f"must name Cassandra's include file, {hostpaths.INCLUDE_FILE_NAME}, got {parts[-1]!r}")
+    problem = hostpaths.mount_dir_problem(hostpaths.include_mount(value))
+    if problem is not None:
+        # The installer mounts the directory above the file (or above the `*`) read-write.
+        raise ValueError(f"{problem} into the installer; name the include file in Cassandra's own directory")
+    return value
+
+
+def _dedicated(example: str) -> Check:
+    def check(value: str) -> str:
+        problem = hostpaths.dedicated_dir_problem(value, example)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return Check(check)
+
+
+def _env_file(value: str) -> str:
+    problem = hostpaths.env_file_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -167,12 +190,6 @@ def _memberlist_port(value: int) -> int:
     return value
 
 
-def _not_root(value: str) -> str:
-    if value == "/":
-        raise ValueError("must not be '/'")
-    return value
-
-
 def _agent_url(value: str | None) -> str | None:
     if value is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", value):
         raise ValueError("must be an http(s) URL without spaces or quotes")
@@ -253,7 +270,7 @@ class Server(Model):
     port: ServerPort = 4040
     grpc_port: ServerPort = 9095
     memberlist_port: Annotated[ServerPort, Check(_memberlist_port)] = 7947
-    storage_path: Annotated[HostPath, Check(_not_root)] = "/mnt/db1/pyroscope"
+    storage_path: Annotated[HostPath, _dedicated("/var/lib/pyroscope")] = "/mnt/db1/pyroscope"
     retention: Annotated[
         str,
         _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"),
@@ -399,9 +416,9 @@ class Cassandra(Model):
     node_selector: NodeSelector = field(default_factory=lambda: {"type": "db"})
     tolerations: list[Toleration] = field(default_factory=list)
     agent: Agent = field(default_factory=Agent)
-    install_dir: HostPath = "/usr/local/pyroscope"
+    install_dir: Annotated[HostPath, _dedicated("/usr/local/pyroscope")] = "/usr/local/pyroscope"
     include_file: IncludePath = "/usr/local/cassandra/*/bin/cassandra.in.sh"
-    env_file: HostPath = "/etc/default/cassandra"
+    env_file: Annotated[HostPath, Check(_env_file)] = "/etc/default/cassandra"
     application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = (
         "cassandra"
     )
@@ -410,8 +427,12 @@ class Cassandra(Model):
 
     @after
     def _distinct_paths(self) -> None:
+        # Each file gets its own block (envFile and includeFile differ by name already): the env
+        # block inside installDir would take the place of the jar or the snippet.
         if self.include_file.startswith(self.install_dir + "/"):
             raise ValueError("includeFile must not lie inside installDir (uninstall removes installDir's files)")
+        if self.env_file == self.install_dir or self.env_file.startswith(self.install_dir + "/"):
+            raise FieldError(("envFile",), "must not lie inside installDir, which holds the agent's jar and snippet")
 
 
 class Destination(Model):

@@ -42,6 +42,10 @@ OBJECTS = (
 HOST_PORTS: dict[str, dict[int, str]] = {
     "control": {
         6443: "k3s",
+        2379: "k3s",  # embedded etcd
+        2380: "k3s",
+        10257: "k3s",  # kube-controller-manager
+        10259: "k3s",  # kube-scheduler
         3000: "grafana",
         8081: "grafana-image-renderer",
         4040: "Deployment/pyroscope",

@@ -6,6 +6,7 @@ from a server thread on 127.0.0.1, and the "host" is a directory tree under tmp_
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -116,9 +117,11 @@ class JarServer:
 
 def spec(install_dir: str = INSTALL_DIR, **fields: object) -> Cassandra:
     """The Cassandra section of a spec, with two extra profile labels."""
-    data: dict[str, object] = {"installDir": install_dir, "labels": {"rack": "r1", "dc": "dc1"}}
+    data: dict[str, object] = {"labels": {"rack": "r1", "dc": "dc1"}}
     data.update(fields)
-    return parse(Cassandra, data)
+    # A host whose paths are real here lies under tmp, which the spec refuses as installDir;
+    # the snippet takes the directory as text only.
+    return dataclasses.replace(parse(Cassandra, data), install_dir=install_dir)
 
 
 def snippet_for(c: Cassandra, cluster: str = CLUSTER) -> str:

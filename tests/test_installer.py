@@ -337,6 +337,69 @@ def test_bad_inputs_are_refused_before_anything_changes(
     assert server.requests == 0
 
 
+# What the spec refuses, refused again at run time: a ConfigMap edited by hand must not make the
+# installer write one file's block into another, or the env block over the jar.
+CROSSED = [
+    (
+        {"INCLUDE_FILE": "/etc/shadow", "ENV_FILE": "/etc/passwd"},
+        "INCLUDE_FILE must name Cassandra's include file, cassandra.in.sh, got '/etc/shadow'",
+    ),
+    (
+        {"ENV_FILE": INCLUDE_FILE},
+        f"ENV_FILE and INCLUDE_FILE are both '{INCLUDE_FILE}'; each file gets a block of its own",
+    ),
+    (
+        {"ENV_FILE": "/etc/default/cassandra.in.sh"},
+        "ENV_FILE must not be named cassandra.in.sh, Cassandra's include file, got '/etc/default/cassandra.in.sh'",
+    ),
+    (
+        {"ENV_FILE": f"{INSTALL_DIR}/{JAR_NAME}"},
+        f"ENV_FILE {INSTALL_DIR}/{JAR_NAME} lies inside INSTALL_DIR {INSTALL_DIR}, which holds the jar and the snippet",
+    ),
+    (
+        {"INSTALL_DIR": f"{INSTALL_DIR}/", "ENV_FILE": f"{INSTALL_DIR}/{JAR_NAME}"},
+        f"INSTALL_DIR must be a normalised path (no '//', '.', '..' or trailing '/'), got '{INSTALL_DIR}/'",
+    ),
+    (
+        {"INSTALL_DIR": "/usr/local/cassandra"},
+        f"INCLUDE_FILE {INCLUDE_FILE} lies inside INSTALL_DIR /usr/local/cassandra, "
+        "which holds the jar and the snippet",
+    ),
+    ({"INCLUDE_FILE": "/cassandra.in.sh", "INSTALL_DIR": "/"}, "INSTALL_DIR must not be '/'"),
+]
+
+
+@pytest.mark.parametrize("action", ["install", "uninstall"])
+@pytest.mark.parametrize(
+    ("inputs", "message"), CROSSED, ids=[m.split(" ")[0] + str(i) for i, (_, m) in enumerate(CROSSED)]
+)
+def test_crossed_files_are_refused_before_anything_changes(
+    tmp_path: Path, server: JarServer, inputs: dict[str, str], message: str, action: str
+) -> None:
+    host = make_host(tmp_path, server)
+    host.path("/etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n")
+    host.path("/etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
+    assert host.run().returncode == 0
+    before = snapshot(tmp_path / "host")
+    assert one_error(host.run(action, env=host.env(**inputs))) == f"install.sh: error: {message}"
+    assert snapshot(tmp_path / "host") == before
+    assert server.requests == 1
+
+
+def test_an_include_file_that_links_to_the_env_file_is_refused(tmp_path: Path, server: JarServer) -> None:
+    # A host link must not lead the include block into the env file (the blocks would flip-flop).
+    host = make_host(tmp_path, server)
+    host.env_path.write_text("CASSANDRA_HEAP=4G\n")
+    host.include.unlink()
+    host.include.symlink_to(ENV_FILE)
+    before = snapshot(tmp_path / "host")
+    assert one_error(host.run()) == (
+        f"install.sh: error: include file {INCLUDE_FILE} is {ENV_FILE}, which is not named cassandra.in.sh; refused"
+    )
+    assert snapshot(tmp_path / "host") == before
+    assert server.requests == 0
+
+
 @pytest.mark.parametrize("args", [["bogus"], ["install", "again"], ["--help"]])
 def test_unknown_arguments_print_usage_and_exit_2(host: Host, server: JarServer, args: list[str]) -> None:
     before = snapshot(host.tmp / "host")

@@ -171,7 +171,9 @@ def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str
     assert pod["nodeSelector"] == spec.control_node.node_selector
     assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["runAsNonRoot"]
     init = pod["initContainers"][0]
-    assert "chown 10001:10001" in init["command"][-1]
+    assert "chown 10001:10001" in init["command"][2]
+    # The host path the init container names when it refuses a directory that is not the server's.
+    assert init["args"] == ["/data", spec.server.storage_path]
     assert {"name": "data", "mountPath": "/data"} in init["volumeMounts"]
     data = next(v for v in pod["volumes"] if v["name"] == "data")
     assert data["hostPath"]["path"] == spec.server.storage_path

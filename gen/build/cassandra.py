@@ -8,6 +8,7 @@ from typing import Any
 from gen import model
 from gen.build import cassandra_scripts
 from gen.build.common import Part, header, json_patch, server_url
+from gen.hostpaths import include_mount
 from gen.spec import Cassandra, Cluster
 
 HOST_ROOT = "/host"
@@ -51,19 +52,6 @@ def installer_env(cluster: Cluster) -> dict[str, str]:
         "PYROSCOPE_SERVER_ADDRESS": server_url(cluster),
         "CLUSTER_NAME": cluster.name,
     }
-
-
-def include_mount(include_file: str) -> str:
-    """The host directory to mount for the include file(s).
-
-    With a `*` segment it is the directory above it, mounted whole, so that the installer sees
-    every version and hooks each: a hostPath mount of `.../current/bin` resolves the symlink
-    once at pod start and shows one version only, which a later `use-cassandra` leaves unhooked.
-    """
-    parts = include_file.split("/")
-    if "*" in parts:
-        return "/".join(parts[: parts.index("*")])
-    return posixpath.dirname(include_file)
 
 
 def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:

@@ -130,6 +130,8 @@ def build(cluster: Cluster) -> Part:
         {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(spec.control_node.node_selector)},
         {"op": "replace", "path": "/spec/template/spec/containers/0/ports", "value": _container_ports(cluster)},
         {"op": "replace", "path": "/spec/template/spec/volumes/1/hostPath/path", "value": server.storage_path},
+        # Named in the init container's refusal, which sees the directory only as DATA_MOUNT.
+        {"op": "replace", "path": "/spec/template/spec/initContainers/0/args/1", "value": server.storage_path},
     ]
     service_ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/ports/0/port", "value": server.port}]
     files = {"config.yaml": header(cluster) + yamlio.dump(config(cluster))}

@@ -24,6 +24,7 @@ export LC_ALL
 PROG=install.sh
 JAR_NAME=pyroscope.jar
 SNIPPET_NAME=cassandra-pyroscope.sh
+INCLUDE_NAME=cassandra.in.sh
 BEGIN_MARK='# BEGIN gen-profiling'
 END_MARK='# END gen-profiling'
 # Put inside the block when install had to add a line break in front of it (the file did not end
@@ -151,6 +152,17 @@ host_path() {
     case $2 in
     *[!A-Za-z0-9._+@/-]*) die "$1 may hold only letters, digits, / and . _ + @ -, got '$2'" ;;
     esac
+    normal_path "$1" "$2"
+}
+
+# Compared as strings below, so each path has exactly one spelling (as the spec writes it).
+normal_path() {
+    case $2 in
+    /) die "$1 must not be '/'" ;;
+    */ | *//* | */./* | */. | */../* | */..)
+        die "$1 must be a normalised path (no '//', '.', '..' or trailing '/'), got '$2'"
+        ;;
+    esac
 }
 
 # Env file values are written unquoted (a systemd EnvironmentFile and sh read quotes
@@ -176,6 +188,7 @@ case $INCLUDE_FILE in
             "segment, got '$INCLUDE_FILE'"
         ;;
     esac
+    normal_path INCLUDE_FILE "$INCLUDE_FILE"
     ;;
 *\**)
     die "INCLUDE_FILE may hold '*' only as one whole segment of an absolute path, below its top" \
@@ -184,6 +197,26 @@ case $INCLUDE_FILE in
 *) host_path INCLUDE_FILE "$INCLUDE_FILE" ;;
 esac
 host_path ENV_FILE "$ENV_FILE"
+# The spec keeps the three apart; so does this script, should the ConfigMap be edited by hand.
+# Each file gets a block of its own, and nothing but the jar and the snippet lies in INSTALL_DIR.
+case $INCLUDE_FILE in
+*/"$INCLUDE_NAME") ;;
+*) die "INCLUDE_FILE must name Cassandra's include file, $INCLUDE_NAME, got '$INCLUDE_FILE'" ;;
+esac
+if [ "$ENV_FILE" = "$INCLUDE_FILE" ]; then
+    die "ENV_FILE and INCLUDE_FILE are both '$ENV_FILE'; each file gets a block of its own"
+fi
+case $ENV_FILE in
+*/"$INCLUDE_NAME") die "ENV_FILE must not be named $INCLUDE_NAME, Cassandra's include file, got '$ENV_FILE'" ;;
+"$INSTALL_DIR" | "$INSTALL_DIR"/*)
+    die "ENV_FILE $ENV_FILE lies inside INSTALL_DIR $INSTALL_DIR, which holds the jar and the snippet"
+    ;;
+esac
+case $INCLUDE_FILE in
+"$INSTALL_DIR"/*)
+    die "INCLUDE_FILE $INCLUDE_FILE lies inside INSTALL_DIR $INSTALL_DIR, which holds the jar and the snippet"
+    ;;
+esac
 if [ "$action" = install ]; then
     need AGENT_URL "$AGENT_URL"
     case $AGENT_URL in
@@ -363,6 +396,11 @@ add_include() {
         die "include file $1 is $rs_path, whose name holds characters other than letters," \
             "digits, / and . _ + @ -"
         ;;
+    esac
+    # A link on the host must not lead the include block into another file (the env file, say).
+    case $rs_path in
+    */"$INCLUDE_NAME") ;;
+    *) die "include file $1 is $rs_path, which is not named $INCLUDE_NAME; refused" ;;
     esac
     if ! grep -q -x -F -e "$rs_path" "$work/includes"; then
         printf '%s\n' "$rs_path" >> "$work/includes"

@@ -1,0 +1,206 @@
+"""What a host path in a spec may be: the system directories that the stack's root containers keep out of.
+
+The stack owns only what it creates: the server's data directory, the agent's install
+directory, and a marked block in Cassandra's include file and EnvironmentFile. Every
+other host path belongs to the operating system, the cluster's own software or the
+users, and these tables name the places where that is certain. They are the one list
+of them; the spec's path checks all read it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+# Owned whole by the system, the cluster's software or the users: a directory of the
+# stack's own never lies inside one.
+SYSTEM_TREES = frozenset(
+    {
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/lost+found",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/snap",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var/backups",
+        "/var/cache",
+        "/var/lock",
+        "/var/log",
+        "/var/mail",
+        "/var/run",
+        "/var/spool",
+        "/var/tmp",
+        # Package managers, init, and the cluster's runtime (K3s keeps everything under rancher).
+        "/var/lib/apt",
+        "/var/lib/dpkg",
+        "/var/lib/rpm",
+        "/var/lib/dnf",
+        "/var/lib/yum",
+        "/var/lib/snapd",
+        "/var/lib/systemd",
+        "/var/lib/calico",
+        "/var/lib/cilium",
+        "/var/lib/cni",
+        "/var/lib/containerd",
+        "/var/lib/containers",
+        "/var/lib/docker",
+        "/var/lib/etcd",
+        "/var/lib/k0s",
+        "/var/lib/kubelet",
+        "/var/lib/rancher",
+        "/opt/cni",
+        "/opt/containerd",
+        # /usr/local is open to local software, but not these, which every such package shares.
+        "/usr/local/bin",
+        "/usr/local/etc",
+        "/usr/local/games",
+        "/usr/local/include",
+        "/usr/local/lib",
+        "/usr/local/lib64",
+        "/usr/local/libexec",
+        "/usr/local/man",
+        "/usr/local/sbin",
+        "/usr/local/share",
+        "/usr/local/src",
+    }
+)
+
+# Inside a system tree, yet a place where local software gets a directory of its own.
+OPEN_DIRS = frozenset({"/usr/local"})
+
+# Directories that hold many things side by side: a subdirectory may be the stack's, they never are.
+SHARED_DIRS = frozenset({"/", "/media", "/mnt", "/opt", "/srv", "/usr/local", "/var", "/var/lib", "/var/opt"})
+
+# Well-known directories inside the system trees, named so that no mount or file of the stack
+# is one of them (the trees cover what lies inside).
+KNOWN_SYSTEM_DIRS = frozenset(
+    {
+        "/etc/apt",
+        "/etc/cni",
+        "/etc/containerd",
+        "/etc/cron.d",
+        "/etc/default",
+        "/etc/docker",
+        "/etc/init.d",
+        "/etc/kubernetes",
+        "/etc/ld.so.conf.d",
+        "/etc/modprobe.d",
+        "/etc/pam.d",
+        "/etc/profile.d",
+        "/etc/rancher",
+        "/etc/security",
+        "/etc/ssh",
+        "/etc/sudoers.d",
+        "/etc/sysconfig",
+        "/etc/sysctl.d",
+        "/etc/systemd",
+        "/etc/systemd/system",
+        "/etc/yum.repos.d",
+        "/lib/systemd",
+        "/usr/bin",
+        "/usr/include",
+        "/usr/lib",
+        "/usr/lib/systemd",
+        "/usr/lib32",
+        "/usr/lib64",
+        "/usr/libexec",
+        "/usr/sbin",
+        "/usr/share",
+        "/usr/src",
+    }
+)
+
+# Every parent of one of these is one too (a test keeps it so), so "not a system directory"
+# also means "not a parent of one".
+SYSTEM_DIRS = SYSTEM_TREES | SHARED_DIRS | KNOWN_SYSTEM_DIRS
+
+# Where a distribution keeps systemd EnvironmentFiles of services (Debian, Red Hat).
+ENV_FILE_DIRS = frozenset({"/etc/default", "/etc/sysconfig"})
+ENV_FILE_PREFIX = "cassandra"
+INCLUDE_FILE_NAME = "cassandra.in.sh"
+
+
+def system_tree(path: str) -> str | None:
+    """The system tree that holds `path` (or is it), unless an open directory lies in between."""
+    at = path
+    while True:
+        if at in SYSTEM_TREES:
+            return at
+        if at in OPEN_DIRS and at != path:
+            return None
+        if at == "/":
+            return None
+        at = posixpath.dirname(at)
+
+
+def dedicated_dir_problem(path: str, example: str) -> str | None:
+    """Why `path` cannot be a directory of the stack's own (a data or install directory), or None."""
+    advice = f"give a directory of the stack's own (e.g. {example})"
+    if path == "/":
+        return f"must not be '/'; {advice}"
+    if path in SYSTEM_DIRS:
+        return f"{path} is a system directory; {advice}"
+    tree = system_tree(path)
+    if tree is not None:
+        return f"{path} lies inside {tree}, which belongs to the system; {advice}"
+    if path.count("/") < 2:
+        return f"must be at least two levels deep, a directory of the stack's own below a shared one (e.g. {example})"
+    return None
+
+
+def mount_dir_problem(path: str) -> str | None:
+    """Why host directory `path` may not be mounted into a root container, or None.
+
+    Cassandra's own directories may lie inside a system tree (a package puts the include
+    file in /usr/share/cassandra); the directory itself must be no system directory.
+    """
+    if path == "/":
+        return "would mount the host's '/'"
+    if path in SYSTEM_DIRS:
+        return f"would mount the system directory {path}"
+    return None
+
+
+def env_file_problem(path: str) -> str | None:
+    """Why `path` cannot be the Cassandra unit's EnvironmentFile, or None."""
+    directory, name = posixpath.split(path)
+    if name == INCLUDE_FILE_NAME:
+        return (
+            f"must not be named {INCLUDE_FILE_NAME}: that is Cassandra's include file (includeFile), "
+            "and each file gets a block of its own"
+        )
+    allowed = (
+        f"an EnvironmentFile lies in {' or '.join(sorted(ENV_FILE_DIRS))} with a name starting "
+        f"'{ENV_FILE_PREFIX}', or in a directory outside the system's (e.g. /opt/cassandra/pyroscope.env)"
+    )
+    if directory in ENV_FILE_DIRS:
+        if not name.startswith(ENV_FILE_PREFIX):
+            return f"{path} is not a Cassandra EnvironmentFile: {allowed}"
+        return None
+    if mount_dir_problem(directory) is not None or system_tree(directory) is not None:
+        return f"{path} is not a Cassandra EnvironmentFile: {allowed}"
+    return None
+
+
+def include_mount(include_file: str) -> str:
+    """The host directory the installer mounts for the include file(s).
+
+    With a `*` segment it is the directory above it, mounted whole, so that the installer sees
+    every version and hooks each: a hostPath mount of `.../current/bin` resolves the symlink
+    once at pod start and shows one version only, which a later `use-cassandra` leaves unhooked.
+    """
+    parts = include_file.split("/")
+    if "*" in parts:
+        return "/".join(parts[: parts.index("*")]) or "/"
+    return posixpath.dirname(include_file)
