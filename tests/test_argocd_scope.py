@@ -148,6 +148,19 @@ def test_validate_fails_on_files_no_spec_renders(tmp_path: Path) -> None:
         ) in findings
     assert "argocd/applications/b.yaml: gen's header line is gone: only files gen renders may be here" in findings
 
+    # A file gen renders, with one more object: the root would sync that too.
+    for rel in ("argocd/applications/a.yaml", argo.PROJECT_FILE):
+        with open(root / rel, "a", encoding="utf-8") as f:
+            f.write("---\n" + EVIL)
+    findings = check_repository(root, clusters)
+    assert (
+        "argocd/applications/a.yaml: holds Application/profiling-a, Application/miner; gen renders only "
+        "Application/profiling-a here"
+    ) in findings
+    assert (
+        "argocd/project.yaml: holds AppProject/profiling, Application/miner; gen renders exactly one AppProject here"
+    ) in findings
+
 
 def test_validate_fails_on_an_application_outside_the_fleets_repositories(tmp_path: Path) -> None:
     root = _repo(tmp_path)
