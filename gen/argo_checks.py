@@ -9,7 +9,11 @@ form `Kind/name: field.path: message` (the form of the overlay findings):
   would apply it, plus the unknown fields it would silently prune;
 - `check_destinations`: no two Applications fight over the same objects;
 - `check_sources`: every Application's path is in the repository and is of the
-  kind its source expects (`source_paths` lists the ones to kustomize-build).
+  kind its source expects (`source_paths` lists the ones to kustomize-build);
+- `check_claimed`: argocd/applications/ holds only the Applications gen renders
+  for the specs, each from a repository the AppProject allows: the root
+  Application syncs whatever is there;
+- the secret scan of `gen.secrets_scan` over every Argo CD file.
 
 jsonschema is imported only inside `check_crds`: rendering never pays for it.
 """
@@ -24,12 +28,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from gen import yamlio
-from gen.build.argocd import ARGOCD_DIR, RESOURCES_FINALIZER, SYNC_OPTIONS
+from gen import layout, secrets_scan, writer, yamlio
+from gen.build.argocd import (
+    APPLICATIONS_DIR,
+    ARGOCD_DIR,
+    PROJECT_FILE,
+    RESOURCES_FINALIZER,
+    SYNC_OPTIONS,
+    app_name,
+    application_file,
+)
 from gen.errors import UsageError
-from gen.fleet import ROOT_NAME
 from gen.model import Alias, Check, InvalidError, Issue, Length, Model, Pattern, Range, after, parse
-from gen.spec import Cluster, GitURL, Namespace
+from gen.spec import ROOT_NAME, Cluster, GitURL, Namespace
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
@@ -81,7 +92,8 @@ class _Metadata(Model):
 
 class _Directory(Model):
     recurse: Literal[True]
-    include: Annotated[str, Length(min=1)]
+    include: Literal["{project.yaml,applications/*.yaml}"]
+    exclude: Literal["{applications/.*,applications/*/*}"]
 
 
 class _Source(Model):
@@ -456,6 +468,58 @@ def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding
     return findings
 
 
+# ------------------------------------------------------------------ what the root syncs
+
+
+def check_claimed(
+    root: Path, files: Mapping[str, Sequence[Mapping[str, Any]]], clusters: Sequence[Cluster]
+) -> list[Finding]:
+    """Findings for what the root Application would sync that gen does not render.
+
+    Every entry under argocd/applications/ must be the Application file of a spec,
+    carry gen's header and hold that one Application; project.yaml holds one
+    AppProject; every cluster Application reads from a repository the AppProject
+    allows. `files`: the parsed Argo CD files by path (`rendered_files`).
+    """
+    findings: list[Finding] = []
+    claimed = {application_file(c.name): app_name(c.name) for c in clusters}
+    for name in writer.tree_entries(root / APPLICATIONS_DIR):
+        rel = f"{APPLICATIONS_DIR}/{name}"
+        if rel not in claimed:
+            findings.append(
+                f"{rel}: no spec renders this file, and Argo CD's root Application would sync it: remove it"
+            )
+            continue
+        raw = writer.head(root / rel)
+        if raw is None or not layout.is_generated(raw.decode("utf-8", errors="replace")):
+            findings.append(f"{rel}: gen's header line is gone: only files gen renders may be here")
+        objects = [ident(d) for d in files.get(rel, [])]
+        if objects != [f"Application/{claimed[rel]}"]:
+            findings.append(
+                f"{rel}: holds {', '.join(objects) or 'nothing'}; gen renders only Application/{claimed[rel]} here"
+            )
+    projects = files.get(PROJECT_FILE, [])
+    if [d.get("kind") for d in projects] != ["AppProject"]:
+        held = ", ".join(ident(d) for d in projects) or "nothing"
+        findings.append(f"{PROJECT_FILE}: holds {held}; gen renders exactly one AppProject here")
+        return findings
+    spec = projects[0].get("spec") or {}
+    repos = spec.get("sourceRepos") if isinstance(spec, Mapping) else None
+    allowed = {str(r) for r in repos} if isinstance(repos, list) else set()
+    for rel, docs in files.items():
+        if not rel.startswith(APPLICATIONS_DIR + "/"):
+            continue
+        for app in docs:
+            source = (app.get("spec") or {}).get("source") or {}
+            repo = source.get("repoURL") if isinstance(source, Mapping) else None
+            if app.get("kind") == "Application" and repo not in allowed:
+                findings.append(
+                    f"{rel}: {ident(app)}: spec.source.repoURL: {secrets_scan.redact_url(str(repo))} is not "
+                    f"among the AppProject's sourceRepos ({PROJECT_FILE})"
+                )
+    return findings
+
+
 # ------------------------------------------------------------------ all of it
 
 
@@ -488,6 +552,9 @@ def check_repository(
         findings += [f"{rel}: {f}" for obj in docs for f in check_strict(obj)]
         if crd_dir is not None:
             findings += [f"{rel}: {f}" for f in check_crds(docs, crd_dir)]
+        # No credential in git, in what Argo CD reads as much as in the overlays.
+        findings += [f"{rel}: {f}" for f in secrets_scan.scan_objects(docs)]
+    findings += check_claimed(root, files, clusters)
     apps = [o for docs in files.values() for o in docs if o.get("kind") == "Application"]
     findings += check_sources(apps, root)
     findings += check_destinations(apps, clusters, objects)

@@ -13,6 +13,12 @@ them::
       targetRevision: main        # default main
       argocdNamespace: argocd     # default argocd
       project: profiling          # default profiling
+      sourceRepos:                # default none: only repoURL
+        - https://github.com/acme/other-gitops.git
+
+`sourceRepos` lists the repositories, besides repoURL, that a cluster spec's
+`argocd.repoURL` may name: the fleet's AppProject allows these and no other,
+so a spec cannot widen what Argo CD deploys from.
 
 The file is optional: without it, the setting is derived from the cluster specs
 when they all agree (see `gen.build.argocd.resolve_fleet`).
@@ -20,19 +26,17 @@ when they all agree (see `gen.build.argocd.resolve_fleet`).
 
 from __future__ import annotations
 
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Literal
 
 from gen import loader, yamlio
 from gen.errors import SpecError
 from gen.model import Alias, Check, Length, Model
-from gen.spec import GitURL, Name, Namespace, Revision
+from gen.spec import ROOT_NAME, GitURL, Name, Namespace, Revision
 
 FLEET_FILE = "fleet.yaml"
-
-# The root Application of the bootstrap, and the AppProject it runs in, carry this
-# name; the fleet's own AppProject must not take it (or `default`, see below).
-ROOT_NAME = "profiling-fleet"
+DEFAULT_ARGOCD_NAMESPACE = "argocd"
 
 
 def _own_project(value: str) -> str:
@@ -52,8 +56,14 @@ class Fleet(Model):
 
     repo_url: Annotated[GitURL, Alias("repoURL")]
     target_revision: Revision = "main"
-    argocd_namespace: Namespace = "argocd"
+    argocd_namespace: Namespace = DEFAULT_ARGOCD_NAMESPACE
     project: Annotated[Name, Length(max=63), Check(_own_project)] = "profiling"
+    source_repos: Annotated[list[GitURL], Length(max=64)] = field(default_factory=list)
+
+    @property
+    def repos(self) -> list[str]:
+        """Every repository the fleet's Applications may read from, sorted: repoURL and sourceRepos."""
+        return sorted({self.repo_url, *self.source_repos})
 
 
 class FleetFile(Model):

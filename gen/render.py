@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gen import layout, workers, yamlio
+from gen import layout, workers, writer, yamlio
 from gen.build import argocd
 from gen.errors import Problem, SpecError
 from gen.fleet import FLEET_FILE, Fleet, load_fleet
@@ -288,6 +288,10 @@ class _Chunk(Generic[T]):
             self.loaded = load_clusters(self.root, list(self.files), self.files)
         except SpecError as e:
             return _Loaded(problems=e.problems)
+        problems = [p for item in self.loaded for p in argocd.fleet_problems(item, self.fleet)]
+        if problems:
+            self.loaded = []
+            return _Loaded(problems=problems)
         # Without fleet.yaml, the setting comes from the specs, which must agree.
         sources = [argocd.source(item) for item in self.loaded] if self.fleet is None else []
         facts = {}
@@ -352,11 +356,13 @@ def _committed_docs(path: Path) -> list[Any]:
 
 
 def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
-    """The fresh AppProject with the committed one's destinations and repositories added."""
+    """The fresh AppProject with the committed one's destinations added.
+
+    Its repositories stay fleet.yaml's alone: one added to the committed file by
+    hand is not carried over.
+    """
     try:
-        old_spec = committed["spec"]
-        old_repos = [str(r) for r in old_spec.get("sourceRepos", [])]
-        old_dests = [dict(d) for d in old_spec.get("destinations", [])]
+        old_dests = [dict(d) for d in committed["spec"].get("destinations", [])]
     except (TypeError, KeyError, AttributeError):
         return fresh
 
@@ -366,7 +372,6 @@ def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
 
     spec = fresh["spec"]
     destinations = {key(d): d for d in [*old_dests, *spec["destinations"]]}
-    spec["sourceRepos"] = sorted({*old_repos, *spec["sourceRepos"]})
     spec["destinations"] = [destinations[k] for k in sorted(destinations)]
     return fresh
 
@@ -412,11 +417,31 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
     )
 
 
+UNCLAIMED_NOTE = (
+    "no spec renders this file, yet Argo CD's root Application syncs it: gen check fails until it is removed"
+)
+
+
 def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Argo CD files no render claims (`rendered`: the paths it wrote): (ones gen generated, ones it did not)."""
+    """Entries under argocd/applications/ that no render claims (`rendered`: the paths it wrote).
+
+    Returns (the files gen generated for specs now gone, every other entry). The
+    others count whatever they are, hidden, in a subfolder or a link: Argo CD's
+    root Application syncs the files there (a bootstrap applied before its exclude
+    pattern, any `*.yaml` at all), so no file may be there that gen does not render.
+    """
     claimed = set(rendered)
     folder = argocd.APPLICATIONS_DIR
-    return _orphans(root, folder, lambda e: e.is_file() and f"{folder}/{e.name}" not in claimed, lambda e: e.path)
+    ours: list[str] = []
+    others: list[str] = []
+    for name in writer.tree_entries(root / folder):
+        rel = f"{folder}/{name}"
+        if rel in claimed:
+            continue
+        raw = writer.head(root / rel) if "/" not in name and not name.startswith(".") else None
+        generated = raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace"))
+        (ours if generated else others).append(rel)
+    return ours, others
 
 
 def _orphans(

@@ -45,7 +45,7 @@ from gen.fleet import FLEET_FILE
 from gen.layout import overlay_dir
 
 CACHE_NAME = "gen-render.cache"
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -179,11 +179,10 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
 def _plain(e: Entry) -> tuple[Any, ...]:
     warnings = [(sys.intern(w.file), w.line, w.col, sys.intern(w.field), sys.intern(w.message)) for w in e.warnings]
     names = tuple(sys.intern(n) for n in e.names)
-    repos = frozenset(sys.intern(r) for r in e.scope.repos)
     destinations = frozenset(tuple(sys.intern(x) for x in d) for d in e.scope.destinations)
-    return (e.spec, names, e.stats, warnings, repos, destinations)
+    return (e.spec, names, e.stats, warnings, destinations)
 
 
 def _entry(t: tuple[Any, ...]) -> Entry:
-    spec, names, stats, warnings, repos, destinations = t
-    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), Scope(repos, destinations))
+    spec, names, stats, warnings, destinations = t
+    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), Scope(destinations))

@@ -16,7 +16,7 @@ What counts as a finding:
 - a literal for one of the Pyroscope agent's auth settings (basic auth user and
   password, auth token, tenant id), which the agent's documentation says never to
   put in git;
-- `Authorization: Basic/Bearer ...` headers, passwords inside URLs, PEM private-key
+- `Authorization: Basic/Bearer ...` headers, passwords or tokens inside URLs, PEM private-key
   blocks and AWS access key ids, wherever they appear.
 
 A value that only refers to something else is not a literal: `$VAR`, `${VAR}`,
@@ -64,6 +64,10 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?----
 _AWS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b")
 _AUTH_HEADER = re.compile(r"(?i)\bauthorization\b[\"']?\s*[:=]\s*[\"']?(?:basic|bearer)\s+(?P<value>[^\s\"']+)")
 _URL_PASSWORD = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@\"']+:(?P<value>[^\s/@\"']*)@")
+# A user part alone in an http(s) URL is how tokens are passed (`https://<token>@host/`);
+# `git@host:org/repo` and `ssh://git@host/` name a user whose key is elsewhere.
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/@\"']+@")
+_URL_TOKEN = re.compile(r"\bhttps?://(?P<value>[^\s/:@\"']+)@")
 _JVM_PROPERTY = re.compile(r"(?<![\w-])-D(?P<key>[A-Za-z0-9_.-]+)=(?P<value>\"[^\"]*\"|'[^']*'|[^\s\"']*)")
 # `key: value` (YAML, JSON), `KEY=value` (shell, env files, properties) and
 # `key = "value"` (Alloy, HCL); for the last, only a quoted value is a literal, since an
@@ -114,6 +118,9 @@ def scan_text(text: str) -> list[tuple[int, str]]:
     for match in _URL_PASSWORD.finditer(text):
         if is_literal(match["value"]):
             found.append((_line(text, match.start()), "a URL with a password in it"))
+    for match in _URL_TOKEN.finditer(text):
+        if is_literal(match["value"]):
+            found.append((_line(text, match.start()), "a URL with credentials in it"))
     for match in _JVM_PROPERTY.finditer(text):
         if is_credential_key(match["key"]) and is_literal(_unquote(match["value"])):
             found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
@@ -128,6 +135,11 @@ def scan_text(text: str) -> list[tuple[int, str]]:
         if is_literal(_unquote(value)):
             found.append((_line(text, match.start()), f"a literal value for {key}"))
     return sorted(set(found))
+
+
+def redact_url(url: str, mask: str = "***") -> str:
+    """A URL as a finding may show it: whatever stands before its host replaced by mask."""
+    return _URL_USERINFO.sub(lambda m: f"{m['scheme']}{mask}@", url)
 
 
 def is_credential_key(name: str) -> bool:

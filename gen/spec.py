@@ -24,6 +24,12 @@ MEMBERLIST_DEFAULT_PORT = 7946
 ALLOY_HTTP_PORT = 12345
 MAVEN_AGENT_URL = "https://repo1.maven.org/maven2/io/pyroscope/agent/{v}/agent-{v}.jar"
 RESERVED_PROFILE_LABELS = ("cluster", "hostname")
+# Every Application gen renders lives in the Argo CD namespace: `profiling-<cluster>` for
+# each cluster, and the bootstrap's root (whose AppProject has the same name).
+APP_PREFIX = "profiling-"
+ROOT_NAME = APP_PREFIX + "fleet"
+# Cluster names whose Application would take a name gen already uses there.
+RESERVED_CLUSTER_NAMES = frozenset({ROOT_NAME.removeprefix(APP_PREFIX)})
 
 
 # ------------------------------------------------------------------ checks
@@ -190,7 +196,27 @@ def _memberlist_port(value: int) -> int:
     return value
 
 
+_URL_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)")
+_CREDENTIALS = "must not carry credentials (user:password@ or token@): they would be committed to git"
+
+
+def _no_credentials(value: str, instead: str) -> None:
+    """Refuse a URL with a secret before its host: any user part of http(s), a password of ssh.
+
+    `git@host:org/repo` and `ssh://git@host/...` name a user, not a secret: the key stays in Argo CD.
+    """
+    m = _URL_AUTHORITY.match(value)
+    if m is None or "@" not in m["authority"]:
+        return
+    scheme = m["scheme"].lower()
+    userinfo = m["authority"].rpartition("@")[0]
+    if scheme in ("http", "https") or ":" in userinfo:
+        raise ValueError(f"{_CREDENTIALS}; {instead}")
+
+
 def _agent_url(value: str | None) -> str | None:
+    if value is not None:
+        _no_credentials(value, "serve the jar where the hosts can fetch it without them")
     if value is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", value):
         raise ValueError("must be an http(s) URL without spaces or quotes")
     return value
@@ -230,6 +256,8 @@ def _profile_labels(value: dict[str, str]) -> dict[str, str]:
 
 
 def _api_server(value: str | None) -> str | None:
+    if value is not None:
+        _no_credentials(value, "register the cluster with its credentials in Argo CD (argocd cluster add)")
     if value is not None and not re.match(r"^https://[^\s/]+(/[^\s]*)?$", value):
         raise ValueError("must be the https:// URL of a Kubernetes API server")
     return value
@@ -256,8 +284,17 @@ ServerPort = Annotated[int, Range(ge=1024, le=65535), Check(_server_port)]
 # ------------------------------------------------------------------ sections
 
 
+def _cluster_name(value: str) -> str:
+    if value in RESERVED_CLUSTER_NAMES:
+        raise ValueError(
+            f"{value!r} is reserved: its Application would be named {APP_PREFIX + value!r}, the name of the "
+            "bootstrap's root Application, and replace it; pick another name"
+        )
+    return value
+
+
 class Metadata(Model):
-    name: Annotated[str, Length(max=MAX_NAME), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+    name: Annotated[str, Length(max=MAX_NAME), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE), Check(_cluster_name)]
 
 
 class ControlNode(Model):
@@ -451,6 +488,7 @@ _GIT_URL = re.compile(
 
 
 def _git_url(value: str) -> str:
+    _no_credentials(value, "give them to Argo CD as a repository Secret (argocd repo add)")
     if not _GIT_URL.match(value):
         raise ValueError(f"{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)")
     return value
@@ -461,11 +499,19 @@ GitURL = Annotated[str, Check(_git_url)]
 Revision = Annotated[str, Length(min=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")]
 
 
+def _not_root_project(value: str | None) -> str | None:
+    if value == ROOT_NAME:
+        raise ValueError(
+            f"must not be {ROOT_NAME!r}: the bootstrap's own project, which may write Applications and AppProjects"
+        )
+    return value
+
+
 class ArgoCD(Model):
     repo_url: Annotated[GitURL, Alias("repoURL")]
     target_revision: Revision = "main"
     # None: the fleet's own least-privilege AppProject (fleet.yaml's project).
-    project: Name | None = None
+    project: Annotated[Name | None, Check(_not_root_project)] = None
     destination: Destination
     automated: bool = True
 

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,6 +70,37 @@ def file_names(directory: Path) -> set[str] | None:
         return {e.name for e in os.scandir(directory) if e.is_file(follow_symlinks=False)}
     except FileNotFoundError:
         return None
+
+
+def tree_entries(directory: Path) -> list[str]:
+    """Every entry below a directory that is not a directory, by relative path, sorted.
+
+    Symbolic links are not followed: a link (to a file or a directory) is one entry.
+    Hidden ones count too. Empty when the directory does not exist.
+    """
+    out: list[str] = []
+    for top, dirs, files in os.walk(directory, followlinks=False):
+        base = os.path.relpath(top, directory)
+        prefix = "" if base == "." else base.replace(os.sep, "/") + "/"
+        out += [prefix + name for name in files]
+        out += [prefix + name for name in dirs if os.path.islink(os.path.join(top, name))]
+    return sorted(out)
+
+
+def head(path: Path, size: int = 4096) -> bytes | None:
+    """The first bytes of a regular file; None for anything else (a link, a FIFO, a device) or when unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, size)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_tree(directory: Path) -> dict[str, str] | None:

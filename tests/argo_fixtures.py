@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gen import yamlio
 from gen.loader import LoadedCluster, load_text
+from gen.render import argo_text
 
 PROJECT = Path(__file__).resolve().parents[1]
 CRDS = Path(__file__).resolve().parents[2] / "shared" / "crds" / "argo-cd-v3.6.0"
@@ -77,8 +77,8 @@ def load(root: Path, name: str) -> LoadedCluster:
 
 
 def write_documents(root: Path, documents: dict[str, list[dict[str, Any]]]) -> None:
-    """Write rendered Argo CD documents as the render command would (plain YAML files)."""
+    """Write rendered Argo CD documents as the render command would (gen's header, then the YAML)."""
     for rel, docs in documents.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yamlio.dump_all(docs), encoding="utf-8")
+        path.write_text(argo_text(rel, docs), encoding="utf-8")

@@ -23,9 +23,10 @@ from gen.argo_checks import (
 )
 from gen.build import argocd as argo
 from gen.errors import SpecError, UsageError
-from gen.fleet import ROOT_NAME, Fleet, load_fleet, load_fleet_text
+from gen.fleet import Fleet, load_fleet, load_fleet_text
 from gen.loader import LoadedCluster, load_text
 from gen.model import parse
+from gen.spec import ROOT_NAME
 
 needs_crds = pytest.mark.skipif(
     not CRDS.is_dir(),
@@ -199,7 +200,9 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
         ),
         c=spec_text("c", namespace="prof-c", server="https://10.0.0.1:6443", grafana=False),
     )
-    project = argo.app_project([lc.cluster for lc in reversed(clusters)], FLEET)
+    ssh = "git@github.com:acme/profiling-gitops.git"
+    allowing = parse(Fleet, {"repoURL": REPO, "sourceRepos": [ssh]})
+    project = argo.app_project([lc.cluster for lc in reversed(clusters)], allowing)
 
     assert project["metadata"] == {
         "name": "profiling",
@@ -207,7 +210,9 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
         "labels": {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling"},
     }
     spec = project["spec"]
-    assert spec["sourceRepos"] == ["git@github.com:acme/profiling-gitops.git", REPO]
+    # fleet.yaml's repositories: a spec names one of them, never widens them.
+    assert spec["sourceRepos"] == [ssh, REPO]
+    assert argo.app_project([lc.cluster for lc in clusters], FLEET)["spec"]["sourceRepos"] == [REPO]
     assert spec["destinations"] == [
         {"name": "remote", "namespace": "grafana"},
         {"name": "remote", "namespace": "prof-b"},

@@ -25,9 +25,9 @@ from typing import Any
 
 from gen.build.common import PART_OF
 from gen.errors import Problem, SpecError, UsageError
-from gen.fleet import FLEET_FILE, ROOT_NAME, Fleet
+from gen.fleet import DEFAULT_ARGOCD_NAMESPACE, FLEET_FILE, Fleet
 from gen.loader import LoadedCluster
-from gen.spec import Cluster
+from gen.spec import APP_PREFIX, ROOT_NAME, Cluster
 
 API_VERSION = "argoproj.io/v1alpha1"
 ARGOCD_DIR = "argocd"
@@ -36,7 +36,6 @@ PROJECT_FILE = f"{ARGOCD_DIR}/project.yaml"
 BOOTSTRAP_FILE = f"{ARGOCD_DIR}/bootstrap.yaml"
 OVERLAYS_DIR = "overlays"
 
-APP_PREFIX = "profiling-"
 IN_CLUSTER = "https://kubernetes.default.svc"
 # Deleting an Application with this finalizer deletes what it deployed, so removing
 # a spec (and so its Application) cleans the cluster instead of orphaning the stack.
@@ -80,6 +79,13 @@ NAMESPACED_KINDS = (
 )
 # What the root Application may write: the rendered Applications and the AppProject.
 ROOT_KINDS = (("argoproj.io", "AppProject"), ("argoproj.io", "Application"))
+# The files under argocd/ the root syncs. Argo CD matches these globs against the path
+# relative to argocd/ with no separator, so `*` also crosses `/`: the exclude keeps out
+# hidden files (a render's temporary files among them) and anything in a subfolder, which
+# gen never writes. What is left, `applications/<name>.yaml`, is what `gen check` and
+# `gen validate` hold to the specs.
+ROOT_INCLUDE = "{project.yaml,applications/*.yaml}"
+ROOT_EXCLUDE = "{applications/.*,applications/*/*}"
 
 
 def _retry() -> dict[str, Any]:
@@ -158,30 +164,28 @@ def _destination_key(server: str | None, name: str | None, namespace: str) -> tu
 
 @dataclass(frozen=True)
 class Scope:
-    """The repositories and destinations of some specs: what the AppProject must allow for them.
+    """The destinations of some specs: what the AppProject must allow for them.
 
     Plain data, merged by union, so that specs loaded apart (in worker processes)
-    give the same AppProject as all of them together.
+    give the same AppProject as all of them together. The repositories are not
+    the specs' to widen: they are fleet.yaml's (`Fleet.repos`).
     """
 
-    repos: frozenset[str] = frozenset()
     destinations: frozenset[tuple[str, str, str]] = frozenset()
 
     def __or__(self, other: Scope) -> Scope:
-        return Scope(self.repos | other.repos, self.destinations | other.destinations)
+        return Scope(self.destinations | other.destinations)
 
 
 def scope(clusters: Iterable[Cluster]) -> Scope:
     """What the AppProject must allow for these specs."""
-    repos: set[str] = set()
     pairs: set[tuple[str, str, str]] = set()
     for c in clusters:
-        repos.add(c.spec.argocd.repo_url)
         dest = c.spec.argocd.destination
         pairs.add(_destination_key(dest.server, dest.name, c.spec.stack_namespace))
         if c.spec.grafana.enabled:
             pairs.add(_destination_key(dest.server, dest.name, c.spec.grafana.namespace))
-    return Scope(frozenset(repos), frozenset(pairs))
+    return Scope(frozenset(pairs))
 
 
 def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
@@ -192,12 +196,13 @@ def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
 def project(allowed: Scope, fleet: Fleet) -> dict[str, Any]:
     """The fleet's least-privilege AppProject.
 
-    Destinations are every (cluster, namespace) pair the specs deploy to (the stack
-    namespace, and the Grafana namespace when the datasource is rendered), from all
-    specs and not only those already in this project: moving a cluster into it is
-    then a one-line change to its spec.
+    Its repositories are fleet.yaml's repoURL and sourceRepos and nothing else (a
+    spec naming another one is refused, see `fleet_problems`). Destinations are
+    every (cluster, namespace) pair the specs deploy to (the stack namespace, and
+    the Grafana namespace when the datasource is rendered), from all specs and not
+    only those already in this project: moving a cluster into it is then a
+    one-line change to its spec.
     """
-    repos = {fleet.repo_url, *allowed.repos}
     destinations = [{field: value, "namespace": ns} for field, value, ns in sorted(allowed.destinations)]
     return {
         "apiVersion": API_VERSION,
@@ -210,7 +215,7 @@ def project(allowed: Scope, fleet: Fleet) -> dict[str, Any]:
         "spec": {
             "description": "Profiling stack rendered by gen: only the fleet repository, the "
             "clusters and namespaces of the specs, and the kinds the stack creates",
-            "sourceRepos": sorted(repos),
+            "sourceRepos": fleet.repos,
             "destinations": destinations,
             "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
             "namespaceResourceWhitelist": _kinds(NAMESPACED_KINDS),
@@ -266,10 +271,7 @@ def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
                 "repoURL": fleet.repo_url,
                 "targetRevision": fleet.target_revision,
                 "path": ARGOCD_DIR,
-                "directory": {
-                    "recurse": True,
-                    "include": "{project.yaml,applications/*.yaml}",
-                },
+                "directory": {"recurse": True, "include": ROOT_INCLUDE, "exclude": ROOT_EXCLUDE},
             },
             "destination": {"server": IN_CLUSTER, "namespace": fleet.argocd_namespace},
             "syncPolicy": {
@@ -295,6 +297,43 @@ def documents(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, list[dict[
     for c in clusters:
         out[application_file(c.name)] = [application(c, fleet)]
     return dict(sorted(out.items()))
+
+
+def fleet_problems(lc: LoadedCluster, fleet: Fleet | None) -> list[Problem]:
+    """What a spec may not ask of the fleet (fleet.yaml's setting, None when it is derived from the specs).
+
+    Its repository must be one the fleet allows: the AppProject allows those alone,
+    so that no spec widens what Argo CD deploys from. Neither of its namespaces may
+    be Argo CD's own: the AppProject would then let every cluster's Application
+    write there (and the stack's namespace gets the privileged Pod Security level).
+    """
+    spec = lc.cluster.spec
+    found = []
+    if fleet is not None and spec.argocd.repo_url not in fleet.repos:
+        found.append(
+            Problem(
+                *lc.locate(("spec", "argocd", "repoURL")),
+                "spec.argocd.repoURL",
+                f"{spec.argocd.repo_url!r} is not among the repositories {FLEET_FILE} allows "
+                f"({', '.join(fleet.repos)}), the only ones the fleet's AppProject lets Argo CD deploy from; "
+                f"to allow it, add it to spec.sourceRepos in {FLEET_FILE}",
+            )
+        )
+    argocd_ns = fleet.argocd_namespace if fleet is not None else DEFAULT_ARGOCD_NAMESPACE
+    namespaces: list[tuple[tuple[str, ...], str]] = [(("spec", "namespace"), spec.stack_namespace)]
+    if spec.grafana.enabled:
+        namespaces.append((("spec", "grafana", "namespace"), spec.grafana.namespace))
+    for path, ns in namespaces:
+        if ns == argocd_ns:
+            found.append(
+                Problem(
+                    *lc.locate(path),
+                    ".".join(path),
+                    f"{ns!r} is the fleet's Argo CD namespace ({FLEET_FILE}'s argocdNamespace): the fleet's "
+                    "AppProject would let every cluster's Application write into it; use another namespace",
+                )
+            )
+    return found
 
 
 @dataclass(frozen=True)

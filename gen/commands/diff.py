@@ -22,6 +22,7 @@ output shapes in `gen.diffview`.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen import diffing, diffview, gitrepo, impact, kustomize, layout, provenance, yamlio
+from gen import diffing, diffview, gitrepo, impact, kustomize, layout, provenance, secrets_scan, writer, yamlio
 from gen.build.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, PROJECT_FILE
 from gen.errors import EXIT_OK, GenError, ToolError
 from gen.fleet import FLEET_FILE
@@ -57,10 +58,13 @@ class Side:
         return sorted(p.name for p in folder.iterdir() if (p / "kustomization.yaml").is_file())
 
     def applications(self) -> list[str]:
-        folder = self.root / APPLICATIONS_DIR
-        if not folder.is_dir():
-            return []
-        return sorted(p.stem for p in folder.glob("*.yaml") if p.is_file())
+        """The Application files by name (their path under argocd/applications/ without .yaml).
+
+        Hidden ones and those in subfolders too: a root Application bootstrapped before
+        its exclude pattern syncs them.
+        """
+        entries = writer.tree_entries(self.root / APPLICATIONS_DIR)
+        return [e.removesuffix(".yaml") for e in entries if e.endswith(".yaml")]
 
     def files(self, rel: str) -> dict[str, bytes]:
         """Every file under rel by path, for telling unchanged inputs apart without a build."""
@@ -176,7 +180,7 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         elif status == "added":
             spec = new.spec(name)
             section.source = spec.file if spec is not None else None
-        section.impact = impact.assess(comparison, new_objs)
+        section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
         sections.append(section)
 
     fleet_files = (PROJECT_FILE, BOOTSTRAP_FILE)
@@ -192,6 +196,70 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]
     return Report(ref, commit, sections, notes)
+
+
+def _unclaimed(side: Side, rel: str, documents: list[dict[str, Any]]) -> list[str]:
+    """For a file under argocd/applications/ that gen did not render: what the root Application would deploy."""
+    path = side.root / rel
+    if not documents:
+        return []
+    if not (side.root / CLUSTERS_DIR / Path(rel).name).is_file() or "/" in rel.removeprefix(APPLICATIONS_DIR + "/"):
+        why = "no spec renders this file"
+    else:
+        raw = writer.head(path)
+        if raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace")):
+            return []
+        why = "gen's header line is gone"
+    return [
+        f"{rel}: {why} (gen check fails on it), yet Argo CD's root Application syncs it: {_deploys(d)}"
+        for d in documents
+    ]
+
+
+def _deploys(doc: dict[str, Any]) -> str:
+    """What one object the root would sync deploys, in words; its values shown only in a safe alphabet."""
+    meta = _mapping(doc.get("metadata"))
+    kind = _safe(doc.get("kind"))
+    what = f"{kind} {_safe(meta.get('namespace'))}/{_safe(meta.get('name'))}"
+    spec = _mapping(doc.get("spec"))
+    if kind == "AppProject":
+        repos = ", ".join(_safe(r) for r in _list(spec.get("sourceRepos"))) or "none"
+        dests = ", ".join(_where(_mapping(d)) for d in _list(spec.get("destinations"))) or "none"
+        return f"{what} allows repositories {repos} and destinations {dests}"
+    if kind != "Application":
+        return f"{what}, which is not an Application"
+    sources = [_mapping(x) for x in _list(spec.get("sources"))] or [_mapping(spec.get("source"))]
+    origin = "; ".join(
+        f"{_safe(x.get('repoURL'))} "
+        + (f"chart {_safe(x.get('chart'))}" if "chart" in x else f"path {_safe(x.get('path'))}")
+        + f" at {_safe(x.get('targetRevision'))}"
+        for x in sources
+    )
+    return (
+        f"{what} (project {_safe(spec.get('project'))}) deploys {origin} to {_where(_mapping(spec.get('destination')))}"
+    )
+
+
+def _where(dest: dict[str, Any]) -> str:
+    target = f"server {_safe(dest.get('server'))}" if "server" in dest else f"name {_safe(dest.get('name'))}"
+    return f"{target} namespace {_safe(dest.get('namespace'))}"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+~=,-]")
+
+
+def _safe(value: Any) -> str:
+    # The file is anybody's: no markup, no line break and no credential reaches the report.
+    text = secrets_scan.redact_url(str(value), "REDACTED") if value is not None else "(none)"
+    return _UNSAFE.sub("?", text)[:200]
 
 
 def _fleet_changes(old: Side, new: Side) -> list[provenance.SpecChange]:
