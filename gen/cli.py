@@ -53,13 +53,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _jobs(what: str) -> Callable[[F], F]:
-    """The --jobs option: how many of `what` run at once."""
+    """The --jobs option: how many of `what` run at once, never more than MAX_JOBS."""
+    from gen.workers import MAX_JOBS
+
     return click.option(
         "--jobs",
         "-j",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_JOBS),
         default=None,
-        help=f"Parallel {what} (default: one per usable core).",
+        help=f"Parallel {what}, at most {MAX_JOBS} (default: one per usable core, at most {MAX_JOBS}).",
     )
 
 
