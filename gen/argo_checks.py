@@ -528,8 +528,9 @@ def rendered_files(root: Path) -> dict[str, list[dict[str, Any]]]:
     base = root / ARGOCD_DIR
     out: dict[str, list[dict[str, Any]]] = {}
     for path in sorted(base.rglob("*.yaml")):
-        docs = yamlio.parse_all_plain(path.read_text(encoding="utf-8"))
-        out[path.relative_to(root).as_posix()] = [d for d in docs if isinstance(d, dict)]
+        rel = path.relative_to(root).as_posix()
+        docs = yamlio.parse_all_file(path, rel)
+        out[rel] = [d for d in docs if isinstance(d, dict)]
     return out
 
 

@@ -9,7 +9,15 @@ from typing import Any, TypeVar
 
 import click
 
-from gen.errors import EXIT_UNEXPECTED, GenError, UsageError
+from gen.errors import (
+    EXIT_ENVIRONMENT,
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    GenError,
+    UsageError,
+    describe_os_error,
+    printable,
+)
 from gen.output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,8 +47,19 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GenError as e:
             for line in e.lines():
-                click.echo(line, err=True)
+                click.echo(printable(line), err=True)
             ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            # What was being written is cleaned up on the way here (gen.writer).
+            click.echo("gen: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except OSError as e:
+            # The file system refused (read-only, full, a file where a directory must be):
+            # no bug in gen, and nothing the traceback would explain better than the path.
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"gen: error: {describe_os_error(e)}", err=True)
+            ctx.exit(EXIT_ENVIRONMENT)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,13 +72,15 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _jobs(what: str) -> Callable[[F], F]:
-    """The --jobs option: how many of `what` run at once."""
+    """The --jobs option: how many of `what` run at once, never more than MAX_JOBS."""
+    from gen.workers import MAX_JOBS
+
     return click.option(
         "--jobs",
         "-j",
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=MAX_JOBS),
         default=None,
-        help=f"Parallel {what} (default: one per usable core).",
+        help=f"Parallel {what}, at most {MAX_JOBS} (default: one per usable core, at most {MAX_JOBS}).",
     )
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gen import yamlio
 from gen.diffing import MISSING, FieldChange, ObjectChange
+from gen.errors import printable
 
 if TYPE_CHECKING:
     from gen.commands.diff import Report, Section
@@ -151,27 +153,53 @@ def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[
 # ------------------------------------------------------------------ markdown
 
 
-def _code(value: str) -> str:
-    """An inline code span that survives backticks inside the value."""
-    fence = "``" if "`" in value else "`"
-    pad = " " if value.startswith("`") or value.endswith("`") else ""
-    return f"{fence}{pad}{value}{pad}{fence}"
+def _one_line(value: str) -> str:
+    """A value on one markdown line: a raw line break would end the table row or list item it is in."""
+    return printable(value)
+
+
+def _code(value: str, *, cell: bool = False) -> str:
+    """An inline code span that no value can leave: its fence is longer than any backtick run inside.
+
+    Inside a code span markdown and HTML are inert. In a table cell `|` would still
+    end the cell, so there it is escaped (GitHub drops the backslash).
+    """
+    text = _one_line(value)
+    if cell:
+        text = text.replace("|", "\\|")
+    runs = [len(r) for r in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    # A space on each side keeps a backtick at either end from joining the fence; both are stripped.
+    pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) or not text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _md_text(value: str) -> str:
+    """Plain text in markdown, shown as it is: HTML escaped, markdown punctuation backslash-escaped."""
+    return _MD_SPECIAL.sub(r"\\\g<0>", html.escape(_one_line(value), quote=False))
+
+
+# Every ASCII punctuation character that starts or ends markdown syntax (links, images,
+# emphasis, code, tables, headings, autolinks); escaping the others does no harm.
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|~<>:]")
 
 
 def _fenced(lines: Iterable[str], lang: str) -> list[str]:
+    """A fenced code block that no line can close: its fence is longer than any backtick run inside."""
     body = list(lines)
-    fence = "~~~~" if any("```" in x for x in body) else "```"
+    runs = [len(r) for line in body for r in re.findall(r"`+", line)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
     return [f"{fence}{lang}", *body, fence]
 
 
 def _md_object(change: ObjectChange, *, details: bool) -> list[str]:
-    head = f"**{SIGN[change.status]} {change.key.kind}** {_code(change.key.label().split(' ', 1)[1])}"
+    head = f"**{SIGN[change.status]} {_md_text(change.key.kind)}** {_code(change.key.label().split(' ', 1)[1])}"
     if change.renamed:
         head += f" ({_code(change.old_name or '')} {ARROW} {_code(change.new_name or '')})"
     if change.source:
         head += f" — from {_code(change.source)}"
     out = [head, ""]
-    out += [f"- ⚠️ {note}" for note in change.impact]
+    out += [f"- ⚠️ {_md_text(note)}" for note in change.impact]
     if change.impact:
         out.append("")
     if change.status == "added" and details and change.new is not None:
@@ -203,12 +231,14 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
     head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
     for s in report.sections:
         counts = _counts(s)
-        head.append(f"| {_code(s.name)} | {s.status} | " + " | ".join(str(counts[c]) for c in COLUMNS) + " |")
+        head.append(
+            f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(str(counts[c]) for c in COLUMNS) + " |"
+        )
     head.append("")
     impacts = [(s.name, note) for s in report.sections for note in s.impact]
     if impacts:
         head += ["**Impact**", ""]
-        head += [f"- {_code(name)}: {note}" for name, note in impacts]
+        head += [f"- {_code(name)}: {_md_text(note)}" for name, note in impacts]
         head.append("")
     notice = (
         "> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
@@ -221,7 +251,9 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
     for s in report.sections:
         counts = _counts(s)
         what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
-        opening = ["<details>", f"<summary><b>{html.escape(s.name)}</b> ({s.status}: {what})</summary>", ""]
+        # Inside <summary> only HTML counts: the name is escaped as HTML, on one line.
+        name = html.escape(_one_line(s.name))
+        opening = ["<details>", f"<summary><b>{name}</b> ({s.status}: {what})</summary>", ""]
         if s.source:
             opening += [f"From {_code(s.source)}.", ""]
         closing = "</details>\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -10,6 +11,33 @@ EXIT_FINDINGS = 1  # drift, or invalid output found
 EXIT_USAGE = 2  # bad input or usage
 EXIT_TOOL = 3  # an external tool is missing or failed
 EXIT_UNEXPECTED = 4  # a bug in gen: one line, and --debug for the traceback
+EXIT_ENVIRONMENT = 5  # the file system refused (read-only, full, a file where a directory must be)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
+
+# Control characters (and Unicode line breaks) in a printed line would let a file name
+# start a line of its own, such as a forged CI annotation: they are shown escaped.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """Text for one output line: every control character and line break escaped as in a Python literal."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def github_data(text: str) -> str:
+    """The message of a GitHub workflow command, escaped as the runner decodes it."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_property(text: str) -> str:
+    """A property value (file=, title=) of a GitHub workflow command, escaped as the runner decodes it."""
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_command(kind: str, message: str, **properties: object) -> str:
+    """`::kind prop=value,...::message`, every part escaped: no value can end the line or the command."""
+    props = ",".join(f"{k}={github_property(str(v))}" for k, v in properties.items())
+    return f"::{kind} {props}::{github_data(message)}" if props else f"::{kind}::{github_data(message)}"
 
 
 @dataclass(frozen=True, order=True)
@@ -24,13 +52,12 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.field}: " if self.field else ""
-        return f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}"
+        return printable(f"{self.file}:{self.line}:{self.col}: error: {where}{self.message}")
 
-    def github(self) -> str:
-        return (
-            f"::error file={self.file},line={self.line},col={self.col}::"
-            f"{self.field + ': ' if self.field else ''}{self.message}"
-        )
+    def github(self, kind: str = "error") -> str:
+        """The problem as a GitHub annotation (`kind`: error or warning)."""
+        message = f"{self.field + ': ' if self.field else ''}{self.message}"
+        return github_command(kind, message, file=self.file, line=self.line, col=self.col)
 
 
 def short_repr(value: str, limit: int = 60) -> str:
@@ -88,6 +115,32 @@ class ToolError(GenError):
             out.append(f"  exit code: {self.code}")
         out.extend(f"  {line}" for line in self.stderr.rstrip().splitlines())
         return out
+
+
+def describe_os_error(error: OSError) -> str:
+    """`path: cause` for a refusal of the file system, in words a user can act on."""
+    import errno
+    import os
+
+    cause = error.strerror or str(error)
+    path = error.filename
+    if error.errno == errno.ENOTDIR and path is not None:
+        # The path named is below the culprit: name the file that stands where a directory must be.
+        here = os.fsdecode(path)
+        parent = os.path.dirname(here)
+        while parent and parent != here and not os.path.isdir(parent):
+            if os.path.lexists(parent):
+                return printable(f"{parent}: is a file where a directory is expected")
+            here, parent = parent, os.path.dirname(parent)
+        cause = "a file where a directory is expected"
+    elif error.errno == errno.EISDIR:
+        cause = "a directory where a file is expected"
+    if path is None:
+        return printable(cause)
+    where = os.fsdecode(path)
+    if error.filename2 is not None:
+        where += f" -> {os.fsdecode(error.filename2)}"
+    return printable(f"{where}: {cause}")
 
 
 class LockError(GenError):

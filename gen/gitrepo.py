@@ -15,7 +15,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from gen.errors import EXIT_USAGE, ToolError
+from gen.errors import EXIT_USAGE, GenError, ToolError
 
 
 class RevisionError(ToolError):
@@ -59,6 +59,17 @@ def resolve(root: Path, ref: str) -> str:
         raise RevisionError(f"unknown revision {ref!r}", e.command, e.code, e.stderr) from None
 
 
+def require_work_tree(root: Path) -> None:
+    """Refuse a bare repository (or a git directory): it has no working tree to compare a revision with."""
+    inside = git(root, "rev-parse", "--is-inside-work-tree").decode().strip()
+    if inside != "true":
+        raise RevisionError(f"{root} has no work tree (a bare repository or a git directory): run gen in a clone")
+
+
+class UnsafeTreeError(GenError):
+    """A revision holds what gen will not extract (a link out of the tree, a device file): bad input."""
+
+
 def prefix(root: Path) -> str:
     """Where root sits inside its repository ("" at the top, else "sub/dir/")."""
     return git(root, "rev-parse", "--show-prefix").decode().strip()
@@ -70,7 +81,10 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     Entries missing at that commit are skipped; the ones extracted are returned.
     Nothing in the repository is read or written but its object database.
     """
-    tree = f"{commit}:{prefix(root)}"
+    top = prefix(root)
+    tree = f"{commit}:{top}"
+    if top and not _is_tree(root, f"{commit}:{top.rstrip('/')}"):
+        return []  # the fleet's directory did not exist yet: everything in it is new since
     listing = git(root, "ls-tree", "-z", "--name-only", tree).decode("utf-8", "surrogateescape")
     present = set(listing.split("\0"))
     wanted = [n for n in names if n in present]
@@ -79,8 +93,20 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     data = git(root, "archive", "--format=tar", tree, "--", *wanted)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         # The "data" filter refuses absolute paths, links out of dest and device files.
-        tar.extractall(dest, filter="data")
+        try:
+            tar.extractall(dest, filter="data")
+        except tarfile.FilterError as e:
+            raise UnsafeTreeError(f"revision {commit[:12]}: {e}; gen reads nothing through it") from None
     return wanted
+
+
+def _is_tree(root: Path, spec: str) -> bool:
+    try:
+        return git(root, "cat-file", "-t", spec).decode().strip() == "tree"
+    except ToolError as e:
+        if e.code is None:
+            raise
+        return False
 
 
 def dirty(root: Path) -> set[str] | None:

@@ -8,6 +8,7 @@ they committed.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from gen import yamlio
@@ -179,7 +180,38 @@ def render_cluster(cluster: Cluster) -> dict[str, str]:
     for part in components:
         for name, text in part.files.items():
             files[f"{top}/{name}"] = text
+    _check_config_maps(components)
     return dict(sorted(files.items()))
+
+
+class ConfigMapTooLargeError(ValueError):
+    """A ConfigMap the overlay generates would hold more than the API server accepts."""
+
+
+def _check_config_maps(components: list[Part]) -> None:
+    """Refuse a ConfigMap that Argo CD could never sync.
+
+    The API server takes 1 MiB of data, but Argo CD's client-side apply first copies
+    the whole object, JSON-encoded, into an annotation, and annotations take only
+    256 KiB: that is the limit that counts, less room for the object's metadata.
+    """
+    from gen.k8s_limits import ANNOTATIONS_MAX
+
+    limit = ANNOTATIONS_MAX - CONFIG_MAP_METADATA_ROOM
+    texts = {name: text for part in components for name, text in part.files.items()}
+    for gen in (g for part in components for g in part.generators):
+        pairs = [(name, texts.get(name, "")) for name in gen.get("files", [])]
+        pairs += [str(lit).partition("=")[::2] for lit in gen.get("literals", [])]
+        size = sum(len(json.dumps(k)) + len(json.dumps(v, ensure_ascii=False).encode("utf-8")) for k, v in pairs)
+        if size > limit:
+            raise ConfigMapTooLargeError(
+                f"the ConfigMap {gen['name']} would take {size} bytes as JSON; Argo CD's client-side apply "
+                f"copies it into an annotation, and the API server refuses annotations over {ANNOTATIONS_MAX} bytes"
+            )
+
+
+# What the annotation holds besides the data: the object's metadata, labels and annotations.
+CONFIG_MAP_METADATA_ROOM = 8 * 1024
 
 
 def is_generated(text: str) -> bool:

@@ -449,7 +449,7 @@ def _bounds(step: Range | Length | Pattern, v: Any) -> str | None:
         if step.le is not None and v > step.le:
             return f"must be at most {step.le}, got {_describe(v)}"
     elif isinstance(step, Length):
-        unit = "characters long" if isinstance(v, str) else "items"
+        unit = "characters long" if isinstance(v, str) else "entries" if isinstance(v, dict) else "items"
         got = _describe(v) if isinstance(v, str) else f"{len(v)}"
         if step.min is not None and len(v) < step.min:
             return f"must be at least {step.min} {unit}, got {got}"
@@ -498,7 +498,10 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
             if isinstance(m, Range):
                 target.update({k: v for k, v in (("minimum", m.ge), ("maximum", m.le)) if v is not None})
             elif isinstance(m, Length):
-                names = ("minLength", "maxLength") if target.get("type") == "string" else ("minItems", "maxItems")
+                names = {
+                    "string": ("minLength", "maxLength"),
+                    "object": ("minProperties", "maxProperties"),
+                }.get(str(target.get("type")), ("minItems", "maxItems"))
                 target.update({k: v for k, v in zip(names, (m.min, m.max), strict=True) if v is not None})
             elif isinstance(m, Pattern):
                 target["pattern"] = m.regex

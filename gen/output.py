@@ -6,7 +6,7 @@ import sys
 import threading
 from typing import TextIO
 
-from gen.errors import Problem
+from gen.errors import Problem, printable
 
 
 class Output:
@@ -19,14 +19,14 @@ class Output:
         print(text, file=self.out)
 
     def note(self, text: str) -> None:
-        print(f"gen: {text}", file=self.err)
+        print(f"gen: {printable(text)}", file=self.err)
 
     def progress(self, total: int, label: str) -> Progress:
         return Progress(self.err, total, label)
 
     def warn(self, problem: Problem) -> None:
         if self.fmt == "github":
-            print(problem.github().replace("::error", "::warning", 1), file=self.out)
+            print(problem.github("warning"), file=self.out)
             return
         print(str(problem).replace(": error: ", ": warning: ", 1), file=self.err)
 

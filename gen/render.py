@@ -295,15 +295,24 @@ class _Chunk(Generic[T]):
         # Without fleet.yaml, the setting comes from the specs, which must agree.
         sources = [argocd.source(item) for item in self.loaded] if self.fleet is None else []
         facts = {}
+        too_large = []
         try:
             for item in self.loaded:
-                files = layout.render_cluster(item.cluster)
+                try:
+                    files = layout.render_cluster(item.cluster)
+                except layout.ConfigMapTooLargeError as e:
+                    # A spec problem: its values made the ConfigMap too large.
+                    too_large.append(Problem(*item.locate(("spec",)), "spec", str(e)))
+                    continue
                 self.overlays.append({p.rsplit("/", 1)[1]: t for p, t in files.items()})
                 facts[item.name] = (spec_warnings(item), argocd.scope([item.cluster]))
                 tick(1)
         except Exception as e:
             self.loaded, self.overlays = [], []  # nothing for the next step to do
             return _Loaded(sources=sources, failure=workers.Failure(e))
+        if too_large:
+            self.loaded, self.overlays = [], []
+            return _Loaded(problems=too_large)
         return _Loaded(sources=sources, facts=facts)
 
     def finish(self, first: argocd.Source | None, _tick: workers.Tick) -> Iterator[T]:
@@ -333,8 +342,8 @@ def _chunks(names: Sequence[str], count: int) -> list[list[str]]:
 
 
 def default_jobs(jobs: int | None) -> int:
-    """The number of worker processes for --jobs: one per core unless given."""
-    return jobs or workers.cores()
+    """The number of worker processes for --jobs: one per core unless given, never more than MAX_JOBS."""
+    return min(jobs or workers.cores(), workers.MAX_JOBS)
 
 
 def argo_text(rel: str, docs: list[Any]) -> str:

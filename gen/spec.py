@@ -13,6 +13,7 @@ from dataclasses import field
 from typing import Annotated, Literal
 
 from gen import hostpaths, units
+from gen.errors import short_repr
 from gen.model import Alias, Before, Check, FieldError, Length, Model, Pattern, Range, after
 
 API_VERSION = "gen.profiling/v1alpha1"
@@ -239,19 +240,22 @@ def _opt(pattern: re.Pattern[str], what: str) -> Check:
 
 def _profile_labels(value: dict[str, str]) -> dict[str, str]:
     for k, val in value.items():
-        for what, text in (("key", k), ("value", val)):
+        for what, text, limit in (("key", k, units.MAX_LABEL_KEY), ("value", val, units.MAX_LABEL_VALUE)):
             if not text:
                 raise ValueError(f"label {what}s must not be empty")
+            if len(text) > limit:
+                # The Pyroscope server refuses every profile that carries it.
+                raise ValueError(f"label {what} {short_repr(text)} is longer than the server accepts ({limit})")
             if "," in text or "=" in text:
-                raise ValueError(f"label {what} {text!r} must not contain ',' or '='")
+                raise ValueError(f"label {what} {short_repr(text)} must not contain ',' or '='")
         if k in RESERVED_PROFILE_LABELS:
             raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
         if not units.PROFILE_LABEL_KEY.match(k):
             raise ValueError(
-                f"label key {k!r} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
+                f"label key {short_repr(k)} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
             )
         if not units.PROFILE_TOKEN.match(val):
-            raise ValueError(f"label value {val!r} may hold only letters, digits and . _ : / @ + -")
+            raise ValueError(f"label value {short_repr(val)} may hold only letters, digits and . _ : / @ + -")
     return value
 
 
@@ -272,8 +276,8 @@ def _argo_cluster_name(value: str | None) -> str | None:
 _DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
 Name = Annotated[str, _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 Namespace = Annotated[str, Length(max=63), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
-HostPath = Annotated[str, Check(_absolute_path)]
-IncludePath = Annotated[str, Check(_include_path)]
+HostPath = Annotated[str, Length(max=units.MAX_PATH), Check(_absolute_path)]
+IncludePath = Annotated[str, Length(max=units.MAX_PATH), Check(_include_path)]
 Cidr = Annotated[str, Check(_cidr)]
 Image = Annotated[str, Check(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
@@ -456,11 +460,16 @@ class Cassandra(Model):
     install_dir: Annotated[HostPath, _dedicated("/usr/local/pyroscope")] = "/usr/local/pyroscope"
     include_file: IncludePath = "/usr/local/cassandra/*/bin/cassandra.in.sh"
     env_file: Annotated[HostPath, Check(_env_file)] = "/etc/default/cassandra"
-    application_name: Annotated[str, _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -")] = (
-        "cassandra"
-    )
+    # The server's service_name: a label value.
+    application_name: Annotated[
+        str,
+        Length(min=1, max=units.MAX_LABEL_VALUE),
+        _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -"),
+    ] = "cassandra"
     profiler: Profiler = field(default_factory=Profiler)
-    labels: Annotated[dict[str, str], Check(_profile_labels)] = field(default_factory=dict)
+    labels: Annotated[dict[str, str], Length(max=units.MAX_PROFILE_LABELS), Check(_profile_labels)] = field(
+        default_factory=dict
+    )
 
     @after
     def _distinct_paths(self) -> None:
@@ -596,6 +605,21 @@ class Cluster(Model):
     kind: Literal["Cluster"]
     metadata: Metadata
     spec: ClusterSpec
+
+    @after
+    def _jvm_options(self) -> None:
+        # Every Cassandra JVM gets these words: too many bytes and no node starts at all.
+        from gen.build import cassandra, common
+
+        c = self.spec.cassandra
+        size = cassandra.jvm_options_size(c, self.name, server_address=common.server_url(self))
+        if size > units.MAX_JVM_OPTIONS:
+            where = ("spec", "cassandra", "labels") if c.labels else ("spec", "cassandra")
+            raise FieldError(
+                where,
+                f"the Java agent's options would take {size} bytes of every Cassandra node's command line; "
+                f"at most {units.MAX_JVM_OPTIONS} are allowed (shorten the labels or the application name)",
+            )
 
     @property
     def name(self) -> str:

@@ -31,6 +31,24 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 PROFILE_TOKEN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 PROFILE_LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
+# What the Pyroscope server accepts by default (validation.max-length-label-name,
+# validation.max-length-label-value; the latter also bounds service_name, the application
+# name): a profile with a longer label is refused at every upload.
+MAX_LABEL_KEY = 1024
+MAX_LABEL_VALUE = 2048
+# The server refuses a series with more than 30 label names (validation.max-label-names-per-series);
+# the agent adds cluster and hostname, the server service_name, __name__ and its own.
+MAX_PROFILE_LABELS = 16
+# Every word gen adds to JVM_EXTRA_OPTS together. Linux refuses one argument or environment
+# string over 128 KiB (MAX_ARG_STRLEN) and the whole command line and environment over
+# 2 MiB or less, and JVM_EXTRA_OPTS may also be exported whole: a quarter of the first
+# leaves room for the host's own options.
+MAX_JVM_OPTIONS = 32 * 1024
+# The longest host name Linux gives (HOST_NAME_MAX): the hostname label is filled in on the host.
+HOST_NAME_MAX = 64
+# The longest path Linux takes (PATH_MAX, with its terminating NUL).
+MAX_PATH = 4095
+
 
 def go_duration_ns(text: str) -> int | None:
     """Nanoseconds of a Go duration made of integer parts (`1m30s`), or None when malformed."""

@@ -36,6 +36,11 @@ from typing import Any
 
 Tick = Callable[[int], None]  # n more clusters of the step are done
 
+# The most worker processes (or kustomize builds) a command runs at once, whatever
+# --jobs or the machine says: each is a forked gen of tens of megabytes, and past the
+# number of cores more of them only add memory, not speed.
+MAX_JOBS = 64
+
 
 def cores() -> int:
     """The cores this process may run on: the default number of parallel jobs.
@@ -44,9 +49,10 @@ def cores() -> int:
     allow fewer cores than the machine has.
     """
     try:
-        return len(os.sched_getaffinity(0)) or 1
+        found = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+        found = os.cpu_count() or 1
+    return max(1, min(found, MAX_JOBS))
 
 
 class WorkerError(RuntimeError):

@@ -48,9 +48,8 @@ class WriteReport:
 @contextlib.contextmanager
 def repo_lock(root: Path, wait: bool = True) -> Iterator[None]:
     """Hold the repository's write lock; a second gen waits (or fails when wait is False)."""
-    git = root / ".git"
-    path = git / "gen.lock" if git.is_dir() else root / ".gen.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    path = lock_path(root)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -62,6 +61,39 @@ def repo_lock(root: Path, wait: bool = True) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def lock_path(root: Path) -> Path:
+    """Where the lock of root's files lives: in its git directory, which `git status` never shows.
+
+    That is the directory a `.git` file points to in a worktree or submodule, and the
+    repository's own when the fleet is a subdirectory of it. Outside git, in root.
+    """
+    git = git_dir(root)
+    return git / LOCK_NAME if git is not None else root / f".{LOCK_NAME}"
+
+
+LOCK_NAME = "gen.lock"
+
+
+def git_dir(root: Path) -> Path | None:
+    """The git directory of the work tree that holds root, found as git finds it; None outside git."""
+    start = root.resolve()
+    for directory in (start, *start.parents):
+        dot_git = directory / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        if dot_git.is_file():
+            try:
+                first = dot_git.read_text(encoding="utf-8").split("\n", 1)[0]
+            except (OSError, UnicodeDecodeError):
+                return None
+            if first.startswith("gitdir:"):
+                target = Path(first.removeprefix("gitdir:").strip())
+                found = target if target.is_absolute() else directory / target
+                return found if found.is_dir() else None
+            return None
+    return None
 
 
 def file_names(directory: Path) -> set[str] | None:
@@ -132,7 +164,11 @@ def remove_dir(root: Path, rel: str, report: WriteReport) -> None:
     parked = target.with_name(TMP_PREFIX + target.name)
     _clear(parked)
     os.rename(target, parked)  # one step: the overlay is there, or gone
-    shutil.rmtree(parked)
+    try:
+        shutil.rmtree(parked)
+    except BaseException:
+        _discard(parked)  # interrupted: leave nothing behind to be committed
+        raise
     report.removed.append(rel)
 
 
@@ -214,8 +250,12 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     if old == text:
         return
     tmp = path.with_name(TMP_PREFIX + path.name)
-    _create(os.fspath(tmp), text)
-    os.rename(tmp, path)
+    try:
+        _create(os.fspath(tmp), text)
+        os.rename(tmp, path)
+    except BaseException:
+        _discard(tmp)
+        raise
     (report.changed if old is not None else report.created).append(rel)
 
 
@@ -243,33 +283,63 @@ def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteRepo
     tmp = target.with_name(TMP_PREFIX + target.name)
     _clear(tmp)
     tmp.mkdir()
-    for name, text in files.items():
-        if old is not None and old.get(name) == text:
-            os.link(target / name, tmp / name)  # unchanged: no new bytes written
-            continue
-        _create(os.path.join(tmp, name), text)
-        (report.changed if old is not None and name in old else report.created).append(f"{rel}/{name}")
-    if old is not None:
-        report.removed.extend(f"{rel}/{n}" for n in sorted(set(old) - set(files)))
-        _exchange(tmp, target)
-        shutil.rmtree(tmp)
-    else:
-        os.rename(tmp, target)
+    # Until the exchange, tmp holds the new files; after it, the old ones. Either way it
+    # goes, also when the disk is full or Ctrl-C comes: `git add -A` must not find it.
+    try:
+        for name, text in files.items():
+            if old is not None and old.get(name) == text:
+                os.link(target / name, tmp / name)  # unchanged: no new bytes written
+                continue
+            _create(os.path.join(tmp, name), text)
+            (report.changed if old is not None and name in old else report.created).append(f"{rel}/{name}")
+        if old is not None:
+            report.removed.extend(f"{rel}/{n}" for n in sorted(set(old) - set(files)))
+            _exchange(tmp, target)
+        else:
+            os.rename(tmp, target)
+    finally:
+        _discard(tmp)
 
 
 def _create(path: str, text: str) -> None:
     """Write a file that no one reads yet, in UTF-8, newlines as they are.
 
     Through os calls: a fleet's render writes thousands of small files, and a
-    text-mode open costs more than the write.
+    text-mode open costs more than the write. A failed write names the file
+    (os.write alone would not: "No space left on device", but where?).
     """
     data = memoryview(text.encode("utf-8"))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         while data:
             data = data[os.write(fd, data) :]
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, path) from None
     finally:
         os.close(fd)
+
+
+def _discard(path: Path) -> None:
+    """Remove a temporary file or directory if it is there, whatever happens meanwhile.
+
+    A file-system error is ignored (this runs while another error does). Ctrl-C
+    during the removal is raised once the removal is done, so that it never
+    leaves a half-removed directory for `git add -A` to commit.
+    """
+    interrupted: KeyboardInterrupt | None = None
+    for _ in range(3):
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_symlink() or path.exists():
+                path.unlink()
+            break
+        except KeyboardInterrupt as e:
+            interrupted = e
+        except OSError:
+            break
+    if interrupted is not None:
+        raise interrupted
 
 
 def _clear(path: Path) -> None:

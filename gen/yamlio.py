@@ -491,6 +491,29 @@ def dump_all(docs: list[Any]) -> str:
     return "---\n".join(dump(d) for d in docs)
 
 
+def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
+    """Every document of a committed YAML file (an Argo CD file); what cannot be read is a problem of it.
+
+    `filename` is how the problem names the file.
+    """
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise SpecError([Problem(filename, 1, 1, "", f"not valid UTF-8 (byte 0x{e.object[e.start]:02x})")]) from None
+    try:
+        return parse_all_plain(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SpecError([Problem(filename, line, col, "", f"invalid YAML: {msg}")]) from None
+    except YAMLError as e:
+        raise SpecError([Problem(filename, 1, 1, "", "invalid YAML: " + " ".join(str(e).split()))]) from None
+
+
 def parse_plain(text: str) -> Any:
     """Load trusted YAML (our own output, kustomize's output) without positions."""
     docs = parse_all_plain(text)

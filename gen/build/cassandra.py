@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from gen import model
+from gen import model, units
 from gen.build import cassandra_scripts
 from gen.build.common import Part, header, json_patch, server_url
 from gen.hostpaths import include_mount
@@ -26,8 +26,18 @@ def settings(cluster: Cluster) -> str:
 
 def settings_for(c: Cassandra, cluster_name: str, head: str, *, server_address: str) -> str:
     """The snippet for one cassandra section, under the given header line."""
-    return cassandra_scripts.settings_snippet(
-        head,
+    return cassandra_scripts.settings_snippet(head, **_snippet_settings(c, cluster_name, server_address))
+
+
+def jvm_options_size(c: Cassandra, cluster_name: str, *, server_address: str) -> int:
+    """Bytes the snippet adds to every Cassandra JVM's command line, at the longest host name."""
+    return cassandra_scripts.options_size(
+        host_name_max=units.HOST_NAME_MAX, **_snippet_settings(c, cluster_name, server_address)
+    )
+
+
+def _snippet_settings(c: Cassandra, cluster_name: str, server_address: str) -> dict[str, Any]:
+    return dict(
         install_dir=c.install_dir,
         application_name=c.application_name,
         event=c.profiler.event,

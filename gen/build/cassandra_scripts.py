@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
+from typing import Any
 
 JAR_NAME = "pyroscope.jar"
 SNIPPET_NAME = "cassandra-pyroscope.sh"
@@ -73,6 +74,51 @@ def settings_snippet(
     labels: Mapping[str, str],
 ) -> str:
     """Full text of cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
+    jar, props = _agent_options(
+        install_dir=install_dir,
+        application_name=application_name,
+        event=event,
+        alloc=alloc,
+        lock=lock,
+        upload_interval=upload_interval,
+        cluster=cluster,
+        server_address=server_address,
+        labels=labels,
+    )
+    lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
+    # Plain placeholder replacement rather than str.format: the shell text is full of braces.
+    body = _resource("cassandra-pyroscope.sh.in").replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
+    return _header(header) + body
+
+
+def options_size(*, host_name_max: int, **settings: Any) -> int:
+    """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name.
+
+    `settings` are `settings_snippet`'s, header aside.
+    """
+    jar, props = _agent_options(**settings)
+    words = [f"-javaagent:{jar}", *(f"-Dpyroscope.{name}={value}" for name, value in props)]
+    text = " ".join(words).replace(HOST_PLACEHOLDER, "h" * host_name_max)
+    return len(text.encode("utf-8"))
+
+
+# Where the snippet puts the host's name, which is known only when it runs there.
+HOST_PLACEHOLDER = "$gen_profiling_host"
+
+
+def _agent_options(
+    *,
+    install_dir: str,
+    application_name: str,
+    event: str,
+    alloc: str | None,
+    lock: str | None,
+    upload_interval: str,
+    cluster: str,
+    server_address: str,
+    labels: Mapping[str, str],
+) -> tuple[str, list[tuple[str, str]]]:
+    """The agent jar's path and the -Dpyroscope. properties, as (name, value) in order."""
     if not _HOST_PATH.match(install_dir):
         raise ValueError(f"install_dir {install_dir!r} must be a normalised absolute path")
     if not _SERVER_URL.match(server_address):
@@ -91,14 +137,10 @@ def settings_snippet(
     if lock is not None:
         props.append(("profiler.lock", _token("lock", lock)))
     props.append(("upload.interval", _token("upload_interval", upload_interval)))
-    pairs = [f"cluster={_token('cluster', cluster)}", "hostname=$gen_profiling_host"]
+    pairs = [f"cluster={_token('cluster', cluster)}", f"hostname={HOST_PLACEHOLDER}"]
     for key in sorted(labels):
         if not _LABEL_KEY.match(key):
             raise ValueError(f"label key {key!r} must be a letter or '_' then letters, digits, _ .")
         pairs.append(f"{key}={_token('label value', labels[key])}")
     props.append(("labels", ",".join(pairs)))
-
-    lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
-    # Plain placeholder replacement rather than str.format: the shell text is full of braces.
-    body = _resource("cassandra-pyroscope.sh.in").replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
-    return _header(header) + body
+    return jar, props

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from gen import gitrepo, layout, writer
 from gen.build.argocd import APPLICATIONS_DIR
-from gen.errors import EXIT_FINDINGS, EXIT_OK
+from gen.errors import EXIT_FINDINGS, EXIT_OK, github_command, printable
 from gen.fleet import FLEET_FILE
 from gen.loader import CLUSTERS_DIR
 from gen.output import Output
@@ -74,9 +74,10 @@ def run(root: Path, out: Output, jobs: int | None = None) -> int:
     found = find_drift(root, rendered, ours + stale, alien)
     for drift in found:
         if out.fmt == "github":
-            out.line(f"::error file={drift.path},line={drift.line}::{drift.kind}: {drift.why} (run: {drift.fix})")
+            message = f"{drift.kind}: {drift.why} (run: {drift.fix})"
+            out.line(github_command("error", message, file=drift.path, line=drift.line))
         else:
-            out.line(f"{drift.path}: {drift.kind}: {drift.why} (run: {drift.fix})")
+            out.line(printable(f"{drift.path}: {drift.kind}: {drift.why} (run: {drift.fix})"))
         for line in drift.diff:
             out.line(line)
     for rel in foreign:

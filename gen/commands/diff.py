@@ -42,6 +42,7 @@ BASE_DIR = "base"
 # What a fleet's built manifests depend on; nothing else is read at REF.
 TREE = (BASE_DIR, layout.OVERLAYS_DIR, ARGOCD_DIR, CLUSTERS_DIR, FLEET_FILE)
 FLEET_SECTION = "argocd/ (fleet)"
+WORKING_TREE = "working tree"
 
 
 @dataclass(eq=False)  # used as a dict key, by identity
@@ -79,7 +80,9 @@ class Side:
         path = self.root / rel
         if not path.is_file():
             return []
-        return [d for d in yamlio.parse_all_plain(path.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        # Named as git names a file at a revision, when it is the ref's.
+        name = rel if self.label == WORKING_TREE else f"{self.label}:{rel}"
+        return [d for d in yamlio.parse_all_file(path, name) if isinstance(d, dict)]
 
     def spec(self, name: str) -> LoadedCluster | None:
         """The cluster's spec with defaults applied, or None when it is absent or invalid here."""
@@ -144,10 +147,11 @@ def _terminal(out: Output) -> bool:
 def collect(root: Path, ref: str) -> Report:
     """Build both sides of every cluster whose inputs differ and compare them object by object."""
     commit = gitrepo.resolve(root, ref)
+    gitrepo.require_work_tree(root)
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
         old = Side(Path(tmp), ref)
         gitrepo.export(root, commit, TREE, old.root)
-        new = Side(root, "working tree")
+        new = Side(root, WORKING_TREE)
         return _compare_sides(old, new, ref, commit)
 
 

@@ -11,7 +11,7 @@ from gen import argo_checks, kustomize, layout, secrets_scan, yamlio
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.loader import load_clusters, spec_files
 from gen.output import Output
-from gen.workers import cores
+from gen.workers import MAX_JOBS, cores
 
 
 def run(
@@ -51,7 +51,8 @@ def run(
             bar.advance()
 
     try:
-        with ThreadPoolExecutor(max_workers=jobs or cores()) as pool:
+        # No more builds at once than there are overlays: each thread runs a kustomize.
+        with ThreadPoolExecutor(max_workers=max(1, min(jobs or cores(), MAX_JOBS, len(chosen)))) as pool:
             results = list(pool.map(counted, chosen))
     finally:
         bar.close()
@@ -76,13 +77,17 @@ def run(
 
 
 def validate_objects(objects: list[Any], version: str) -> list[str]:
-    """Strict schema validation of core Kubernetes objects; each finding names the object."""
-    from gen import k8s_schema
+    """Strict schema validation of core Kubernetes objects, and the sizes the API server refuses.
+
+    Each finding names the object.
+    """
+    from gen import k8s_limits, k8s_schema
 
     findings = []
     for obj in objects:
         ident = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
         findings += [f"{ident}: {problem}" for problem in k8s_schema.validate(obj, version)]
+        findings += [f"{ident}: {problem}" for problem in k8s_limits.problems(obj)]
     return findings
 
 

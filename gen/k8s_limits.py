@@ -1,0 +1,67 @@
+"""Sizes the Kubernetes API server and etcd refuse, checked on built objects before Argo CD meets them.
+
+A schema says nothing about size: an object can pass `kubernetes-validate` and
+still be refused at every sync.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+# The API server refuses a ConfigMap whose data and binaryData values hold more than 1 MiB
+# together (the same bound as a Secret's).
+CONFIG_MAP_DATA_MAX = 1024 * 1024
+# etcd refuses a request over 1.5 MiB (its default --max-request-bytes): no object stored can be larger.
+OBJECT_MAX = 1536 * 1024
+# The API server refuses an object whose annotations (keys and values) hold more than 256 KiB.
+ANNOTATIONS_MAX = 256 * 1024
+# Client-side apply, Argo CD's default, stores the whole object in this annotation.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+# The sync options under which Argo CD does not write LAST_APPLIED.
+SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
+_NO_LAST_APPLIED = ("Replace=true", "ServerSideApply=true")
+
+
+def config_map_data_size(obj: dict[str, Any]) -> int:
+    """Bytes of a ConfigMap's values as the API server counts them (binaryData decoded)."""
+    size = sum(len(str(v).encode("utf-8")) for v in (obj.get("data") or {}).values())
+    for value in (obj.get("binaryData") or {}).values():
+        try:
+            size += len(base64.b64decode(str(value), validate=True))
+        except (binascii.Error, ValueError):
+            size += len(str(value))  # the schema check reports it; count it as it is
+    return size
+
+
+def problems(obj: dict[str, Any]) -> list[str]:
+    """Every size limit this object breaks, each with its numbers."""
+    found = []
+    if obj.get("kind") == "ConfigMap" and str(obj.get("apiVersion")) == "v1":
+        size = config_map_data_size(obj)
+        if size > CONFIG_MAP_DATA_MAX:
+            found.append(
+                f"data and binaryData hold {size} bytes; the API server refuses a ConfigMap over "
+                f"{CONFIG_MAP_DATA_MAX} bytes (1 MiB)"
+            )
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    size = len(text.encode("utf-8"))
+    if size > OBJECT_MAX:
+        found.append(f"the object is {size} bytes; etcd stores no object over {OBJECT_MAX} bytes (1.5 MiB)")
+    metadata = obj.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    own = sum(len(str(k).encode("utf-8")) + len(str(v).encode("utf-8")) for k, v in annotations.items())
+    if own > ANNOTATIONS_MAX:
+        found.append(f"metadata.annotations hold {own} bytes; the API server refuses more than {ANNOTATIONS_MAX}")
+    elif not found and not any(
+        o in str(annotations.get("argocd.argoproj.io/sync-options", "")) for o in _NO_LAST_APPLIED
+    ):
+        applied = own + len(LAST_APPLIED) + size
+        if applied > ANNOTATIONS_MAX:
+            found.append(
+                f"the object is {size} bytes: Argo CD's client-side apply copies it into the annotation "
+                f"{LAST_APPLIED}, and annotations over {ANNOTATIONS_MAX} bytes are refused"
+            )
+    return found
