@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gen import layout, workers, yamlio
+from gen import layout, repofs, workers, yamlio
 from gen.build import argocd
 from gen.errors import Problem, SpecError
 from gen.fleet import FLEET_FILE, Fleet, load_fleet
@@ -346,7 +346,10 @@ def written_order(files: Mapping[str, str]) -> dict[str, str]:
 
 def _committed_docs(path: Path) -> list[Any]:
     try:
-        return yamlio.parse_all_plain(path.read_text(encoding="utf-8"))
+        text = repofs.read_text(path)
+        if yamlio.check_bounds(text) is not None:
+            return []
+        return yamlio.parse_all_plain(text)
     except (OSError, UnicodeDecodeError, ValueError):
         return []
 
@@ -407,8 +410,12 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
 def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[str]]:
     """Overlay directories with no spec: (ones gen generated, ones it did not)."""
     keep = set(known)
+    # A symlink is listed (as not gen's), never followed.
     return _orphans(
-        root, layout.OVERLAYS_DIR, lambda e: e.is_dir() and e.name not in keep, lambda e: f"{e.path}/kustomization.yaml"
+        root,
+        layout.OVERLAYS_DIR,
+        lambda e: (e.is_dir() or e.is_symlink()) and e.name not in keep,
+        lambda e: f"{e.path}/kustomization.yaml",
     )
 
 
@@ -416,7 +423,11 @@ def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[s
     """Argo CD files no render claims (`rendered`: the paths it wrote): (ones gen generated, ones it did not)."""
     claimed = set(rendered)
     folder = argocd.APPLICATIONS_DIR
-    return _orphans(root, folder, lambda e: e.is_file() and f"{folder}/{e.name}" not in claimed, lambda e: e.path)
+
+    def unclaimed(e: os.DirEntry[str]) -> bool:
+        return not e.is_dir(follow_symlinks=False) and f"{folder}/{e.name}" not in claimed
+
+    return _orphans(root, folder, unclaimed, lambda e: e.path)
 
 
 def _orphans(
@@ -438,8 +449,8 @@ def _orphans(
         if entry.name.startswith(".") or not unclaimed(entry):
             continue
         try:
-            with open(header_file(entry), encoding="utf-8") as f:
-                generated = layout.is_generated(f.read())
+            # Only a real directory or a regular file (read without following a link) can be gen's.
+            generated = not entry.is_symlink() and layout.is_generated(repofs.read_text(header_file(entry)))
         except (OSError, UnicodeDecodeError):
             generated = False
         (ours if generated else foreign).append(f"{folder}/{entry.name}")
