@@ -101,6 +101,38 @@ def lkind(path: str | os.PathLike[str]) -> str | None:
     return None if stat.S_ISDIR(mode) else kind_of(mode)
 
 
+def check_file(root: Path, rel: str) -> Iterator[str]:
+    """A finding when rel is there but is not a regular file within the bound."""
+    try:
+        st = os.lstat(root / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        yield f"{rel}: {kind_of(st.st_mode)}, not a regular file"
+    elif st.st_size > MAX_FILE_BYTES:
+        yield f"{rel}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
+
+
+def files_under(root: Path, rel: str) -> dict[str, bytes]:
+    """Every regular file under rel (or rel itself) by path relative to root; symlinks neither followed nor read.
+
+    For a tree `scan` found nothing in: anything else there raises NotAFile.
+    """
+    top = root / rel
+    what = lkind(top)
+    if what == "absent":
+        return {}
+    if what is not None:
+        return {rel: read(top)}
+    out = {}
+    for here, dirs, names in os.walk(top):  # never into a symlinked directory
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(here, name)
+            out[path.relative_to(root).as_posix()] = read(path)
+    return dict(sorted(out.items()))
+
+
 def guard_layout(root: Path) -> None:
     """Refuse a repository whose gen folders are symlinks (or files): gen would write and delete through them."""
     for rel in LAYOUT_DIRS:
