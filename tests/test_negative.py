@@ -95,4 +95,7 @@ def test_a_spec_that_is_a_symlink_is_refused_unread(fleet: Path) -> None:
     (fleet / "clusters" / "unreadable.yaml").symlink_to("/proc/self/mem")
     result = CliRunner().invoke(cli, ["render", "unreadable", "--root", str(fleet)])
     assert result.exit_code == 2
-    assert result.stderr.strip() == "clusters/unreadable.yaml:1:1: error: a symbolic link; a cluster spec must be a regular file"
+    assert (
+        result.stderr.strip()
+        == "clusters/unreadable.yaml:1:1: error: a symbolic link; a cluster spec must be a regular file"
+    )
