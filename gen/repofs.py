@@ -18,9 +18,9 @@ from gen.errors import UsageError
 
 # No Kubernetes object can hold more (etcd's request limit), nor can a spec.
 MAX_FILE_BYTES = 1024 * 1024
-# Entries gen walks in one tree (base/, argocd/, an overlay): a fleet of a thousand
-# clusters holds a thousand Applications.
-MAX_TREE_ENTRIES = 20_000
+# Entries gen walks in one tree (base/, overlays/, argocd/): a fleet of a thousand
+# clusters holds about ten thousand; a walk of this many takes about a second.
+MAX_TREE_ENTRIES = 200_000
 
 # The folders gen reads and writes; none may be a symlink, wherever it points.
 LAYOUT_DIRS = ("clusters", "overlays", "argocd", "argocd/applications", "schema", "base")

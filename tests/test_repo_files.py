@@ -421,3 +421,15 @@ def test_a_kustomize_build_that_does_not_end_is_stopped_with_a_clear_error(rende
         f"error: kustomize build of {rendered}/overlays/lab-minimal did not finish within 1 s "
         "(GEN_KUSTOMIZE_TIMEOUT); stopped"
     )
+
+
+def test_yaml_aliases_that_would_multiply_a_small_file_are_refused(rendered: Path) -> None:
+    laughs = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: laughs\ndata:\n  a: &a [x, x, x, x]\n  b: [*a, *a]\n"
+    (rendered / "overlays/lab-minimal/laughs.yaml").write_text(laughs)
+    kustomization = rendered / "overlays/lab-minimal/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace("components:", "resources:\n- laughs.yaml\ncomponents:"))
+    result = run("validate", "lab-minimal", "--root", str(rendered))
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines() == [
+        "overlays/lab-minimal/laughs.yaml:6:6: YAML anchors and aliases are not allowed"
+    ]

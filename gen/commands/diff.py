@@ -52,7 +52,10 @@ class Side:
 
     def unsafe(self) -> list[str]:
         """Every entry of the tree that is not a regular file or a directory within gen's bounds."""
-        found = [f for rel in (BASE_DIR, layout.OVERLAYS_DIR, ARGOCD_DIR) for f in repofs.scan(self.root, rel)]
+        # The YAML of what is built is checked by `kustomize.inspect`, for the clusters built;
+        # the Argo CD files are parsed here, so all of them.
+        found = [f for rel in (BASE_DIR, layout.OVERLAYS_DIR) for f in repofs.scan(self.root, rel, yaml_check=False)]
+        found += repofs.scan(self.root, ARGOCD_DIR)
         return found + list(repofs.check_file(self.root, FLEET_FILE))
 
     def overlays(self) -> list[str]:
