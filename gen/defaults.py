@@ -7,6 +7,7 @@ and provenance point at the defaults file when a value is inherited.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +44,9 @@ def load_defaults(root: Path) -> Defaults | None:
     from gen.loader import validate_model
 
     path = root / DEFAULTS_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
+        # Anything else there (a dangling link, a FIFO, a directory) is refused by
+        # `read`: ignoring it would drop every default without a word.
         return None
     doc = yamlio.load(yamlio.read(path, DEFAULTS_FILE), DEFAULTS_FILE)
     _, problems = validate_model(_DefaultsFile, doc, DEFAULTS_FILE)

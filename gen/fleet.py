@@ -26,6 +26,7 @@ when they all agree (see `gen.build.argocd.resolve_fleet`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Literal
@@ -81,7 +82,7 @@ def load_fleet(root: Path) -> Fleet | None:
     `fleet.yaml:LINE:COL`, like the cluster specs.
     """
     path = root / FLEET_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
     return load_fleet_text(yamlio.read(path, FLEET_FILE))
 

@@ -7,15 +7,19 @@ branch are exactly as they were, whatever happens.
 
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
 import tarfile
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from gen.errors import EXIT_USAGE, GenError, ToolError
+from gen import repofs
+from gen.errors import EXIT_USAGE, ToolError
+
+# What `gen diff` reads of a revision (base/, overlays/, argocd/, clusters/ and fleet.yaml), at most.
+MAX_EXPORT_BYTES = 256 * 1024 * 1024
 
 
 class RevisionError(ToolError):
@@ -66,20 +70,20 @@ def require_work_tree(root: Path) -> None:
         raise RevisionError(f"{root} has no work tree (a bare repository or a git directory): run gen in a clone")
 
 
-class UnsafeTreeError(GenError):
-    """A revision holds what gen will not extract (a link out of the tree, a device file): bad input."""
-
-
 def prefix(root: Path) -> str:
     """Where root sits inside its repository ("" at the top, else "sub/dir/")."""
     return git(root, "rev-parse", "--show-prefix").decode().strip()
 
 
 def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[str]:
-    """Extract the named top-level entries of root as they are at commit into dest.
+    """Extract the named top-level entries of root as they are at commit into dest; what was refused.
 
-    Entries missing at that commit are skipped; the ones extracted are returned.
-    Nothing in the repository is read or written but its object database.
+    Entries missing at that commit are skipped. Only regular files within
+    `repofs.MAX_FILE_BYTES` and directories are extracted: anything else (a
+    symlink, a file too large) is returned as a finding, one line each, and
+    left out. The archive is read as git writes it, so a huge tree is never
+    held in memory. Nothing in the repository is read or written but its
+    object database.
     """
     top = prefix(root)
     tree = f"{commit}:{top}"
@@ -90,14 +94,61 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     wanted = [n for n in names if n in present]
     if not wanted:
         return []
-    data = git(root, "archive", "--format=tar", tree, "--", *wanted)
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        # The "data" filter refuses absolute paths, links out of dest and device files.
+    argv = ["git", "archive", "--format=tar", tree, "--", *wanted]
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+    findings: list[str] = []
+    stopped = False
+    with tempfile.TemporaryFile() as err:
         try:
-            tar.extractall(dest, filter="data")
-        except tarfile.FilterError as e:
-            raise UnsafeTreeError(f"revision {commit[:12]}: {e}; gen reads nothing through it") from None
-    return wanted
+            proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=err, env=env)
+        except OSError as e:
+            raise ToolError(f"cannot run git: {e}", argv) from None
+        assert proc.stdout is not None
+        try:
+            with proc.stdout, tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
+                stopped = _extract(tar, dest, findings)
+        except tarfile.TarError:
+            pass  # git's own failure, reported below
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            code = proc.wait()
+        if code != 0 and not stopped:  # stopped: killed here
+            err.seek(0)
+            raise ToolError(f"git archive failed in {root}", argv, code, err.read().decode("utf-8", "replace"))
+    return findings
+
+
+def _extract(tar: tarfile.TarFile, dest: Path, findings: list[str]) -> bool:
+    """Extract the regular files and directories of an archive; True when it stopped at the size bound."""
+    total = 0
+    for member in tar:
+        name = member.name.rstrip("/")
+        parts = name.split("/")
+        if name.startswith("/") or ".." in parts:
+            findings.append(f"{name}: a path outside the tree")
+            continue
+        target = dest.joinpath(*parts)
+        if member.isdir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        if not member.isreg():
+            what = "a symbolic link" if member.issym() else "not a regular file"
+            findings.append(f"{name}: {what}; gen reads only regular files")
+            continue
+        if member.size > repofs.MAX_FILE_BYTES:
+            findings.append(f"{name}: larger than {repofs.MAX_FILE_BYTES} bytes; gen reads no file that large")
+            continue
+        total += member.size
+        if total > MAX_EXPORT_BYTES:
+            findings.append(f"more than {MAX_EXPORT_BYTES} bytes in the tree; gen reads no further")
+            return True
+        source = tar.extractfile(member)
+        assert source is not None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with source, open(target, "xb") as f:
+            f.write(source.read())
+    return False
 
 
 def _is_tree(root: Path, spec: str) -> bool:

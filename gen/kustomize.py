@@ -1,12 +1,46 @@
-"""Running kustomize: the `kustomize` binary when present, else `kubectl kustomize`."""
+"""Running kustomize: the `kustomize` binary when present, else `kubectl kustomize`.
+
+A pull request decides what kustomize reads, so nothing is handed to it before
+`inspect` has walked every kustomization it would load: each file it names is a
+regular file of the repository within gen's bounds, and nothing is fetched from
+the network. The build itself runs under a time limit and an output limit.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 import shutil
+import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
-from gen.errors import ToolError
+from gen import repofs, yamlio
+from gen.errors import ToolError, UsageError
+
+TIMEOUT_ENV = "GEN_KUSTOMIZE_TIMEOUT"
+# A fleet's overlay builds in a fraction of a second; a build still running after
+# this long is not going to finish usefully (CI would otherwise wait for hours).
+DEFAULT_TIMEOUT = 60.0
+# The built manifests of an overlay are tens of kilobytes.
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+MAX_STDERR_BYTES = 64 * 1024
+# What one build may read: kustomizations reached, and bytes of the files they name.
+MAX_KUSTOMIZATIONS = 64
+MAX_BUILD_BYTES = 8 * 1024 * 1024
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+# What kustomize would fetch rather than read: a URL, an scp-like git address, a
+# go-getter style host path, a ref or version query. Anything else that is not in
+# the repository is refused too (kustomize tries the network for it).
+_REMOTE = re.compile(
+    r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/]*@[^/]*:|[?&](?:ref|version|submodules|timeout)="
+    r"|^(?:github\.com|gitlab\.com|bitbucket\.org|ssh\.dev\.azure\.com)/"
+)
 
 
 def command() -> list[str]:
@@ -17,13 +51,267 @@ def command() -> list[str]:
     raise ToolError("neither `kustomize` nor `kubectl` (with kustomize built in) is on PATH")
 
 
-def build(directory: Path, cmd: list[str] | None = None) -> str:
-    """The fully built manifests of one kustomization directory."""
-    argv = [*(cmd or command()), str(directory)]
+def timeout() -> float:
+    """Seconds one build may take: GEN_KUSTOMIZE_TIMEOUT, else the default."""
+    text = os.environ.get(TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_TIMEOUT
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 1e6:
+        raise UsageError(f"{TIMEOUT_ENV}={text!r} is not a number of seconds")
+    return value
+
+
+def build(directory: Path, cmd: list[str] | None = None) -> str:
+    """The fully built manifests of one kustomization directory (checked by `inspect` first)."""
+    argv = [*(cmd or command()), str(directory)]
+    limit = timeout()
+    try:
+        # A session of its own: a stopped build takes whatever it started with it.
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except OSError as e:
         raise ToolError(f"cannot run {argv[0]}: {e}", argv) from None
-    if proc.returncode != 0:
-        raise ToolError(f"kustomize build of {directory} failed", argv, proc.returncode, proc.stderr)
-    return proc.stdout
+    out, err = bytearray(), bytearray()
+    overflow = threading.Event()
+    pumps = [
+        threading.Thread(target=_pump, args=(proc, proc.stdout, out, MAX_OUTPUT_BYTES, overflow), daemon=True),
+        threading.Thread(target=_pump, args=(proc, proc.stderr, err, MAX_STDERR_BYTES, None), daemon=True),
+    ]
+    for t in pumps:
+        t.start()
+    try:
+        code = proc.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        _kill(proc)
+        raise ToolError(
+            f"kustomize build of {directory} did not finish within {limit:g} s ({TIMEOUT_ENV}); stopped", argv
+        ) from None
+    except BaseException:
+        _kill(proc)
+        raise
+    finally:
+        for t in pumps:
+            t.join()
+    stderr = err.decode("utf-8", "replace")
+    if overflow.is_set():
+        raise ToolError(f"kustomize build of {directory} printed more than {MAX_OUTPUT_BYTES} bytes; stopped", argv)
+    if code != 0:
+        raise ToolError(f"kustomize build of {directory} failed", argv, code, stderr)
+    return out.decode("utf-8", "replace")
+
+
+def _pump(
+    proc: subprocess.Popen[bytes], stream: IO[bytes] | None, buf: bytearray, cap: int, overflow: threading.Event | None
+) -> None:
+    """Read a pipe to its end, keeping at most cap bytes; past it, stop the build when `overflow` is given."""
+    assert stream is not None
+    with stream:
+        while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+            room = cap - len(buf)
+            buf += chunk[: max(room, 0)]
+            if len(chunk) > room and overflow is not None:
+                overflow.set()
+                _kill(proc)
+                return
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+# ------------------------------------------------------------ before a build
+
+
+def inspect(root: Path, directory: str) -> list[str]:
+    """What keeps kustomize from building `directory` (relative to root): one line per file and entry.
+
+    Every kustomization the build would load is read, and every path it names
+    must be a regular file or a real directory inside the repository, reached
+    through no symlink, within gen's size and YAML bounds. A URL, a git address
+    or a path that is not there (which kustomize would try to fetch) is refused.
+    """
+    return _Walk(root).run(directory)
+
+
+class _Walk:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.findings: list[str] = []
+        self.read = 0  # bytes of the files named so far
+
+    def run(self, directory: str) -> list[str]:
+        start = self._local(directory, ".", directory)
+        if start is None:
+            return self.findings
+        queue, seen = [start], set()
+        while queue and len(self.findings) < 50:
+            here = queue.pop(0)
+            if here in seen:
+                continue
+            seen.add(here)
+            if len(seen) > MAX_KUSTOMIZATIONS:
+                self.findings.append(f"{directory}: reaches more than {MAX_KUSTOMIZATIONS} kustomizations")
+                break
+            queue += self._kustomization(here)
+        return self.findings
+
+    def _kustomization(self, here: str) -> list[str]:
+        """Check one kustomization directory; the directories it names, to check next."""
+        names = [n for n in KUSTOMIZATION_FILES if os.path.lexists(self.root / here / n)]
+        if not names:
+            self.findings.append(f"{here}: holds no kustomization.yaml")
+            return []
+        if len(names) > 1:
+            self.findings.append(f"{here}: holds both {names[0]} and {names[1]}; kustomize reads one")
+            return []
+        rel = f"{here}/{names[0]}"
+        text = self._file(rel, rel, parsed=True)
+        if text is None:
+            return []
+        try:
+            docs = yamlio.parse_all_plain(text)
+        except Exception as e:  # any value the plain loader cannot take (a 100-digit number) is a finding here
+            self.findings.append(f"{rel}: cannot be read: {e}")
+            return []
+        doc = docs[0] if docs else None
+        if not isinstance(doc, dict) or len(docs) != 1:
+            self.findings.append(f"{rel}: not one kustomization mapping")
+            return []
+        dirs = []
+        for field, value, how in _references(doc):
+            where = f"{rel}: {field}"
+            if how == "inline":
+                self._inline(where, value)
+                continue
+            if how == "refused":
+                self.findings.append(f"{where}: helm charts are downloaded; gen builds only what the repository holds")
+                continue
+            target = self._local(where, here, value)
+            if target is None:
+                continue
+            if repofs.lkind(self.root / target) is None:
+                if how == "any":
+                    dirs.append(target)
+                else:
+                    self.findings.append(f"{where}: {value!r} is a directory; a file is expected")
+            else:
+                self._file(where, target, parsed=how != "file")
+        return dirs
+
+    def _local(self, where: str, here: str, value: Any) -> str | None:
+        """The path (relative to root) an entry names, when it is a local one reached through no symlink."""
+        if not isinstance(value, str) or not value:
+            self.findings.append(f"{where}: {value!r} is not a path")
+            return None
+        if _REMOTE.search(value):
+            self.findings.append(f"{where}: {value!r} is a remote resource; gen builds only what the repository holds")
+            return None
+        if os.path.isabs(value):
+            self.findings.append(f"{where}: {value!r} is an absolute path; paths stay inside the repository")
+            return None
+        target = os.path.normpath(os.path.join(here, value))
+        if target == ".." or target.startswith("../"):
+            self.findings.append(f"{where}: {value!r} leads out of the repository")
+            return None
+        parts = target.split("/")
+        for n in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:n])
+            what = repofs.lkind(self.root / prefix)
+            if what in {"absent", "under a path that is not a directory"}:
+                self.findings.append(
+                    f"{where}: {value!r} is not in the repository (kustomize would try to fetch it); "
+                    "gen builds only what the repository holds"
+                )
+                return None
+            if what == "a symbolic link":
+                how = "is" if n == len(parts) else f"goes through {prefix},"
+                self.findings.append(f"{where}: {value!r} {how} a symbolic link; gen follows none")
+                return None
+            if what is not None and n < len(parts):
+                self.findings.append(f"{where}: {value!r} goes through {prefix}, {what}")
+                return None
+        return target
+
+    def _file(self, where: str, rel: str, *, parsed: bool) -> str | None:
+        """Read a file kustomize would read; its text when it is within bounds."""
+        try:
+            raw = repofs.read(self.root / rel)
+        except repofs.NotAFile as e:
+            self.findings.append(f"{where}: {rel} is {e.why}; gen builds only regular files within its bounds")
+            return None
+        except OSError as e:
+            self.findings.append(f"{where}: {rel} cannot be read: {e.strerror or e}")
+            return None
+        self.read += len(raw)
+        if self.read > MAX_BUILD_BYTES:
+            self.findings.append(f"{where}: the build would read more than {MAX_BUILD_BYTES} bytes; refused")
+            return None
+        text = raw.decode("utf-8", "replace")
+        if parsed:
+            problem = yamlio.check_bounds(text)
+            if problem is not None:
+                self.findings.append(f"{rel}:{problem[0]}:{problem[1]}: {problem[2]}")
+                return None
+        return text
+
+    def _inline(self, where: str, value: Any) -> None:
+        if isinstance(value, str):
+            problem = yamlio.check_bounds(value)
+            if problem is not None:
+                self.findings.append(f"{where}: line {problem[0]}: {problem[2]}")
+
+
+def _references(doc: dict[str, Any]) -> Iterator[tuple[str, Any, str]]:
+    """(field, value, how) for every path or inline document a kustomization holds.
+
+    how: "any" (a file or a kustomization directory), "yaml" (a file kustomize
+    parses), "file" (read as bytes), "inline" (a YAML text), "refused".
+    """
+
+    def items(key: str) -> Iterator[tuple[str, Any]]:
+        value = doc.get(key)
+        if isinstance(value, list):
+            yield from ((f"{key}[{i}]", v) for i, v in enumerate(value))
+        elif value is not None:
+            yield key, value
+
+    for key in ("resources", "bases", "components"):
+        for field, value in items(key):
+            yield field, value, "any"
+    for key in ("crds", "configurations"):
+        for field, value in items(key):
+            yield field, value, "yaml"
+    for key in ("generators", "transformers", "validators", "patchesStrategicMerge"):
+        for field, value in items(key):
+            inline = isinstance(value, dict) or (isinstance(value, str) and "\n" in value)
+            if isinstance(value, str):
+                yield field, value, "inline" if inline else ("any" if key != "patchesStrategicMerge" else "yaml")
+    for key in ("patches", "patchesJson6902", "replacements"):
+        for field, value in items(key):
+            if isinstance(value, dict):
+                if "path" in value:
+                    yield f"{field}.path", value["path"], "yaml"
+                if isinstance(value.get("patch"), str):
+                    yield f"{field}.patch", value["patch"], "inline"
+    for key in ("configMapGenerator", "secretGenerator"):
+        for field, value in items(key):
+            if not isinstance(value, dict):
+                continue
+            for i, entry in enumerate(value.get("files") or []):
+                path = entry.split("=", 1)[-1] if isinstance(entry, str) else entry
+                yield f"{field}.files[{i}]", path, "file"
+            for i, entry in enumerate(value.get("envs") or []):
+                yield f"{field}.envs[{i}]", entry, "file"
+            if "env" in value:
+                yield f"{field}.env", value["env"], "file"
+    openapi = doc.get("openapi")
+    if isinstance(openapi, dict) and "path" in openapi:
+        yield "openapi.path", openapi["path"], "file"
+    for key in ("helmCharts", "helmChartInflationGenerator", "helmGlobals"):
+        if key in doc:
+            yield key, doc[key], "refused"

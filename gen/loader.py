@@ -7,12 +7,13 @@ Every problem in every file is collected and reported together as
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from gen import yamlio
+from gen import repofs, yamlio
 from gen.defaults import Defaults, load_defaults, merge
 from gen.errors import Problem, SpecError, UsageError
 from gen.model import InvalidError, Issue, Model, dotted, parse
@@ -72,17 +73,35 @@ def _locate(
 
 
 def spec_files(root: Path) -> dict[str, Path]:
-    """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters)."""
+    """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters).
+
+    A spec must be a regular file, and one cluster has one file: `x.yaml` next to
+    `x.yml`, or a spec that is a symlink, a FIFO or a directory, is a SpecError
+    (which of two files wins must not depend on the file system).
+    """
     folder = root / CLUSTERS_DIR
     try:
-        entries = list(os.scandir(folder))
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    found = {}
+    found: dict[str, Path] = {}
+    problems = []
     for entry in entries:
         stem, dot, suffix = entry.name.rpartition(".")
-        if dot and suffix in ("yaml", "yml") and not entry.name.startswith(("_", ".")) and entry.is_file():
+        if not dot or suffix not in ("yaml", "yml") or entry.name.startswith(("_", ".")):
+            continue
+        rel = f"{CLUSTERS_DIR}/{entry.name}"
+        mode = entry.stat(follow_symlinks=False).st_mode
+        if not stat.S_ISREG(mode):
+            what = repofs.kind_of(mode)
+            problems.append(Problem(rel, 1, 1, "", f"{what}; a cluster spec must be a regular file"))
+        elif stem in found:
+            other = found[stem].relative_to(root).as_posix()
+            problems.append(Problem(rel, 1, 1, "", f"{other} holds cluster {stem!r} too; keep one of the two files"))
+        else:
             found[stem] = folder / entry.name
+    if problems:
+        raise SpecError(problems)
     return dict(sorted(found.items()))
 
 

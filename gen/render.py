@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from gen import layout, workers, writer, yamlio
+from gen import layout, repofs, workers, writer, yamlio
 from gen.build import argocd
 from gen.errors import Problem, SpecError
 from gen.fleet import FLEET_FILE, Fleet, load_fleet
@@ -359,7 +359,10 @@ def written_order(files: Mapping[str, str]) -> dict[str, str]:
 
 def _committed_docs(path: Path) -> list[Any]:
     try:
-        return yamlio.parse_all_plain(path.read_text(encoding="utf-8"))
+        text = repofs.read_text(path)
+        if yamlio.check_bounds(text) is not None:
+            return []
+        return yamlio.parse_all_plain(text)
     except (OSError, UnicodeDecodeError, ValueError):
         return []
 
@@ -421,8 +424,12 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
 def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[str]]:
     """Overlay directories with no spec: (ones gen generated, ones it did not)."""
     keep = set(known)
+    # A symlink is listed (as not gen's), never followed.
     return _orphans(
-        root, layout.OVERLAYS_DIR, lambda e: e.is_dir() and e.name not in keep, lambda e: f"{e.path}/kustomization.yaml"
+        root,
+        layout.OVERLAYS_DIR,
+        lambda e: (e.is_dir() or e.is_symlink()) and e.name not in keep,
+        lambda e: f"{e.path}/kustomization.yaml",
     )
 
 
@@ -472,8 +479,8 @@ def _orphans(
         if entry.name.startswith(".") or not unclaimed(entry):
             continue
         try:
-            with open(header_file(entry), encoding="utf-8") as f:
-                generated = layout.is_generated(f.read())
+            # Only a real directory or a regular file (read without following a link) can be gen's.
+            generated = not entry.is_symlink() and layout.is_generated(repofs.read_text(header_file(entry)))
         except (OSError, UnicodeDecodeError):
             generated = False
         (ours if generated else foreign).append(f"{folder}/{entry.name}")

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gen import yamlio
+from gen import repofs, yamlio
 from gen.build.argocd import Scope, application_file
 from gen.defaults import DEFAULTS_FILE
 from gen.errors import Problem
@@ -115,7 +115,7 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
         # Without fleet.yaml the fleet setting is derived from every spec, so every spec is read anyway.
         return None
     try:
-        specs = {name: _digest(path.read_bytes()) for name, path in spec_files.items()}
+        specs = {name: _digest(repofs.read(path)) for name, path in spec_files.items()}
         key = _key(root)
     except OSError:
         return None
@@ -143,7 +143,8 @@ def _key(root: Path) -> bytes:
         h.update(f"{path.relative_to(package)} {st.st_size} {st.st_mtime_ns}\0".encode())
     for rel in (FLEET_FILE, DEFAULTS_FILE):
         try:
-            h.update(_digest((root / rel).read_bytes()))
+            # Not followed through a symlink, nor waited on as a FIFO: the load refuses those.
+            h.update(_digest(repofs.read(root / rel)))
         except FileNotFoundError:
             h.update(b"-")
     return h.digest()

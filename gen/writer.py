@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen.errors import LockError
+from gen import repofs
+from gen.errors import LockError, UsageError
 
 TMP_PREFIX = ".gen-tmp-"
 # Where the two-rename fallback of _exchange parks the old directory. The dot cannot
@@ -135,22 +136,43 @@ def head(path: Path, size: int = 4096) -> bytes | None:
         os.close(fd)
 
 
-def read_tree(directory: Path) -> dict[str, str] | None:
-    """The files directly in a directory by name, or None when it does not exist."""
+def read_tree(directory: Path) -> dict[str, str | None] | None:
+    """The entries directly in a directory by name, or None when it does not exist.
+
+    A regular file maps to its text; anything else (a symlink, a FIFO, a
+    directory, a file too large to be gen's) to None: never equal to a render.
+    """
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return None
-    out = {}
+    out: dict[str, str | None] = {}
     for e in entries:
-        if e.is_file(follow_symlinks=False):
-            with open(e.path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-                out[e.name] = f.read()
+        try:
+            out[e.name] = repofs.read(e.path).decode("utf-8", errors="surrogateescape")
+        except repofs.NotAFile:
+            out[e.name] = None
     return out
+
+
+def refuse_unwritable(root: Path, dirs: Iterable[str], files: Iterable[str]) -> None:
+    """Refuse, before anything is written, a target gen would write through or could not replace.
+
+    An overlay directory that is a symlink (gen would write and delete where it
+    points) or not a directory, and a file's path that holds a directory.
+    """
+    for rel in sorted(dirs):
+        what = repofs.lkind(root / rel)
+        if what not in (None, "absent"):
+            raise UsageError(f"{rel}: {what} where gen writes an overlay directory; remove it, then render again")
+    for rel in sorted(files):
+        if repofs.lkind(root / rel) is None:
+            raise UsageError(f"{rel}: a directory where gen writes a file; remove it, then render again")
 
 
 def write_dirs(root: Path, dirs: Mapping[str, Mapping[str, str]]) -> WriteReport:
     """Make each directory (relative path → {file name: text}) hold exactly those files."""
+    refuse_unwritable(root, dirs, ())
     report = WriteReport()
     for parent in sorted({(root / rel).parent for rel in dirs}):
         parent.mkdir(parents=True, exist_ok=True)
@@ -209,19 +231,20 @@ def is_written_dir(root: Path, rel: str, files: Mapping[str, str]) -> bool:
 
     The same answer as comparing with `read_tree`, from the bytes: no text decoded.
     """
-    try:
-        entries = [e for e in os.scandir(root / rel) if e.is_file(follow_symlinks=False)]
-    except FileNotFoundError:
+    if repofs.lkind(root / rel) is not None:  # absent, or not a real directory: never read through
         return False
+    entries = list(os.scandir(root / rel))
     if {e.name for e in entries} != files.keys():
         return False
-    return all(same_text(read_bytes(e.path), files[e.name]) for e in entries)
+    try:
+        return all(same_text(read_bytes(e.path), files[e.name]) for e in entries)
+    except repofs.NotAFile:
+        return False
 
 
 def read_bytes(path: str | Path) -> bytes:
-    """A file's bytes; unbuffered: a small file in one read, at half the cost of a text-mode open."""
-    with open(path, "rb", buffering=0) as f:
-        return f.readall()
+    """A regular file's bytes, never through a symlink, at most `repofs.MAX_FILE_BYTES` (else NotAFile)."""
+    return repofs.read(path)
 
 
 def same_text(raw: bytes, text: str) -> bool:
@@ -239,8 +262,8 @@ def is_written_file(root: Path, rel: str, text: str) -> bool:
 
 def _old_text(path: Path) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
-    except (FileNotFoundError, UnicodeDecodeError):
+        return repofs.read_text(path)
+    except (FileNotFoundError, repofs.NotAFile, UnicodeDecodeError):
         return None
 
 
@@ -249,6 +272,7 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     old = _old_text(path)
     if old == text:
         return
+    existed = old is not None or os.path.lexists(path)  # a symlink or a FIFO gen replaces
     tmp = path.with_name(TMP_PREFIX + path.name)
     try:
         _create(os.fspath(tmp), text)
@@ -256,7 +280,7 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     except BaseException:
         _discard(tmp)
         raise
-    (report.changed if old is not None else report.created).append(rel)
+    (report.changed if existed else report.created).append(rel)
 
 
 def _clean_tmp_files(directory: Path) -> None:

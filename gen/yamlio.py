@@ -18,6 +18,7 @@ from typing import Any
 from gen.errors import Problem, SpecError, short_repr
 
 MAX_SPEC_BYTES = 1024 * 1024
+_TOO_LARGE = f"file is larger than {MAX_SPEC_BYTES} bytes; refused before parsing"
 MAX_DEPTH = 32
 # A full spec holds about a hundred values. Composing nodes costs several
 # microseconds each, so a 1 MiB flat list (half a million values) would take
@@ -82,24 +83,71 @@ def _parse(text: str) -> Iterator[Any]:
 
 
 def read(path: os.PathLike[str] | str, filename: str) -> bytes:
-    """The bytes of a spec file, never more than one byte past the size limit.
+    """The bytes of a spec file: a regular file (never a symlink, a FIFO or a directory) within the size limit.
 
-    A spec may be a symlink to anything: a file of gigabytes is refused by `load`
-    without being read whole. A file that cannot be read is a problem of the input.
+    Anything else is a problem of the input, refused before a byte is read.
     """
+    from gen import repofs
+
     try:
-        with open(path, "rb") as f:
-            return f.read(MAX_SPEC_BYTES + 1)
+        return repofs.read(path, MAX_SPEC_BYTES)
+    except repofs.NotAFile as e:
+        if e.too_large:
+            raise SpecError([Problem(filename, 1, 1, "", _TOO_LARGE)]) from None
+        raise SpecError([Problem(filename, 1, 1, "", f"{e.why}; gen reads only a regular file here")]) from None
     except OSError as e:
         raise SpecError([Problem(filename, 1, 1, "", f"cannot be read: {e.strerror or e}")]) from None
+
+
+# Bounds on a manifest file gen or kustomize parses (base/, overlays/, argocd/): the
+# deepest object gen renders nests 10 levels, a CRD about 30.
+MAX_MANIFEST_DEPTH = 64
+MAX_MANIFEST_NODES = 100_000
+
+
+def check_bounds(text: str) -> tuple[int, int, str] | None:
+    """Where a YAML text (of any number of documents) leaves the bounds of a manifest, as (line, column, why).
+
+    Nesting, size and aliases (whose expansion multiplies a small file) are
+    checked as the events arrive, so a hostile file costs no more than its bound.
+    """
+    from ruamel.yaml import events as ev
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    depth = nodes = 0
+    event: Any
+    try:
+        for event in _parse(text):
+            kind = type(event)
+            if kind is ev.MappingEndEvent or kind is ev.SequenceEndEvent:
+                depth -= 1
+                continue
+            if not issubclass(kind, ev.NodeEvent):
+                continue
+            where = (event.start_mark.line + 1, event.start_mark.column + 1)
+            nodes += 1
+            if kind is ev.AliasEvent or event.anchor is not None:
+                return (*where, "YAML anchors and aliases are not allowed")
+            if nodes > MAX_MANIFEST_NODES:
+                return (*where, f"more than {MAX_MANIFEST_NODES} keys and values")
+            if kind is ev.MappingStartEvent or kind is ev.SequenceStartEvent:
+                depth += 1
+                if depth > MAX_MANIFEST_DEPTH:
+                    return (*where, f"nesting is deeper than {MAX_MANIFEST_DEPTH} levels")
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        msg = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return (line, col, f"invalid YAML: {msg}")
+    except YAMLError as e:
+        return (1, 1, "invalid YAML: " + " ".join(str(e).split()))
+    return None
 
 
 def load(raw: bytes, filename: str) -> Positioned:
     """Parse one spec file; raise SpecError with exactly one positioned problem."""
     if len(raw) > MAX_SPEC_BYTES:
-        raise SpecError(
-            [Problem(filename, 1, 1, "", f"file is larger than {MAX_SPEC_BYTES} bytes; refused before parsing")]
-        )
+        raise SpecError([Problem(filename, 1, 1, "", _TOO_LARGE)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -498,9 +546,10 @@ def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
     """
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    from gen import repofs
+
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = repofs.read_text(path)
     except UnicodeDecodeError as e:
         raise SpecError([Problem(filename, 1, 1, "", f"not valid UTF-8 (byte 0x{e.object[e.start]:02x})")]) from None
     try:

@@ -120,11 +120,13 @@ def test_render_refuses_a_config_map_argo_cd_could_not_sync(fleet: Path) -> None
 def test_validate_flags_objects_the_api_server_refuses(fleet: Path, size: int, expected: str) -> None:
     assert gen("render", "--all", "--root", str(fleet)).exit_code == 0
     # lab-tuned's objects are its own (client-side apply), not taken over from easy-db-lab (Replace=true).
-    config = fleet / "overlays/lab-tuned/config.alloy"
-    config.write_text(config.read_text(encoding="utf-8") + "// " + "x" * size + "\n", encoding="utf-8")
+    # The size is spread over the two files of one ConfigMap: gen builds no single file over 1 MiB.
+    for name in ("install.sh", "cassandra-pyroscope.sh"):
+        script = fleet / "overlays/lab-tuned" / name
+        script.write_text(script.read_text(encoding="utf-8") + "# " + "x" * (size // 2) + "\n", encoding="utf-8")
     result = gen("validate", "lab-tuned", "--root", str(fleet))
     assert result.exit_code == 1, result.output
-    flagged = [x for x in result.stdout.splitlines() if "ConfigMap/pyroscope-ebpf-config" in x]
+    flagged = [x for x in result.stdout.splitlines() if "ConfigMap/pyroscope-cassandra-agent" in x]
     assert flagged and expected in flagged[0], result.stdout
 
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from gen import writer
 from gen.cli import cli
-from gen.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_USAGE
+from gen.errors import EXIT_ENVIRONMENT, EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE
 from tests.conftest import PROJECT, snapshot
 from tests.git_fixtures import GIT_ENV, commit_all, gen, git, init, rendered_repo
 
@@ -74,8 +74,8 @@ def test_a_full_disk_names_the_file_and_leaves_no_temporary_files(fleet: Path) -
 def test_a_file_where_a_directory_must_be_is_named(fleet: Path) -> None:
     (fleet / "overlays").write_text("not a directory\n", encoding="utf-8")
     result = gen("render", "--all", "--root", str(fleet))
-    assert result.exit_code == EXIT_ENVIRONMENT
-    assert _one_error(result.stderr) == f"gen: error: {fleet}/overlays: is a file where a directory is expected"
+    assert result.exit_code == EXIT_USAGE
+    assert _one_error(result.stderr) == "error: overlays: a file, where gen expects a directory"
 
 
 # ------------------------------------------------------------------ what the repository holds
@@ -86,16 +86,17 @@ def test_malformed_yaml_under_argocd_is_a_problem_of_that_file(fleet: Path, rel:
     root = rendered_repo(fleet)
     (root / rel).write_text("a: [\n", encoding="utf-8")
     validate = gen("validate", "--root", str(root))
-    assert validate.exit_code == EXIT_USAGE
-    assert _one_error(validate.stderr).startswith(f"{rel}:2:1: error: invalid YAML: ")
+    assert validate.exit_code == EXIT_FINDINGS
+    assert any(line.startswith(f"{rel}:2:1: invalid YAML: ") for line in validate.stdout.splitlines())
     diff = gen("diff", "--base", "HEAD", "--root", str(root))
-    assert diff.exit_code == EXIT_USAGE
-    assert _one_error(diff.stderr).startswith(f"{rel}:2:1: error: invalid YAML: ")
+    assert diff.exit_code == EXIT_FINDINGS
+    assert diff.stderr.startswith(f"error: {rel}:2:1: invalid YAML: ")
     commit_all(root, "malformed")
     (root / rel).write_text("a: 1\n", encoding="utf-8")
     at_ref = gen("diff", "--base", "HEAD", "--root", str(root))
-    assert at_ref.exit_code == EXIT_USAGE
-    assert _one_error(at_ref.stderr).startswith(f"HEAD:{rel}:2:1: error: invalid YAML: ")
+    assert at_ref.exit_code == EXIT_FINDINGS
+    assert at_ref.stderr.startswith(f"error: {rel}:2:1: invalid YAML: ")
+    assert " (at HEAD)" in at_ref.stderr.splitlines()[0]
 
 
 def test_a_revision_with_a_link_out_of_its_tree_is_refused(fleet: Path) -> None:
@@ -104,9 +105,10 @@ def test_a_revision_with_a_link_out_of_its_tree_is_refused(fleet: Path) -> None:
     commit_all(root, "a link out of the tree")
     (root / "overlays/lab-minimal/escape").unlink()
     result = gen("diff", "--base", "HEAD", "--root", str(root))
-    assert result.exit_code == EXIT_USAGE
-    line = _one_error(result.stderr)
-    assert "overlays/lab-minimal/escape" in line and "outside" in line, line
+    assert result.exit_code == EXIT_FINDINGS
+    assert result.stderr.splitlines()[0] == (
+        "error: overlays/lab-minimal/escape: a symbolic link; gen reads only regular files (at HEAD)"
+    )
 
 
 def test_diff_in_a_bare_clone_says_there_is_no_work_tree(fleet: Path, tmp_path: Path) -> None:

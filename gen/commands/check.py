@@ -14,6 +14,9 @@ one finding per file:
   input (clusters/, fleet.yaml) has any, so the edit cannot come from a render;
 - unexpected: a file in a rendered overlay directory that the spec does not
   render (`gen render` would delete it);
+- not-a-file: a symlink, a FIFO or a directory where the spec renders a file
+  (or anything but a directory where it renders an overlay); it is never
+  read or followed;
 - orphan: an overlay directory or Argo CD Application that gen generated for
   a spec that no longer exists (`gen render --all` deletes it);
 - unclaimed: anything else under argocd/applications/, which Argo CD's root
@@ -27,12 +30,13 @@ count as drift: no Application reads them, and gen leaves them alone.
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from gen import gitrepo, layout, writer
+from gen import gitrepo, layout, repofs, writer
 from gen.build.argocd import APPLICATIONS_DIR
 from gen.errors import EXIT_FINDINGS, EXIT_OK, github_command, printable
 from gen.fleet import FLEET_FILE
@@ -45,6 +49,9 @@ REMOVE = "git rm "
 UNCLAIMED = (
     f"no spec renders this file, yet Argo CD's root Application syncs the files under {APPLICATIONS_DIR}/; remove it"
 )
+# A committed file longer than this is shown without a diff: difflib's time grows
+# with the product of the two lengths.
+MAX_DIFF_LINES = 5000
 
 
 @dataclass
@@ -60,6 +67,7 @@ class Drift:
 
 
 def run(root: Path, out: Output, jobs: int | None = None) -> int:
+    repofs.guard_layout(root)
     keep = partial(cluster_drift, root)
     with Rendering(root, None, keep, jobs=default_jobs(jobs), pause=False) as rendering:
         bar = out.progress(len(rendering.names), "checking")
@@ -115,12 +123,17 @@ def cluster_drift(root: Path, cluster: ClusterFiles) -> ClusterDrift:
     """Compare one cluster's overlay directory and Application with the repository (where it was rendered)."""
     found = []
     directory = cluster.directory
-    if not (root / directory).is_dir():
+    what = repofs.lkind(root / directory)
+    if what == "absent":
         found.append(Drift(directory, "missing", _fix(f"{directory}/"), "the cluster's overlay was never rendered"))
+    elif what is not None:
+        why = f"{what} where the spec renders the overlay directory; gen does not write through it: remove it"
+        found.append(Drift(directory, "not-a-file", _fix(f"{directory}/"), why))
     else:
         for name, text in cluster.overlay.items():
             found += _compare(root, f"{directory}/{name}", text)
-        on_disk = writer.file_names(root / directory) or set()
+        # Every entry, not only regular files: a render deletes a symlink or a FIFO there too.
+        on_disk = set(os.listdir(root / directory))
         for name in sorted(on_disk - set(cluster.overlay)):
             rel = f"{directory}/{name}"
             found.append(Drift(rel, "unexpected", _fix(rel), "the spec does not render this file; a render deletes it"))
@@ -162,12 +175,21 @@ def _compare(root: Path, rel: str, text: str) -> list[Drift]:
     """How a file differs from its rendered text: nothing, or one finding (git is not asked here)."""
     fix = _fix(rel)
     try:
+        # Never followed through a symlink, waited on as a FIFO or read past the bound.
         raw = writer.read_bytes(root / rel)
     except FileNotFoundError:
         return [Drift(rel, "missing", fix, "not rendered")]
+    except repofs.NotAFile as e:
+        if e.too_large:
+            return [Drift(rel, "changed", fix, f"{e.why}: not what the spec renders")]
+        if e.why == "a directory" and not rel.startswith(layout.OVERLAYS_DIR + "/"):
+            return [Drift(rel, "not-a-file", fix, "a directory where the spec renders a file: remove it")]
+        return [Drift(rel, "not-a-file", fix, f"{e.why} where the spec renders a regular file; a render replaces it")]
     if writer.same_text(raw, text):
         return []
     actual = raw.decode("utf-8", errors="surrogateescape")
+    if actual.count("\n") > MAX_DIFF_LINES:
+        return [Drift(rel, "changed", fix, "differs from what the spec renders (too long to show a diff)")]
     diff = _unified(rel, actual, text)
     line = _first_line(diff)
     if not layout.is_generated(actual):

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen import diffing, diffview, gitrepo, impact, kustomize, layout, provenance, secrets_scan, writer, yamlio
+from gen import diffing, diffview, gitrepo, impact, kustomize, layout, provenance, repofs, secrets_scan, writer, yamlio
 from gen.build.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, PROJECT_FILE
-from gen.errors import EXIT_OK, GenError, ToolError
+from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.fleet import FLEET_FILE
 from gen.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
 from gen.output import Output
@@ -52,11 +52,19 @@ class Side:
     root: Path
     label: str  # "working tree" or the ref
 
+    def unsafe(self) -> list[str]:
+        """Every entry of the tree that is not a regular file or a directory within gen's bounds."""
+        # The YAML of what is built is checked by `kustomize.inspect`, for the clusters built;
+        # the Argo CD files are parsed here, so all of them.
+        found = [f for rel in (BASE_DIR, layout.OVERLAYS_DIR) for f in repofs.scan(self.root, rel, yaml_check=False)]
+        found += repofs.scan(self.root, ARGOCD_DIR)
+        return found + list(repofs.check_file(self.root, FLEET_FILE))
+
     def overlays(self) -> list[str]:
         folder = self.root / layout.OVERLAYS_DIR
-        if not folder.is_dir():
+        if repofs.lkind(folder) is not None:
             return []
-        return sorted(p.name for p in folder.iterdir() if (p / "kustomization.yaml").is_file())
+        return sorted(e.name for e in os.scandir(folder) if os.path.lexists(Path(e.path, "kustomization.yaml")))
 
     def applications(self) -> list[str]:
         """The Application files by name (their path under argocd/applications/ without .yaml).
@@ -64,17 +72,14 @@ class Side:
         Hidden ones and those in subfolders too: a root Application bootstrapped before
         its exclude pattern syncs them.
         """
+        if repofs.lkind(self.root / APPLICATIONS_DIR) is not None:
+            return []
         entries = writer.tree_entries(self.root / APPLICATIONS_DIR)
         return [e.removesuffix(".yaml") for e in entries if e.endswith(".yaml")]
 
     def files(self, rel: str) -> dict[str, bytes]:
         """Every file under rel by path, for telling unchanged inputs apart without a build."""
-        top = self.root / rel
-        if top.is_file():
-            return {rel: top.read_bytes()}
-        if not top.is_dir():
-            return {}
-        return {p.relative_to(self.root).as_posix(): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+        return repofs.files_under(self.root, rel)
 
     def documents(self, rel: str) -> list[dict[str, Any]]:
         path = self.root / rel
@@ -93,7 +98,7 @@ class Side:
 
     def build(self, name: str, cmd: list[str]) -> list[dict[str, Any]]:
         directory = self.root / layout.overlay_dir(name)
-        if not (directory / "kustomization.yaml").is_file():
+        if not os.path.lexists(directory / "kustomization.yaml"):
             return []
         try:
             text = kustomize.build(directory, cmd)
@@ -144,14 +149,33 @@ def _terminal(out: Output) -> bool:
     return out.out.isatty() and not os.environ.get("NO_COLOR")
 
 
+class UnsafeTreeError(GenError):
+    """Files kustomize must not be given (a symlink, a FIFO, a remote resource): nothing is built."""
+
+    exit_code = EXIT_FINDINGS
+
+    def __init__(self, findings: list[str]) -> None:
+        self.findings = findings
+        super().__init__(f"{len(findings)} problem(s) in what gen would build")
+
+    def lines(self) -> list[str]:
+        return [f"error: {f}" for f in self.findings] + [f"error: {self}; nothing was built"]
+
+
 def collect(root: Path, ref: str) -> Report:
     """Build both sides of every cluster whose inputs differ and compare them object by object."""
+    repofs.guard_layout(root)
     commit = gitrepo.resolve(root, ref)
     gitrepo.require_work_tree(root)
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
         old = Side(Path(tmp), ref)
-        gitrepo.export(root, commit, TREE, old.root)
+        refused = gitrepo.export(root, commit, TREE, old.root)
         new = Side(root, WORKING_TREE)
+        # Both sides come from a pull request's point of view: neither is read through a
+        # symlink nor built with anything kustomize would fetch.
+        unsafe = [f"{f} (at {ref})" for f in [*refused, *old.unsafe()]] + new.unsafe()
+        if unsafe:
+            raise UnsafeTreeError(unsafe)
         return _compare_sides(old, new, ref, commit)
 
 
@@ -164,6 +188,15 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
 
     # Same overlay, same Application and same base/: the same objects, no build needed.
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
+    unsafe = [
+        f + ("" if side is new else f" (at {ref})")
+        for n in todo
+        for side in (old, new)
+        if n in side.overlays()
+        for f in kustomize.inspect(side.root, layout.overlay_dir(n))
+    ]
+    if unsafe:
+        raise UnsafeTreeError(list(dict.fromkeys(unsafe)))
     cmd = kustomize.command() if todo else []
     jobs = [(side, n) for n in todo for side in (old, new)]
     with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
@@ -195,7 +228,11 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         provenance.annotate(fleet.changes, _fleet_changes(old, new), False)
         sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, impact.assess(fleet, [])))
 
-    unrendered = sorted(set(spec_files(new.root)) - set(new.overlays()))
+    try:
+        specs = spec_files(new.root)
+    except SpecError:
+        specs = {}  # no note about specs that do not load; `gen render` says what is wrong with them
+    unrendered = sorted(set(specs) - set(new.overlays()))
     notes = [
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]

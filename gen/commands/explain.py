@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gen import units, yamlio
+from gen import repofs, units, yamlio
 from gen.errors import EXIT_OK, UsageError
 from gen.loader import LoadedCluster, load_clusters
 from gen.output import Output
@@ -34,6 +34,7 @@ def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
 
 
 def run(root: Path, name: str, field: str | None, fmt: str, out: Output) -> int:
+    repofs.guard_layout(root)
     (item,) = load_clusters(root, [name])
     rows = explain(item)
     if field:

@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gen import layout, writer
+from gen import layout, repofs, writer
 from gen.errors import EXIT_OK
 from gen.output import Output
 from gen.render import orphan_overlays, render
 
 
 def rows(root: Path) -> list[dict[str, Any]]:
+    repofs.guard_layout(root)
     rendered = render(root)
     out: list[dict[str, Any]] = []
     for item in rendered.clusters:

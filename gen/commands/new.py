@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
-from gen import units
+from gen import repofs, units
 from gen.defaults import load_defaults
 from gen.errors import EXIT_OK, UsageError
 from gen.loader import CLUSTERS_DIR, load_text
@@ -72,10 +73,12 @@ def run(
 ) -> int:
     if not units.DNS1123_LABEL.match(name) or len(name) > MAX_NAME:
         raise UsageError(f"{name!r} is not a cluster name: a DNS-1123 label of at most {MAX_NAME} characters")
+    repofs.guard_layout(root)
     path = root / CLUSTERS_DIR / f"{name}.yaml"
     rel = path.relative_to(root).as_posix()
-    if path.exists():
-        raise UsageError(f"{rel} already exists")
+    for taken in (path, path.with_suffix(".yml")):
+        if os.path.lexists(taken):  # a dangling symlink too: nothing is written through it
+            raise UsageError(f"{taken.relative_to(root).as_posix()} already exists")
     text = scaffold(name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name)
     # Refuse what would not load, with the same error lines as any spec.
     load_text(text.encode(), rel, name, load_defaults(root))

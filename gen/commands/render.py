@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from gen import layout, writer, yamlio
+from gen import layout, repofs, writer, yamlio
 from gen.build import server
 from gen.errors import EXIT_OK, Problem, SpecError, UsageError
 from gen.output import Output
@@ -60,6 +60,7 @@ def run(
     if bool(names) == all_clusters:
         raise UsageError("give cluster names or --all (not both)")
     chosen = None if all_clusters else names
+    repofs.guard_layout(root)
     # Each cluster is compared with the disk where it was rendered (in a worker), under
     # the lock: only what differs comes back to be written.
     keep = partial(unwritten, root)
@@ -77,8 +78,9 @@ def run(
             for w in (w for c in rendered.kept for w in c.warnings):
                 out.warn(w)
             dirs = {c.directory: c.overlay for c in rendered.kept if c.overlay is not None}
-            report = writer.write_dirs(root, dirs)
             files = written_order({**rendered.files, **{rel: t for c in rendered.kept for rel, t in c.files.items()}})
+            writer.refuse_unwritable(root, dirs, files)
+            report = writer.write_dirs(root, dirs)
             # Every folder a rendered file is in, unchanged ones too, is cleaned of leftovers.
             folders = {rel.rsplit("/", 1)[0] for rel in rendered.argo_files()}
             writer.write_files(root, files, report, folders)

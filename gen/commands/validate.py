@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gen import argo_checks, kustomize, layout, secrets_scan, yamlio
+from gen import argo_checks, kustomize, layout, repofs, secrets_scan, yamlio
+from gen.build.argocd import ARGOCD_DIR
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.loader import load_clusters, spec_files
 from gen.output import Output
@@ -23,6 +25,7 @@ def run(
     *,
     crds: Path | None = None,
 ) -> int:
+    repofs.guard_layout(root)
     known = list(spec_files(root))
     chosen = list(names) or known
     unknown = [n for n in chosen if n not in known]
@@ -34,9 +37,14 @@ def run(
     built: dict[str, list[Any]] = {}
 
     def one(name: str) -> list[str]:
-        directory = root / layout.overlay_dir(name)
-        if not (directory / "kustomization.yaml").is_file():
-            return [f"{layout.overlay_dir(name)}: not rendered (run: gen render {name})"]
+        rel = layout.overlay_dir(name)
+        directory = root / rel
+        if not os.path.lexists(directory / "kustomization.yaml"):
+            return [f"{rel}: not rendered (run: gen render {name})"]
+        # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
+        unsafe = kustomize.inspect(root, rel)
+        if unsafe:
+            return unsafe
         built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
         # Valid is not enough: no secret value may be committed in what an overlay builds.
         problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
@@ -56,11 +64,14 @@ def run(
             results = list(pool.map(counted, chosen))
     finally:
         bar.close()
-    findings = [f for r in results for f in r]
+    # A problem in base/ shows once, not once per cluster that reaches it.
+    findings = list(dict.fromkeys(f for r in results for f in r))
     clusters = [c.cluster for c in load_clusters(root, None if not names else chosen)]
     if not names:
-        # The Argo CD objects concern the whole fleet: checked when every cluster is.
-        findings += argo_checks.check_repository(root, clusters, crds, objects=built)
+        # The Argo CD objects concern the whole fleet: checked when every cluster is,
+        # and read only when every file there is a regular one within gen's bounds.
+        unsafe = list(repofs.scan(root, ARGOCD_DIR))
+        findings += unsafe or argo_checks.check_repository(root, clusters, crds, objects=built)
     for f in findings:
         out.line(f)
     for cluster in clusters:

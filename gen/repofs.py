@@ -1,0 +1,200 @@
+"""Reading the fleet repository's own files: no symlink followed, no FIFO waited on, nothing read past a bound.
+
+A pull request decides what the repository holds, so a committed file may be a
+symlink to /dev/zero or to another user's files, a FIFO that never ends, a
+directory, or gigabytes. What gen reads, lists or writes under these folders is
+refused unless it is a regular file or a real directory.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from gen.errors import UsageError
+
+# No Kubernetes object can hold more (etcd's request limit), nor can a spec.
+MAX_FILE_BYTES = 1024 * 1024
+# Entries gen walks in one tree (base/, overlays/, argocd/): a fleet of a thousand
+# clusters holds about ten thousand; a walk of this many takes about a second.
+MAX_TREE_ENTRIES = 200_000
+
+# The folders gen reads and writes; none may be a symlink, wherever it points.
+LAYOUT_DIRS = ("clusters", "overlays", "argocd", "argocd/applications", "schema", "base")
+
+
+class NotAFile(OSError):  # noqa: N818 - an OSError, as open() would raise
+    """A path that is there but is not a regular file gen may read."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str, too_large: bool = False) -> None:
+        super().__init__(errno.EINVAL, why, os.fspath(path))
+        self.why = why
+        self.too_large = too_large
+
+
+def kind_of(mode: int) -> str:
+    """What a file mode is, in words."""
+    for test, name in (
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large.
+
+    The last component is opened without following a symlink, and without
+    blocking on a FIFO; the size is checked before a byte is read.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise NotAFile(path, "a symbolic link") from None
+        if e.errno == errno.ENXIO:  # a socket
+            raise NotAFile(path, "a socket") from None
+        if e.errno == errno.ENOTDIR:
+            raise NotAFile(path, "under a path that is not a directory") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAFile(path, kind_of(st.st_mode))
+        if st.st_size > limit:
+            raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
+        chunks = []
+        size = 0
+        while chunk := os.read(fd, limit + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:  # it grew while being read
+                raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> str:
+    """`read`, decoded as UTF-8 (UnicodeDecodeError when it is not)."""
+    return read(path, limit).decode("utf-8")
+
+
+def lkind(path: str | os.PathLike[str]) -> str | None:
+    """None for a real directory, else what the path is ("absent" when it is not there)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "absent"
+    except NotADirectoryError:
+        return "under a path that is not a directory"
+    return None if stat.S_ISDIR(mode) else kind_of(mode)
+
+
+def check_file(root: Path, rel: str) -> Iterator[str]:
+    """A finding when rel is there but is not a regular file within the bound."""
+    try:
+        st = os.lstat(root / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not stat.S_ISREG(st.st_mode):
+        yield f"{rel}: {kind_of(st.st_mode)}, not a regular file"
+    elif st.st_size > MAX_FILE_BYTES:
+        yield f"{rel}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
+
+
+def files_under(root: Path, rel: str) -> dict[str, bytes]:
+    """Every regular file under rel (or rel itself) by path relative to root; symlinks neither followed nor read.
+
+    For a tree `scan` found nothing in: anything else there raises NotAFile.
+    """
+    top = root / rel
+    what = lkind(top)
+    if what == "absent":
+        return {}
+    if what is not None:
+        return {rel: read(top)}
+    out = {}
+    for here, dirs, names in os.walk(top):  # never into a symlinked directory
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(here, name)
+            out[path.relative_to(root).as_posix()] = read(path)
+    return dict(sorted(out.items()))
+
+
+def guard_layout(root: Path) -> None:
+    """Refuse a repository whose gen folders are symlinks (or files): gen would write and delete through them."""
+    for rel in LAYOUT_DIRS:
+        what = lkind(root / rel)
+        if what is None or what == "absent":
+            continue
+        if what == "a symbolic link":
+            target = os.readlink(root / rel)
+            raise UsageError(
+                f"{rel}: a symbolic link (to {target}); gen reads and writes only a real directory there: "
+                "replace the link with the directory"
+            )
+        raise UsageError(f"{rel}: {what}, where gen expects a directory")
+
+
+def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
+    """Findings for every entry under rel that is not a regular file or a real directory, or is too large.
+
+    With `yaml_check`, every YAML file must also stay within the bounds gen
+    parses (see `yamlio.check_bounds`).
+    """
+    from gen import yamlio
+
+    top = root / rel
+    what = lkind(top)
+    if what == "absent":
+        return
+    if what is not None:
+        yield f"{rel}: {what}, where a directory is expected"
+        return
+    seen = 0
+    stack = [rel]
+    while stack:
+        here = stack.pop()
+        try:
+            entries = sorted(os.scandir(root / here), key=lambda e: e.name)
+        except OSError as e:
+            yield f"{here}: cannot be listed: {e.strerror or e}"
+            continue
+        for entry in entries:
+            seen += 1
+            path = f"{here}/{entry.name}"
+            if seen > MAX_TREE_ENTRIES:
+                yield f"{rel}: more than {MAX_TREE_ENTRIES} entries; gen reads no further"
+                return
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                stack.append(path)
+                continue
+            if not stat.S_ISREG(mode):
+                yield f"{path}: {kind_of(mode)}, not a regular file; gen builds only regular files"
+                continue
+            if entry.stat(follow_symlinks=False).st_size > MAX_FILE_BYTES:
+                yield f"{path}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
+                continue
+            if yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization"):
+                try:
+                    text = read_text(entry.path)
+                except (OSError, UnicodeDecodeError) as e:
+                    yield f"{path}: cannot be read: {getattr(e, 'why', None) or e}"
+                    continue
+                problem = yamlio.check_bounds(text)
+                if problem is not None:
+                    yield f"{path}:{problem[0]}:{problem[1]}: {problem[2]}"
