@@ -9,7 +9,9 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared"
-EXAMPLES = sorted(p.stem for p in (PROJECT / "clusters").glob("*.yaml") if not p.name.startswith("_"))
+# The tests' own example fleet: the repository's clusters/ is a user's fleet, which any test may not assume.
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLES = sorted(p.stem for p in (FIXTURES / "clusters").glob("*.yaml"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -20,14 +22,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def make_fleet(root: Path) -> Path:
+    """A fleet repository at root with the project's base/ and the tests' example specs, nothing rendered."""
+    root.mkdir(parents=True)
+    shutil.copytree(PROJECT / "base", root / "base")
+    shutil.copytree(FIXTURES / "clusters", root / "clusters")
+    shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
+    return root
+
+
 @pytest.fixture
 def fleet(tmp_path: Path) -> Path:
-    """A fleet repository with the project's base/ and example specs, nothing rendered."""
-    root = tmp_path / "fleet"
-    root.mkdir()
-    shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copytree(PROJECT / "clusters", root / "clusters")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    """A fleet repository with the project's base/ and the tests' example specs, nothing rendered."""
+    return make_fleet(tmp_path / "fleet")
+
+
+@pytest.fixture(scope="session")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tests' example fleet, rendered once for the whole session: read it, never change it."""
+    from click.testing import CliRunner
+
+    from gen.cli import cli
+
+    root = make_fleet(tmp_path_factory.mktemp("examples") / "fleet")
+    result = CliRunner().invoke(cli, ["render", "--all", "--root", str(root)])
+    assert result.exit_code == 0, result.output
     return root
 
 

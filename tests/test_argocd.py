@@ -27,6 +27,7 @@ from gen.fleet import Fleet, load_fleet, load_fleet_text
 from gen.loader import LoadedCluster, load_text
 from gen.model import parse
 from gen.spec import ROOT_NAME
+from tests.conftest import EXAMPLES, FIXTURES
 
 needs_crds = pytest.mark.skipif(
     not CRDS.is_dir(),
@@ -532,12 +533,10 @@ def test_sources_must_exist_and_be_kustomizations(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the example fleet
 
 
-EXAMPLES = sorted(p.stem for p in (PROJECT / "clusters").glob("*.yaml") if not p.name.startswith("_"))
-
-
-@pytest.mark.skipif(not EXAMPLES, reason="no example specs in clusters/")
 def test_example_clusters(tmp_path: Path) -> None:
-    clusters = [load_text((PROJECT / "clusters" / f"{n}.yaml").read_bytes(), f"clusters/{n}.yaml", n) for n in EXAMPLES]
+    clusters = [
+        load_text((FIXTURES / "clusters" / f"{n}.yaml").read_bytes(), f"clusters/{n}.yaml", n) for n in EXAMPLES
+    ]
     docs = argo.documents([lc.cluster for lc in clusters], FLEET)
     objs = _all_objects(docs)
     for lc in clusters:

@@ -20,7 +20,7 @@ import pytest
 from gen import writer
 from gen.errors import LockError
 from gen.render import render
-from tests.conftest import PROJECT, snapshot
+from tests.conftest import FIXTURES, PROJECT, snapshot
 from tests.test_interrupt import _check_old_or_new, _write_specs
 
 # Long enough for a blocked process to have written something if the lock were not real.
@@ -72,7 +72,7 @@ def _fleet(tmp_path: Path, clusters: int) -> Path:
     root = tmp_path / "fleet"
     (root / "clusters").mkdir(parents=True)
     shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     _write_specs(root, list(range(clusters)), 0)
     return root
 

@@ -16,7 +16,7 @@ from gen.cli import cli
 from gen.fleet import load_fleet
 from gen.loader import load_clusters
 from tests import easy_db_lab_cluster as edl
-from tests.conftest import PROJECT, write_spec
+from tests.conftest import FIXTURES, PROJECT, write_spec
 
 SPEC = """\
 apiVersion: gen.profiling/v1alpha1
@@ -36,7 +36,7 @@ spec:
 def _fleet(root: Path, spec: str = SPEC) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     write_spec(root, "edl", spec)
     result = CliRunner().invoke(cli, ["render", "edl", "--root", str(root)])
     assert result.exit_code == 0, result.output

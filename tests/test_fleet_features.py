@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from gen import yamlio
 from gen.cli import cli
-from tests.conftest import PROJECT, snapshot, write_spec
+from tests.conftest import FIXTURES, PROJECT, snapshot, write_spec
 
 DEFAULTS = """apiVersion: gen.profiling/v1alpha1
 kind: Defaults
@@ -159,9 +159,9 @@ def test_schema_validates_the_examples_and_is_committed() -> None:
     _code, out, _ = _gen("schema")
     schema = json.loads(out)
     jsonschema.Draft202012Validator.check_schema(schema)
-    for path in sorted((PROJECT / "clusters").glob("[!_]*.yaml")):
+    for path in sorted((FIXTURES / "clusters").glob("*.yaml")):
         jsonschema.validate(yamlio.parse_plain(path.read_text()), schema)
-    bad = yamlio.parse_plain((PROJECT / "clusters" / "lab-minimal.yaml").read_text())
+    bad = yamlio.parse_plain((FIXTURES / "clusters" / "lab-minimal.yaml").read_text())
     bad["spec"]["sever"] = {}
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
     assert (PROJECT / "schema" / "cluster.schema.json").read_text() == out

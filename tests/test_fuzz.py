@@ -10,7 +10,6 @@ rendered overlays, so that a write on error would show.
 from __future__ import annotations
 
 import copy
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from hypothesis import strategies as st
 
 from gen import yamlio
 from gen.cli import cli
-from tests.conftest import EXAMPLES, PROJECT, snapshot
+from tests.conftest import EXAMPLES, FIXTURES, make_fleet, snapshot
 
 # Hypothesis touches a deprecated mypy_extensions name while it reports a failing
 # example; with warnings as errors that would hide the example behind an internal error.
@@ -44,7 +43,7 @@ FUZZ = settings(
 
 
 def _base(name: str) -> dict[str, Any]:
-    data = yamlio.load((PROJECT / "clusters" / f"{name}.yaml").read_bytes(), name).data
+    data = yamlio.load((FIXTURES / "clusters" / f"{name}.yaml").read_bytes(), name).data
     assert isinstance(data, dict)
     data["metadata"]["name"] = NAME
     return data
@@ -281,11 +280,7 @@ def mutated_specs(draw: Draw) -> bytes:
 @pytest.fixture(scope="module")
 def rendered_fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fleet whose examples are rendered already: a write on error would change it."""
-    root = tmp_path_factory.mktemp("fuzz") / "fleet"
-    root.mkdir()
-    for part in ("base", "clusters"):
-        shutil.copytree(PROJECT / part, root / part)
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    root = make_fleet(tmp_path_factory.mktemp("fuzz") / "fleet")
     result = CliRunner().invoke(cli, ["render", "--all", "--root", str(root)])
     assert result.exit_code == 0, result.output
     return root

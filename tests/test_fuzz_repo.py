@@ -102,14 +102,9 @@ def mutate(root: Path, outside: Path, rel: str, kind: str) -> None:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rendered fleet, committed: each example works on a copy."""
-    from tests.conftest import PROJECT
+    from tests.conftest import make_fleet
 
-    root = tmp_path_factory.mktemp("repo-fuzz") / "fleet"
-    root.mkdir()
-    shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copytree(PROJECT / "clusters", root / "clusters")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
-    return rendered_repo(root)
+    return rendered_repo(make_fleet(tmp_path_factory.mktemp("repo-fuzz") / "fleet"))
 
 
 @REPO_FUZZ

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from gen import writer
 from gen.cli import cli
 from gen.render import render
-from tests.conftest import PROJECT
+from tests.conftest import FIXTURES, PROJECT
 
 CLUSTERS = 200
 # Wall-clock budget for the kill rounds: the number of rounds follows from the
@@ -144,7 +144,7 @@ def test_killed_renders_leave_each_overlay_old_or_new_and_the_next_run_repairs(t
     root = tmp_path / "fleet"
     (root / "clusters").mkdir(parents=True)
     shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     rng = random.Random(20240601)
     members = list(range(CLUSTERS))
     next_index = CLUSTERS
@@ -246,7 +246,7 @@ def test_a_crash_at_every_step_leaves_each_overlay_old_or_new(
     root = tmp_path / "fleet"
     (root / "clusters").mkdir(parents=True)
     shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     old = _write_specs(root, [0, 1, 2, 3], 0)
     assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
     repaired = _write_specs(root, [1, 2, 3], 1)

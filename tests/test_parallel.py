@@ -30,7 +30,7 @@ from gen.errors import Problem, SpecError
 from gen.output import Output, Progress
 from gen.render import ClusterFiles
 from gen.spec import Cluster
-from tests.conftest import PROJECT, snapshot
+from tests.conftest import FIXTURES, PROJECT, snapshot
 from tests.git_fixtures import commit_all, edit, gen, init
 from tests.test_interrupt import _spec
 
@@ -51,7 +51,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("parallel") / "fleet"
     (root / "clusters").mkdir(parents=True)
     shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     for i in range(CLUSTERS):
         (root / "clusters" / f"lab-{i:03d}.yaml").write_text(_spec(i, 0), encoding="utf-8")
     return root

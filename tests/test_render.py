@@ -15,16 +15,17 @@ from click.testing import CliRunner
 from gen import kustomize, layout, yamlio
 from gen.cli import cli
 from gen.commands.validate import validate_objects
+from gen.loader import load_text
 from gen.render import render
-from tests.conftest import EXAMPLES, PROJECT, snapshot
+from tests.conftest import EXAMPLES, FIXTURES, snapshot
 
 GOLDEN = Path(__file__).parent / "golden"
 GRAFANA_CONFIGMAPS = ("pyroscope-datasource", "pyroscope-dashboard")
 
 
-def test_goldens(request: pytest.FixtureRequest) -> None:
+def test_goldens(request: pytest.FixtureRequest, examples: Path) -> None:
     """Each example's files equal tests/golden/ (refresh: pytest tests/test_render.py --update-goldens)."""
-    files = render(PROJECT).all_files()
+    files = render(examples).all_files()
     expected = {
         p.relative_to(GOLDEN).as_posix(): p.read_text(encoding="utf-8")
         for p in sorted(GOLDEN.rglob("*"))
@@ -43,8 +44,8 @@ def test_goldens(request: pytest.FixtureRequest) -> None:
         assert text == expected[rel], f"{rel} differs from its golden"
 
 
-def test_every_generated_file_starts_with_the_header() -> None:
-    for rel, text in render(PROJECT).all_files().items():
+def test_every_generated_file_starts_with_the_header(examples: Path) -> None:
+    for rel, text in render(examples).all_files().items():
         if rel.startswith("overlays/"):
             name = rel.split("/")[1]
             first = text.split("\n", 1)[0]
@@ -101,16 +102,13 @@ def test_console_script_renders(fleet: Path) -> None:
 
 
 def _spec(name: str) -> Any:
-    return next(c.cluster.spec for c in render(PROJECT).clusters if c.name == name)
-
-
-def _built(name: str) -> list[dict[str, Any]]:
-    return yamlio.parse_all_plain(kustomize.build(PROJECT / "overlays" / name))
+    rel = f"clusters/{name}.yaml"
+    return load_text((FIXTURES / rel).read_bytes(), rel, name).cluster.spec
 
 
 @pytest.fixture(scope="module", params=EXAMPLES)
-def built(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
-    return request.param, _built(request.param)
+def built(request: pytest.FixtureRequest, examples: Path) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, yamlio.parse_all_plain(kustomize.build(examples / "overlays" / request.param))
 
 
 def _find(objs: list[dict[str, Any]], kind: str, prefix: str) -> dict[str, Any]:
@@ -125,8 +123,8 @@ def test_committed_overlays_build_and_pass_strict_validation(built: tuple[str, l
     assert validate_objects(objs, "1.33.0") == []
 
 
-def test_validate_command_passes_on_examples() -> None:
-    result = CliRunner().invoke(cli, ["validate", "--root", str(PROJECT)])
+def test_validate_command_passes_on_examples(examples: Path) -> None:
+    result = CliRunner().invoke(cli, ["validate", "--root", str(examples)])
     assert result.exit_code == 0, result.output
 
 

@@ -25,7 +25,7 @@ from gen.build.ebpf import CAPABILITIES, TRACEFS
 from gen.cli import cli
 from gen.loader import load_clusters, load_text
 from gen.render import render
-from tests.conftest import EXAMPLES, PROJECT, snapshot, write_spec
+from tests.conftest import EXAMPLES, PROJECT, make_fleet, snapshot, write_spec
 
 SKIP_KEY = re.compile(r"^checkov\.io/skip(\d+|-[a-z-]+)$")
 SKIP_VALUE = re.compile(r"^(?P<check>CKV2?_K8S_\d+)=(?P<reason>[^=]+)$")
@@ -68,11 +68,7 @@ CASES = [*EXAMPLES, POD_NETWORK]
 @pytest.fixture(scope="module")
 def fleet_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The examples plus the pod-network cluster, rendered."""
-    root = tmp_path_factory.mktemp("security") / "fleet"
-    root.mkdir()
-    shutil.copytree(PROJECT / "base", root / "base")
-    shutil.copytree(PROJECT / "clusters", root / "clusters")
-    shutil.copy(PROJECT / "fleet.yaml", root / "fleet.yaml")
+    root = make_fleet(tmp_path_factory.mktemp("security") / "fleet")
     write_spec(root, POD_NETWORK, POD_NETWORK_SPEC)
     result = CliRunner().invoke(cli, ["render", "--all", "--root", str(root)])
     assert result.exit_code == 0, result.output
@@ -469,13 +465,13 @@ def test_validate_fails_on_a_committed_secret_value(fleet: Path) -> None:
 # ------------------------------------------------------------------ shell
 
 
-def shell_scripts() -> Iterator[tuple[str, str]]:
+def shell_scripts(examples: Path) -> Iterator[tuple[str, str]]:
     """(where, script) for every shell script gen renders and every `sh -c` in the built pods."""
-    for rel, text in render(PROJECT).all_files().items():
+    for rel, text in render(examples).all_files().items():
         if rel.endswith(".sh"):
             yield rel, text
     for name in EXAMPLES:
-        for obj in objects_of(kustomize.build(PROJECT / "overlays" / name)):
+        for obj in objects_of(kustomize.build(examples / "overlays" / name)):
             if obj["kind"] in WORKLOADS:
                 for c in containers(obj):
                     command = [*c.get("command", []), *c.get("args", [])]
@@ -483,10 +479,10 @@ def shell_scripts() -> Iterator[tuple[str, str]]:
                         yield f"{name}: {obj['metadata']['name']}/{c['name']}", command[2]
 
 
-def test_every_rendered_shell_script_is_shellcheck_clean() -> None:
+def test_every_rendered_shell_script_is_shellcheck_clean(examples: Path) -> None:
     if not shutil.which("shellcheck"):
         pytest.skip("shellcheck is not installed (.ci/run installs it)")
-    scripts = list(shell_scripts())
+    scripts = list(shell_scripts(examples))
     assert len(scripts) >= 5
     for where, script in scripts:
         proc = subprocess.run(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from gen import yamlio
 from gen.build import ebpf, server
 from gen.loader import load_text
 from gen.render import render
-from tests.conftest import PROJECT, SHARED
+from tests.conftest import SHARED
 
 UPSTREAM = SHARED / "upstream"
 pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"{UPSTREAM} is absent (a fresh clone has no ../shared)")
@@ -185,8 +186,8 @@ def test_v1_only_keys_are_absent_from_a_v2_config() -> None:
         assert key not in text
 
 
-def test_example_server_configs_are_accepted() -> None:
-    for item in render(PROJECT).clusters:
+def test_example_server_configs_are_accepted(examples: Path) -> None:
+    for item in render(examples).clusters:
         major = item.cluster.spec.server.major
         tree = json.loads((UPSTREAM / f"pyroscope-config-keys-v{'2.2.1' if major == 2 else '1.21.1'}.json").read_text())
         assert _unknown_keys(server.config(item.cluster), tree["keys"]) == [], item.name
@@ -213,10 +214,10 @@ def parse_alloy(text: str) -> list[tuple[list[str], str]]:
     return out
 
 
-def test_alloy_config_uses_only_known_current_arguments_and_blocks() -> None:
+def test_alloy_config_uses_only_known_current_arguments_and_blocks(examples: Path) -> None:
     data = json.loads((UPSTREAM / "alloy-components-v1.18.1.json").read_text())
     known = {**data["components"], **data["config_blocks"]}
-    for item in render(PROJECT).clusters:
+    for item in render(examples).clusters:
         if not item.cluster.spec.ebpf.enabled:
             continue
         for path, arg in parse_alloy(ebpf.config(item.cluster)):
@@ -231,9 +232,9 @@ def test_alloy_config_uses_only_known_current_arguments_and_blocks() -> None:
                 assert not args[arg].get("deprecated"), f"deprecated argument {arg} in {'.'.join(path)}"
 
 
-def test_alloy_required_arguments_are_given() -> None:
+def test_alloy_required_arguments_are_given(examples: Path) -> None:
     data = json.loads((UPSTREAM / "alloy-components-v1.18.1.json").read_text())["components"]
-    item = render(PROJECT).clusters[0]
+    item = render(examples).clusters[0]
     parsed = parse_alloy(ebpf.config(item.cluster))
     for name, spec in data.items():
         given = {arg for path, arg in parsed if path == [name] and arg}
