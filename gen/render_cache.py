@@ -138,7 +138,8 @@ def _key(root: Path) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{_FORMAT} {sys.version} {yamlio.library_identity()}\0".encode())
     package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
+    # The code and the text it renders from (gen/resources/), not the bytecode.
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         st = path.stat()
         h.update(f"{path.relative_to(package)} {st.st_size} {st.st_mtime_ns}\0".encode())
     for rel in (FLEET_FILE, DEFAULTS_FILE):

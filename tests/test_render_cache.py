@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from gen import render_cache
 from gen.loader import spec_files
 from gen.render import Rendering
 from gen.render_cache import CACHE_NAME, open_cache
@@ -237,3 +238,15 @@ def test_a_render_with_nothing_to_do_writes_no_file_at_all(repo: Path) -> None:
     before = {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()}
     assert gen("render", "--all", "--root", str(repo)).stdout == "12 cluster(s) up to date\n"
     assert {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()} == before
+
+
+def test_the_cache_key_covers_the_text_gen_renders_from(tmp_path: Path) -> None:
+    """A new installer or template in gen/resources/ re-renders every cluster, as new code does."""
+    resource = Path(render_cache.__file__).parent / "resources" / "config.alloy.in"
+    st = resource.stat()
+    before = render_cache._key(tmp_path)
+    try:
+        os.utime(resource, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert render_cache._key(tmp_path) != before
+    finally:
+        os.utime(resource, ns=(st.st_atime_ns, st.st_mtime_ns))

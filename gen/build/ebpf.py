@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+from functools import cache
+from importlib import resources
 
 from gen.build.common import Part, config_map, header, image_override, json_patch, server_url
 from gen.spec import Cluster
@@ -49,109 +52,21 @@ def cassandra_service_name(cluster: Cluster) -> str:
 def config(cluster: Cluster) -> str:
     """config.alloy: pods on this node joined with every host process, then profiled."""
     ebpf = cluster.spec.ebpf
-    return f"""\
-logging {{
-  level  = "info"
-  format = "logfmt"
-}}
+    values = {
+        "CASSANDRA_SERVICE_NAME": _q(cassandra_service_name(cluster)),
+        "CLUSTER": _q(cluster.name),
+        "SAMPLE_RATE": str(ebpf.sample_rate),
+        "COLLECT_INTERVAL": _q(ebpf.collect_interval),
+        "DEMANGLE": _q(ebpf.demangle),
+        "SERVER_URL": _q(server_url(cluster)),
+    }
+    # Placeholders rather than str.format: Alloy's syntax is full of braces.
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], _template())
 
-// Pods on this node only: HOSTNAME is set from spec.nodeName.
-discovery.kubernetes "pods" {{
-  role = "pod"
 
-  selectors {{
-    role  = "pod"
-    field = "spec.nodeName=" + sys.env("HOSTNAME")
-  }}
-}}
-
-discovery.relabel "pods" {{
-  targets = discovery.kubernetes.pods.targets
-
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_phase"]
-    regex         = "Succeeded|Failed"
-    action        = "drop"
-  }}
-
-  rule {{
-    source_labels = ["__meta_kubernetes_namespace"]
-    target_label  = "namespace"
-  }}
-
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_name"]
-    target_label  = "pod"
-  }}
-
-  rule {{
-    source_labels = ["__meta_kubernetes_pod_container_name"]
-    target_label  = "container"
-  }}
-
-  rule {{
-    source_labels = ["__meta_kubernetes_namespace", "__meta_kubernetes_pod_container_name"]
-    separator     = "/"
-    target_label  = "service_name"
-  }}
-}}
-
-// Every process of the host, so that Cassandra (a systemd service, not a pod) is
-// profiled too; processes in pods get their pod's labels through the join.
-discovery.process "all" {{
-  join = discovery.relabel.pods.output
-}}
-
-discovery.relabel "processes" {{
-  targets = discovery.process.all.targets
-
-  // Host processes have no pod: name them after their executable.
-  rule {{
-    source_labels = ["service_name", "__meta_process_exe"]
-    separator     = ";"
-    regex         = ";.*/([^/]+)"
-    target_label  = "service_name"
-    replacement   = "$1"
-  }}
-
-  // A Cassandra JVM runs as "java": name it after the Cassandra daemon instead, apart
-  // from the Java agent's service_name, whose cpu profile has the same profile type:
-  // under one name Grafana would add the two up and show the JVM's CPU twice.
-  rule {{
-    source_labels = ["service_name", "__meta_process_commandline"]
-    separator     = ";"
-    regex         = "java;.*org\\\\.apache\\\\.cassandra\\\\.service\\\\.CassandraDaemon.*"
-    target_label  = "service_name"
-    replacement   = {_q(cassandra_service_name(cluster))}
-  }}
-
-  rule {{
-    target_label = "hostname"
-    replacement  = sys.env("HOSTNAME")
-  }}
-
-  rule {{
-    target_label = "cluster"
-    replacement  = {_q(cluster.name)}
-  }}
-}}
-
-pyroscope.ebpf "default" {{
-  targets          = discovery.relabel.processes.output
-  forward_to       = [pyroscope.write.server.receiver]
-  sample_rate      = {ebpf.sample_rate}
-  collect_interval = {_q(ebpf.collect_interval)}
-  demangle         = {_q(ebpf.demangle)}
-  // As the original stack: Python frames are not wanted on database hosts.
-  python_enabled   = false
-}}
-
-pyroscope.write "server" {{
-  endpoint {{
-    url = {_q(server_url(cluster))}
-  }}
-}}
-"""
+@cache
+def _template() -> str:
+    return resources.files("gen").joinpath("resources", "config.alloy.in").read_text(encoding="utf-8")
 
 
 def build(cluster: Cluster) -> Part:
