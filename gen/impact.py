@@ -14,6 +14,7 @@ from gen import layout
 from gen.build import cassandra, server
 from gen.build.argocd import RESOURCES_FINALIZER
 from gen.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
+from gen.objects import ident
 
 # The Deployment of base/server; its strategy is Recreate because two servers
 # must never share the host data directory.
@@ -49,10 +50,6 @@ def _workloads(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [o for o in objects if o.get("kind") in WORKLOAD_KINDS]
 
 
-def _short(obj: Mapping[str, Any]) -> str:
-    return f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
-
-
 class _Notes:
     """Notes in the order found, each once; also put on the change that causes them."""
 
@@ -78,11 +75,11 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
     _pruned_applications(comparison.changes, notes)
     restarts = _restarts(comparison, new_list, notes)
     for obj in _workloads(new_list):
-        reasons = restarts.get(_short(obj))
+        reasons = restarts.get(ident(obj))
         if not reasons:
             continue
         change = _change_of(by_key, obj)
-        notes.add(f"{_short(obj)}: pods restart ({'; '.join(reasons)})", change)
+        notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
         spec = obj.get("spec") or {}
         if obj.get("kind") == "Deployment" and (spec.get("strategy") or {}).get("type") == "Recreate":
             if (obj.get("metadata") or {}).get("name") == SERVER_DEPLOYMENT:
@@ -91,7 +88,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
                     change,
                 )
             else:
-                notes.add(f"{_short(obj)} has strategy Recreate: none of its pods runs during the restart", change)
+                notes.add(f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart", change)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
     return notes.items
@@ -119,19 +116,19 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
         users = [w for w in _workloads(new_list) if references(w, [change.new_name or ""])]
         if not users:
             continue
-        names = ", ".join(_short(w) for w in users)
+        names = ", ".join(ident(w) for w in users)
         if change.renamed:
             # The cluster's list names each restarting workload once, with all its reasons.
             notes.add(f"pods restart: the {kind} hash changes ({names})", change, summary=False)
             for w in users:
-                out.setdefault(_short(w), []).append(f"{kind} {change.key.name} hash changes")
+                out.setdefault(ident(w), []).append(f"{kind} {change.key.name} hash changes")
         else:
             # A pod template that carries the config's checksum changes with it, and its pods roll;
             # without one (nor a hash suffix) nothing tells the pods that their config changed.
             rolled = [w for w in users if _carries_checksum(w)]
             for w in rolled:
-                out.setdefault(_short(w), []).append(f"{kind} {change.key.name} changes")
-            unaware = ", ".join(_short(w) for w in users if w not in rolled)
+                out.setdefault(ident(w), []).append(f"{kind} {change.key.name} changes")
+            unaware = ", ".join(ident(w) for w in users if w not in rolled)
             if unaware:
                 notes.add(f"{unaware} do not restart by themselves: the {kind} name has no hash suffix", change)
     return out

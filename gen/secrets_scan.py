@@ -30,6 +30,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from gen.objects import ident
+
 # A key is a credential's when its name, lower-cased without separators, ends in one of
 # these: `client_secret`, `bearerToken` and `PGPASSWORD` do; `secretName`, `tokenFile`
 # and `password_file` (references, not values) do not.
@@ -84,8 +86,7 @@ def scan_objects(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every finding in the built objects, one line each: `Kind/name: where: what`."""
     findings = []
     for obj in objects:
-        ident = f"{obj.get('kind')}/{(obj.get('metadata') or {}).get('name')}"
-        findings += [f"{ident}: {f}" for f in scan_object(obj)]
+        findings += [f"{ident(obj)}: {f}" for f in scan_object(obj)]
     return findings
 
 

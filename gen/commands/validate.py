@@ -12,6 +12,7 @@ from gen import argo_checks, kustomize, layout, repofs, secrets_scan, yamlio
 from gen.build.argocd import ARGOCD_DIR
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.loader import load_clusters, spec_files
+from gen.objects import ident
 from gen.output import Output
 from gen.workers import MAX_JOBS, cores
 
@@ -96,9 +97,8 @@ def validate_objects(objects: list[Any], version: str) -> list[str]:
 
     findings = []
     for obj in objects:
-        ident = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
-        findings += [f"{ident}: {problem}" for problem in k8s_schema.validate(obj, version)]
-        findings += [f"{ident}: {problem}" for problem in k8s_limits.problems(obj)]
+        findings += [f"{ident(obj)}: {problem}" for problem in k8s_schema.validate(obj, version)]
+        findings += [f"{ident(obj)}: {problem}" for problem in k8s_limits.problems(obj)]
     return findings
 
 
