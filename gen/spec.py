@@ -73,10 +73,6 @@ class Pattern:
         return {**out, "pattern": self.regex.pattern}
 
 
-def _check(pattern: re.Pattern[str], message: str) -> Pattern:
-    return Pattern(pattern, message)
-
-
 # ------------------------------------------------------------------ checks
 
 
@@ -314,8 +310,8 @@ def _argo_cluster_name(value: str | None) -> str | None:
 
 
 _DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
-Name = Annotated[str, _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
-Namespace = Annotated[str, Field(max_length=63), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+Name = Annotated[str, Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+Namespace = Annotated[str, Field(max_length=63), Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 HostPath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_absolute_path)]
 IncludePath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_include_path)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
@@ -341,7 +337,7 @@ class Metadata(Model):
     name: Annotated[
         str,
         Field(max_length=MAX_NAME),
-        _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE),
+        Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE),
         AfterValidator(_cluster_name),
     ] = Field(description="The cluster's name: the spec's file name, the overlay's folder, the Application's suffix.")
 
@@ -370,7 +366,9 @@ class Server(Model):
     )
     retention: Annotated[
         str,
-        _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"),
+        Pattern(
+            units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"
+        ),
     ] = Field("168h", description="How long profiles are kept (h, m, s; 0 keeps forever).")
     host_network: bool = Field(
         True,
@@ -476,12 +474,12 @@ class Grafana(Model):
     datasource_uid: Annotated[
         str,
         Field(max_length=40),
-        _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'"),
+        Pattern(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'"),
     ] = Field("pyroscope", description="UID of the Pyroscope datasource.")
 
 
 class Agent(Model):
-    version: Annotated[str, _check(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = Field(
+    version: Annotated[str, Pattern(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = Field(
         "2.9.1", description="Pyroscope Java agent version (from Maven Central unless url is set)."
     )
     url: Annotated[str | None, AfterValidator(_agent_url)] = Field(
@@ -508,9 +506,9 @@ class Profiler(Model):
         _opt(units.AGENT_LOCK, "a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)"),
     ] = Field("10ms", description="Lock profiling threshold (null: off).")
     # The pattern never fires after the check; it puts the accepted forms into the JSON Schema.
-    upload_interval: Annotated[str, AfterValidator(_upload_interval), _check(units.AGENT_INTERVAL, _INTERVAL_FORMS)] = (
-        Field("10s", description="How often the agent uploads profiles (us, ms or s).")
-    )
+    upload_interval: Annotated[
+        str, AfterValidator(_upload_interval), Pattern(units.AGENT_INTERVAL, _INTERVAL_FORMS)
+    ] = Field("10s", description="How often the agent uploads profiles (us, ms or s).")
 
 
 class Toleration(Model):
@@ -548,7 +546,7 @@ class Cassandra(Model):
     application_name: Annotated[
         str,
         Field(min_length=1, max_length=units.MAX_LABEL_VALUE),
-        _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -"),
+        Pattern(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -"),
     ] = Field("cassandra", description="The server's service_name for Cassandra's profiles.")
     profiler: Profiler = Field(Profiler(), description="async-profiler settings.")
     labels: Annotated[dict[str, str], Field(max_length=units.MAX_PROFILE_LABELS), AfterValidator(_profile_labels)] = (
@@ -596,7 +594,7 @@ def _git_url(value: str) -> str:
 # Shared with fleet.yaml, so that both accept the same repositories and revisions.
 GitURL = Annotated[str, AfterValidator(_git_url)]
 Revision = Annotated[
-    str, Field(min_length=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
+    str, Field(min_length=1), Pattern(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
 ]
 
 
@@ -643,9 +641,9 @@ class ClusterSpec(Model):
     def _platform_defaults(cls, data: Any) -> Any:
         # The defaults that depend on the platform are filled in before validation, so that the
         # model holds them and every check below sees what the user wrote or the platform implies.
-        if not isinstance(data, dict) or data.get("platform", "easy-db-lab") not in PLATFORM_NAMESPACE:
+        platform = data.get("platform", "easy-db-lab") if isinstance(data, dict) else None
+        if platform not in tuple(PLATFORM_NAMESPACE):  # not hashed: the value may be a list
             return data
-        platform = data.get("platform", "easy-db-lab")
         out = {**data}
         if out.get("namespace") is None:
             out["namespace"] = PLATFORM_NAMESPACE[platform]
