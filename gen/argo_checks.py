@@ -26,7 +26,9 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from gen import layout, secrets_scan, writer, yamlio
 from gen.build.argocd import (
@@ -39,8 +41,8 @@ from gen.build.argocd import (
     application_file,
 )
 from gen.errors import UsageError
-from gen.model import Alias, Check, InvalidError, Issue, Length, Model, Pattern, Range, after, parse
-from gen.spec import ROOT_NAME, Cluster, GitURL, Namespace
+from gen.loader import issues
+from gen.spec import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
@@ -84,10 +86,10 @@ def _sync_options(value: list[str] | None) -> list[str] | None:
 
 
 class _Metadata(Model):
-    name: Annotated[str, Length(max=253), Pattern(_DNS_SUBDOMAIN.pattern)]
+    name: Annotated[str, Field(max_length=253), Pattern(_DNS_SUBDOMAIN)]
     namespace: Namespace
     labels: dict[str, str]
-    finalizers: Annotated[list[str] | None, Check(_finalizers)] = None
+    finalizers: Annotated[list[str] | None, AfterValidator(_finalizers)] = None
 
 
 class _Directory(Model):
@@ -97,9 +99,9 @@ class _Directory(Model):
 
 
 class _Source(Model):
-    repo_url: Annotated[GitURL, Alias("repoURL")]
-    target_revision: Annotated[str, Length(min=1)]
-    path: Annotated[str, Pattern(_OVERLAY_OR_ROOT.pattern)]
+    repo_url: GitURL = Field(alias="repoURL")
+    target_revision: Annotated[str, Field(min_length=1)]
+    path: Annotated[str, Pattern(_OVERLAY_OR_ROOT)]
     directory: _Directory | None = None
 
 
@@ -110,36 +112,38 @@ class _Destination(Model):
     name: str | None = None
     namespace: Namespace
 
-    @after
-    def _one(self) -> None:
+    @model_validator(mode="after")
+    def _one(self) -> Self:
         if (self.server is None) == (self.name is None):
             raise ValueError("give exactly one of server or name")
+        return self
 
 
 class _Automated(Model):
+    # pydantic takes 1 for True even when strict; check_crds refuses a number there.
     prune: Literal[True]
     self_heal: Literal[True]
 
 
 class _Backoff(Model):
-    duration: Annotated[str, Pattern(_DURATION.pattern)]
-    factor: Annotated[int, Range(ge=1)]
-    max_duration: Annotated[str, Pattern(_DURATION.pattern)]
+    duration: Annotated[str, Pattern(_DURATION)]
+    factor: Annotated[int, Field(ge=1)]
+    max_duration: Annotated[str, Pattern(_DURATION)]
 
 
 class _Retry(Model):
-    limit: Annotated[int, Range(ge=1)]
+    limit: Annotated[int, Field(ge=1)]
     backoff: _Backoff
 
 
 class _SyncPolicy(Model):
     automated: _Automated | None = None
-    sync_options: Annotated[list[str] | None, Check(_sync_options)] = None
+    sync_options: Annotated[list[str] | None, AfterValidator(_sync_options)] = None
     retry: _Retry
 
 
 class _ApplicationSpec(Model):
-    project: Annotated[str, Length(min=1)]
+    project: Annotated[str, Field(min_length=1)]
     source: _Source
     destination: _Destination
     sync_policy: _SyncPolicy
@@ -162,10 +166,10 @@ class _ResourceKind(Model):
 class _AppProjectSpec(Model):
     description: str
     # Git URLs only: a wildcard would defeat the point of a least-privilege project.
-    source_repos: Annotated[list[GitURL], Length(min=1)]
+    source_repos: Annotated[list[GitURL], Field(min_length=1)]
     destinations: list[_Destination]
     cluster_resource_whitelist: list[_ResourceKind]
-    namespace_resource_whitelist: Annotated[list[_ResourceKind], Length(min=1)]
+    namespace_resource_whitelist: Annotated[list[_ResourceKind], Field(min_length=1)]
 
 
 class StrictAppProject(Model):
@@ -186,14 +190,14 @@ def check_strict(obj: Mapping[str, Any]) -> list[Finding]:
     if model is None:
         return [f"{ident(obj)}: kind: not an Argo CD object gen renders (expected one of {', '.join(sorted(_STRICT))})"]
     try:
-        parse(model, dict(obj))
-    except InvalidError as e:
-        return [f"{ident(obj)}: {_dotted(i.loc) or 'object'}: {_strict_message(i)}" for i in e.issues]
+        model.model_validate(dict(obj))
+    except ValidationError as e:
+        return [
+            f"{ident(obj)}: {_dotted(i.loc) or 'object'}: "
+            + ("unknown field (gen never emits it)" if i.kind == "unknown" else i.message)
+            for i in issues(model, e)
+        ]
     return []
-
-
-def _strict_message(issue: Issue) -> str:
-    return "unknown field (gen never emits it)" if issue.kind == "unknown" else issue.message
 
 
 # ------------------------------------------------------------------ CRD schemas

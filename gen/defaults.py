@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from gen import yamlio
 from gen.errors import Problem, SpecError
-from gen.model import Model
-from gen.spec import API_VERSION
+from gen.spec import API_VERSION, Model
 
 DEFAULTS_FILE = "clusters/_defaults.yaml"
 
@@ -23,9 +24,9 @@ DEFAULTS_FILE = "clusters/_defaults.yaml"
 class _DefaultsFile(Model):
     """The defaults file's envelope; its spec is checked when merged into each cluster."""
 
-    api_version: Literal["gen.profiling/v1alpha1"]
-    kind: Literal["Defaults"]
-    spec: dict[str, Any]
+    api_version: Literal["gen.profiling/v1alpha1"] = Field(description="The spec's version.")
+    kind: Literal["Defaults"] = Field(description="Always Defaults.")
+    spec: dict[str, Any] = Field(description="Spec fields every cluster inherits unless it sets them.")
 
 
 @dataclass(frozen=True)

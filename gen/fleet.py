@@ -27,14 +27,14 @@ when they all agree (see `gen.build.argocd.resolve_fleet`).
 from __future__ import annotations
 
 import os
-from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Literal
 
+from pydantic import AfterValidator, Field
+
 from gen import loader, yamlio
 from gen.errors import SpecError
-from gen.model import Alias, Check, Length, Model
-from gen.spec import ROOT_NAME, GitURL, Name, Namespace, Revision
+from gen.spec import ROOT_NAME, GitURL, Model, Name, Namespace, Revision
 
 FLEET_FILE = "fleet.yaml"
 DEFAULT_ARGOCD_NAMESPACE = "argocd"
@@ -55,11 +55,15 @@ def _own_project(value: str) -> str:
 class Fleet(Model):
     """Where the bootstrap and the Applications are read from, and where they live."""
 
-    repo_url: Annotated[GitURL, Alias("repoURL")]
-    target_revision: Revision = "main"
-    argocd_namespace: Namespace = DEFAULT_ARGOCD_NAMESPACE
-    project: Annotated[Name, Length(max=63), Check(_own_project)] = "profiling"
-    source_repos: Annotated[list[GitURL], Length(max=64)] = field(default_factory=list)
+    repo_url: GitURL = Field(alias="repoURL", description="Git repository of the bootstrap and the Applications.")
+    target_revision: Revision = Field("main", description="Branch, tag or commit of that repository.")
+    argocd_namespace: Namespace = Field(DEFAULT_ARGOCD_NAMESPACE, description="Namespace Argo CD runs in.")
+    project: Annotated[Name, Field(max_length=63), AfterValidator(_own_project)] = Field(
+        "profiling", description="Name of the fleet's least-privilege AppProject."
+    )
+    source_repos: Annotated[list[GitURL], Field(max_length=64)] = Field(
+        [], description="Repositories besides repoURL that a spec's argocd.repoURL may name."
+    )
 
     @property
     def repos(self) -> list[str]:
@@ -70,9 +74,9 @@ class Fleet(Model):
 class FleetFile(Model):
     """The document in fleet.yaml: a header around the `Fleet` setting."""
 
-    api_version: Literal["gen.profiling/v1alpha1"]
-    kind: Literal["Fleet"]
-    spec: Fleet
+    api_version: Literal["gen.profiling/v1alpha1"] = Field(description="The file's version.")
+    kind: Literal["Fleet"] = Field(description="Always Fleet.")
+    spec: Fleet = Field(description="The fleet's setting.")
 
 
 def load_fleet(root: Path) -> Fleet | None:

@@ -11,16 +11,18 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
 
 from gen import repofs, yamlio
 from gen.defaults import Defaults, load_defaults, merge
-from gen.errors import Problem, SpecError, UsageError
-from gen.model import InvalidError, Issue, Model, dotted, parse
-from gen.spec import API_VERSION, Cluster
+from gen.errors import Problem, SpecError, UsageError, short_repr
+from gen.spec import API_VERSION, Cluster, FieldError
 
 CLUSTERS_DIR = "clusters"
-M = TypeVar("M", bound=Model)
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -181,10 +183,117 @@ def validate_model(
     `locate` maps a field path to the file and position to report (default: `doc` in `file`).
     """
     try:
-        return parse(model, doc.data), []
-    except InvalidError as e:
+        return model.model_validate(doc.data), []
+    except ValidationError as e:
         where = locate or (lambda p, key: _locate(file, doc, None, p, key))
-        return None, [_problem(issue, where) for issue in e.issues if not _foreign_version(issue, doc)]
+        return None, [_problem(i, where) for i in issues(model, e) if not _foreign_version(i, doc)]
+
+
+class Issue(NamedTuple):
+    """One problem in a document: where (keys as written, list indexes), what kind, and gen's message."""
+
+    loc: tuple[Any, ...]
+    kind: Literal["missing", "unknown", "invalid"]
+    message: str
+
+
+def dotted(loc: tuple[Any, ...]) -> str:
+    """A location as the spec's own dotted path, e.g. `spec.cassandra.tolerations.0.key`."""
+    # A key holding a line break or a control character is quoted, so that an error
+    # stays one line whatever the document's keys are.
+    return ".".join(str(p) if str(p).isprintable() else repr(p) for p in loc)
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "float_type": "a number",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+}
+
+
+def issues(model: type[BaseModel], error: ValidationError) -> list[Issue]:
+    """pydantic's errors in gen's words (the messages the negative corpus pins)."""
+    out = []
+    for e in error.errors(include_url=False):
+        loc, kind, value, ctx = tuple(e["loc"]), e["type"], e["input"], e.get("ctx", {})
+        if kind == "missing":
+            out.append(Issue(loc, "missing", "required field is missing"))
+        elif kind == "extra_forbidden":
+            out.append(Issue(loc, "unknown", _unknown(model, loc)))
+        elif loc[-1:] == ("[key]",):
+            out.append(Issue(loc[:-1], "invalid", f"keys must be strings, got {_describe(value)} (quote it)"))
+        elif kind in _EXPECTED:
+            hint = " (quote it)" if kind == "string_type" and isinstance(value, int | float | bool) else ""
+            out.append(Issue(loc, "invalid", f"expected {_EXPECTED[kind]}, got {_describe(value)}{hint}"))
+        elif kind == "value_error":
+            cause = ctx["error"]
+            message = str(cause)
+            if isinstance(value, str):  # checks quote the whole value; a huge one must not flood the output
+                message = message.replace(repr(value), short_repr(value))
+            out.append(Issue((*loc, *cause.loc) if isinstance(cause, FieldError) else loc, "invalid", message))
+        else:
+            out.append(Issue(loc, "invalid", _bound(kind, ctx, value) or e["msg"]))
+    return out
+
+
+def _bound(kind: str, ctx: dict[str, Any], value: Any) -> str | None:
+    """gen's message for a literal, a range or a length; None for any other kind of error."""
+    if kind == "literal_error":
+        expected = {"True": "true", "False": "false"}.get(ctx["expected"], ctx["expected"])
+        return f"must be {'one of ' if ' or ' in expected else ''}{expected}, got {_describe(value)}"
+    limit = {"greater_than_equal": ("least", "ge"), "less_than_equal": ("most", "le")}.get(kind)
+    if limit:
+        return f"must be at {limit[0]} {ctx[limit[1]]}, got {_describe(value)}"
+    least = kind.endswith("too_short")
+    if least or kind.endswith("too_long"):
+        bound = ctx["min_length" if least else "max_length"]
+        if isinstance(value, str):
+            return f"must be at {'least' if least else 'most'} {bound} characters long, got {_describe(value)}"
+        unit = "entries" if isinstance(value, dict) else "items"
+        return f"must be at {'least' if least else 'most'} {bound} {unit}, got {len(value)}"
+    return None
+
+
+def _describe(value: Any) -> str:
+    """A value as an error message names it, e.g. `number 5` or `string 'x'`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value}"
+    if isinstance(value, str):
+        return f"string {short_repr(value)}"
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
+
+
+def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    from gen.units import close_match
+
+    allowed = _keys_at(model, loc[:-1])
+    hint = close_match(str(loc[-1]), allowed)
+    if hint:
+        return f"unknown field; did you mean {hint!r}?"
+    return f"unknown field (allowed: {', '.join(allowed)})"
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the model that `loc` (a path of keys and list indexes) leads to."""
+    tp: Any = model
+    for part in (*loc, None):
+        while get_origin(tp) in (Annotated, Union, UnionType):  # `X | None` and constrained types: X
+            tp = next(a for a in get_args(tp) if a is not NoneType)
+        if part is None:
+            break
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            tp = next(f.annotation for f in tp.model_fields.values() if f.alias == part)
+        else:  # a list's item or a mapping's value
+            tp = get_args(tp)[-1]
+    return [f.alias or name for name, f in tp.model_fields.items()]
 
 
 def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gen import model, yamlio
+from gen import yamlio
 from gen.build import cassandra
 from gen.diffing import MISSING, FieldChange, ObjectChange, scalar_text
 from gen.errors import GenError
@@ -44,8 +44,7 @@ class SpecChange:
 
 def effective(item: LoadedCluster) -> dict[str, Any]:
     """The spec as gen uses it: every field, defaults included, under the spec's own key names."""
-    data: dict[str, Any] = model.dump(item.cluster)
-    return data
+    return item.cluster.model_dump(by_alias=True)
 
 
 def spec_changes(old: LoadedCluster | None, new: LoadedCluster | None) -> list[SpecChange]:

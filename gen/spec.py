@@ -1,20 +1,23 @@
-"""The v1alpha1 cluster spec as models (see `gen.model`): the only place defaults live.
+"""The v1alpha1 cluster spec as pydantic models: the only place defaults live.
 
 Keys are the spec's camelCase; Python code uses snake_case. Every model forbids
 unknown keys and checks types strictly, so a value the tool could not honour is
-an error rather than a silent coercion.
+an error rather than a silent coercion. `gen.loader` turns a ValidationError into
+`file:line:col` lines.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import field
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import core_schema
 
 from gen import hostpaths, units
 from gen.errors import short_repr
-from gen.model import Alias, Before, Check, FieldError, Length, Model, Pattern, Range, after
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
@@ -33,11 +36,44 @@ ROOT_NAME = APP_PREFIX + "fleet"
 RESERVED_CLUSTER_NAMES = frozenset({ROOT_NAME.removeprefix(APP_PREFIX)})
 
 
+class Model(BaseModel):
+    """Base of every input model: strict, frozen, camelCase keys, unknown keys refused."""
+
+    model_config = ConfigDict(
+        strict=True, extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False
+    )
+
+
+class FieldError(ValueError):
+    """Raised by a whole-model check to blame one field (`loc`, relative to the model); the loader maps it."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+class Pattern:
+    """A regular expression the whole string must match, with gen's message; also written into the JSON Schema."""
+
+    def __init__(self, pattern: re.Pattern[str] | str, message: str = "") -> None:
+        self.regex = re.compile(pattern)
+        self.message = message
+
+    def _check(self, value: str) -> str:
+        # fullmatch: `$` alone would let a trailing line break through.
+        if self.regex.fullmatch(value) is None:
+            raise ValueError(self.message or f"must match {self.regex.pattern}, got string {short_repr(value)}")
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        out: dict[str, Any] = handler(schema)
+        return {**out, "pattern": self.regex.pattern}
+
+
 # ------------------------------------------------------------------ checks
-
-
-def _check(pattern: re.Pattern[str], message: str) -> Pattern:
-    return Pattern(pattern.pattern, message)
 
 
 def _absolute_path(value: str) -> str:
@@ -83,14 +119,14 @@ def _include_path(value: str) -> str:
     return value
 
 
-def _dedicated(example: str) -> Check:
+def _dedicated(example: str) -> AfterValidator:
     def check(value: str) -> str:
         problem = hostpaths.dedicated_dir_problem(value, example)
         if problem is not None:
             raise ValueError(problem)
         return value
 
-    return Check(check)
+    return AfterValidator(check)
 
 
 def _env_file(value: str) -> str:
@@ -159,7 +195,7 @@ def _one_event(value: object) -> object:
     return value
 
 
-def _label_map(kind: str) -> Check:
+def _label_map(kind: str) -> AfterValidator:
     def check(value: dict[str, str]) -> dict[str, str]:
         for k, v in value.items():
             if not units.LABEL_NAME.match(k):
@@ -168,7 +204,7 @@ def _label_map(kind: str) -> Check:
                 raise ValueError(f"{v!r} (for {k!r}) is not a valid {kind} value")
         return value
 
-    return Check(check)
+    return AfterValidator(check)
 
 
 def _host_address(value: str) -> str:
@@ -229,13 +265,13 @@ def _sha256(value: str | None) -> str | None:
     return value.lower() if value else value
 
 
-def _opt(pattern: re.Pattern[str], what: str) -> Check:
+def _opt(pattern: re.Pattern[str], what: str) -> AfterValidator:
     def check(value: str | None) -> str | None:
         if value is not None and not pattern.match(value):
             raise ValueError(f"{value!r} is not {what}")
         return value
 
-    return Check(check)
+    return AfterValidator(check)
 
 
 def _profile_labels(value: dict[str, str]) -> dict[str, str]:
@@ -274,15 +310,15 @@ def _argo_cluster_name(value: str | None) -> str | None:
 
 
 _DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
-Name = Annotated[str, _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
-Namespace = Annotated[str, Length(max=63), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
-HostPath = Annotated[str, Length(max=units.MAX_PATH), Check(_absolute_path)]
-IncludePath = Annotated[str, Length(max=units.MAX_PATH), Check(_include_path)]
-Cidr = Annotated[str, Check(_cidr)]
-Image = Annotated[str, Check(_image)]
+Name = Annotated[str, Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+Namespace = Annotated[str, Field(max_length=63), Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+HostPath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_absolute_path)]
+IncludePath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_include_path)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Image = Annotated[str, AfterValidator(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
-GoDuration = Annotated[str, Check(_go_duration)]
-ServerPort = Annotated[int, Range(ge=1024, le=65535), Check(_server_port)]
+GoDuration = Annotated[str, AfterValidator(_go_duration)]
+ServerPort = Annotated[int, Field(ge=1024, le=65535), AfterValidator(_server_port)]
 
 
 # ------------------------------------------------------------------ sections
@@ -298,31 +334,53 @@ def _cluster_name(value: str) -> str:
 
 
 class Metadata(Model):
-    name: Annotated[str, Length(max=MAX_NAME), _check(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE), Check(_cluster_name)]
+    name: Annotated[
+        str,
+        Field(max_length=MAX_NAME),
+        Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE),
+        AfterValidator(_cluster_name),
+    ] = Field(description="The cluster's name: the spec's file name, the overlay's folder, the Application's suffix.")
 
 
 class ControlNode(Model):
-    address: Annotated[str, Check(_host_address)]
-    node_selector: NodeSelector = field(default_factory=lambda: {"node-role.kubernetes.io/control-plane": "true"})
+    address: Annotated[str, AfterValidator(_host_address)] = Field(
+        description="IP address or DNS name of the control node, as the Cassandra hosts dial the server."
+    )
+    node_selector: NodeSelector = Field(
+        {"node-role.kubernetes.io/control-plane": "true"},
+        description="Node labels that pick the control node for the Pyroscope server.",
+    )
 
 
 class Server(Model):
-    image: Annotated[Image, Check(_server_image)] = "grafana/pyroscope:2.2.1"
-    port: ServerPort = 4040
-    grpc_port: ServerPort = 9095
-    memberlist_port: Annotated[ServerPort, Check(_memberlist_port)] = 7947
-    storage_path: Annotated[HostPath, _dedicated("/var/lib/pyroscope")] = "/mnt/db1/pyroscope"
+    image: Annotated[Image, AfterValidator(_server_image)] = Field(
+        "grafana/pyroscope:2.2.1", description="Pyroscope server image; its 1.x or 2.x tag picks the config format."
+    )
+    port: ServerPort = Field(4040, description="HTTP port: the agents push profiles here and Grafana queries it.")
+    grpc_port: ServerPort = Field(9095, description="gRPC port of the server.")
+    memberlist_port: Annotated[ServerPort, AfterValidator(_memberlist_port)] = Field(
+        7947, description="Memberlist port (not 7946, which other servers on the control node bind)."
+    )
+    storage_path: Annotated[HostPath, _dedicated("/var/lib/pyroscope")] = Field(
+        "/mnt/db1/pyroscope", description="Host directory of the stack's own that holds the profiles."
+    )
     retention: Annotated[
         str,
-        _check(units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"),
-    ] = "168h"
-    # added: false puts the server on the pod network with only its HTTP port on the
-    # control node (hostPort), so that a NetworkPolicy can admit just allowFrom.
-    host_network: bool = True
-    allow_from: Annotated[list[Cidr], Length(min=1, max=64)] | None = None
+        Pattern(
+            units.RETENTION, "must be a duration in h, m and s, largest first (e.g. 168h, 36h30m; 0 keeps forever)"
+        ),
+    ] = Field("168h", description="How long profiles are kept (h, m, s; 0 keeps forever).")
+    host_network: bool = Field(
+        True,
+        description="Run on the control node's network; false puts the server on the pod network with only its "
+        "HTTP port on the node, so that a NetworkPolicy can admit just allowFrom.",
+    )
+    allow_from: Annotated[list[Cidr], Field(min_length=1, max_length=64)] | None = Field(
+        None, description="CIDRs allowed to reach the server (with hostNetwork: false only)."
+    )
 
-    @after
-    def _reachability(self) -> None:
+    @model_validator(mode="after")
+    def _listeners(self) -> Self:
         # NetworkPolicies do not apply to host-network pods: an allowFrom there would be a
         # promise gen could not keep, and the pod-network server needs one to be reachable.
         if self.host_network and self.allow_from is not None:
@@ -335,9 +393,6 @@ class Server(Model):
                 "hostNetwork: false needs allowFrom, the CIDRs of the hosts that send profiles "
                 "or query the server (e.g. [10.0.1.0/24])"
             )
-
-    @after
-    def _distinct_ports(self) -> None:
         # Every listener shares one network namespace (the node's, on the host network).
         seen: dict[int, str] = {}
         for name, port in self.ports.items():
@@ -351,6 +406,7 @@ class Server(Model):
             raise ValueError(
                 f"{_PORT_FIELDS[first]} and {_PORT_FIELDS[name]} are both {port}; the server's ports must differ"
             )
+        return self
 
     @property
     def major(self) -> int:
@@ -391,13 +447,15 @@ def major_of(image: str) -> int:
 
 
 class Ebpf(Model):
-    enabled: bool = True
-    image: Image = "grafana/alloy:v1.18.1"
-    sample_rate: Annotated[int, Range(ge=1, le=1000)] = 97
-    collect_interval: GoDuration = "15s"
+    enabled: bool = Field(True, description="Run the Alloy eBPF profiler on every node.")
+    image: Image = Field("grafana/alloy:v1.18.1", description="Alloy image.")
+    sample_rate: Annotated[int, Field(ge=1, le=1000)] = Field(97, description="Samples per second.")
+    collect_interval: GoDuration = Field("15s", description="How often profiles are collected (whole seconds).")
     # Alloy's own default is none, which leaves C++ frames mangled.
-    demangle: Literal["none", "simplified", "templates", "full"] = "full"
-    privileged: bool = True
+    demangle: Literal["none", "simplified", "templates", "full"] = Field(
+        "full", description="How C++ symbols are demangled."
+    )
+    privileged: bool = Field(True, description="Run the profiler's container privileged.")
 
     @property
     def collect_seconds(self) -> int:
@@ -405,20 +463,31 @@ class Ebpf(Model):
 
 
 class Grafana(Model):
-    # None: the platform's default (see ClusterSpec), settled when the spec is validated.
-    enabled: bool | None = None
-    namespace: Namespace = "monitoring"
-    dashboard: bool = True
-    datasource_name: Annotated[str, Length(min=1, max=190)] = "Pyroscope"
+    enabled: bool | None = Field(
+        None, description="Render the datasource and dashboard for Grafana (default: true on platform kubernetes)."
+    )
+    namespace: Namespace = Field("monitoring", description="Namespace of Grafana, whose sidecar reads them.")
+    dashboard: bool = Field(True, description="Render the profiling dashboard.")
+    datasource_name: Annotated[str, Field(min_length=1, max_length=190)] = Field(
+        "Pyroscope", description="Name of the Pyroscope datasource."
+    )
     datasource_uid: Annotated[
-        str, Length(max=40), _check(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'")
-    ] = "pyroscope"
+        str,
+        Field(max_length=40),
+        Pattern(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'"),
+    ] = Field("pyroscope", description="UID of the Pyroscope datasource.")
 
 
 class Agent(Model):
-    version: Annotated[str, _check(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = "2.9.1"
-    url: Annotated[str | None, Check(_agent_url)] = None
-    sha256: Annotated[str | None, Check(_sha256)] = None
+    version: Annotated[str, Pattern(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = Field(
+        "2.9.1", description="Pyroscope Java agent version (from Maven Central unless url is set)."
+    )
+    url: Annotated[str | None, AfterValidator(_agent_url)] = Field(
+        None, description="Where the hosts fetch the agent's jar instead of Maven Central."
+    )
+    sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
+        None, description="SHA-256 of the jar: the installer refuses any other."
+    )
 
     @property
     def download_url(self) -> str:
@@ -426,69 +495,88 @@ class Agent(Model):
 
 
 class Profiler(Model):
-    event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], Before(_one_event)] = "cpu"
-    alloc: Annotated[str | None, _opt(units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576")] = "512k"
+    event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], BeforeValidator(_one_event)] = Field(
+        "cpu", description="The one event async-profiler samples."
+    )
+    alloc: Annotated[str | None, _opt(units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576")] = Field(
+        "512k", description="Allocation profiling threshold in bytes (null: off)."
+    )
     lock: Annotated[
         str | None,
         _opt(units.AGENT_LOCK, "a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)"),
-    ] = "10ms"
+    ] = Field("10ms", description="Lock profiling threshold (null: off).")
     # The pattern never fires after the check; it puts the accepted forms into the JSON Schema.
-    upload_interval: Annotated[str, Check(_upload_interval), _check(units.AGENT_INTERVAL, _INTERVAL_FORMS)] = "10s"
+    upload_interval: Annotated[
+        str, AfterValidator(_upload_interval), Pattern(units.AGENT_INTERVAL, _INTERVAL_FORMS)
+    ] = Field("10s", description="How often the agent uploads profiles (us, ms or s).")
 
 
 class Toleration(Model):
-    key: str | None = None
-    operator: Literal["Exists", "Equal"] = "Equal"
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
-    toleration_seconds: int | None = None
+    key: str | None = Field(None, description="Taint key.")
+    operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
+    value: str | None = Field(None, description="Taint value (with Equal).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect.")
+    toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
 
-    @after
-    def _shape(self) -> None:
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
         if self.operator == "Exists" and self.value is not None:
             raise ValueError("a toleration with operator Exists takes no value")
         if self.operator == "Equal" and self.key is None:
             raise ValueError("a toleration with operator Equal needs a key")
+        return self
 
 
 class Cassandra(Model):
-    enabled: bool = True
-    state: Literal["present", "absent"] = "present"
-    node_selector: NodeSelector = field(default_factory=lambda: {"type": "db"})
-    tolerations: list[Toleration] = field(default_factory=list)
-    agent: Agent = field(default_factory=Agent)
-    install_dir: Annotated[HostPath, _dedicated("/usr/local/pyroscope")] = "/usr/local/pyroscope"
-    include_file: IncludePath = "/usr/local/cassandra/*/bin/cassandra.in.sh"
-    env_file: Annotated[HostPath, Check(_env_file)] = "/etc/default/cassandra"
-    # The server's service_name: a label value.
+    enabled: bool = Field(True, description="Install the Java agent on the Cassandra hosts.")
+    state: Literal["present", "absent"] = Field("present", description="absent uninstalls the agent from the hosts.")
+    node_selector: NodeSelector = Field({"type": "db"}, description="Node labels that pick the Cassandra hosts.")
+    tolerations: list[Toleration] = Field([], description="Tolerations of the installer.")
+    agent: Agent = Field(Agent(), description="The Java agent's jar.")
+    install_dir: Annotated[HostPath, _dedicated("/usr/local/pyroscope")] = Field(
+        "/usr/local/pyroscope", description="Host directory of the stack's own for the jar and the snippet."
+    )
+    include_file: IncludePath = Field(
+        "/usr/local/cassandra/*/bin/cassandra.in.sh",
+        description="Cassandra's include file (one whole segment may be *, for each installed version).",
+    )
+    env_file: Annotated[HostPath, AfterValidator(_env_file)] = Field(
+        "/etc/default/cassandra", description="Cassandra's EnvironmentFile, which gets the agent's options."
+    )
     application_name: Annotated[
         str,
-        Length(min=1, max=units.MAX_LABEL_VALUE),
-        _check(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -"),
-    ] = "cassandra"
-    profiler: Profiler = field(default_factory=Profiler)
-    labels: Annotated[dict[str, str], Length(max=units.MAX_PROFILE_LABELS), Check(_profile_labels)] = field(
-        default_factory=dict
+        Field(min_length=1, max_length=units.MAX_LABEL_VALUE),
+        Pattern(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -"),
+    ] = Field("cassandra", description="The server's service_name for Cassandra's profiles.")
+    profiler: Profiler = Field(Profiler(), description="async-profiler settings.")
+    labels: Annotated[dict[str, str], Field(max_length=units.MAX_PROFILE_LABELS), AfterValidator(_profile_labels)] = (
+        Field({}, description="Extra labels on every profile.")
     )
 
-    @after
-    def _distinct_paths(self) -> None:
+    @model_validator(mode="after")
+    def _distinct_paths(self) -> Self:
         # Each file gets its own block (envFile and includeFile differ by name already): the env
         # block inside installDir would take the place of the jar or the snippet.
         if self.include_file.startswith(self.install_dir + "/"):
             raise ValueError("includeFile must not lie inside installDir (uninstall removes installDir's files)")
         if self.env_file == self.install_dir or self.env_file.startswith(self.install_dir + "/"):
             raise FieldError(("envFile",), "must not lie inside installDir, which holds the agent's jar and snippet")
+        return self
 
 
 class Destination(Model):
-    server: Annotated[str | None, Check(_api_server)] = None
-    name: Annotated[str | None, Check(_argo_cluster_name)] = None
+    server: Annotated[str | None, AfterValidator(_api_server)] = Field(
+        None, description="https:// URL of the Kubernetes API server (or give name)."
+    )
+    name: Annotated[str | None, AfterValidator(_argo_cluster_name)] = Field(
+        None, description="Name of the cluster registered in Argo CD (or give server)."
+    )
 
-    @after
-    def _exactly_one(self) -> None:
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
         if (self.server is None) == (self.name is None):
             raise ValueError("give exactly one of server or name")
+        return self
 
 
 _GIT_URL = re.compile(
@@ -504,8 +592,10 @@ def _git_url(value: str) -> str:
 
 
 # Shared with fleet.yaml, so that both accept the same repositories and revisions.
-GitURL = Annotated[str, Check(_git_url)]
-Revision = Annotated[str, Length(min=1), _check(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")]
+GitURL = Annotated[str, AfterValidator(_git_url)]
+Revision = Annotated[
+    str, Field(min_length=1), Pattern(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
+]
 
 
 def _not_root_project(value: str | None) -> str | None:
@@ -517,12 +607,13 @@ def _not_root_project(value: str | None) -> str | None:
 
 
 class ArgoCD(Model):
-    repo_url: Annotated[GitURL, Alias("repoURL")]
-    target_revision: Revision = "main"
-    # None: the fleet's own least-privilege AppProject (fleet.yaml's project).
-    project: Annotated[Name | None, Check(_not_root_project)] = None
-    destination: Destination
-    automated: bool = True
+    repo_url: GitURL = Field(alias="repoURL", description="Git repository Argo CD reads the overlay from.")
+    target_revision: Revision = Field("main", description="Branch, tag or commit of that repository.")
+    project: Annotated[Name | None, AfterValidator(_not_root_project)] = Field(
+        None, description="Argo CD project (default: the fleet's own least-privilege AppProject)."
+    )
+    destination: Destination = Field(description="The cluster the stack is deployed to.")
+    automated: bool = Field(True, description="Sync automatically (prune and self-heal).")
 
 
 Platform = Literal["easy-db-lab", "kubernetes"]
@@ -533,26 +624,38 @@ PLATFORM_NAMESPACE = {"easy-db-lab": "default", "kubernetes": "profiling"}
 SHARED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
-def _settle(obj: Model, attr: str, value: object) -> None:
-    """Fill a platform-dependent default into a validated (frozen) model."""
-    object.__setattr__(obj, attr, value)
-
-
 class ClusterSpec(Model):
-    platform: Platform = "easy-db-lab"
-    # None: the platform's namespace (PLATFORM_NAMESPACE), settled when the spec is validated.
-    namespace: Namespace | None = None
-    control_node: ControlNode
-    server: Server = field(default_factory=Server)
-    ebpf: Ebpf = field(default_factory=Ebpf)
-    grafana: Grafana = field(default_factory=Grafana)
-    cassandra: Cassandra = field(default_factory=Cassandra)
-    argocd: ArgoCD
+    platform: Platform = Field("easy-db-lab", description="What built the cluster; it settles several defaults.")
+    namespace: Namespace | None = Field(
+        None, description="Namespace of the stack (default: default on easy-db-lab, profiling on kubernetes)."
+    )
+    control_node: ControlNode = Field(description="The node that runs the Pyroscope server.")
+    server: Server = Field(Server(), description="The Pyroscope server.")
+    ebpf: Ebpf = Field(Ebpf(), description="The Alloy eBPF profiler.")
+    grafana: Grafana = Field(Grafana(), description="Grafana datasource and dashboard.")
+    cassandra: Cassandra = Field(Cassandra(), description="The Java agent on the Cassandra hosts.")
+    argocd: ArgoCD = Field(description="Where Argo CD reads the overlay and deploys it.")
 
-    @after
-    def _platform(self) -> None:
+    @model_validator(mode="before")
+    @classmethod
+    def _platform_defaults(cls, data: Any) -> Any:
+        # The defaults that depend on the platform are filled in before validation, so that the
+        # model holds them and every check below sees what the user wrote or the platform implies.
+        platform = data.get("platform", "easy-db-lab") if isinstance(data, dict) else None
+        if platform not in tuple(PLATFORM_NAMESPACE):  # not hashed: the value may be a list
+            return data
+        out = {**data}
+        if out.get("namespace") is None:
+            out["namespace"] = PLATFORM_NAMESPACE[platform]
+        grafana = out.get("grafana", {})
+        if isinstance(grafana, dict) and grafana.get("enabled") is None:
+            out["grafana"] = {**grafana, "enabled": platform == "kubernetes"}
+        return out
+
+    @model_validator(mode="after")
+    def _platform(self) -> Self:
         if self.platform == "easy-db-lab":
-            if self.namespace not in (None, "default"):
+            if self.namespace != "default":
                 raise FieldError(
                     ("namespace",),
                     "must be 'default' on platform easy-db-lab: the stack takes over easy-db-lab's profiling "
@@ -570,13 +673,6 @@ class ClusterSpec(Model):
                 f"{self.namespace!r} is shared: the stack's namespace gets the privileged Pod Security level, "
                 "which would weaken admission for everything else there; use a namespace of its own",
             )
-        self._host_ports()
-        if self.namespace is None:
-            _settle(self, "namespace", PLATFORM_NAMESPACE[self.platform])
-        if self.grafana.enabled is None:
-            _settle(self.grafana, "enabled", self.platform == "kubernetes")
-
-    def _host_ports(self) -> None:
         from gen.platforms import port_clash
 
         for name, port in self.server.node_ports.items():
@@ -589,6 +685,7 @@ class ClusterSpec(Model):
                     f"port {port} is already bound on the control node by {taken.owner} "
                     f"(platform {self.platform}); pick another",
                 )
+        return self
 
     @property
     def stack_namespace(self) -> str:
@@ -601,13 +698,15 @@ class ClusterSpec(Model):
 
 
 class Cluster(Model):
-    api_version: Literal["gen.profiling/v1alpha1"]
-    kind: Literal["Cluster"]
-    metadata: Metadata
-    spec: ClusterSpec
+    """A cluster's profiling stack: one file in clusters/, rendered into overlays/<name>/."""
 
-    @after
-    def _jvm_options(self) -> None:
+    api_version: Literal["gen.profiling/v1alpha1"] = Field(description="The spec's version.")
+    kind: Literal["Cluster"] = Field(description="Always Cluster.")
+    metadata: Metadata = Field(description="The cluster's name.")
+    spec: ClusterSpec = Field(description="What to deploy and where.")
+
+    @model_validator(mode="after")
+    def _jvm_options(self) -> Self:
         # Every Cassandra JVM gets these words: too many bytes and no node starts at all.
         from gen.build import cassandra, common
 
@@ -620,6 +719,7 @@ class Cluster(Model):
                 f"the Java agent's options would take {size} bytes of every Cassandra node's command line; "
                 f"at most {units.MAX_JVM_OPTIONS} are allowed (shorten the labels or the application name)",
             )
+        return self
 
     @property
     def name(self) -> str:

@@ -25,7 +25,6 @@ from gen.build import argocd as argo
 from gen.errors import SpecError, UsageError
 from gen.fleet import Fleet, load_fleet, load_fleet_text
 from gen.loader import LoadedCluster, load_text
-from gen.model import parse
 from gen.spec import ROOT_NAME
 from tests.conftest import EXAMPLES, FIXTURES
 
@@ -34,7 +33,7 @@ needs_crds = pytest.mark.skipif(
     reason=f"Argo CD CRDs not found at {CRDS} (../shared/crds is absent from a fresh clone)",
 )
 
-FLEET = parse(Fleet, {"repoURL": REPO})
+FLEET = Fleet.model_validate({"repoURL": REPO})
 
 
 def _loaded(tmp_path: Path, **specs: str) -> list[LoadedCluster]:
@@ -91,7 +90,7 @@ def test_application_fields_come_from_the_spec(tmp_path: Path) -> None:
 
 def test_application_defaults_automated_sync(tmp_path: Path) -> None:
     (lc,) = _loaded(tmp_path, a=spec_text("a"))
-    setting = parse(Fleet, {"repoURL": REPO, "argocdNamespace": "gitops"})
+    setting = Fleet.model_validate({"repoURL": REPO, "argocdNamespace": "gitops"})
     spec = argo.application(lc.cluster, setting)["spec"]
 
     # The fleet's own least-privilege AppProject, never Argo CD's built-in `default`.
@@ -165,7 +164,9 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
 
 
 def test_bootstrap_root_application() -> None:
-    setting = parse(Fleet, {"repoURL": REPO, "targetRevision": "prod", "argocdNamespace": "gitops", "project": "lab"})
+    setting = Fleet.model_validate(
+        {"repoURL": REPO, "targetRevision": "prod", "argocdNamespace": "gitops", "project": "lab"}
+    )
     project, root = argo.bootstrap(setting)
 
     assert (project["kind"], project["metadata"]["name"]) == ("AppProject", "profiling-fleet")
@@ -202,7 +203,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
         c=spec_text("c", namespace="prof-c", server="https://10.0.0.1:6443", grafana=False),
     )
     ssh = "git@github.com:acme/profiling-gitops.git"
-    allowing = parse(Fleet, {"repoURL": REPO, "sourceRepos": [ssh]})
+    allowing = Fleet.model_validate({"repoURL": REPO, "sourceRepos": [ssh]})
     project = argo.app_project([lc.cluster for lc in reversed(clusters)], allowing)
 
     assert project["metadata"] == {
@@ -292,7 +293,7 @@ def test_load_fleet(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     got = load_fleet(tmp_path)
-    assert got == parse(Fleet, {"repoURL": REPO, "targetRevision": "prod"})
+    assert got == Fleet.model_validate({"repoURL": REPO, "targetRevision": "prod"})
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ from gen import kustomize, layout, yamlio
 from gen.build import dashboard as dash
 from gen.build.common import header_text
 from gen.cli import cli
-from gen.model import parse
 from gen.spec import Cluster
 from tests.conftest import write_spec
 
@@ -34,7 +33,7 @@ def _cluster(**spec: Any) -> Cluster:
             **spec,
         },
     }
-    return parse(Cluster, data)
+    return Cluster.model_validate(data)
 
 
 def _types(board: dict[str, Any]) -> list[str]:

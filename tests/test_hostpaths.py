@@ -10,16 +10,15 @@ import posixpath
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gen import hostpaths
 from gen.build.cassandra import host_dirs
-from gen.model import InvalidError, parse
 from gen.spec import Cassandra, Cluster, Server
 
 
 def _cluster(cassandra: dict[str, Any]) -> Cluster:
-    return parse(
-        Cluster,
+    return Cluster.model_validate(
         {
             "apiVersion": "gen.profiling/v1alpha1",
             "kind": "Cluster",
@@ -46,12 +45,12 @@ def test_every_parent_of_a_system_directory_is_one_too() -> None:
     "path", ["/mnt/db1/pyroscope", "/var/lib/pyroscope", "/srv/pyroscope", "/opt/pyroscope", "/data/pyroscope"]
 )
 def test_dedicated_data_directories_are_accepted(path: str) -> None:
-    assert parse(Server, {"storagePath": path}).storage_path == path
+    assert Server.model_validate({"storagePath": path}).storage_path == path
 
 
 @pytest.mark.parametrize("path", ["/usr/local/pyroscope", "/opt/pyroscope", "/var/lib/pyroscope-agent"])
 def test_dedicated_install_directories_are_accepted(path: str) -> None:
-    assert parse(Cassandra, {"installDir": path}).install_dir == path
+    assert Cassandra.model_validate({"installDir": path}).install_dir == path
 
 
 @pytest.mark.parametrize(
@@ -65,7 +64,7 @@ def test_dedicated_install_directories_are_accepted(path: str) -> None:
     ],
 )
 def test_cassandras_own_files_are_accepted(include: str, env: str) -> None:
-    c = parse(Cassandra, {"includeFile": include, "envFile": env})
+    c = Cassandra.model_validate({"includeFile": include, "envFile": env})
     assert (c.include_file, c.env_file) == (include, env)
 
 
@@ -74,9 +73,9 @@ def test_cassandras_own_files_are_accepted(include: str, env: str) -> None:
     ["/run/pyroscope", "/tmp/pyroscope", "/home/cassandra", "/var/lib/rancher/k3s", "/usr/local/share/x", "/mnt"],
 )
 def test_system_directories_and_what_they_hold_are_refused_for_data(path: str) -> None:
-    with pytest.raises(InvalidError) as e:
-        parse(Server, {"storagePath": path})
-    assert [i.loc for i in e.value.issues] == [("storagePath",)]
+    with pytest.raises(ValidationError) as e:
+        Server.model_validate({"storagePath": path})
+    assert [err["loc"] for err in e.value.errors()] == [("storagePath",)]
 
 
 def test_the_installer_mounts_no_system_directory() -> None:

@@ -407,4 +407,4 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
 
 def derived_fleet(first: Source) -> Fleet:
     """The setting derived from the first spec, once all are known to agree with it."""
-    return Fleet(repo_url=first.repo_url, target_revision=first.target_revision)
+    return Fleet.model_validate({"repoURL": first.repo_url, "targetRevision": first.target_revision})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from gen import model, units
+from gen import units
 from gen.build import cassandra_scripts
 from gen.build.common import Part, header, json_patch, server_url
 from gen.hostpaths import include_mount
@@ -90,7 +90,7 @@ def _ops(cluster: Cluster) -> list[dict[str, Any]]:
         {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(c.node_selector)},
     ]
     if c.tolerations:
-        tolerations = [model.dump(t, exclude_none=True) for t in c.tolerations]
+        tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in c.tolerations]
         ops.append({"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations})
     for name, path, kind in host_dirs(cluster):
         ops.append(

@@ -1,0 +1,88 @@
+"""The spec models: strict validation that reports every problem with its place, and a schema that agrees with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+
+from gen.loader import issues, load_text
+from gen.spec import Cassandra, Cluster, Server, Toleration
+from tests.conftest import PROJECT
+
+
+def _issues(model: Any, data: Any) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationError) as e:
+        model.model_validate(data)
+    return sorted((".".join(map(str, i.loc)), i.message) for i in issues(model, e.value))
+
+
+def test_types_are_strict() -> None:
+    assert _issues(Toleration, {"key": 5, "tolerationSeconds": True, "operator": ["Equal"]}) == [
+        ("key", "expected a string, got number 5 (quote it)"),
+        ("operator", "must be one of 'Exists' or 'Equal', got a list"),
+        ("tolerationSeconds", "expected an integer, got boolean true"),
+    ]
+
+
+def test_every_problem_is_reported_with_unknown_keys() -> None:
+    data = {"tolerations": [{}, {"key": 1}], "labels": {"k": 1}, "agent": {"sha256": 5}, "enabeld": True}
+    assert _issues(Cassandra, data) == [
+        ("agent.sha256", "expected a string, got number 5 (quote it)"),
+        ("enabeld", "unknown field; did you mean 'enabled'?"),
+        ("labels.k", "expected a string, got number 1 (quote it)"),
+        ("tolerations.0", "a toleration with operator Equal needs a key"),
+        ("tolerations.1.key", "expected a string, got number 1 (quote it)"),
+    ]
+
+
+def test_keys_are_camel_case_or_an_alias_never_the_attribute() -> None:
+    assert _issues(Server, {"grpc_port": 9000}) == [("grpc_port", "unknown field; did you mean 'grpcPort'?")]
+    [(_, message)] = _issues(Cassandra, {"zzz": 1})
+    assert message.startswith("unknown field (allowed: enabled, state, nodeSelector, tolerations, agent, installDir")
+
+
+def test_constraints_stop_at_the_first_and_a_huge_value_is_cut_short() -> None:
+    assert _issues(Server, {"port": 80}) == [("port", "must be at least 1024, got number 80")]
+    assert _issues(Server, {"retention": "1d\n"})[0][1].startswith("must be a duration")  # no line break through `$`
+    [(_, message)] = _issues(Server, {"storagePath": "/" + "x" * 10_000})
+    assert len(message) < 300 and "(10001 characters)" in message
+
+
+def test_defaults_are_fresh_models_frozen_and_dump_inverts_validation() -> None:
+    a, b = Cassandra.model_validate({}), Cassandra.model_validate({})
+    assert a.labels is not b.labels
+    with pytest.raises(ValidationError):
+        a.enabled = False  # type: ignore[misc]
+    data = {"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule", "tolerationSeconds": None}
+    assert Toleration.model_validate(data).model_dump(by_alias=True) == data
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"server": {"port": 80}},
+        {"server": {"port": "4040"}},
+        {"ebpf": {"enabled": 1}},
+        {"namespace": "Has-Caps"},
+        {"cassandra": {"profiler": {"event": "alloc"}}},
+        {"grafana": {"datasourceUid": "x" * 41}},
+        {"bogus": True},
+    ],
+    ids=lambda c: next(iter(c), "valid"),
+)
+def test_the_schema_agrees_with_validation(change: dict[str, Any]) -> None:
+    """Whatever the schema refuses, validation refuses (validation also runs checks the schema cannot say)."""
+    text = (PROJECT / "clusters" / "lab-minimal.yaml").read_text()
+    data = load_text(text.encode(), "clusters/lab-minimal.yaml").positions.data
+    data = {**data, "spec": {**data["spec"], **change}}
+    schema_ok = jsonschema.Draft202012Validator(Cluster.model_json_schema(by_alias=True)).is_valid(data)
+    try:
+        Cluster.model_validate(data)
+        model_ok = True
+    except ValidationError:
+        model_ok = False
+    assert (schema_ok, model_ok) == ((True, True) if not change else (False, False))
