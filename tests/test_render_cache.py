@@ -242,7 +242,7 @@ def test_a_render_with_nothing_to_do_writes_no_file_at_all(repo: Path) -> None:
 
 def test_the_cache_key_covers_the_text_gen_renders_from(tmp_path: Path) -> None:
     """A new installer or template in gen/resources/ re-renders every cluster, as new code does."""
-    resource = Path(render_cache.__file__).parent / "resources" / "config.alloy.in"
+    resource = Path(render_cache.__file__).parent / "resources" / "config.alloy.template"
     st = resource.stat()
     before = render_cache._key(tmp_path)
     try:

@@ -66,7 +66,7 @@ def config(cluster: Cluster) -> str:
 
 @cache
 def _template() -> str:
-    return resources.files("gen").joinpath("resources", "config.alloy.in").read_text(encoding="utf-8")
+    return resources.files("gen").joinpath("resources", "config.alloy.template").read_text(encoding="utf-8")
 
 
 def build(cluster: Cluster) -> Part:
