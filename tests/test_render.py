@@ -322,3 +322,16 @@ def test_cassandra_agent_mounts_the_directory_holding_every_version(built: tuple
     assert volume["hostPath"] == {"path": expected, "type": "Directory"}
     mount = next(m for m in pod["initContainers"][0]["volumeMounts"] if m["name"] == "host-include-dir")
     assert mount["mountPath"] == f"/host{expected}"
+
+
+def test_an_image_tag_and_a_node_selector_that_look_like_numbers_build_as_strings(fleet: Path) -> None:
+    spec = fleet / "clusters" / "lab-minimal.yaml"
+    spec.write_text(
+        spec.read_text() + "  ebpf:\n    image: grafana/alloy:0800\n  cassandra:\n    nodeSelector:\n      disk: '08'\n"
+    )
+    assert CliRunner().invoke(cli, ["render", "lab-minimal", "--root", str(fleet)]).exit_code == 0
+    objs = yamlio.parse_all_plain(kustomize.build(fleet / "overlays" / "lab-minimal"))
+    images = {c["image"] for o in objs if o["kind"] == "DaemonSet" for c in o["spec"]["template"]["spec"]["containers"]}
+    assert "grafana/alloy:0800" in images
+    selectors = [o["spec"]["template"]["spec"].get("nodeSelector") for o in objs if o["kind"] == "DaemonSet"]
+    assert {"disk": "08"} in selectors

@@ -1,0 +1,56 @@
+"""Emitted YAML reads back as the same data under YAML 1.1 and 1.2 readers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+
+from gen import yamlio
+
+
+def _read(text: str, version: str) -> Any:
+    # A %YAML directive picks the reader's version: kustomize's Go reader is 1.1-like on
+    # booleans and sexagesimals, 1.2-like on leading zeros.
+    yaml = YAML(typ="safe", pure=True)
+    return yaml.load(f"%YAML {version}\n---\n{text}")
+
+
+@pytest.mark.parametrize(
+    ("value", "line"),
+    [
+        ("0800", "newTag: '0800'"),  # an image tag: 1.2 reads 800
+        ("08", "newTag: '08'"),  # a nodeSelector value: 1.2 reads 8
+        ("190:20:30.15", "newTag: '190:20:30.15'"),  # 1.1 reads a sexagesimal float
+        ("y", "newTag: 'y'"),  # 1.1 reads a boolean
+        ("v1.18.1", "newTag: v1.18.1"),
+        ("true", "newTag: 'true'"),
+    ],
+)
+def test_a_string_that_reads_as_something_else_is_quoted(value: str, line: str) -> None:
+    text = yamlio.dump({"newTag": value})
+    assert text == line + "\n"
+    for version in ("1.1", "1.2"):
+        assert _read(text, version) == {"newTag": value}
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")) | st.sampled_from("\n\t:#-. 0_"))
+_SCALAR = _TEXT | st.from_regex(r"[-+]?[0-9_:.eExob]{1,12}", fullmatch=True) | st.integers(-(2**63), 2**63 - 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(_TEXT, _SCALAR | st.lists(_SCALAR, max_size=3), max_size=4))
+def test_every_emitted_string_reads_back_as_the_same_string(data: dict[str, Any]) -> None:
+    text = yamlio.dump(data)
+    for version in ("1.1", "1.2"):
+        assert _read(text, version) == data, (version, text)
+    assert yamlio.parse_plain(text) == data
+
+
+def test_keys_keep_their_order_and_multi_line_text_is_a_literal_block() -> None:
+    assert yamlio.dump({"b": 1, "a": {"x": "one\ntwo\n"}, "c": [None, True, 1.5]}) == (
+        "b: 1\na:\n  x: |\n    one\n    two\nc:\n- null\n- true\n- 1.5\n"
+    )
