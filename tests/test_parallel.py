@@ -10,6 +10,7 @@ Ctrl-C exits 130, and no worker process outlives a command.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -235,10 +236,7 @@ def children() -> Iterator[Callable[[], set[int]]]:
         pytest.skip("reads /proc")
 
     def now() -> set[int]:
-        found: set[int] = set()
-        for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-            found.update(int(pid) for pid in (task / "children").read_text().split())
-        return found
+        return set(_child_pids(os.getpid()))
 
     before = now()
     yield now
@@ -360,7 +358,11 @@ def test_ctrl_c_while_workers_render_exits_130_and_leaves_nothing(template: Path
 
 
 def _child_pids(pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 class _Terminal(StringIO):
