@@ -1,81 +1,81 @@
-"""Render a fleet in memory: the one render behind `render`, `check` and `list`.
-
-Each cluster is loaded, validated and rendered (its overlay by
-`layout.render_cluster`, its Argo CD Application), then handed whole to a
-*keep* function that the command chooses: `render` keeps what differs from
-the disk, `check` keeps the drift it finds, `list` and the tests keep it all.
-The fleet-wide files (AppProject, bootstrap, schema) are rendered once.
-
-A large fleet is split into contiguous chunks of clusters, each rendered by a
-forked worker process (`gen.workers`) that also runs the keep function, so
-that only what is kept crosses back to the parent. One job, or a fleet too
-small to gain from it, runs the same steps in this process.
-
-`gen render --all` also leaves out the clusters whose files are known to be
-current (`gen.render_cache`): they are neither loaded nor rendered.
-"""
+"""Render a fleet and compare it with the disk: the one render behind `render`, `check` and `list`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from gen import layout, repofs, workers, writer, yamlio
-from gen.build import argocd
+from gen.build import argocd, server
 from gen.errors import Problem, SpecError
 from gen.fleet import FLEET_FILE, Fleet, load_fleet
 from gen.loader import LoadedCluster, load_clusters, spec_files
+from gen.output import Output
 from gen.render_cache import Entry, RenderCache, open_cache
 from gen.schema import SCHEMA_FILE, schema_text
-
-T = TypeVar("T")
 
 # Below this many clusters a render stays in this process: starting the workers and
 # collecting their results costs about what splitting the work saves. Measured on 2
 # cores (`gen check`, in sync): with workers, 20 clusters took 30% longer, 50 about
 # the same, 100 a quarter less.
 PARALLEL_MIN_CLUSTERS = 50
+# Chunks per job: the progress bar moves as each is done, and no result is large.
+CHUNKS_PER_JOB = 4
 
 
 @dataclass(frozen=True)
-class ClusterFiles:
-    """Every file gen renders for one cluster: its overlay directory and its Argo CD Application."""
+class Difference:
+    """One way the disk differs from what a cluster renders."""
 
-    item: LoadedCluster
-    overlay: dict[str, str]  # file name → text, for overlays/<name>/
-    files: dict[str, str]  # path relative to the repository root → text: the Application
-
-    @property
-    def directory(self) -> str:
-        return layout.overlay_dir(self.item.name)
-
-
-# Runs where the cluster was rendered: in a worker process, its result is pickled
-# back to the parent, so it should be small plain data.
-Keep = Callable[[ClusterFiles], T]
+    path: str  # relative to the repository root
+    kind: str  # missing, changed, hand-edited, unexpected, not-a-file
+    why: str
 
 
 @dataclass
-class Kept(Generic[T]):
-    """A rendered fleet: what the keep function returned for each cluster, and the fleet-wide files."""
+class ClusterRender:
+    """One cluster's render, compared with the disk: what a command needs of it, small when in sync."""
 
-    names: list[str]  # the clusters, in the order they were asked for
-    kept: list[T]  # one per cluster, in the same order
+    name: str
+    warnings: list[Problem]  # settings that are valid but unsafe
+    scope: argocd.Scope  # what the AppProject must admit for it
+    rendered: int  # how many files it renders
+    differences: list[Difference]  # empty: in sync
+    overlay: dict[str, str] | None  # file name → text, when its overlay directory differs (or was not compared)
+    files: dict[str, str]  # its Application by path, when it differs (or was not compared)
+    overwrite_warnings: list[Problem]  # what writing this overlay does that the spec alone does not show
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.differences
+
+
+@dataclass
+class RenderedFleet:
+    """The clusters rendered (in the order asked for) and the fleet-wide files."""
+
+    clusters: list[ClusterRender]
     files: dict[str, str]  # the AppProject and the bootstrap (and the schema for a full render), by path
     warnings: list[Problem]
-    reused: list[str] = field(default_factory=list)  # clusters left out: their files are current
+    reused: dict[str, Entry]  # clusters left out by the render cache (their files are current), by name
+    specs: list[LoadedCluster]  # when asked for, one per rendered cluster
+    cache: RenderCache | None = None
 
     def all_names(self) -> list[str]:
         """Every cluster of the fleet this render stands for, the ones left out included."""
-        return sorted([*self.names, *self.reused])
+        return sorted([*(c.name for c in self.clusters), *self.reused])
 
     def argo_files(self) -> set[str]:
         """The Argo CD files this render claims: what `orphan_files` must not call orphaned."""
         return {*self.files, *(argocd.application_file(n) for n in self.all_names())}
+
+    def remember(self) -> None:
+        """Record in the cache what was rendered, once it is written (under the repository's lock)."""
+        if self.cache is not None:
+            self.cache.save({c.name: (c.warnings, c.scope) for c in self.clusters}, self.reused)
 
 
 @dataclass
@@ -95,238 +95,206 @@ class Rendered:
         return dict(sorted(out.items()))
 
 
-def render(root: Path, names: Iterable[str] | None = None, progress: Callable[[int], None] | None = None) -> Rendered:
-    """Render the overlays and Argo CD files of the named clusters, or of every cluster when None.
-
-    In this process, every file kept: see `Rendering` for what a render reads and yields.
-    """
-    kept = render_kept(root, names, _whole, progress=progress)
-    out = Rendered([c.item for c in kept.kept], warnings=kept.warnings)
-    for c in kept.kept:
-        out.overlays[c.directory] = c.overlay
-    out.files = written_order({**kept.files, **{rel: t for c in kept.kept for rel, t in c.files.items()}})
+def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
+    """Every file of the named clusters (all when None) and the fleet-wide files, in memory, in this process."""
+    fleet = render_fleet(root, names, compare=False, specs=True)
+    out = Rendered(fleet.specs, warnings=fleet.warnings)
+    for c in fleet.clusters:
+        assert c.overlay is not None, "not compared: every file kept"
+        out.overlays[layout.overlay_dir(c.name)] = c.overlay
+    out.files = written_order({**fleet.files, **{rel: t for c in fleet.clusters for rel, t in c.files.items()}})
     return out
 
 
-def _whole(cluster: ClusterFiles) -> ClusterFiles:
-    return cluster
-
-
-def render_kept(
+def render_fleet(
     root: Path,
-    names: Iterable[str] | None,
-    keep: Keep[T],
+    names: Iterable[str] | None = None,
     *,
     jobs: int = 1,
-    progress: Callable[[int], None] | None = None,
-) -> Kept[T]:
-    """Both steps of a `Rendering` at once, for commands that need nothing in between."""
-    with Rendering(root, names, keep, jobs=jobs, pause=False) as rendering:
-        rendering.load(progress)
-        return rendering.finish()
+    cached: bool = False,
+    compare: bool = True,
+    specs: bool = False,
+    out: Output | None = None,
+    label: str = "rendering",
+) -> RenderedFleet:
+    """Render the named clusters (every one when None), each compared with the disk where it was rendered.
 
-
-class Rendering(Generic[T]):
-    """A render in two steps, with the workers (if any) holding the rendered clusters in between.
-
-    `load` loads, validates and renders every cluster's overlay, and raises one
-    SpecError for every problem; `finish` renders the Argo CD files and runs the
-    keep function on each cluster. `gen render` takes the repository's lock
-    between the two (`pause`), so that what it compares with the disk is what it
-    writes over; otherwise the workers go on to the second step without waiting
-    for the parent, when fleet.yaml already gave the fleet setting. Use as a
-    context manager: leaving it ends the workers.
-
-    Rendering every cluster gives the complete fleet (what `gen check` compares
-    with). Rendering some clusters reads only their specs: their Applications are
-    rendered, and the committed AppProject gains their destinations and repository
-    (it loses nothing until the next full render, so no Application is cut off).
+    Raises one SpecError for every problem in the specs. Rendering every cluster
+    gives the complete fleet (what `gen check` compares with). Rendering some
+    reads only their specs: the committed AppProject gains their destinations
+    (and loses nothing until the next full render, so no Application is cut off).
+    With `cached` (a full render only), the clusters whose files are current
+    are left out. `specs`: also return the loaded specs; `out`: show progress.
     """
+    every = names is None
+    files = spec_files(root)
+    chosen = list(files) if names is None else list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in files]
+    if unknown:
+        load_clusters(root, unknown, files)  # refuses them, in its own words, before reading any spec
+    cache = open_cache(root, files) if cached and every else None
+    reused = cache.reusable() if cache is not None else {}
+    todo = [n for n in chosen if n not in reused]
+    # A problem in fleet.yaml is reported only when the specs have none, as it always was.
+    fleet_error: Exception | None = None
+    try:
+        given = load_fleet(root)
+    except Exception as e:
+        given, fleet_error = None, e
 
-    def __init__(
-        self,
-        root: Path,
-        names: Iterable[str] | None,
-        keep: Keep[T],
-        *,
-        jobs: int = 1,
-        pause: bool = True,
-        cached: bool = False,
-    ) -> None:
-        self.root = root
-        self.every = names is None
-        files = spec_files(root)
-        self.names = list(files) if names is None else list(dict.fromkeys(names))
-        unknown = [n for n in self.names if n not in files]
-        if unknown:
-            # Refused by load_clusters before it reads any spec, in its own words.
-            load_clusters(root, unknown, files)
-        # With `cached` (a full render only), the clusters whose files are current are left out.
-        self.cache: RenderCache | None = open_cache(root, files) if cached and self.every else None
-        self._files = files
-        self.reused: dict[str, Entry] = self.cache.reusable() if self.cache is not None else {}
-        self.names = [n for n in self.names if n not in self.reused]
-        self.facts: dict[str, tuple[list[Problem], argocd.Scope]] = {}  # of each cluster rendered
-        self.keep = keep
-        self.jobs = jobs
-        self.pause = pause
-        # Read before the workers start, so that they inherit it; a problem in it is
-        # reported only when the specs have none, as it always was.
-        self._fleet_error: Exception | None = None
-        try:
-            self.fleet: Fleet | None = load_fleet(root)
-        except Exception as e:
-            self.fleet, self._fleet_error = None, e
-        self.warnings: list[Problem] = []
-        self._scope = argocd.Scope()
-        self._first: argocd.Source | None = None  # without fleet.yaml, the spec the setting comes from
-        self._pool: workers.Local | workers.Forked | None = None
-        self._finishing = False
+    chunks = _chunks(todo, jobs * CHUNKS_PER_JOB if len(todo) >= PARALLEL_MIN_CLUSTERS else 1)
+    bar = out.progress(len(todo), label) if out is not None else None
+    try:
+        results = workers.map_chunks(
+            render_chunk,
+            [(root, {n: files[n] for n in chunk}, given, compare, specs) for chunk in chunks],
+            jobs,
+            lambda k: bar.advance(len(chunks[k])) if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    # What one process would have raised first: a spec problem anywhere, then fleet.yaml.
+    problems = [p for r in results for p in r.problems]
+    if problems:
+        raise SpecError(list(dict.fromkeys(problems)))  # an error in the defaults: one line, not one per cluster
+    if fleet_error is not None:
+        raise fleet_error
+    fleet = argocd.resolve_sources(given, [s for r in results for s in r.sources])
+    clusters = [c for r in results for c in r.clusters]
 
-    def __enter__(self) -> Rendering[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.close(kill=exc[0] is not None)
-
-    def load(self, progress: Callable[[int], None] | None = None) -> list[Problem]:
-        """Load, validate and render each cluster's overlay (progress: once per cluster); the warnings."""
-        given = self.fleet
-        chunks = _chunks(self.names, self.jobs if len(self.names) >= PARALLEL_MIN_CLUSTERS else 1)
-        sessions = [_Chunk(self.root, {n: self._files[n] for n in chunk}, self.keep, given) for chunk in chunks]
-        self._pool = workers.Local(sessions)
-        # When no more processes are allowed, the same chunks run one after the other here.
-        if len(sessions) > 1:
-            with contextlib.suppress(OSError):
-                self._pool = workers.Forked(sessions)
-        self._pool.start("load", None)
-        if not self.pause and given is not None:
-            # Nothing the parent learns from the first step changes the second one (an
-            # error ends both): the workers need not wait for it.
-            self._pool.start("finish", None)
-            self._finishing = True
-        loaded: list[_Loaded] = self._pool.results(progress)
-        # What one process would have raised first: a spec problem anywhere, then
-        # fleet.yaml, then a failed render (an unexpected error in loading a spec
-        # has already been raised, as it ends the loading at once).
-        problems = [p for r in loaded for p in r.problems]
-        if problems:
-            # An error inherited from the defaults is the same line for every cluster.
-            raise SpecError(list(dict.fromkeys(problems)))
-        if self._fleet_error is not None:
-            raise self._fleet_error
-        self.fleet = argocd.resolve_sources(given, [s for r in loaded for s in r.sources])
-        for r in loaded:
-            if r.failure is not None:
-                raise r.failure.error
-        if given is None:
-            self._first = loaded[0].sources[0]
-        self.facts = {name: facts for r in loaded for name, facts in r.facts.items()}
-        warnings = {name: list(e.warnings) for name, e in self.reused.items()}
-        warnings.update((name, w) for name, (w, _) in self.facts.items())
-        # In the order the clusters were asked for; a full render's are sorted.
-        order = sorted(warnings) if self.every else self.names
-        self.warnings = [w for name in order for w in warnings.get(name, [])]
-        for _, scope in self.facts.values():
-            self._scope |= scope
-        for entry in self.reused.values():
-            self._scope |= entry.scope
-        return self.warnings
-
-    def finish(self) -> Kept[T]:
-        """Render the Argo CD files and keep what the keep function takes from each cluster."""
-        assert self._pool is not None and self.fleet is not None, "load() first"
-        if not self._finishing:
-            # A worker derives the same setting from the first spec's source (or has fleet.yaml's).
-            self._pool.start("finish", self._first)
-        # The fleet-wide files are rendered here meanwhile.
-        documents = {
-            argocd.BOOTSTRAP_FILE: argocd.bootstrap(self.fleet),
-            argocd.PROJECT_FILE: [argocd.project(self._scope, self.fleet)],
-        }
-        if not self.every:
-            committed = _committed_docs(self.root / argocd.PROJECT_FILE)
-            if committed:
-                documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
-        files = {SCHEMA_FILE: schema_text()} if self.every else {}
-        files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
-        kept: list[list[T]] = self._pool.results()
-        self._pool.finish()
-        chosen = [k for chunk in kept for k in chunk]
-        return Kept(self.names, chosen, written_order(files), self.warnings, sorted(self.reused))
-
-    def remember(self) -> None:
-        """Record in the cache what was rendered, once it is written (under the repository's lock)."""
-        if self.cache is not None:
-            self.cache.save(self.facts, self.reused)
+    by_name = {name: list(e.warnings) for name, e in reused.items()}
+    by_name.update((c.name, c.warnings) for c in clusters)
+    # In the order the clusters were asked for; a full render's are sorted.
+    warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
+    scope = argocd.Scope()
+    for s in [*(c.scope for c in clusters), *(e.scope for e in reused.values())]:
+        scope |= s
+    documents = {argocd.BOOTSTRAP_FILE: argocd.bootstrap(fleet), argocd.PROJECT_FILE: [argocd.project(scope, fleet)]}
+    if not every:
+        committed = _committed_docs(root / argocd.PROJECT_FILE)
+        if committed:
+            documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
+    fleet_files = {SCHEMA_FILE: schema_text()} if every else {}
+    fleet_files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
+    loaded = [item for r in results for item in r.specs]
+    return RenderedFleet(clusters, written_order(fleet_files), warnings, dict(sorted(reused.items())), loaded, cache)
 
 
 @dataclass
-class _Loaded:
+class _Chunk:
+    """What a run of clusters gave, for the parent: small plain data."""
+
     problems: list[Problem] = field(default_factory=list)
     sources: list[argocd.Source] = field(default_factory=list)  # only when there is no fleet.yaml
-    # Each cluster's warnings, and what the AppProject must admit for it.
-    facts: dict[str, tuple[list[Problem], argocd.Scope]] = field(default_factory=dict)
-    failure: workers.Failure | None = None  # a render that raised, once the specs loaded
+    clusters: list[ClusterRender] = field(default_factory=list)
+    specs: list[LoadedCluster] = field(default_factory=list)
 
 
-class _Chunk(Generic[T]):
-    """A contiguous run of clusters, rendered step by step in one worker (or in this process).
+def render_chunk(root: Path, files: dict[str, Path], fleet: Fleet | None, compare: bool, specs: bool) -> _Chunk:
+    """Load, validate and render a run of clusters, each compared with the disk when `compare`."""
+    try:
+        loaded = load_clusters(root, list(files), files)
+    except SpecError as e:
+        return _Chunk(problems=e.problems)
+    problems = [p for item in loaded for p in argocd.fleet_problems(item, fleet)]
+    if problems:
+        return _Chunk(problems=problems)
+    # Without fleet.yaml the setting comes from the specs, which must all agree (the
+    # parent checks): this chunk's first spec gives the same one as the fleet's first.
+    sources = [argocd.source(item) for item in loaded] if fleet is None else []
+    setting = fleet if fleet is not None or not sources else argocd.derived_fleet(sources[0])
+    clusters, too_large = [], []
+    for item in loaded:
+        try:
+            paths = layout.render_cluster(item.cluster)
+        except layout.ConfigMapTooLargeError as e:
+            # A spec problem: its values made the ConfigMap too large.
+            too_large.append(Problem(*item.locate(("spec",)), "spec", str(e)))
+            continue
+        assert setting is not None
+        overlay = {p.rsplit("/", 1)[1]: t for p, t in paths.items()}
+        rel = argocd.application_file(item.name)
+        app = {rel: argo_text(rel, [argocd.application(item.cluster, setting)])}
+        clusters.append(_compared(root, item, overlay, app) if compare else _whole(item, overlay, app))
+    if too_large:
+        return _Chunk(problems=too_large)
+    return _Chunk(sources=sources, clusters=clusters, specs=loaded if specs else [])
 
-    What a step returns crosses to the parent: plain data only. What the next
-    step needs (the loaded specs, the rendered overlays) stays here.
+
+def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
+    scope = argocd.scope([item.cluster])
+    return ClusterRender(item.name, spec_warnings(item), scope, len(overlay) + len(app), [], overlay, app, [])
+
+
+def _compared(root: Path, item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
+    """The cluster's render with only what differs from the disk kept."""
+    out = _whole(item, overlay, app)
+    directory = layout.overlay_dir(item.name)
+    out.differences = differences(root, directory, overlay, app)
+    paths = {d.path for d in out.differences}
+    if not any(p == directory or p.startswith(directory + "/") for p in paths):
+        out.overlay = None
+    else:
+        out.overwrite_warnings = _storage_migration(root, item, overlay)
+    out.files = {rel: text for rel, text in app.items() if rel in paths}
+    return out
+
+
+def differences(root: Path, directory: str, overlay: Mapping[str, str], files: Mapping[str, str]) -> list[Difference]:
+    """How the disk differs from one cluster's render (its overlay directory, its other files): empty when in sync.
+
+    The one answer to "is this cluster in sync" behind `render` (what it writes),
+    `check` (its drift) and `list` (the status).
     """
+    found = []
+    what = repofs.lkind(root / directory)
+    if what == "absent":
+        found.append(Difference(directory, "missing", "the cluster's overlay was never rendered"))
+    elif what is not None:
+        why = f"{what} where the spec renders the overlay directory; gen does not write through it: remove it"
+        found.append(Difference(directory, "not-a-file", why))
+    else:
+        found += [d for name, text in overlay.items() if (d := compare_file(root, f"{directory}/{name}", text))]
+        # Every entry, not only regular files: a render deletes a symlink or a FIFO there too.
+        for name in sorted(set(os.listdir(root / directory)) - overlay.keys()):
+            why = "the spec does not render this file; a render deletes it"
+            found.append(Difference(f"{directory}/{name}", "unexpected", why))
+    found += [d for rel, text in files.items() if (d := compare_file(root, rel, text))]
+    return found
 
-    def __init__(self, root: Path, files: dict[str, Path], keep: Keep[T], fleet: Fleet | None) -> None:
-        self.root, self.files, self.keep, self.fleet = root, files, keep, fleet
-        self.loaded: list[LoadedCluster] = []
-        self.overlays: list[dict[str, str]] = []
 
-    def load(self, _arg: None, tick: workers.Tick) -> _Loaded:
-        try:
-            self.loaded = load_clusters(self.root, list(self.files), self.files)
-        except SpecError as e:
-            return _Loaded(problems=e.problems)
-        problems = [p for item in self.loaded for p in argocd.fleet_problems(item, self.fleet)]
-        if problems:
-            self.loaded = []
-            return _Loaded(problems=problems)
-        # Without fleet.yaml, the setting comes from the specs, which must agree.
-        sources = [argocd.source(item) for item in self.loaded] if self.fleet is None else []
-        facts = {}
-        too_large = []
-        try:
-            for item in self.loaded:
-                try:
-                    files = layout.render_cluster(item.cluster)
-                except layout.ConfigMapTooLargeError as e:
-                    # A spec problem: its values made the ConfigMap too large.
-                    too_large.append(Problem(*item.locate(("spec",)), "spec", str(e)))
-                    continue
-                self.overlays.append({p.rsplit("/", 1)[1]: t for p, t in files.items()})
-                facts[item.name] = (spec_warnings(item), argocd.scope([item.cluster]))
-                tick(1)
-        except Exception as e:
-            self.loaded, self.overlays = [], []  # nothing for the next step to do
-            return _Loaded(sources=sources, failure=workers.Failure(e))
-        if too_large:
-            self.loaded, self.overlays = [], []
-            return _Loaded(problems=too_large)
-        return _Loaded(sources=sources, facts=facts)
+def compare_file(root: Path, rel: str, text: str) -> Difference | None:
+    """How a file differs from its rendered text, or None when it holds exactly that."""
+    try:
+        # Never followed through a symlink, waited on as a FIFO or read past the bound.
+        raw = writer.read_bytes(root / rel)
+    except FileNotFoundError:
+        return Difference(rel, "missing", "not rendered")
+    except repofs.NotAFile as e:
+        if e.too_large:
+            return Difference(rel, "changed", f"{e.why}: not what the spec renders")
+        if e.why == "a directory" and not rel.startswith(layout.OVERLAYS_DIR + "/"):
+            return Difference(rel, "not-a-file", "a directory where the spec renders a file: remove it")
+        return Difference(rel, "not-a-file", f"{e.why} where the spec renders a regular file; a render replaces it")
+    if writer.same_text(raw, text):
+        return None
+    if not layout.is_generated(raw.decode("utf-8", errors="surrogateescape")):
+        return Difference(rel, "hand-edited", "gen's header line is gone; a render overwrites the file")
+    return Difference(rel, "changed", "differs from what the spec renders")
 
-    def finish(self, first: argocd.Source | None, _tick: workers.Tick) -> Iterator[T]:
-        """What the keep function takes from each cluster, as it comes: sent on in parts."""
-        # Let go of each cluster once it is kept: a render from scratch keeps every file.
-        loaded, self.loaded, overlays, self.overlays = self.loaded, [], self.overlays, []
-        if not loaded:
-            return  # no cluster here, or the first step failed (the parent raises that)
-        fleet = self.fleet if first is None else argocd.derived_fleet(first)
-        assert fleet is not None, "fleet.yaml's setting, or else the first spec's source"
-        for item, overlay in zip(loaded, overlays, strict=True):
-            rel = argocd.application_file(item.name)
-            app = argo_text(rel, [argocd.application(item.cluster, fleet)])
-            yield self.keep(ClusterFiles(item, overlay, {rel: app}))
+
+def _storage_migration(root: Path, item: LoadedCluster, overlay: Mapping[str, str]) -> list[Problem]:
+    """A warning when the committed overlay ran a 1.x server and the new one runs 2.x."""
+    rel = f"{layout.overlay_dir(item.name)}/kustomization.yaml"
+    try:
+        old = yamlio.load(writer.read_bytes(root / rel), rel).data
+    except (OSError, SpecError):
+        return []  # no overlay yet, or not one gen can read: nothing was stored by it
+    new = yamlio.parse_plain(overlay["kustomization.yaml"])
+    if not server.crosses_to_v2(server.image_of(old), server.image_of(new)):
+        return []
+    return [Problem(*item.locate(("spec", "server", "image")), "spec.server.image", server.STORAGE_NOT_MIGRATED)]
 
 
 def _chunks(names: Sequence[str], count: int) -> list[list[str]]:

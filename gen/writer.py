@@ -50,7 +50,10 @@ class WriteReport:
 def repo_lock(root: Path, wait: bool = True) -> Iterator[None]:
     """Hold the repository's write lock; a second gen waits (or fails when wait is False)."""
     path = lock_path(root)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # Outside git the fleet directory itself is locked: no file appears in the user's tree,
+    # not even when a render refuses a spec (the lock is taken before the specs are read).
+    flags = os.O_RDONLY | os.O_DIRECTORY if path == root else os.O_RDWR | os.O_CREAT
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -68,10 +71,10 @@ def lock_path(root: Path) -> Path:
     """Where the lock of root's files lives: in its git directory, which `git status` never shows.
 
     That is the directory a `.git` file points to in a worktree or submodule, and the
-    repository's own when the fleet is a subdirectory of it. Outside git, in root.
+    repository's own when the fleet is a subdirectory of it. Outside git, root itself.
     """
     git = git_dir(root)
-    return git / LOCK_NAME if git is not None else root / f".{LOCK_NAME}"
+    return git / LOCK_NAME if git is not None else root
 
 
 LOCK_NAME = "gen.lock"
@@ -226,22 +229,6 @@ def write_files(root: Path, files: Mapping[str, str], report: WriteReport, folde
         _write_file(root, rel, text, report)
 
 
-def is_written_dir(root: Path, rel: str, files: Mapping[str, str]) -> bool:
-    """Whether a directory already holds exactly these files: `write_dirs` would leave it alone.
-
-    The same answer as comparing with `read_tree`, from the bytes: no text decoded.
-    """
-    if repofs.lkind(root / rel) is not None:  # absent, or not a real directory: never read through
-        return False
-    entries = list(os.scandir(root / rel))
-    if {e.name for e in entries} != files.keys():
-        return False
-    try:
-        return all(same_text(read_bytes(e.path), files[e.name]) for e in entries)
-    except repofs.NotAFile:
-        return False
-
-
 def read_bytes(path: str | Path) -> bytes:
     """A regular file's bytes, never through a symlink, at most `repofs.MAX_FILE_BYTES` (else NotAFile)."""
     return repofs.read(path)
@@ -253,11 +240,6 @@ def same_text(raw: bytes, text: str) -> bool:
         return raw == text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: only the decoded bytes can equal it
         return raw.decode("utf-8", errors="surrogateescape") == text
-
-
-def is_written_file(root: Path, rel: str, text: str) -> bool:
-    """Whether a file already holds this text: `write_files` would leave it alone."""
-    return _old_text(root / rel) == text
 
 
 def _old_text(path: Path) -> str | None:

@@ -119,4 +119,4 @@ def test_without_waiting_a_held_lock_is_one_clear_error(tmp_path: Path) -> None:
     root = _fleet(tmp_path, 1)
     with writer.repo_lock(root), pytest.raises(LockError) as caught, writer.repo_lock(root, wait=False):
         pass
-    assert caught.value.lines() == [f"error: another gen is writing to {root} (lock {root / '.gen.lock'})"]
+    assert caught.value.lines() == [f"error: another gen is writing to {root} (lock {root})"]

@@ -4,31 +4,35 @@ A fleet of 120 clusters (enough for the workers to be used) is rendered and
 checked with `--jobs 1` and with `--jobs 3`, so the clusters are split over
 three workers: the written files, stdout, stderr and the exit code must be the
 same, with drift in several files, with errors in several specs, and without
-fleet.yaml. A worker that fails or dies surfaces in the parent as an unexpected
-error (exit 4), and no worker process outlives a command.
+fleet.yaml. A worker that fails or dies surfaces in the parent as one line,
+Ctrl-C exits 130, and no worker process outlives a command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import shutil
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gen import layout, workers
+from gen import layout
 from gen import render as render_module
 from gen.cli import main
 from gen.commands import check as check_command
+from gen.commands import list as list_command
 from gen.commands import render as render_command
 from gen.errors import Problem, SpecError
 from gen.output import Output, Progress
-from gen.render import ClusterFiles
 from gen.spec import Cluster
 from tests.conftest import FIXTURES, PROJECT, snapshot
 from tests.git_fixtures import commit_all, edit, gen, init
@@ -116,7 +120,7 @@ def test_hand_edits_in_several_chunks_are_the_same_findings(template: Path, tmp_
     (overlays / "lab-020" / "notes.txt").write_text("mine\n", encoding="utf-8")
     shutil.rmtree(overlays / "lab-100")
     app = root / "argocd/applications/lab-030.yaml"
-    app.write_text(app.read_text(encoding="utf-8").replace("selfHeal: true", "selfHeal: false"), encoding="utf-8")
+    app.write_text(app.read_text(encoding="utf-8") + "# note\n", encoding="utf-8")
     project = root / "argocd/project.yaml"
     project.write_text(project.read_text(encoding="utf-8") + "# note\n", encoding="utf-8")
 
@@ -127,6 +131,11 @@ def test_hand_edits_in_several_chunks_are_the_same_findings(template: Path, tmp_
     assert "overlays/lab-115/config.yaml: hand-edited: edited by hand" in one[1]
     assert "overlays/lab-050/namespace.yaml: hand-edited: gen's header line is gone" in one[1]
     assert "overlays/lab-100: missing: the cluster's overlay was never rendered" in one[1]
+    # `gen list` gives the same statuses with workers, and calls stale what check reports.
+    statuses = {r["name"]: r["status"] for r in list_command.rows(root, jobs=1)}
+    assert list_command.rows(root, jobs=int(JOBS)) == list_command.rows(root, jobs=1)
+    stale = {"lab-003", "lab-070", "lab-115", "lab-050", "lab-090", "lab-020", "lab-100", "lab-030"}
+    assert {name for name, status in statuses.items() if status != "in sync"} == stale
 
 
 def test_spec_changes_and_orphans_are_the_same_findings_and_writes(template: Path, tmp_path: Path) -> None:
@@ -227,10 +236,7 @@ def children() -> Iterator[Callable[[], set[int]]]:
         pytest.skip("reads /proc")
 
     def now() -> set[int]:
-        found: set[int] = set()
-        for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-            found.update(int(pid) for pid in (task / "children").read_text().split())
-        return found
+        return set(_child_pids(os.getpid()))
 
     before = now()
     yield now
@@ -270,31 +276,26 @@ def test_an_unexpected_error_in_a_worker_is_reported_as_without_workers(
     assert not (root / "overlays").exists()
 
 
-def test_results_cross_in_parts_and_a_failure_after_some_parts_is_raised(
+def test_a_failure_while_comparing_in_a_worker_is_the_same_error(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Callable[[], set[int]]
 ) -> None:
-    monkeypatch.setattr(workers, "_PART_ITEMS", 7)  # each worker's 40 results in 6 parts
-    one, many = _copy(template, tmp_path, "one"), _copy(template, tmp_path, "many")
-    assert _gen("render", "--all", "--jobs", JOBS, "--root", str(many)) == _gen(
-        "render", "--all", "--jobs", "1", "--root", str(one)
-    )
-    assert snapshot(many) == snapshot(one)
+    root = _copy(template, tmp_path, "fleet")
+    assert _gen("render", "--all", "--root", str(root))[0] == 0
+    real = render_module.differences
 
-    real = check_command.cluster_drift
+    def failing(root: Path, directory: str, overlay: dict[str, str], files: dict[str, str]) -> list[Any]:
+        if directory == "overlays/lab-100":  # in the last worker's chunks
+            raise OSError(5, "Input/output error", str(root / directory))
+        return real(root, directory, overlay, files)
 
-    def failing(root: Path, cluster: ClusterFiles) -> check_command.ClusterDrift:
-        if cluster.item.name == "lab-100":  # the 21st of the last worker's clusters
-            raise OSError(5, "Input/output error", str(root / cluster.directory))
-        return real(root, cluster)
-
-    monkeypatch.setattr(check_command, "cluster_drift", failing)
+    monkeypatch.setattr(render_module, "differences", failing)  # inherited by the forked workers
     # A refusal of the file system, in a worker or not: the path and the cause, exit 5.
-    expected = f"gen: error: {many}/overlays/lab-100: Input/output error\n"
+    expected = f"gen: error: {root}/overlays/lab-100: Input/output error\n"
     for jobs in ("1", JOBS):
-        assert _main("check", "--jobs", jobs, "--root", str(many)) == (5, expected)
+        assert _main("check", "--jobs", jobs, "--root", str(root)) == (5, expected)
 
 
-def test_a_worker_that_dies_is_an_unexpected_error_not_a_hang(
+def test_a_worker_that_dies_is_one_error_line_not_a_hang(
     template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, children: Callable[[], set[int]]
 ) -> None:
     root = _copy(template, tmp_path, "fleet")
@@ -307,10 +308,61 @@ def test_a_worker_that_dies_is_an_unexpected_error_not_a_hang(
         return real(cluster)
 
     monkeypatch.setattr(layout, "render_cluster", dying)
-    code, err = _main("check", "--jobs", JOBS, "--root", str(root))
-    assert code == 4
-    assert err.startswith("gen: unexpected error: WorkerError: render worker ")
-    assert "was killed by signal 9" in err
+    for command in (("check",), ("render", "--all")):
+        code, err = _main(*command, "--jobs", JOBS, "--root", str(root))
+        assert (code, err.count("\n")) == (4, 1), err
+        assert err.startswith("gen: unexpected error: WorkerError: a worker process ended abruptly")
+    assert not (root / "overlays").exists()
+
+
+_SLOW_GEN = """
+import sys, time
+from gen import layout
+from gen.cli import main
+
+real = layout.render_cluster
+
+def slow(cluster):
+    time.sleep(0.05)
+    return real(cluster)
+
+layout.render_cluster = slow
+main(sys.argv[1:])
+"""
+
+
+def test_ctrl_c_while_workers_render_exits_130_and_leaves_nothing(template: Path, tmp_path: Path) -> None:
+    root = _copy(template, tmp_path, "fleet")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_GEN, "render", "--all", "--jobs", JOBS, "--root", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        start_new_session=True,  # a group of its own, as a terminal's foreground job
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not _child_pids(proc.pid):  # the workers are rendering
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert (proc.returncode, err) == (130, "gen: interrupted\n")
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # no worker left in the group
+    assert not (root / "overlays").exists()
+
+
+def _child_pids(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
 
 
 class _Terminal(StringIO):

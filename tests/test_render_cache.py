@@ -18,7 +18,7 @@ import pytest
 
 from gen import render_cache
 from gen.loader import spec_files
-from gen.render import Rendering
+from gen.render import render_fleet
 from gen.render_cache import CACHE_NAME, open_cache
 from tests.conftest import snapshot, write_spec
 from tests.git_fixtures import gen, init
@@ -184,10 +184,8 @@ def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
         assert gen("render", "--all", "--root", str(repo)).exit_code == 0
         time.sleep(0.02)
     write_spec(repo, "c05", spec(5, port=4200))
-    with Rendering(repo, None, lambda c: c.item.name, cached=True) as rendering:
-        rendering.load()
-        again = rendering.finish()
-    assert again.kept == ["c05"]
+    again = render_fleet(repo, cached=True)
+    assert [c.name for c in again.clusters] == ["c05"]
     assert len(again.reused) == 11
     assert [w.file for w in again.warnings] == [f"clusters/c{i:02d}.yaml" for i in (0, 3, 6, 9)]
 

@@ -6,21 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gen import layout, repofs, writer
+from gen import repofs
 from gen.errors import EXIT_OK
 from gen.output import Output
-from gen.render import orphan_overlays, render
+from gen.render import default_jobs, orphan_overlays, render_fleet
 
 
-def rows(root: Path) -> list[dict[str, Any]]:
+def rows(root: Path, jobs: int | None = None) -> list[dict[str, Any]]:
     repofs.guard_layout(root)
-    rendered = render(root)
+    rendered = render_fleet(root, jobs=default_jobs(jobs), specs=True)
     out: list[dict[str, Any]] = []
-    for item in rendered.clusters:
+    for item, cluster in zip(rendered.specs, rendered.clusters, strict=True):
         spec = item.cluster.spec
-        directory = layout.overlay_dir(item.name)
-        on_disk = writer.read_tree(root / directory)
-        status = "in sync" if on_disk == rendered.overlays[directory] else "stale"
+        status = "in sync" if cluster.in_sync else "stale"
         components = ["server"] + [
             name
             for name, on in (
@@ -40,7 +38,7 @@ def rows(root: Path) -> list[dict[str, Any]]:
                 "namespace": spec.stack_namespace,
             }
         )
-    ours, foreign = orphan_overlays(root, [c.name for c in rendered.clusters])
+    ours, foreign = orphan_overlays(root, rendered.all_names())
     for rel in ours + foreign:
         out.append(
             {
