@@ -50,7 +50,7 @@ class _Group(click.Group):
                 click.echo(printable(line), err=True)
             ctx.exit(e.exit_code)
         except KeyboardInterrupt:
-            # What was being written is cleaned up on the way here (gen.writer).
+            # What was being written is cleaned up on the way here (gen.render.writer).
             click.echo("gen: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except OSError as e:
@@ -73,7 +73,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _jobs(what: str) -> Callable[[F], F]:
     """The --jobs option: how many of `what` run at once, never more than MAX_JOBS."""
-    from gen.workers import MAX_JOBS
+    from gen.render.workers import MAX_JOBS
 
     return click.option(
         "--jobs",
@@ -182,7 +182,7 @@ def new(  # noqa: PLR0917 - one parameter per option, as click passes them
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the cluster spec."""
-    from gen.schema import schema_text
+    from gen.spec.schema import schema_text
 
     click.echo(schema_text(), nl=False)
 

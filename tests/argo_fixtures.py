@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gen.loader import LoadedCluster, load_text
-from gen.render import argo_text
+from gen.render.rendering import argo_text
+from gen.spec.loader import LoadedCluster, load_text
 
 PROJECT = Path(__file__).resolve().parents[1]
 CRDS = Path(__file__).resolve().parents[2] / "shared" / "crds" / "argo-cd-v3.6.0"

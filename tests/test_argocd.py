@@ -12,8 +12,15 @@ from typing import Any
 import pytest
 from argo_fixtures import CRDS, IN_CLUSTER, PROJECT, REPO, load, spec_text, write, write_documents
 
-from gen import kustomize, layout, yamlio
-from gen.argo_checks import (
+from gen import yamlio
+from gen.components import argocd as argo
+from gen.errors import SpecError, UsageError
+from gen.render import layout
+from gen.spec.cluster import ROOT_NAME
+from gen.spec.fleet import Fleet, load_fleet, load_fleet_text
+from gen.spec.loader import LoadedCluster, load_text
+from gen.validate import kustomize
+from gen.validate.argo_checks import (
     check_crds,
     check_destinations,
     check_repository,
@@ -21,11 +28,6 @@ from gen.argo_checks import (
     check_strict,
     source_paths,
 )
-from gen.build import argocd as argo
-from gen.errors import SpecError, UsageError
-from gen.fleet import Fleet, load_fleet, load_fleet_text
-from gen.loader import LoadedCluster, load_text
-from gen.spec import ROOT_NAME
 from tests.conftest import EXAMPLES, FIXTURES
 
 needs_crds = pytest.mark.skipif(

@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 from argo_fixtures import CRDS, PROJECT, REPO, load, spec_text, write
 
-from gen import kustomize, layout, secrets_scan, yamlio
-from gen.argo_checks import check_repository
-from gen.build import argocd as argo
+from gen import yamlio
+from gen.components import argocd as argo
 from gen.errors import SpecError
-from gen.fleet import load_fleet_text
-from gen.loader import load_text
-from gen.spec import ROOT_NAME, SHARED_NAMESPACES
+from gen.render import layout
+from gen.spec.cluster import ROOT_NAME, SHARED_NAMESPACES
+from gen.spec.fleet import load_fleet_text
+from gen.spec.loader import load_text
+from gen.validate import kustomize, secrets_scan
+from gen.validate.argo_checks import check_repository
 from tests.conftest import snapshot
 from tests.git_fixtures import commit_all, gen, init
 

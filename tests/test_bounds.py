@@ -15,8 +15,8 @@ import cmarkgfm  # type: ignore[import-untyped]
 import pytest
 from cmarkgfm.cmark import Options  # type: ignore[import-untyped]
 
-from gen import units
 from gen.errors import Problem
+from gen.spec import units
 from tests.conftest import snapshot, write_spec
 from tests.git_fixtures import edit, gen, rendered_repo
 
@@ -165,7 +165,7 @@ def test_markdown_shows_hostile_values_inertly(fleet: Path) -> None:
 
 
 def test_markdown_code_spans_survive_any_backtick_run() -> None:
-    from gen.diffview import _code, _fenced
+    from gen.review.diffview import _code, _fenced
 
     for value in ["`", "``", "a```b", "` x `", "", " ", "x\ny", "|"]:
         html = _html(f"- {_code(value)}\n")

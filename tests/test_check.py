@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from gen.render import render
+from gen.render.rendering import render
 from tests.conftest import snapshot
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 

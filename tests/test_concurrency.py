@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from gen import writer
 from gen.errors import LockError
-from gen.render import render
+from gen.render import writer
+from gen.render.rendering import render
 from tests.conftest import FIXTURES, PROJECT, snapshot
 from tests.test_interrupt import _check_old_or_new, _write_specs
 

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import kustomize, layout, yamlio
-from gen.build import dashboard as dash
-from gen.build.common import header_text
+from gen import yamlio
 from gen.cli import cli
-from gen.spec import Cluster
+from gen.components import dashboard as dash
+from gen.components.common import header_text
+from gen.render import layout
+from gen.spec.cluster import Cluster
+from gen.validate import kustomize
 from tests.conftest import write_spec
 
 SELECTOR_PARTS = ('cluster="$cluster"', 'hostname=~"${hostname:regex}"', 'service_name="$service_name"')

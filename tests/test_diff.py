@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from gen import diffing
-from gen.build import server
 from gen.commands.diff import _terminal
+from gen.components import server
 from gen.output import Output
+from gen.review import diffing
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

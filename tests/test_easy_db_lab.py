@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import kustomize, yamlio
-from gen.build.argocd import application
+from gen import yamlio
 from gen.cli import cli
-from gen.fleet import load_fleet
-from gen.loader import load_clusters
+from gen.components.argocd import application
+from gen.spec.fleet import load_fleet
+from gen.spec.loader import load_clusters
+from gen.validate import kustomize
 from tests import easy_db_lab_cluster as edl
 from tests.conftest import FIXTURES, PROJECT, write_spec
 

@@ -29,7 +29,7 @@ from installer_fixtures import (
     zip_bytes,
 )
 
-from gen.build.cassandra_scripts import JAR_NAME, SNIPPET_NAME
+from gen.components.cassandra_scripts import JAR_NAME, SNIPPET_NAME
 
 JAR = zip_bytes("agent 2.9.1")
 LINKS = ["absolute", "relative"]

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import writer
 from gen.cli import cli
 from gen.errors import EXIT_ENVIRONMENT, EXIT_FINDINGS, EXIT_INTERRUPTED, EXIT_USAGE
+from gen.render import writer
 from tests.conftest import PROJECT, snapshot
 from tests.git_fixtures import GIT_ENV, commit_all, gen, git, init, rendered_repo
 

@@ -1,4 +1,4 @@
-"""What a host path in a spec may be (gen.hostpaths): dedicated directories, Cassandra's own files.
+"""What a host path in a spec may be (gen.spec.hostpaths): dedicated directories, Cassandra's own files.
 
 The refusals, each with its exact line, are in tests/negative; here the places users do
 use stay accepted, and the table keeps the property the checks rely on.
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gen import hostpaths
-from gen.build.cassandra import host_dirs
-from gen.spec import Cassandra, Cluster, Server
+from gen.components.cassandra import host_dirs
+from gen.spec import hostpaths
+from gen.spec.cluster import Cassandra, Cluster, Server
 
 
 def _cluster(cassandra: dict[str, Any]) -> Cluster:

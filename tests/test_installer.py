@@ -33,7 +33,7 @@ from installer_fixtures import (
     zip_bytes,
 )
 
-from gen.build.cassandra_scripts import (
+from gen.components.cassandra_scripts import (
     BEGIN_MARKER,
     END_MARKER,
     JAR_NAME,

@@ -6,7 +6,7 @@ subprocess is killed after a random delay. The delays are spread over the
 measured length of a full run, so the kills land before, during and after the
 writes. After each kill, every overlay directory and every Argo CD file must be
 exactly what it held before the run or exactly the new rendering (both computed
-in memory by `gen.render.render`); `.gen-tmp-*` entries are allowed only as
+in memory by `gen.render.rendering.render`); `.gen-tmp-*` entries are allowed only as
 leftovers. A last uninterrupted run must repair everything and leave no leftovers.
 """
 
@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import writer
 from gen.cli import cli
-from gen.render import render
+from gen.render import writer
+from gen.render.rendering import render
 from tests.conftest import FIXTURES, PROJECT
 
 CLUSTERS = 200

@@ -25,15 +25,15 @@ from typing import Any
 
 import pytest
 
-from gen import layout
-from gen import render as render_module
 from gen.cli import main
 from gen.commands import check as check_command
 from gen.commands import list as list_command
 from gen.commands import render as render_command
 from gen.errors import Problem, SpecError
 from gen.output import Output, Progress
-from gen.spec import Cluster
+from gen.render import layout
+from gen.render import rendering as render_module
+from gen.spec.cluster import Cluster
 from tests.conftest import FIXTURES, PROJECT, snapshot
 from tests.git_fixtures import commit_all, edit, gen, init
 from tests.test_interrupt import _spec
@@ -317,7 +317,7 @@ def test_a_worker_that_dies_is_one_error_line_not_a_hang(
 
 _SLOW_GEN = """
 import sys, time
-from gen import layout
+from gen.render import layout
 from gen.cli import main
 
 real = layout.render_cluster

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import kustomize, layout, yamlio
+from gen import yamlio
 from gen.cli import cli
 from gen.commands.validate import validate_objects
-from gen.loader import load_text
-from gen.render import render
+from gen.render import layout
+from gen.render.rendering import render
+from gen.spec.loader import load_text
+from gen.validate import kustomize
 from tests.conftest import EXAMPLES, FIXTURES, snapshot
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gen import render_cache
-from gen.loader import spec_files
-from gen.render import render_fleet
-from gen.render_cache import CACHE_NAME, open_cache
+from gen.render import cache as render_cache
+from gen.render.cache import CACHE_NAME, open_cache
+from gen.render.rendering import render_fleet
+from gen.spec.loader import spec_files
 from tests.conftest import snapshot, write_spec
 from tests.git_fixtures import gen, init
 
@@ -240,7 +240,7 @@ def test_a_render_with_nothing_to_do_writes_no_file_at_all(repo: Path) -> None:
 
 def test_the_cache_key_covers_the_text_gen_renders_from(tmp_path: Path) -> None:
     """A new installer or template in gen/resources/ re-renders every cluster, as new code does."""
-    resource = Path(render_cache.__file__).parent / "resources" / "config.alloy.template"
+    resource = Path(render_cache.__file__).parents[1] / "resources" / "config.alloy.template"
     st = resource.stat()
     before = render_cache._key(tmp_path)
     try:

@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from gen import kustomize, secrets_scan, yamlio
-from gen.build.ebpf import CAPABILITIES, TRACEFS
+from gen import yamlio
 from gen.cli import cli
-from gen.loader import load_clusters, load_text
-from gen.render import render
+from gen.components.ebpf import CAPABILITIES, TRACEFS
+from gen.render.rendering import render
+from gen.spec.loader import load_clusters, load_text
+from gen.validate import kustomize, secrets_scan
 from tests.conftest import EXAMPLES, PROJECT, make_fleet, snapshot, write_spec
 
 SKIP_KEY = re.compile(r"^checkov\.io/skip(\d+|-[a-z-]+)$")

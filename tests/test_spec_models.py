@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from gen.loader import issues, load_text
-from gen.spec import Cassandra, Cluster, Server, Toleration
+from gen.spec.cluster import Cassandra, Cluster, Server, Toleration
+from gen.spec.loader import issues, load_text
 from tests.conftest import PROJECT
 
 

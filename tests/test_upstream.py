@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from gen import yamlio
-from gen.build import ebpf, server
-from gen.loader import load_text
-from gen.render import render
+from gen.components import ebpf, server
+from gen.render.rendering import render
+from gen.spec.loader import load_text
 from tests.conftest import SHARED
 
 UPSTREAM = SHARED / "upstream"

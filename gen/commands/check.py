@@ -1,8 +1,8 @@
 """`gen check`: do the committed overlays and Argo CD files match what the specs render to?
 
-The files are rendered in memory by `gen.render.render_fleet`, the very render
+The files are rendered in memory by `gen.render.rendering.render_fleet`, the very render
 `gen render` writes, and compared with the repository byte for byte by
-`gen.render.differences`, the answer `render` and `list` use too. Nothing is
+`gen.render.rendering.differences`, the answer `render` and `list` use too. Nothing is
 written. What drift is found, one finding per file:
 
 - missing: the spec renders a file that is not there;
@@ -33,13 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen import gitrepo, layout, repofs, writer
-from gen.build.argocd import APPLICATIONS_DIR
+from gen import repofs
+from gen.components.argocd import APPLICATIONS_DIR
 from gen.errors import EXIT_FINDINGS, EXIT_OK, github_command, printable
-from gen.fleet import FLEET_FILE
-from gen.loader import CLUSTERS_DIR
 from gen.output import Output
-from gen.render import (
+from gen.render import layout, writer
+from gen.render.rendering import (
     Difference,
     RenderedFleet,
     compare_file,
@@ -48,6 +47,9 @@ from gen.render import (
     orphan_overlays,
     render_fleet,
 )
+from gen.review import gitrepo
+from gen.spec.fleet import FLEET_FILE
+from gen.spec.loader import CLUSTERS_DIR
 
 RENDER_ALL = "gen render --all"
 REMOVE = "git rm "

@@ -15,8 +15,8 @@ Where each side comes from:
 Each cluster is its overlay's built objects plus its Argo CD Application;
 the fleet-wide Argo CD files (AppProject, bootstrap) form one more section.
 Only sections whose objects differ are shown. Matching, impact notes and
-provenance are in `gen.diffing`, `gen.impact` and `gen.provenance`; the
-output shapes in `gen.diffview`.
+provenance are in `gen.review.diffing`, `gen.review.impact` and `gen.review.provenance`; the
+output shapes in `gen.review.diffview`.
 """
 
 from __future__ import annotations
@@ -30,13 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen import diffing, diffview, gitrepo, impact, kustomize, layout, provenance, repofs, secrets_scan, writer, yamlio
-from gen.build.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, PROJECT_FILE
+from gen import repofs, yamlio
+from gen.components.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, PROJECT_FILE
 from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
-from gen.fleet import FLEET_FILE
-from gen.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
 from gen.output import Output
-from gen.workers import cores
+from gen.render import layout, writer
+from gen.render.workers import cores
+from gen.review import diffing, diffview, gitrepo, impact, provenance
+from gen.spec.fleet import FLEET_FILE
+from gen.spec.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
+from gen.validate import kustomize, secrets_scan
 
 BASE_DIR = "base"
 # What a fleet's built manifests depend on; nothing else is read at REF.

@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gen import repofs, units, yamlio
+from gen import repofs, yamlio
 from gen.errors import EXIT_OK, UsageError
-from gen.loader import LoadedCluster, load_clusters
 from gen.output import Output
-from gen.provenance import effective
+from gen.review.provenance import effective
+from gen.spec import units
+from gen.spec.loader import LoadedCluster, load_clusters
 
 BUILT_IN = "built-in default"
 

@@ -9,7 +9,7 @@ from typing import Any
 from gen import repofs
 from gen.errors import EXIT_OK
 from gen.output import Output
-from gen.render import default_jobs, orphan_overlays, render_fleet
+from gen.render.rendering import default_jobs, orphan_overlays, render_fleet
 
 
 def rows(root: Path, jobs: int | None = None) -> list[dict[str, Any]]:

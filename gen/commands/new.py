@@ -6,13 +6,14 @@ import json
 import os
 from pathlib import Path
 
-from gen import repofs, units
-from gen.defaults import load_defaults
+from gen import repofs
 from gen.errors import EXIT_OK, UsageError
-from gen.loader import CLUSTERS_DIR, load_text
 from gen.output import Output
-from gen.schema import SCHEMA_FILE
-from gen.spec import API_VERSION, MAX_NAME, Cassandra, Ebpf, Grafana, Profiler, Server
+from gen.spec import units
+from gen.spec.cluster import API_VERSION, MAX_NAME, Cassandra, Ebpf, Grafana, Profiler, Server
+from gen.spec.defaults import load_defaults
+from gen.spec.loader import CLUSTERS_DIR, load_text
+from gen.spec.schema import SCHEMA_FILE
 
 
 def scaffold(name: str, *, address: str, repo_url: str, server: str | None, cluster_name: str | None) -> str:

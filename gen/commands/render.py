@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from gen import layout, repofs, writer
+from gen import repofs
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
-from gen.render import UNCLAIMED_NOTE, default_jobs, orphan_files, orphan_overlays, render_fleet, written_order
+from gen.render import layout, writer
+from gen.render.rendering import (
+    UNCLAIMED_NOTE,
+    default_jobs,
+    orphan_files,
+    orphan_overlays,
+    render_fleet,
+    written_order,
+)
 
 
 def run(

@@ -8,13 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gen import argo_checks, kustomize, layout, repofs, secrets_scan, yamlio
-from gen.build.argocd import ARGOCD_DIR
+from gen import repofs, yamlio
+from gen.components.argocd import ARGOCD_DIR
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
-from gen.loader import load_clusters, spec_files
-from gen.objects import ident
 from gen.output import Output
-from gen.workers import MAX_JOBS, cores
+from gen.render import layout
+from gen.render.workers import MAX_JOBS, cores
+from gen.spec.loader import load_clusters, spec_files
+from gen.validate import argo_checks, kustomize, secrets_scan
+from gen.validate.objects import ident
 
 
 def run(
@@ -93,7 +95,7 @@ def validate_objects(objects: list[Any], version: str) -> list[str]:
 
     Each finding names the object.
     """
-    from gen import k8s_limits, k8s_schema
+    from gen.validate import k8s_limits, k8s_schema
 
     findings = []
     for obj in objects:

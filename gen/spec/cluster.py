@@ -2,7 +2,7 @@
 
 Keys are the spec's camelCase; Python code uses snake_case. Every model forbids
 unknown keys and checks types strictly, so a value the tool could not honour is
-an error rather than a silent coercion. `gen.loader` turns a ValidationError into
+an error rather than a silent coercion. `gen.spec.loader` turns a ValidationError into
 `file:line:col` lines.
 """
 
@@ -16,8 +16,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic.alias_generators import to_camel
 from pydantic_core import core_schema
 
-from gen import hostpaths, units
 from gen.errors import short_repr
+from gen.spec import hostpaths, units
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
@@ -673,7 +673,7 @@ class ClusterSpec(Model):
                 f"{self.namespace!r} is shared: the stack's namespace gets the privileged Pod Security level, "
                 "which would weaken admission for everything else there; use a namespace of its own",
             )
-        from gen.platforms import port_clash
+        from gen.spec.platforms import port_clash
 
         for name, port in self.server.node_ports.items():
             taken = port_clash(self.platform, port, "control", "the Pyroscope server")
@@ -708,7 +708,7 @@ class Cluster(Model):
     @model_validator(mode="after")
     def _jvm_options(self) -> Self:
         # Every Cassandra JVM gets these words: too many bytes and no node starts at all.
-        from gen.build import cassandra, common
+        from gen.components import cassandra, common
 
         c = self.spec.cassandra
         size = cassandra.jvm_options_size(c, self.name, server_address=common.server_url(self))

@@ -11,7 +11,7 @@ SCHEMA_FILE = "schema/cluster.schema.json"
 def cluster_schema() -> dict[str, Any]:
     from pydantic.json_schema import GenerateJsonSchema
 
-    from gen.spec import Cluster
+    from gen.spec.cluster import Cluster
 
     class NoFieldTitles(GenerateJsonSchema):
         # pydantic's titles only restate the key ("Grpcport"); descriptions say what a field is.

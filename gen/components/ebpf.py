@@ -7,8 +7,8 @@ import re
 from functools import cache
 from importlib import resources
 
-from gen.build.common import Part, config_map, header, image_override, json_patch, server_url
-from gen.spec import Cluster
+from gen.components.common import Part, config_map, header, image_override, json_patch, server_url
+from gen.spec.cluster import Cluster
 
 BASE_IMAGE = "grafana/alloy"
 # What the eBPF profiler needs when it does not run privileged (Alloy's pyroscope.ebpf

@@ -5,11 +5,11 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-from gen import units
-from gen.build import cassandra_scripts
-from gen.build.common import Part, header, json_patch, server_url
-from gen.hostpaths import include_mount
-from gen.spec import Cassandra, Cluster
+from gen.components import cassandra_scripts
+from gen.components.common import Part, header, json_patch, server_url
+from gen.spec import units
+from gen.spec.cluster import Cassandra, Cluster
+from gen.spec.hostpaths import include_mount
 
 HOST_ROOT = "/host"
 CONFIG_MAP = "pyroscope-cassandra-agent"

@@ -38,11 +38,11 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.build.argocd import Scope, application_file
-from gen.defaults import DEFAULTS_FILE
+from gen.components.argocd import Scope, application_file
 from gen.errors import Problem
-from gen.fleet import FLEET_FILE
-from gen.layout import overlay_dir
+from gen.render.layout import overlay_dir
+from gen.spec.defaults import DEFAULTS_FILE
+from gen.spec.fleet import FLEET_FILE
 
 CACHE_NAME = "gen-render.cache"
 _FORMAT = 2
@@ -137,7 +137,7 @@ def _key(root: Path) -> bytes:
     """Everything besides its spec that a cluster's files depend on."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{_FORMAT} {sys.version} {yamlio.library_identity()}\0".encode())
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]  # the whole of gen, not this subpackage
     # The code and the text it renders from (gen/resources/), not the bytecode.
     for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         st = path.stat()

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from gen.objects import ident
+from gen.validate.objects import ident
 
 # A key is a credential's when its name, lower-cased without separators, ends in one of
 # these: `client_secret`, `bearerToken` and `PGPASSWORD` do; `secretName`, `tokenFile`

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from gen import yamlio
-from gen.build import dashboard
-from gen.build.common import Part, config_map, header, header_text, server_url
-from gen.spec import Cluster
+from gen.components import dashboard
+from gen.components.common import Part, config_map, header, header_text, server_url
+from gen.spec.cluster import Cluster
 
 SIDECAR_LABEL = {"grafana_datasource": "1"}
 DASHBOARD_LABEL = {"grafana_dashboard": "1"}

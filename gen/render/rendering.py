@@ -8,14 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen import layout, repofs, workers, writer, yamlio
-from gen.build import argocd, server
+from gen import repofs, yamlio
+from gen.components import argocd, server
 from gen.errors import Problem, SpecError
-from gen.fleet import FLEET_FILE, Fleet, load_fleet
-from gen.loader import LoadedCluster, load_clusters, spec_files
 from gen.output import Output
-from gen.render_cache import Entry, RenderCache, open_cache
-from gen.schema import SCHEMA_FILE, schema_text
+from gen.render import layout, workers, writer
+from gen.render.cache import Entry, RenderCache, open_cache
+from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
+from gen.spec.loader import LoadedCluster, load_clusters, spec_files
+from gen.spec.schema import SCHEMA_FILE, schema_text
 
 # Below this many clusters a render stays in this process: starting the workers and
 # collecting their results costs about what splitting the work saves. Measured on 2

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gen import yamlio
-from gen.diffing import MISSING, FieldChange, ObjectChange
 from gen.errors import printable
+from gen.review.diffing import MISSING, FieldChange, ObjectChange
 
 if TYPE_CHECKING:
     from gen.commands.diff import Report, Section

@@ -8,7 +8,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from gen.spec import Cluster
+from gen.spec.cluster import Cluster
 
 TEMPLATE = "profiling-dashboard.json"
 DATASOURCE_TYPE = "grafana-pyroscope-datasource"

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from gen import yamlio
 from gen.errors import Problem, SpecError
-from gen.spec import API_VERSION, Model
+from gen.spec.cluster import API_VERSION, Model
 
 DEFAULTS_FILE = "clusters/_defaults.yaml"
 
@@ -42,7 +42,7 @@ class Defaults:
 
 def load_defaults(root: Path) -> Defaults | None:
     """The fleet's defaults, or None when the repository has no defaults file."""
-    from gen.loader import validate_model
+    from gen.spec.loader import validate_model
 
     path = root / DEFAULTS_FILE
     if not os.path.lexists(path):

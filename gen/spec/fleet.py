@@ -21,7 +21,7 @@ them::
 so a spec cannot widen what Argo CD deploys from.
 
 The file is optional: without it, the setting is derived from the cluster specs
-when they all agree (see `gen.build.argocd.resolve_fleet`).
+when they all agree (see `gen.components.argocd.resolve_fleet`).
 """
 
 from __future__ import annotations
@@ -32,9 +32,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from gen import loader, yamlio
+from gen import yamlio
 from gen.errors import SpecError
-from gen.spec import ROOT_NAME, GitURL, Model, Name, Namespace, Revision
+from gen.spec import loader
+from gen.spec.cluster import ROOT_NAME, GitURL, Model, Name, Namespace, Revision
 
 FLEET_FILE = "fleet.yaml"
 DEFAULT_ARGOCD_NAMESPACE = "argocd"

@@ -6,7 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from gen.spec import Cluster
+from gen.spec.cluster import Cluster
 
 PART_OF = "pyroscope-profiling"
 

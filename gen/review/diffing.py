@@ -6,7 +6,7 @@ stripped for matching, and every reference to a hashed name (a pod's volume,
 an env `configMapKeyRef` …) is rewritten to the unhashed name before fields
 are compared. A new config is then one changed ConfigMap, and the pods that
 mount it show no field change of their own: the restart it causes is an
-impact note (see `gen.impact`), not noise in the diff.
+impact note (see `gen.review.impact`), not noise in the diff.
 
 Comparison is on parsed data, so key order, quoting and flow style make no
 difference. Lists of mappings that all carry a distinct `name` (containers,
@@ -68,7 +68,7 @@ class FieldChange:
     path: tuple[PathPart, ...]
     old: Any
     new: Any
-    source: str | None = None  # where the new value comes from (gen.provenance)
+    source: str | None = None  # where the new value comes from (gen.review.provenance)
 
     @property
     def op(self) -> Status:
@@ -117,7 +117,7 @@ class ObjectChange:
     new: dict[str, Any] | None = None
     fields: list[FieldChange] = field(default_factory=list)
     impact: list[str] = field(default_factory=list)
-    source: str | None = None  # why an object appears or disappears as a whole (gen.provenance)
+    source: str | None = None  # why an object appears or disappears as a whole (gen.review.provenance)
 
     @property
     def renamed(self) -> bool:

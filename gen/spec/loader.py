@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal, NamedTuple, TypeVar, Union, get_args
 from pydantic import BaseModel, ValidationError
 
 from gen import repofs, yamlio
-from gen.defaults import Defaults, load_defaults, merge
 from gen.errors import Problem, SpecError, UsageError, short_repr
-from gen.spec import API_VERSION, Cluster, FieldError
+from gen.spec.cluster import API_VERSION, Cluster, FieldError
+from gen.spec.defaults import Defaults, load_defaults, merge
 
 CLUSTERS_DIR = "clusters"
 M = TypeVar("M", bound=BaseModel)
@@ -272,7 +272,7 @@ def _describe(value: Any) -> str:
 
 
 def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    from gen.units import close_match
+    from gen.spec.units import close_match
 
     allowed = _keys_at(model, loc[:-1])
     hint = close_match(str(loc[-1]), allowed)

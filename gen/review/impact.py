@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gen import layout
-from gen.build import cassandra, server
-from gen.build.argocd import RESOURCES_FINALIZER
-from gen.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
-from gen.objects import ident
+from gen.components import cassandra, server
+from gen.components.argocd import RESOURCES_FINALIZER
+from gen.render import layout
+from gen.review.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
+from gen.validate.objects import ident
 
 # The Deployment of base/server; its strategy is Recreate because two servers
 # must never share the host data directory.

@@ -13,7 +13,7 @@ form `Kind/name: field.path: message` (the form of the overlay findings):
 - `check_claimed`: argocd/applications/ holds only the Applications gen renders
   for the specs, each from a repository the AppProject allows: the root
   Application syncs whatever is there;
-- the secret scan of `gen.secrets_scan` over every Argo CD file.
+- the secret scan of `gen.validate.secrets_scan` over every Argo CD file.
 
 jsonschema is imported only inside `check_crds`: rendering never pays for it.
 """
@@ -30,8 +30,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from gen import layout, secrets_scan, writer, yamlio
-from gen.build.argocd import (
+from gen import yamlio
+from gen.components.argocd import (
     APPLICATIONS_DIR,
     ARGOCD_DIR,
     PROJECT_FILE,
@@ -41,8 +41,10 @@ from gen.build.argocd import (
     application_file,
 )
 from gen.errors import UsageError
-from gen.loader import issues
-from gen.spec import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
+from gen.render import layout, writer
+from gen.spec.cluster import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
+from gen.spec.loader import issues
+from gen.validate import secrets_scan
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
@@ -64,7 +66,7 @@ def _dotted(path: Sequence[Any]) -> str:
 
 
 # ------------------------------------------------------------------ strict models
-# Exactly what gen.build.argocd emits and nothing more: extra keys are refused, and
+# Exactly what gen.components.argocd emits and nothing more: extra keys are refused, and
 # values are held to what the builders can produce.
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gen import yamlio
-from gen.build import cassandra
-from gen.diffing import MISSING, FieldChange, ObjectChange, scalar_text
+from gen.components import cassandra
 from gen.errors import GenError
-from gen.loader import LoadedCluster
+from gen.review.diffing import MISSING, FieldChange, ObjectChange, scalar_text
+from gen.spec.loader import LoadedCluster
 
 BUILT_IN = "built-in default"
 BASE = "base/"

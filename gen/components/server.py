@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from gen import yamlio
-from gen.build.common import Part, config_map, header, image_override, json_patch
-from gen.spec import RAFT_PORT, Cluster, major_of
+from gen.components.common import Part, config_map, header, image_override, json_patch
+from gen.spec.cluster import RAFT_PORT, Cluster, major_of
 
 BASE_IMAGE = "grafana/pyroscope"
 DATA_MOUNT = "/data"  # where base/server mounts storagePath inside the container

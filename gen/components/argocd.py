@@ -23,11 +23,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gen.build.common import PART_OF
+from gen.components.common import PART_OF
 from gen.errors import Problem, SpecError, UsageError
-from gen.fleet import DEFAULT_ARGOCD_NAMESPACE, FLEET_FILE, Fleet
-from gen.loader import LoadedCluster
-from gen.spec import APP_PREFIX, ROOT_NAME, Cluster
+from gen.spec.cluster import APP_PREFIX, ROOT_NAME, Cluster
+from gen.spec.fleet import DEFAULT_ARGOCD_NAMESPACE, FLEET_FILE, Fleet
+from gen.spec.loader import LoadedCluster
 
 API_VERSION = "argoproj.io/v1alpha1"
 ARGOCD_DIR = "argocd"
@@ -53,7 +53,7 @@ RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 # ServerSideApply is left out on purpose: it would leave every field that another
 # field manager set and gen does not (easy-db-lab's liveness probe and privileged
 # flag on the objects taken over), which is why those objects carry Replace=true
-# instead (gen.layout.TAKEOVER_SYNC_OPTIONS). Every other object has gen as its
+# instead (gen.render.layout.TAKEOVER_SYNC_OPTIONS). Every other object has gen as its
 # only writer, and client-side apply is Argo CD's default and most exercised path.
 SYNC_OPTIONS = (
     "CreateNamespace=true",

@@ -1,0 +1,1 @@
+"""What a change does: built manifests compared per object, with impact and provenance."""
