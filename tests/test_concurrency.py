@@ -21,7 +21,7 @@ from gen.errors import LockError
 from gen.render import writer
 from gen.render.rendering import render
 from tests.conftest import FIXTURES, PROJECT, snapshot
-from tests.test_interrupt import _check_old_or_new, _write_specs
+from tests.fleet_fixtures import check_old_or_new, write_specs
 
 # Long enough for a blocked process to have written something if the lock were not real.
 BLOCKED_SECONDS = 0.5
@@ -73,7 +73,7 @@ def _fleet(tmp_path: Path, clusters: int) -> Path:
     (root / "clusters").mkdir(parents=True)
     shutil.copytree(PROJECT / "base", root / "base")
     shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
-    _write_specs(root, list(range(clusters)), 0)
+    write_specs(root, list(range(clusters)), 0)
     return root
 
 
@@ -91,7 +91,7 @@ def test_a_render_waits_for_the_lock_and_writes_nothing_until_it_is_released(tmp
     code, stdout = gen.finish()
     assert code == 0
     assert "created overlays/lab-000/kustomization.yaml" in stdout.splitlines()
-    assert _check_old_or_new(root, (expected.overlays, expected.files), (expected.overlays, expected.files))
+    assert check_old_or_new(root, (expected.overlays, expected.files), (expected.overlays, expected.files))
 
 
 def test_two_renders_at_once_write_one_after_the_other(tmp_path: Path) -> None:
@@ -111,7 +111,7 @@ def test_two_renders_at_once_write_one_after_the_other(tmp_path: Path) -> None:
     assert len(outputs[1]) == sum(len(f) for f in expected.overlays.values()) + len(expected.files)
     assert all(line.startswith("created ") for line in outputs[1])
     want = (expected.overlays, expected.files)
-    assert _check_old_or_new(root, want, want) == want
+    assert check_old_or_new(root, want, want) == want
     assert list(root.rglob(f"{writer.TMP_PREFIX}*")) == []
 
 

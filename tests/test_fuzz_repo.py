@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.git_fixtures import rendered_repo
-from tests.test_repo_files import Hung, replace, run, time_limit, tree_state
+from tests.repo_fixtures import Hung, replace, run, time_limit, tree_state
 
 pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning")
 

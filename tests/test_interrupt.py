@@ -28,68 +28,14 @@ from click.testing import CliRunner
 
 from gen.cli import cli
 from gen.render import writer
-from gen.render.rendering import render
 from tests.conftest import FIXTURES, PROJECT
+from tests.fleet_fixtures import check_old_or_new, is_leftover, write_specs
 
 CLUSTERS = 200
 # Wall-clock budget for the kill rounds: the number of rounds follows from the
 # measured length of a run, so a slow file system means fewer kills, not a slow test.
 KILL_BUDGET_SECONDS = 30.0
 MIN_KILLS, MAX_KILLS = 8, 20
-
-Files = dict[str, str]
-
-
-def _spec(index: int, version: int) -> str:
-    """A valid spec that differs per cluster and, in every overlay, per version."""
-    rng = random.Random(index * 7919 + version)
-    name = f"lab-{index:03d}"
-    destination = f"name: {name}" if rng.random() < 0.5 else "server: https://kubernetes.default.svc"
-    labels = f"{{dc: us-east-1, rack: r{rng.randrange(4)}}}" if rng.random() < 0.5 else "{}"
-    return f"""apiVersion: gen.profiling/v1alpha1
-kind: Cluster
-metadata:
-  name: {name}
-spec:
-  platform: kubernetes
-  namespace: profiling-{index % 7}
-  controlNode:
-    address: 10.{index // 250}.{index % 250}.{version % 250 + 1}
-  server:
-    image: grafana/pyroscope:{rng.choice(["1.21.1", "2.2.1"])}
-    port: {rng.randrange(4040, 4090)}
-    retention: {24 + index}h{version}m
-  ebpf:
-    enabled: {str(rng.random() < 0.8).lower()}
-    sampleRate: {rng.randrange(1, 1001)}
-    privileged: {str(rng.random() < 0.5).lower()}
-  grafana:
-    enabled: {str(rng.random() < 0.5).lower()}
-  cassandra:
-    enabled: {str(rng.random() < 0.8).lower()}
-    state: {rng.choice(["present", "absent"])}
-    profiler:
-      event: {rng.choice(["cpu", "itimer", "wall"])}
-    labels: {labels}
-  argocd:
-    repoURL: https://github.com/acme/profiling-gitops.git
-    automated: {str(rng.random() < 0.5).lower()}
-    destination:
-      {destination}
-"""
-
-
-def _write_specs(root: Path, members: list[int], version: int) -> tuple[dict[str, Files], Files]:
-    """Make clusters/ hold exactly these clusters at this version; return their rendering."""
-    folder = root / "clusters"
-    wanted = {f"lab-{i:03d}.yaml": _spec(i, version) for i in members}
-    for path in folder.iterdir():
-        if path.name not in wanted:
-            path.unlink()
-    for name, text in wanted.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    rendered = render(root)
-    return {d: dict(f) for d, f in rendered.overlays.items()}, dict(rendered.files)
 
 
 def _gen_render(root: Path) -> subprocess.Popen[bytes]:
@@ -108,38 +54,6 @@ def _timed_run(root: Path) -> float:
     return time.monotonic() - start
 
 
-def _is_leftover(name: str) -> bool:
-    return name.startswith(writer.TMP_PREFIX)
-
-
-def _check_old_or_new(
-    root: Path, old: tuple[dict[str, Files], Files], new: tuple[dict[str, Files], Files]
-) -> tuple[dict[str, Files], Files]:
-    """Assert every overlay and Argo CD file is entirely old or entirely new; return what is there."""
-    (old_dirs, old_files), (new_dirs, new_files) = old, new
-    overlays = root / "overlays"
-    present = {f"overlays/{e.name}" for e in overlays.iterdir() if not _is_leftover(e.name)}
-    assert present <= old_dirs.keys() | new_dirs.keys(), present - old_dirs.keys() - new_dirs.keys()
-    now_dirs: dict[str, Files] = {}
-    for rel in sorted(old_dirs.keys() | new_dirs.keys()):
-        actual = writer.read_tree(root / rel)
-        assert actual in (old_dirs.get(rel), new_dirs.get(rel)), f"{rel} is neither its old nor its new version"
-        if actual is not None:
-            now_dirs[rel] = actual
-    now_files: Files = {}
-    for rel in sorted(old_files.keys() | new_files.keys()):
-        path = root / rel
-        text = path.read_text(encoding="utf-8") if path.exists() else None
-        assert text in (old_files.get(rel), new_files.get(rel)), f"{rel} is neither its old nor its new version"
-        if text is not None:
-            now_files[rel] = text
-    for folder in (root / "argocd", root / "argocd" / "applications"):
-        for entry in folder.iterdir():
-            rel = entry.relative_to(root).as_posix()
-            assert entry.is_dir() or rel in now_files or _is_leftover(entry.name), f"unexpected {rel}"
-    return now_dirs, now_files
-
-
 def test_killed_renders_leave_each_overlay_old_or_new_and_the_next_run_repairs(tmp_path: Path) -> None:
     root = tmp_path / "fleet"
     (root / "clusters").mkdir(parents=True)
@@ -149,16 +63,16 @@ def test_killed_renders_leave_each_overlay_old_or_new_and_the_next_run_repairs(t
     members = list(range(CLUSTERS))
     next_index = CLUSTERS
 
-    current = _write_specs(root, members, 0)
+    current = write_specs(root, members, 0)
     assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
-    assert _check_old_or_new(root, current, current) == current
+    assert check_old_or_new(root, current, current) == current
 
     # Measure: a run with nothing to write (start-up, loading, rendering, comparing),
     # then a run that rewrites every overlay.
     idle = _timed_run(root)
-    current = _write_specs(root, members, 1)
+    current = write_specs(root, members, 1)
     full = _timed_run(root)
-    assert _check_old_or_new(root, current, current) == current
+    assert check_old_or_new(root, current, current) == current
     kills = max(MIN_KILLS, min(MAX_KILLS, int(KILL_BUDGET_SECONDS / (full + 0.5))))
 
     # One delay in each of `kills` equal slices of [0.6 * idle, 1.05 * full], in random
@@ -172,20 +86,20 @@ def test_killed_renders_leave_each_overlay_old_or_new_and_the_next_run_repairs(t
         members.remove(rng.choice(members))  # an overlay to remove
         members.append(next_index)  # and one to create
         next_index += 1
-        new = _write_specs(root, members, version)
+        new = write_specs(root, members, version)
         process = _gen_render(root)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         interrupted += process.wait() == -signal.SIGKILL
-        current = _check_old_or_new(root, current, new)
+        current = check_old_or_new(root, current, new)
 
     # Loose on purpose (run times vary under load); it only guards the test's meaning.
     assert interrupted >= kills // 4, f"only {interrupted} of {kills} runs were killed before they finished"
     assert _gen_render(root).wait() == 0
-    final = _check_old_or_new(root, new, new)
+    final = check_old_or_new(root, new, new)
     assert final == new
-    leftovers = [p for p in (root / "overlays").iterdir() if _is_leftover(p.name)]
-    leftovers += [p for p in (root / "argocd").rglob("*") if _is_leftover(p.name)]
+    leftovers = [p for p in (root / "overlays").iterdir() if is_leftover(p.name)]
+    leftovers += [p for p in (root / "argocd").rglob("*") if is_leftover(p.name)]
     assert leftovers == []
 
 
@@ -247,10 +161,10 @@ def test_a_crash_at_every_step_leaves_each_overlay_old_or_new(
     (root / "clusters").mkdir(parents=True)
     shutil.copytree(PROJECT / "base", root / "base")
     shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
-    old = _write_specs(root, [0, 1, 2, 3], 0)
+    old = write_specs(root, [0, 1, 2, 3], 0)
     assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
-    repaired = _write_specs(root, [1, 2, 3], 1)
-    new = _write_specs(root, [1, 2, 3, 4], 1)
+    repaired = write_specs(root, [1, 2, 3], 1)
+    new = write_specs(root, [1, 2, 3, 4], 1)
     pristine = tmp_path / "pristine"
     shutil.copytree(root, pristine)
 
@@ -264,10 +178,10 @@ def test_a_crash_at_every_step_leaves_each_overlay_old_or_new(
             break
         if exchange == "two-renames":
             writer.clean_leftovers(root / "overlays")
-        _check_old_or_new(root, old, new)
+        check_old_or_new(root, old, new)
         (root / "clusters" / "lab-004.yaml").unlink()
         assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
-        assert _check_old_or_new(root, repaired, repaired) == repaired, f"not repaired after a crash at step {step}"
+        assert check_old_or_new(root, repaired, repaired) == repaired, f"not repaired after a crash at step {step}"
         assert list(root.rglob(f"{writer.TMP_PREFIX}*")) == [], f"leftovers after a crash at step {step}"
     assert step > 50  # the run was cut at every one of its steps
-    assert _check_old_or_new(root, new, new) == new
+    assert check_old_or_new(root, new, new) == new

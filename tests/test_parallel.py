@@ -35,8 +35,8 @@ from gen.render import layout
 from gen.render import rendering as render_module
 from gen.spec.cluster import Cluster
 from tests.conftest import FIXTURES, PROJECT, snapshot
+from tests.fleet_fixtures import numbered_spec
 from tests.git_fixtures import commit_all, edit, gen, init
-from tests.test_interrupt import _spec
 
 CLUSTERS = 120
 JOBS = "3"  # not a divisor of CLUSTERS' chunks on 2 cores: more workers than cores is fine
@@ -57,7 +57,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(PROJECT / "base", root / "base")
     shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     for i in range(CLUSTERS):
-        (root / "clusters" / f"lab-{i:03d}.yaml").write_text(_spec(i, 0), encoding="utf-8")
+        (root / "clusters" / f"lab-{i:03d}.yaml").write_text(numbered_spec(i, 0), encoding="utf-8")
     return root
 
 
