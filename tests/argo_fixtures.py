@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,11 @@ def write_documents(root: Path, documents: dict[str, list[dict[str, Any]]]) -> N
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(argo_text(rel, docs), encoding="utf-8")
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """A glob as Argo CD's include and exclude read it: one {a,b} group is enough to simulate here."""
+    m = re.search(r"\{([^}]*)\}", pattern)
+    if not m:
+        return [pattern]
+    return [pattern[: m.start()] + alt + pattern[m.end() :] for alt in m.group(1).split(",")]

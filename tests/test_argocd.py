@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import re
 import shutil
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import pytest
-from argo_fixtures import CRDS, IN_CLUSTER, PROJECT, REPO, load, spec_text, write, write_documents
+from argo_fixtures import CRDS, IN_CLUSTER, PROJECT, REPO, expand_braces, load, spec_text, write, write_documents
 
 from gen import yamlio
 from gen.components import argocd as argo
@@ -110,20 +109,12 @@ def test_application_defaults_automated_sync(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ bootstrap (app-of-apps)
 
 
-def _expand_braces(pattern: str) -> list[str]:
-    # Argo CD's include glob allows one {a,b} group; enough to simulate it here.
-    m = re.search(r"\{([^}]*)\}", pattern)
-    if not m:
-        return [pattern]
-    return [pattern[: m.start()] + alt + pattern[m.end() :] for alt in m.group(1).split(",")]
-
-
 def _synced_by_root(root: Path, bootstrap_docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The objects the root Application would sync from a checkout at root."""
     (app,) = [d for d in bootstrap_docs if d["kind"] == "Application"]
     source = app["spec"]["source"]
     base = root / source["path"]
-    patterns = _expand_braces(source["directory"]["include"])
+    patterns = expand_braces(source["directory"]["include"])
     found = []
     files = base.rglob("*.yaml") if source["directory"]["recurse"] else base.glob("*.yaml")
     for path in sorted(files):

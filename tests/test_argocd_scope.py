@@ -221,7 +221,7 @@ def _synced(root: Path, app: dict[str, Any]) -> list[str]:
     """The files under the root Application's path that Argo CD takes: `*` crosses `/` (no separators)."""
     from fnmatch import fnmatchcase
 
-    from tests.test_argocd import _expand_braces
+    from argo_fixtures import expand_braces
 
     directory = app["spec"]["source"]["directory"]
     base = root / app["spec"]["source"]["path"]
@@ -230,9 +230,9 @@ def _synced(root: Path, app: dict[str, Any]) -> list[str]:
         rel = path.relative_to(base).as_posix()
         if not path.is_file() or not rel.endswith((".yaml", ".yml", ".json")):
             continue
-        if any(fnmatchcase(rel, p) for p in _expand_braces(directory.get("exclude", ""))):
+        if any(fnmatchcase(rel, p) for p in expand_braces(directory.get("exclude", ""))):
             continue
-        if any(fnmatchcase(rel, p) for p in _expand_braces(directory["include"])):
+        if any(fnmatchcase(rel, p) for p in expand_braces(directory["include"])):
             out.append(rel)
     return out
 
