@@ -3,6 +3,7 @@ tree, with the jar served over HTTP by a thread on 127.0.0.1."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from installer_fixtures import (
     INCLUDE_FILE,
     INCLUDE_TEXT,
     INSTALL_DIR,
+    INSTALLER,
     SERVER_ADDRESS,
     Host,
     JarServer,
@@ -33,12 +35,12 @@ from installer_fixtures import (
     zip_bytes,
 )
 
+from gen import yamlio
 from gen.components.cassandra_scripts import (
     BEGIN_MARKER,
     END_MARKER,
     JAR_NAME,
     SNIPPET_NAME,
-    install_script,
     settings_snippet,
 )
 
@@ -104,16 +106,25 @@ def mode(path: Path) -> int:
 
 
 def test_scripts_start_with_the_header_and_the_shellcheck_directive() -> None:
-    for text in (install_script(HEADER), snippet_for(spec())):
-        assert text.split("\n")[:2] == [HEADER, "# shellcheck shell=sh"]
-        assert text.endswith("\n")
-        assert "\r" not in text
+    text = snippet_for(spec())
+    assert text.split("\n")[:2] == [HEADER, "# shellcheck shell=sh"]
+    installer = INSTALLER.read_text(encoding="utf-8")
+    assert installer.split("\n")[0] == "# shellcheck shell=sh"
+    for script in (text, installer):
+        assert script.endswith("\n")
+        assert "\r" not in script
+
+
+def test_the_pod_template_carries_the_installers_checksum() -> None:
+    """A new base/cassandra-agent/install.sh must be a new pod template, or no host would run it."""
+    (daemonset,) = yamlio.parse_all_plain((INSTALLER.parent / "daemonset.yaml").read_text(encoding="utf-8"))
+    annotations = daemonset["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["checksum/installer"] == hashlib.sha256(INSTALLER.read_bytes()).hexdigest()
 
 
 def test_rendering_is_deterministic_and_sorts_labels() -> None:
     c = spec()
     assert snippet_for(c) == snippet_for(spec())
-    assert install_script(HEADER) == install_script(HEADER)
     text = snippet_for(c)
     assert 'cluster=lab-east,hostname=$gen_profiling_host,dc=dc1,rack=r1"' in text
 

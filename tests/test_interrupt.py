@@ -183,5 +183,5 @@ def test_a_crash_at_every_step_leaves_each_overlay_old_or_new(
         assert CliRunner().invoke(cli, ["render", "--all", "--root", str(root)]).exit_code == 0
         assert check_old_or_new(root, repaired, repaired) == repaired, f"not repaired after a crash at step {step}"
         assert list(root.rglob(f"{writer.TMP_PREFIX}*")) == [], f"leftovers after a crash at step {step}"
-    assert step > 50  # the run was cut at every one of its steps
+    assert step > 40  # the run was cut at every one of its steps
     assert check_old_or_new(root, new, new) == new

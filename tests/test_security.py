@@ -467,7 +467,8 @@ def test_validate_fails_on_a_committed_secret_value(fleet: Path) -> None:
 
 
 def shell_scripts(examples: Path) -> Iterator[tuple[str, str]]:
-    """(where, script) for every shell script gen renders and every `sh -c` in the built pods."""
+    """(where, script) for the installer, every shell script gen renders and every `sh -c` in the built pods."""
+    yield "base/cassandra-agent/install.sh", (PROJECT / "base/cassandra-agent/install.sh").read_text(encoding="utf-8")
     for rel, text in render(examples).all_files().items():
         if rel.endswith(".sh"):
             yield rel, text

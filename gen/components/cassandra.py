@@ -112,14 +112,12 @@ def build(cluster: Cluster) -> Part:
     env = installer_env(cluster)
     return Part(
         component="cassandra-agent",
-        files={
-            "install.sh": cassandra_scripts.install_script(header(cluster).rstrip("\n")),
-            "cassandra-pyroscope.sh": settings(cluster),
-        },
+        # install.sh is the same for every cluster: base/cassandra-agent merges it into this ConfigMap.
+        files={"cassandra-pyroscope.sh": settings(cluster)},
         generators=[
             {
                 "name": CONFIG_MAP,
-                "files": ["install.sh", "cassandra-pyroscope.sh"],
+                "files": ["cassandra-pyroscope.sh"],
                 "literals": [f"{k}={v}" for k, v in env.items()],
                 "options": {"annotations": {"argocd.argoproj.io/sync-wave": "0"}},
             }

@@ -1,12 +1,9 @@
-"""The two shell files of the Cassandra agent ConfigMap: `install.sh` and its settings snippet.
+"""The settings snippet of the Cassandra agent ConfigMap, rendered from the spec (pure).
 
-`install.sh` is the same text for every cluster (only the header line differs): all per-cluster
-inputs reach it as environment variables of the init container, so a spec change that only
-touches those variables does not have to change the script. The snippet is rendered from the
-spec and is what Cassandra's include file sources on the host. Both texts live in
-`gen/resources/` as package data.
-
-Both functions are pure: same arguments, same bytes.
+It is what Cassandra's include file sources on the host; its template is package data in
+`gen/resources/`. The installer beside it, `install.sh`, is the same for every cluster (every
+input is an environment variable of the init container) and lives once, in
+`base/cassandra-agent/`.
 """
 
 from __future__ import annotations
@@ -21,7 +18,7 @@ JAR_NAME = "pyroscope.jar"
 SNIPPET_NAME = "cassandra-pyroscope.sh"
 BEGIN_MARKER = "# BEGIN gen-profiling"
 END_MARKER = "# END gen-profiling"
-# Both resource files start with this line, so that shellcheck reads them as they are.
+# The template starts with this line, so that shellcheck reads it as it is.
 _DIRECTIVE = "# shellcheck shell=sh\n"
 
 # Every rendered value lands inside shell quotes and then in one word of JVM_EXTRA_OPTS, which
@@ -53,11 +50,6 @@ def _token(what: str, value: str) -> str:
     if not _TOKEN.match(value):
         raise ValueError(f"{what} {value!r} may hold only letters, digits and . _ : / @ + -")
     return value
-
-
-def install_script(header: str) -> str:
-    """Full text of install.sh: `header`, then `# shellcheck shell=sh`, then the script."""
-    return _header(header) + _resource("install.sh")
 
 
 def settings_snippet(
