@@ -52,9 +52,9 @@ class LoadedCluster:
             return self.defaults.file, line, col
         return None
 
-    def locate(self, path: yamlio.Path) -> tuple[str, int, int]:
-        """The best place to point at for a path: see `_locate`."""
-        return _locate(self.file, self.positions, self.defaults, path)
+    def problem(self, path: yamlio.Path, message: str) -> Problem:
+        """A problem of a field, pointed at the best place for it (see `_locate`)."""
+        return Problem(*_locate(self.file, self.positions, self.defaults, path), dotted(path), message)
 
 
 def _locate(
@@ -115,14 +115,7 @@ def load_clusters(
     `files`: the `spec_files` of root, when the caller has listed them already.
     """
     files = spec_files(root) if files is None else files
-    if names is None:
-        chosen = list(files)
-    else:
-        chosen = list(dict.fromkeys(names))
-        unknown = [n for n in chosen if n not in files]
-        if unknown:
-            known = ", ".join(files) or "none"
-            raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {known})")
+    chosen = choose(files, names)
     problems: list[Problem] = []
     loaded: list[LoadedCluster] = []
     try:
@@ -141,6 +134,15 @@ def load_clusters(
         # An error inherited from the defaults is the same line for every cluster.
         raise SpecError(list(dict.fromkeys(problems)))
     return loaded
+
+
+def choose(files: Mapping[str, Path], names: Iterable[str] | None) -> list[str]:
+    """The named clusters (every one when None), each once; a name without a spec is a UsageError."""
+    chosen = list(files) if names is None else list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in files]
+    if unknown:
+        raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {', '.join(files) or 'none'})")
+    return chosen
 
 
 def load_text(
