@@ -188,7 +188,8 @@ def validate_model(
         return model.model_validate(doc.data), []
     except ValidationError as e:
         where = locate or (lambda p, key: _locate(file, doc, None, p, key))
-        return None, [_problem(i, where) for i in issues(model, e) if not _foreign_version(i, doc)]
+        other = _other_version(doc)
+        return None, [_problem(i, where) for i in issues(model, e) if not (other and i.loc == ("apiVersion",))]
 
 
 class Issue(NamedTuple):
@@ -300,23 +301,16 @@ def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
     # apiVersion gets its own message so that a spec of another version is named as such.
-    if _other_version(doc):
-        line, col = doc.where(("apiVersion",))
-        value = doc.data["apiVersion"]
-        return [
-            Problem(file, line, col, "apiVersion", f"version {value!r} is not supported (this gen reads {API_VERSION})")
-        ]
-    return []
+    if not _other_version(doc):
+        return []
+    message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
+    return [Problem(file, *doc.where(("apiVersion",)), "apiVersion", message)]
 
 
 def _other_version(doc: yamlio.Positioned) -> bool:
+    """Whether the document is a spec of another gen version (reported by `_header_problems` alone)."""
     value = doc.data.get("apiVersion")
     return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
-
-
-def _foreign_version(issue: Issue, doc: yamlio.Positioned) -> bool:
-    """Whether the issue is an apiVersion of another gen version (reported by _header_problems)."""
-    return issue.loc == ("apiVersion",) and _other_version(doc)
 
 
 def _problem(issue: Issue, locate: Locate) -> Problem:
