@@ -29,14 +29,13 @@ ROOT = click.option(
     show_default=True,
     help="The fleet repository (holds clusters/ and overlays/).",
 )
-FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "github"]),
-    default="text",
-    show_default=True,
-    help="github prints CI annotations.",
-)
+
+
+def _format(*choices: str, about: str | None = None) -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=about)
+
+
+FORMAT = _format("text", "github", about="github prints CI annotations.")
 
 
 class _Group(click.Group):
@@ -139,7 +138,7 @@ def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
 @cli.command()
 @click.argument("name")
 @click.argument("field", required=False)
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_format("text", "json")
 @ROOT
 def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
     """Show each field's effective value for cluster NAME and where it came from.
@@ -155,26 +154,22 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
 @click.argument("name")
 @click.option("--address", required=True, help="IP or DNS name of the control node.")
 @click.option("--repo-url", required=True, help="Git URL of the fleet repository.")
-@click.option("--destination-server", default=None, help="API server URL (default: the in-cluster one).")
-@click.option("--destination-name", default=None, help="Name of a cluster registered in Argo CD instead.")
+@click.option("--destination-server", "server", default=None, help="API server URL (default: the in-cluster one).")
+@click.option(
+    "--destination-name", "cluster_name", default=None, help="Name of a cluster registered in Argo CD instead."
+)
 @ROOT
 def new(  # noqa: PLR0917 - one parameter per option, as click passes them
-    name: str, address: str, repo_url: str, destination_server: str | None, destination_name: str | None, root: Path
+    name: str, address: str, repo_url: str, server: str | None, cluster_name: str | None, root: Path
 ) -> None:
     """Scaffold clusters/NAME.yaml with the required fields and the common options."""
     from gen.commands import new as command
 
-    if destination_server and destination_name:
+    if server and cluster_name:
         raise UsageError("give --destination-server or --destination-name, not both")
     sys.exit(
         command.run(
-            root,
-            name,
-            address=address,
-            repo_url=repo_url,
-            server=destination_server,
-            cluster_name=destination_name,
-            out=Output(),
+            root, name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name, out=Output()
         )
     )
 
@@ -188,7 +183,7 @@ def schema() -> None:
 
 
 @cli.command(name="list")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_format("text", "json")
 @ROOT
 def list_clusters(fmt: str, root: Path) -> None:
     """List every cluster with its status (in sync, stale, orphan), components and destination."""
@@ -210,14 +205,7 @@ def check(jobs: int | None, root: Path, fmt: str) -> None:
 
 @cli.command()
 @click.option("--base", "ref", required=True, help="The git revision to compare with (e.g. origin/main).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "markdown", "json"]),
-    default="text",
-    show_default=True,
-    help="markdown is a pull-request comment.",
-)
+@_format("text", "markdown", "json", about="markdown is a pull-request comment.")
 @click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Text colours."
 )

@@ -120,9 +120,9 @@ def test_render_refuses_a_config_map_argo_cd_could_not_sync(fleet: Path) -> None
 def test_validate_flags_objects_the_api_server_refuses(fleet: Path, size: int, expected: str) -> None:
     assert gen("render", "--all", "--root", str(fleet)).exit_code == 0
     # lab-tuned's objects are its own (client-side apply), not taken over from easy-db-lab (Replace=true).
-    # The size is spread over the two files of one ConfigMap: gen builds no single file over 1 MiB.
-    for name in ("install.sh", "cassandra-pyroscope.sh"):
-        script = fleet / "overlays/lab-tuned" / name
+    # The size is spread over the two files of one ConfigMap (the overlay's snippet and the base's
+    # installer): gen builds no single file over 1 MiB.
+    for script in (fleet / "overlays/lab-tuned/cassandra-pyroscope.sh", fleet / "base/cassandra-agent/install.sh"):
         script.write_text(script.read_text(encoding="utf-8") + "# " + "x" * (size // 2) + "\n", encoding="utf-8")
     result = gen("validate", "lab-tuned", "--root", str(fleet))
     assert result.exit_code == 1, result.output

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gen import repofs
-from gen.components.argocd import APPLICATIONS_DIR
+from gen.components.argocd import APPLICATIONS_DIR, OVERLAYS_DIR, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, github_command, printable
 from gen.output import Output
-from gen.render import layout, writer
+from gen.render import writer
 from gen.render.rendering import (
     Difference,
     RenderedFleet,
@@ -119,7 +119,7 @@ def find_drift(root: Path, rendered: RenderedFleet, orphans: list[str], unclaime
     """
     found = []
     for c in rendered.clusters:
-        texts = {**{f"{layout.overlay_dir(c.name)}/{n}": t for n, t in (c.overlay or {}).items()}, **c.files}
+        texts = {**{f"{overlay_dir(c.name)}/{n}": t for n, t in (c.overlay or {}).items()}, **c.files}
         found += [_drift(root, d, texts.get(d.path)) for d in c.differences]
     found += [_drift(root, d, text) for rel, text in rendered.files.items() if (d := compare_file(root, rel, text))]
     edited: list[set[str] | None] = []  # asked of git once, and only when a file differs
@@ -160,7 +160,7 @@ def _drift(root: Path, difference: Difference, text: str | None) -> Drift:
 def _fix(rel: str) -> str:
     """The narrowest render that rewrites rel: its cluster's, or all for fleet-wide files."""
     parts = rel.split("/")
-    if parts[0] == layout.OVERLAYS_DIR and len(parts) > 1:
+    if parts[0] == OVERLAYS_DIR and len(parts) > 1:
         return f"gen render {parts[1]}"
     if rel.startswith(APPLICATIONS_DIR + "/"):
         return f"gen render {Path(rel).stem}"

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.components.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, PROJECT_FILE
+from gen.components.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, OVERLAYS_DIR, PROJECT_FILE, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.output import Output
 from gen.render import layout, writer
@@ -43,7 +43,7 @@ from gen.validate import kustomize, secrets_scan
 
 BASE_DIR = "base"
 # What a fleet's built manifests depend on; nothing else is read at REF.
-TREE = (BASE_DIR, layout.OVERLAYS_DIR, ARGOCD_DIR, CLUSTERS_DIR, FLEET_FILE)
+TREE = (BASE_DIR, OVERLAYS_DIR, ARGOCD_DIR, CLUSTERS_DIR, FLEET_FILE)
 FLEET_SECTION = "argocd/ (fleet)"
 WORKING_TREE = "working tree"
 
@@ -59,12 +59,12 @@ class Side:
         """Every entry of the tree that is not a regular file or a directory within gen's bounds."""
         # The YAML of what is built is checked by `kustomize.inspect`, for the clusters built;
         # the Argo CD files are parsed here, so all of them.
-        found = [f for rel in (BASE_DIR, layout.OVERLAYS_DIR) for f in repofs.scan(self.root, rel, yaml_check=False)]
+        found = [f for rel in (BASE_DIR, OVERLAYS_DIR) for f in repofs.scan(self.root, rel, yaml_check=False)]
         found += repofs.scan(self.root, ARGOCD_DIR)
         return found + list(repofs.check_file(self.root, FLEET_FILE))
 
     def overlays(self) -> list[str]:
-        folder = self.root / layout.OVERLAYS_DIR
+        folder = self.root / OVERLAYS_DIR
         if repofs.lkind(folder) is not None:
             return []
         return sorted(e.name for e in os.scandir(folder) if os.path.lexists(Path(e.path, "kustomization.yaml")))
@@ -100,13 +100,13 @@ class Side:
             return None
 
     def build(self, name: str, cmd: list[str]) -> list[dict[str, Any]]:
-        directory = self.root / layout.overlay_dir(name)
+        directory = self.root / overlay_dir(name)
         if not os.path.lexists(directory / "kustomization.yaml"):
             return []
         try:
             text = kustomize.build(directory, cmd)
         except ToolError as e:
-            where = f"{layout.overlay_dir(name)} at {self.label}"
+            where = f"{overlay_dir(name)} at {self.label}"
             raise ToolError(f"kustomize build of {where} failed", e.command, e.code, e.stderr) from None
         return [d for d in yamlio.parse_all_plain(text) if isinstance(d, dict)]
 
@@ -187,7 +187,7 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
     names = sorted(set(old.overlays()) | set(new.overlays()) | set(old.applications()) | set(new.applications()))
 
     def inputs(side: Side, name: str) -> dict[str, bytes]:
-        return {**side.files(layout.overlay_dir(name)), **side.files(f"{APPLICATIONS_DIR}/{name}.yaml")}
+        return {**side.files(overlay_dir(name)), **side.files(f"{APPLICATIONS_DIR}/{name}.yaml")}
 
     # Same overlay, same Application and same base/: the same objects, no build needed.
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
@@ -196,7 +196,7 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         for n in todo
         for side in (old, new)
         if n in side.overlays()
-        for f in kustomize.inspect(side.root, layout.overlay_dir(n))
+        for f in kustomize.inspect(side.root, overlay_dir(n))
     ]
     if unsafe:
         raise UnsafeTreeError(list(dict.fromkeys(unsafe)))

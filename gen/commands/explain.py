@@ -9,11 +9,9 @@ from typing import Any
 from gen import repofs, yamlio
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
-from gen.review.provenance import effective
+from gen.review.provenance import effective, origin_text
 from gen.spec import units
 from gen.spec.loader import LoadedCluster, load_clusters
-
-BUILT_IN = "built-in default"
 
 
 def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
@@ -26,9 +24,7 @@ def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
             for key, sub in value.items():
                 walk(sub, (*path, key))
             return
-        origin = item.origin(path)
-        where = f"{origin[0]}:{origin[1]}" if origin else BUILT_IN
-        rows.append((".".join(str(p) for p in path), value, where))
+        rows.append((".".join(str(p) for p in path), value, origin_text(item, path)))
 
     walk(data, ())
     return rows

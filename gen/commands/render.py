@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gen import repofs
+from gen.components.argocd import OVERLAYS_DIR, overlay_dir
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
-from gen.render import layout, writer
+from gen.render import writer
 from gen.render.rendering import (
     UNCLAIMED_NOTE,
     default_jobs,
@@ -28,11 +29,11 @@ def run(
     repofs.guard_layout(root)
     # Compared with the disk under the lock: what is written over is what was compared.
     with writer.repo_lock(root):
-        writer.clean_leftovers(root / layout.OVERLAYS_DIR)  # before the comparison sees them
+        writer.clean_leftovers(root / OVERLAYS_DIR)  # before the comparison sees them
         rendered = render_fleet(root, chosen, jobs=default_jobs(jobs), cached=cached, out=out)
         for w in [*rendered.warnings, *(w for c in rendered.clusters for w in c.overwrite_warnings)]:
             out.warn(w)
-        dirs = {layout.overlay_dir(c.name): c.overlay for c in rendered.clusters if c.overlay is not None}
+        dirs = {overlay_dir(c.name): c.overlay for c in rendered.clusters if c.overlay is not None}
         files = written_order({**rendered.files, **{rel: t for c in rendered.clusters for rel, t in c.files.items()}})
         writer.refuse_unwritable(root, dirs, files)
         report = writer.write_dirs(root, dirs)

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.components.argocd import ARGOCD_DIR
+from gen.components.argocd import ARGOCD_DIR, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
-from gen.render import layout
 from gen.render.workers import MAX_JOBS, cores
 from gen.spec.loader import load_clusters, spec_files
 from gen.validate import argo_checks, kustomize, secrets_scan
@@ -40,7 +39,7 @@ def run(
     built: dict[str, list[Any]] = {}
 
     def one(name: str) -> list[str]:
-        rel = layout.overlay_dir(name)
+        rel = overlay_dir(name)
         directory = root / rel
         if not os.path.lexists(directory / "kustomization.yaml"):
             return [f"{rel}: not rendered (run: gen render {name})"]
@@ -51,7 +50,7 @@ def run(
         built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
         # Valid is not enough: no secret value may be committed in what an overlay builds.
         problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
-        return [f"{layout.overlay_dir(name)}: {f}" for f in problems]
+        return [f"{overlay_dir(name)}: {f}" for f in problems]
 
     bar = out.progress(len(chosen), "validating")
 
@@ -82,7 +81,7 @@ def run(
         if grafana.enabled:
             # Nothing here can see the destination cluster: say what it must hold.
             out.note(
-                f"{layout.overlay_dir(cluster.name)}: namespace {grafana.namespace} (grafana.namespace) must exist "
+                f"{overlay_dir(cluster.name)}: namespace {grafana.namespace} (grafana.namespace) must exist "
                 f"on the destination cluster: Argo CD creates only {cluster.spec.stack_namespace}; the Grafana "
                 "ConfigMaps sync last, so without it only they fail"
             )

@@ -109,7 +109,8 @@ def app_name(cluster: str) -> str:
     return APP_PREFIX + cluster
 
 
-def overlay_path(cluster: str) -> str:
+def overlay_dir(cluster: str) -> str:
+    """A cluster's overlay directory, relative to the repository root."""
     return f"{OVERLAYS_DIR}/{cluster}"
 
 
@@ -150,7 +151,7 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
             "source": {
                 "repoURL": argo.repo_url,
                 "targetRevision": argo.target_revision,
-                "path": overlay_path(cluster.name),
+                "path": overlay_dir(cluster.name),
             },
             "destination": _destination(cluster),
             "syncPolicy": sync,
@@ -310,29 +311,21 @@ def fleet_problems(lc: LoadedCluster, fleet: Fleet | None) -> list[Problem]:
     spec = lc.cluster.spec
     found = []
     if fleet is not None and spec.argocd.repo_url not in fleet.repos:
-        found.append(
-            Problem(
-                *lc.locate(("spec", "argocd", "repoURL")),
-                "spec.argocd.repoURL",
-                f"{spec.argocd.repo_url!r} is not among the repositories {FLEET_FILE} allows "
-                f"({', '.join(fleet.repos)}), the only ones the fleet's AppProject lets Argo CD deploy from; "
-                f"to allow it, add it to spec.sourceRepos in {FLEET_FILE}",
-            )
+        why = (
+            f"{spec.argocd.repo_url!r} is not among the repositories {FLEET_FILE} allows "
+            f"({', '.join(fleet.repos)}), the only ones the fleet's AppProject lets Argo CD deploy from; "
+            f"to allow it, add it to spec.sourceRepos in {FLEET_FILE}"
         )
+        found.append(lc.problem(("spec", "argocd", "repoURL"), why))
     argocd_ns = fleet.argocd_namespace if fleet is not None else DEFAULT_ARGOCD_NAMESPACE
     namespaces: list[tuple[tuple[str, ...], str]] = [(("spec", "namespace"), spec.stack_namespace)]
     if spec.grafana.enabled:
         namespaces.append((("spec", "grafana", "namespace"), spec.grafana.namespace))
-    for path, ns in namespaces:
-        if ns == argocd_ns:
-            found.append(
-                Problem(
-                    *lc.locate(path),
-                    ".".join(path),
-                    f"{ns!r} is the fleet's Argo CD namespace ({FLEET_FILE}'s argocdNamespace): the fleet's "
-                    "AppProject would let every cluster's Application write into it; use another namespace",
-                )
-            )
+    why = (
+        f"is the fleet's Argo CD namespace ({FLEET_FILE}'s argocdNamespace): the fleet's "
+        "AppProject would let every cluster's Application write into it; use another namespace"
+    )
+    found += [lc.problem(path, f"{ns!r} {why}") for path, ns in namespaces if ns == argocd_ns]
     return found
 
 

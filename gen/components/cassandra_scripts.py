@@ -52,31 +52,13 @@ def _token(what: str, value: str) -> str:
     return value
 
 
-def settings_snippet(
-    header: str,
-    *,
-    install_dir: str,
-    application_name: str,
-    event: str,
-    alloc: str | None,
-    lock: str | None,
-    upload_interval: str,
-    cluster: str,
-    server_address: str,
-    labels: Mapping[str, str],
-) -> str:
-    """Full text of cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
-    jar, props = _agent_options(
-        install_dir=install_dir,
-        application_name=application_name,
-        event=event,
-        alloc=alloc,
-        lock=lock,
-        upload_interval=upload_interval,
-        cluster=cluster,
-        server_address=server_address,
-        labels=labels,
-    )
+def settings_snippet(header: str, **settings: Any) -> str:
+    """Full text of cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources.
+
+    `settings` are `_agent_options`'s: the agent's install directory, application name,
+    profiler thresholds, cluster, server address and labels.
+    """
+    jar, props = _agent_options(**settings)
     lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
     # Plain placeholder replacement rather than str.format: the shell text is full of braces.
     body = _resource("cassandra-pyroscope.sh.in").replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
@@ -86,7 +68,7 @@ def settings_snippet(
 def options_size(*, host_name_max: int, **settings: Any) -> int:
     """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name.
 
-    `settings` are `settings_snippet`'s, header aside.
+    `settings` are `settings_snippet`'s.
     """
     jar, props = _agent_options(**settings)
     words = [f"-javaagent:{jar}", *(f"-Dpyroscope.{name}={value}" for name, value in props)]

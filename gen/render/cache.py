@@ -38,9 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.components.argocd import Scope, application_file
+from gen.components.argocd import Scope, application_file, overlay_dir
 from gen.errors import Problem
-from gen.render.layout import overlay_dir
 from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 

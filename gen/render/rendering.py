@@ -10,12 +10,13 @@ from typing import Any
 
 from gen import repofs, yamlio
 from gen.components import argocd, server
+from gen.components.argocd import OVERLAYS_DIR, overlay_dir
 from gen.errors import Problem, SpecError
 from gen.output import Output
 from gen.render import layout, workers, writer
 from gen.render.cache import Entry, RenderCache, open_cache
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
-from gen.spec.loader import LoadedCluster, load_clusters, spec_files
+from gen.spec.loader import LoadedCluster, choose, load_clusters, spec_files
 from gen.spec.schema import SCHEMA_FILE, schema_text
 
 # Below this many clusters a render stays in this process: starting the workers and
@@ -102,7 +103,7 @@ def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
     out = Rendered(fleet.specs, warnings=fleet.warnings)
     for c in fleet.clusters:
         assert c.overlay is not None, "not compared: every file kept"
-        out.overlays[layout.overlay_dir(c.name)] = c.overlay
+        out.overlays[overlay_dir(c.name)] = c.overlay
     out.files = written_order({**fleet.files, **{rel: t for c in fleet.clusters for rel, t in c.files.items()}})
     return out
 
@@ -129,10 +130,7 @@ def render_fleet(
     """
     every = names is None
     files = spec_files(root)
-    chosen = list(files) if names is None else list(dict.fromkeys(names))
-    unknown = [n for n in chosen if n not in files]
-    if unknown:
-        load_clusters(root, unknown, files)  # refuses them, in its own words, before reading any spec
+    chosen = choose(files, names)  # unknown names are refused before any spec is read
     cache = open_cache(root, files) if cached and every else None
     reused = cache.reusable() if cache is not None else {}
     todo = [n for n in chosen if n not in reused]
@@ -211,7 +209,7 @@ def render_chunk(root: Path, files: dict[str, Path], fleet: Fleet | None, compar
             paths = layout.render_cluster(item.cluster)
         except layout.ConfigMapTooLargeError as e:
             # A spec problem: its values made the ConfigMap too large.
-            too_large.append(Problem(*item.locate(("spec",)), "spec", str(e)))
+            too_large.append(item.problem(("spec",), str(e)))
             continue
         assert setting is not None
         overlay = {p.rsplit("/", 1)[1]: t for p, t in paths.items()}
@@ -231,7 +229,7 @@ def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) ->
 def _compared(root: Path, item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
     """The cluster's render with only what differs from the disk kept."""
     out = _whole(item, overlay, app)
-    directory = layout.overlay_dir(item.name)
+    directory = overlay_dir(item.name)
     out.differences = differences(root, directory, overlay, app)
     paths = {d.path for d in out.differences}
     if not any(p == directory or p.startswith(directory + "/") for p in paths):
@@ -275,7 +273,7 @@ def compare_file(root: Path, rel: str, text: str) -> Difference | None:
     except repofs.NotAFile as e:
         if e.too_large:
             return Difference(rel, "changed", f"{e.why}: not what the spec renders")
-        if e.why == "a directory" and not rel.startswith(layout.OVERLAYS_DIR + "/"):
+        if e.why == "a directory" and not rel.startswith(OVERLAYS_DIR + "/"):
             return Difference(rel, "not-a-file", "a directory where the spec renders a file: remove it")
         return Difference(rel, "not-a-file", f"{e.why} where the spec renders a regular file; a render replaces it")
     if writer.same_text(raw, text):
@@ -287,7 +285,7 @@ def compare_file(root: Path, rel: str, text: str) -> Difference | None:
 
 def _storage_migration(root: Path, item: LoadedCluster, overlay: Mapping[str, str]) -> list[Problem]:
     """A warning when the committed overlay ran a 1.x server and the new one runs 2.x."""
-    rel = f"{layout.overlay_dir(item.name)}/kustomization.yaml"
+    rel = f"{overlay_dir(item.name)}/kustomization.yaml"
     try:
         old = yamlio.load(writer.read_bytes(root / rel), rel).data
     except (OSError, SpecError):
@@ -295,7 +293,7 @@ def _storage_migration(root: Path, item: LoadedCluster, overlay: Mapping[str, st
     new = yamlio.parse_plain(overlay["kustomization.yaml"])
     if not server.crosses_to_v2(server.image_of(old), server.image_of(new)):
         return []
-    return [Problem(*item.locate(("spec", "server", "image")), "spec.server.image", server.STORAGE_NOT_MIGRATED)]
+    return [item.problem(("spec", "server", "image"), server.STORAGE_NOT_MIGRATED)]
 
 
 def _chunks(names: Sequence[str], count: int) -> list[list[str]]:
@@ -370,23 +368,14 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
     c = spec.cassandra
     found = []
     if spec.takes_over_easy_db_lab and spec.server.port != EASY_DB_LAB_SERVER_PORT:
-        found.append(
-            Problem(
-                *item.locate(("spec", "server", "port")),
-                "spec.server.port",
-                f"easy-db-lab's Grafana keeps its datasource at http://localhost:{EASY_DB_LAB_SERVER_PORT}, "
-                f"which gen leaves alone: it finds no server on port {spec.server.port}",
-            )
+        why = (
+            f"easy-db-lab's Grafana keeps its datasource at http://localhost:{EASY_DB_LAB_SERVER_PORT}, "
+            f"which gen leaves alone: it finds no server on port {spec.server.port}"
         )
+        found.append(item.problem(("spec", "server", "port"), why))
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
-        path = ("spec", "cassandra", "agent", "sha256")
-        found.append(
-            Problem(
-                *item.locate(path),
-                "spec.cassandra.agent.sha256",
-                "not set: the agent jar will be installed unverified; pin its SHA-256",
-            )
-        )
+        why = "not set: the agent jar will be installed unverified; pin its SHA-256"
+        found.append(item.problem(("spec", "cassandra", "agent", "sha256"), why))
     return found
 
 
@@ -396,7 +385,7 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
     # A symlink is listed (as not gen's), never followed.
     return _orphans(
         root,
-        layout.OVERLAYS_DIR,
+        OVERLAYS_DIR,
         lambda e: (e.is_dir() or e.is_symlink()) and e.name not in keep,
         lambda e: f"{e.path}/kustomization.yaml",
     )

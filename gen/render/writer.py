@@ -100,14 +100,6 @@ def git_dir(root: Path) -> Path | None:
     return None
 
 
-def file_names(directory: Path) -> set[str] | None:
-    """The names of the files directly in a directory, or None when it does not exist."""
-    try:
-        return {e.name for e in os.scandir(directory) if e.is_file(follow_symlinks=False)}
-    except FileNotFoundError:
-        return None
-
-
 def tree_entries(directory: Path) -> list[str]:
     """Every entry below a directory that is not a directory, by relative path, sorted.
 

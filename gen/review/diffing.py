@@ -17,6 +17,7 @@ added entry instead of every later entry shifted.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -232,20 +233,37 @@ def compare(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapp
     return Comparison(changes, old_hashed, new_hashed)
 
 
-def field_changes(old: Any, new: Any, path: tuple[PathPart, ...] = ()) -> list[FieldChange]:
-    """The leaves that differ between two values, as paths with old and new values."""
+def field_changes(old: Any, new: Any, path: tuple[PathPart, ...] = (), *, leaves: bool = False) -> list[FieldChange]:
+    """The leaves that differ between two values, as paths with old and new values.
+
+    `leaves`: a subtree on one side only is walked against an empty one, so that
+    each of its leaves is a change of its own, and lists are compared position
+    by position (the fields of a spec, matched to output values one by one).
+    """
+    if leaves:
+        old, new = _or_empty(old, new), _or_empty(new, old)
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         out: list[FieldChange] = []
         for k in sorted(set(old) | set(new), key=str):
-            out += field_changes(old.get(k, MISSING), new.get(k, MISSING), (*path, k))
+            out += field_changes(old.get(k, MISSING), new.get(k, MISSING), (*path, k), leaves=leaves)
         return out
     if isinstance(old, list) and isinstance(new, list):
-        return _list_changes(old, new, path)
+        if not leaves:
+            return _list_changes(old, new, path)
+        pairs = enumerate(itertools.zip_longest(old, new, fillvalue=MISSING))
+        return [c for i, (a, b) in pairs for c in field_changes(a, b, (*path, i), leaves=True)]
     if old is MISSING and new is MISSING:
         return []
     if type(old) is type(new) and old == new:
         return []
     return [FieldChange(path, old, new)]
+
+
+def _or_empty(value: Any, other: Any) -> Any:
+    """An empty container in place of a side that is missing where the other holds one."""
+    if value is MISSING and isinstance(other, Mapping | list):
+        return {} if isinstance(other, Mapping) else []
+    return value
 
 
 def _named(items: list[Any]) -> dict[str, Any] | None:

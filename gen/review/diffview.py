@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 SIGN = {"added": "+", "removed": "-", "changed": "~"}
 COLUMNS = ("added", "changed", "removed")
 ARROW = "→"
-GITHUB_COMMENT_LIMIT = 65_536
 
 
 def value_text(value: Any) -> str:
@@ -78,14 +77,7 @@ def _object_head(change: ObjectChange) -> str:
 
 
 class _Paint:
-    CODES: ClassVar[dict[str, str]] = {
-        "bold": "1",
-        "red": "31",
-        "green": "32",
-        "yellow": "33",
-        "magenta": "35",
-        "cyan": "36",
-    }
+    CODES: ClassVar[dict[str, str]] = dict(bold="1", red="31", green="32", yellow="33", magenta="35", cyan="36")
 
     def __init__(self, on: bool) -> None:
         self.on = on
@@ -153,18 +145,13 @@ def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[
 # ------------------------------------------------------------------ markdown
 
 
-def _one_line(value: str) -> str:
-    """A value on one markdown line: a raw line break would end the table row or list item it is in."""
-    return printable(value)
-
-
 def _code(value: str, *, cell: bool = False) -> str:
     """An inline code span that no value can leave: its fence is longer than any backtick run inside.
 
     Inside a code span markdown and HTML are inert. In a table cell `|` would still
     end the cell, so there it is escaped (GitHub drops the backslash).
     """
-    text = _one_line(value)
+    text = printable(value)  # on one line: a raw line break would end the table row or list item
     if cell:
         text = text.replace("|", "\\|")
     runs = [len(r) for r in re.findall(r"`+", text)]
@@ -176,7 +163,7 @@ def _code(value: str, *, cell: bool = False) -> str:
 
 def _md_text(value: str) -> str:
     """Plain text in markdown, shown as it is: HTML escaped, markdown punctuation backslash-escaped."""
-    return _MD_SPECIAL.sub(r"\\\g<0>", html.escape(_one_line(value), quote=False))
+    return _MD_SPECIAL.sub(r"\\\g<0>", html.escape(printable(value), quote=False))
 
 
 # Every ASCII punctuation character that starts or ends markdown syntax (links, images,
@@ -252,7 +239,7 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
         counts = _counts(s)
         what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
         # Inside <summary> only HTML counts: the name is escaped as HTML, on one line.
-        name = html.escape(_one_line(s.name))
+        name = html.escape(printable(s.name))
         opening = ["<details>", f"<summary><b>{name}</b> ({s.status}: {what})</summary>", ""]
         if s.source:
             opening += [f"From {_code(s.source)}.", ""]

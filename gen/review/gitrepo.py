@@ -7,12 +7,13 @@ branch are exactly as they were, whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gen import repofs
@@ -49,18 +50,21 @@ def resolve(root: Path, ref: str) -> str:
     """The full commit id of ref; an unknown ref is a RevisionError naming git's command and stderr."""
     if ref.startswith("-"):
         raise RevisionError(f"{ref!r} is not a revision")
-    try:
+    with _refused(f"{root} is not in a git repository"):
         prefix(root)
-    except ToolError as e:
-        if e.code is None:
-            raise
-        raise RevisionError(f"{root} is not in a git repository", e.command, e.code, e.stderr) from None
-    try:
+    with _refused(f"unknown revision {ref!r}"):
         return git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").decode().strip()
+
+
+@contextlib.contextmanager
+def _refused(message: str) -> Iterator[None]:
+    """git's refusal (it ran and failed) as a RevisionError; a git that cannot run stays a ToolError."""
+    try:
+        yield
     except ToolError as e:
         if e.code is None:
             raise
-        raise RevisionError(f"unknown revision {ref!r}", e.command, e.code, e.stderr) from None
+        raise RevisionError(message, e.command, e.code, e.stderr) from None
 
 
 def require_work_tree(root: Path) -> None:

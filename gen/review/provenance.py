@@ -21,7 +21,7 @@ from typing import Any
 from gen import yamlio
 from gen.components import cassandra
 from gen.errors import GenError
-from gen.review.diffing import MISSING, FieldChange, ObjectChange, scalar_text
+from gen.review.diffing import MISSING, FieldChange, ObjectChange, field_changes, scalar_text
 from gen.spec.loader import LoadedCluster
 
 BUILT_IN = "built-in default"
@@ -38,9 +38,6 @@ class SpecChange:
     new: Any
     source: str  # `clusters/x.yaml:12`, or "built-in default"
 
-    def dotted(self) -> str:
-        return ".".join(str(p) for p in self.path)
-
 
 def effective(item: LoadedCluster) -> dict[str, Any]:
     """The spec as gen uses it: every field, defaults included, under the spec's own key names."""
@@ -53,34 +50,8 @@ def spec_changes(old: LoadedCluster | None, new: LoadedCluster | None) -> list[S
         return []
     before = effective(old) if old is not None else {}
     after = effective(new)
-    out = []
-    for path, a, b in _leaf_changes(before, after, ()):
-        out.append(SpecChange(path, a, b, _source(new, after, path)))
-    return out
-
-
-def _leaf_changes(a: Any, b: Any, path: SpecPath) -> list[tuple[SpecPath, Any, Any]]:
-    # A subtree that exists on one side only is walked against an empty one, so
-    # that each of its leaves can be matched on its own.
-    if isinstance(a, Mapping) or isinstance(b, Mapping):
-        a = a if isinstance(a, Mapping) else {} if a is MISSING else a
-        b = b if isinstance(b, Mapping) else {} if b is MISSING else b
-    if isinstance(a, list) or isinstance(b, list):
-        a = [] if a is MISSING else a
-        b = [] if b is MISSING else b
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _leaf_changes(a.get(k, MISSING), b.get(k, MISSING), (*path, k))
-        return out
-    if isinstance(a, list) and isinstance(b, list):
-        out = []
-        for i in range(max(len(a), len(b))):
-            out += _leaf_changes(a[i] if i < len(a) else MISSING, b[i] if i < len(b) else MISSING, (*path, i))
-        return out
-    if a == b and type(a) is type(b):
-        return []
-    return [(path, a, b)]
+    changes = field_changes(before, after, leaves=True)
+    return [SpecChange(c.path, c.old, c.new, _source(new, after, c.path)) for c in changes]
 
 
 def _exists(data: Any, path: SpecPath) -> bool:
@@ -98,11 +69,13 @@ def _source(item: LoadedCluster, data: Any, path: SpecPath) -> str:
     # A key that is gone (a removed label) is named by its closest surviving parent.
     while path and not _exists(data, path):
         path = path[:-1]
-    where = item.origin(path) if path else None
-    if where is None:
-        return BUILT_IN
-    file, line, _col = where
-    return f"{file}:{line}"
+    return origin_text(item, path) if path else BUILT_IN
+
+
+def origin_text(item: LoadedCluster, path: SpecPath) -> str:
+    """Where a field's value is written, as `file:line`, or "built-in default"."""
+    where = item.origin(path)
+    return f"{where[0]}:{where[1]}" if where else BUILT_IN
 
 
 def _token(value: Any) -> re.Pattern[str] | None:
@@ -147,9 +120,9 @@ def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[Sp
     if after is None:
         return []
     out = []
-    for path, a, b in _leaf_changes(before.data if before else {}, after.data, ()):
-        where = after.values.get(path)
-        out.append(SpecChange(path, a, b, f"{file}:{where[0]}" if where else BUILT_IN))
+    for c in field_changes(before.data if before else {}, after.data, leaves=True):
+        where = after.values.get(c.path)
+        out.append(SpecChange(c.path, c.old, c.new, f"{file}:{where[0]}" if where else BUILT_IN))
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -119,21 +120,20 @@ def _include_path(value: str) -> str:
     return value
 
 
-def _dedicated(example: str) -> AfterValidator:
+def _refuse(problem: Callable[[str], str | None]) -> AfterValidator:
+    """A check from a function that says what is wrong with a value (None: nothing)."""
+
     def check(value: str) -> str:
-        problem = hostpaths.dedicated_dir_problem(value, example)
-        if problem is not None:
-            raise ValueError(problem)
+        found = problem(value)
+        if found is not None:
+            raise ValueError(found)
         return value
 
     return AfterValidator(check)
 
 
-def _env_file(value: str) -> str:
-    problem = hostpaths.env_file_problem(value)
-    if problem is not None:
-        raise ValueError(problem)
-    return value
+def _dedicated(example: str) -> AfterValidator:
+    return _refuse(lambda value: hostpaths.dedicated_dir_problem(value, example))
 
 
 def _image(value: str) -> str:
@@ -540,7 +540,7 @@ class Cassandra(Model):
         "/usr/local/cassandra/*/bin/cassandra.in.sh",
         description="Cassandra's include file (one whole segment may be *, for each installed version).",
     )
-    env_file: Annotated[HostPath, AfterValidator(_env_file)] = Field(
+    env_file: Annotated[HostPath, _refuse(hostpaths.env_file_problem)] = Field(
         "/etc/default/cassandra", description="Cassandra's EnvironmentFile, which gets the agent's options."
     )
     application_name: Annotated[

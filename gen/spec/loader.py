@@ -52,9 +52,9 @@ class LoadedCluster:
             return self.defaults.file, line, col
         return None
 
-    def locate(self, path: yamlio.Path) -> tuple[str, int, int]:
-        """The best place to point at for a path: see `_locate`."""
-        return _locate(self.file, self.positions, self.defaults, path)
+    def problem(self, path: yamlio.Path, message: str) -> Problem:
+        """A problem of a field, pointed at the best place for it (see `_locate`)."""
+        return Problem(*_locate(self.file, self.positions, self.defaults, path), dotted(path), message)
 
 
 def _locate(
@@ -115,14 +115,7 @@ def load_clusters(
     `files`: the `spec_files` of root, when the caller has listed them already.
     """
     files = spec_files(root) if files is None else files
-    if names is None:
-        chosen = list(files)
-    else:
-        chosen = list(dict.fromkeys(names))
-        unknown = [n for n in chosen if n not in files]
-        if unknown:
-            known = ", ".join(files) or "none"
-            raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {known})")
+    chosen = choose(files, names)
     problems: list[Problem] = []
     loaded: list[LoadedCluster] = []
     try:
@@ -141,6 +134,15 @@ def load_clusters(
         # An error inherited from the defaults is the same line for every cluster.
         raise SpecError(list(dict.fromkeys(problems)))
     return loaded
+
+
+def choose(files: Mapping[str, Path], names: Iterable[str] | None) -> list[str]:
+    """The named clusters (every one when None), each once; a name without a spec is a UsageError."""
+    chosen = list(files) if names is None else list(dict.fromkeys(names))
+    unknown = [n for n in chosen if n not in files]
+    if unknown:
+        raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {', '.join(files) or 'none'})")
+    return chosen
 
 
 def load_text(
@@ -186,7 +188,8 @@ def validate_model(
         return model.model_validate(doc.data), []
     except ValidationError as e:
         where = locate or (lambda p, key: _locate(file, doc, None, p, key))
-        return None, [_problem(i, where) for i in issues(model, e) if not _foreign_version(i, doc)]
+        other = _other_version(doc)
+        return None, [_problem(i, where) for i in issues(model, e) if not (other and i.loc == ("apiVersion",))]
 
 
 class Issue(NamedTuple):
@@ -298,23 +301,16 @@ def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
 
 def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
     # apiVersion gets its own message so that a spec of another version is named as such.
-    if _other_version(doc):
-        line, col = doc.where(("apiVersion",))
-        value = doc.data["apiVersion"]
-        return [
-            Problem(file, line, col, "apiVersion", f"version {value!r} is not supported (this gen reads {API_VERSION})")
-        ]
-    return []
+    if not _other_version(doc):
+        return []
+    message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
+    return [Problem(file, *doc.where(("apiVersion",)), "apiVersion", message)]
 
 
 def _other_version(doc: yamlio.Positioned) -> bool:
+    """Whether the document is a spec of another gen version (reported by `_header_problems` alone)."""
     value = doc.data.get("apiVersion")
     return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
-
-
-def _foreign_version(issue: Issue, doc: yamlio.Positioned) -> bool:
-    """Whether the issue is an apiVersion of another gen version (reported by _header_problems)."""
-    return issue.loc == ("apiVersion",) and _other_version(doc)
 
 
 def _problem(issue: Issue, locate: Locate) -> Problem:

@@ -45,17 +45,11 @@ from gen.render import layout, writer
 from gen.spec.cluster import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
 from gen.spec.loader import issues
 from gen.validate import secrets_scan
+from gen.validate.objects import ident
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
 DATASOURCE_CONFIGMAP = "pyroscope-datasource"
-
-
-def ident(obj: Mapping[str, Any]) -> str:
-    """`Kind/name` of an object, as findings name it."""
-    meta = obj.get("metadata")
-    name = meta.get("name") if isinstance(meta, Mapping) else None
-    return f"{obj.get('kind')}/{name}"
 
 
 def _dotted(path: Sequence[Any]) -> str:
@@ -206,15 +200,7 @@ def check_strict(obj: Mapping[str, Any]) -> list[Finding]:
 
 # ObjectMeta fields a manifest may set; the API server drops any other key.
 _OBJECT_META = frozenset(
-    {
-        "name",
-        "generateName",
-        "namespace",
-        "labels",
-        "annotations",
-        "finalizers",
-        "ownerReferences",
-    }
+    ("name", "generateName", "namespace", "labels", "annotations", "finalizers", "ownerReferences")
 )
 
 

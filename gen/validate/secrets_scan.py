@@ -80,6 +80,13 @@ _ASSIGNMENT = re.compile(
     r"""(?P<value>"[^"\n]*"|'[^'\n]*'|[^\s#;,}\]\n]*)""",
     re.MULTILINE,
 )
+_TEXT_RULES = (
+    (_PRIVATE_KEY, "a PEM private key block"),
+    (_AWS_KEY_ID, "an AWS access key id"),
+    (_AUTH_HEADER, "an Authorization header with a literal credential"),
+    (_URL_PASSWORD, "a URL with a password in it"),
+    (_URL_TOKEN, "a URL with credentials in it"),
+)
 
 
 def scan_objects(objects: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -109,19 +116,11 @@ def scan_object(obj: Mapping[str, Any]) -> list[str]:
 def scan_text(text: str) -> list[tuple[int, str]]:
     """The findings in a piece of text, as (line number, what), in order."""
     found: list[tuple[int, str]] = []
-    for match in _PRIVATE_KEY.finditer(text):
-        found.append((_line(text, match.start()), "a PEM private key block"))
-    for match in _AWS_KEY_ID.finditer(text):
-        found.append((_line(text, match.start()), "an AWS access key id"))
-    for match in _AUTH_HEADER.finditer(text):
-        if is_literal(match["value"]):
-            found.append((_line(text, match.start()), "an Authorization header with a literal credential"))
-    for match in _URL_PASSWORD.finditer(text):
-        if is_literal(match["value"]):
-            found.append((_line(text, match.start()), "a URL with a password in it"))
-    for match in _URL_TOKEN.finditer(text):
-        if is_literal(match["value"]):
-            found.append((_line(text, match.start()), "a URL with credentials in it"))
+    for pattern, what in _TEXT_RULES:
+        for match in pattern.finditer(text):
+            # A pattern with a `value` group matches a credential only when that value is written out.
+            if "value" not in pattern.groupindex or is_literal(match["value"]):
+                found.append((_line(text, match.start()), what))
     for match in _JVM_PROPERTY.finditer(text):
         if is_credential_key(match["key"]) and is_literal(_unquote(match["value"])):
             found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
