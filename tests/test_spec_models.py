@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from gen.spec.cluster import Cassandra, Cluster, Server, Toleration
 from gen.spec.loader import issues, load_text
-from tests.conftest import PROJECT
+from tests.conftest import FIXTURES
 
 
 def _issues(model: Any, data: Any) -> list[tuple[str, str]]:
@@ -76,7 +76,7 @@ def test_defaults_are_fresh_models_frozen_and_dump_inverts_validation() -> None:
 )
 def test_the_schema_agrees_with_validation(change: dict[str, Any]) -> None:
     """Whatever the schema refuses, validation refuses (validation also runs checks the schema cannot say)."""
-    text = (PROJECT / "clusters" / "lab-minimal.yaml").read_text()
+    text = (FIXTURES / "clusters" / "lab-minimal.yaml").read_text()
     data = load_text(text.encode(), "clusters/lab-minimal.yaml").positions.data
     data = {**data, "spec": {**data["spec"], **change}}
     schema_ok = jsonschema.Draft202012Validator(Cluster.model_json_schema(by_alias=True)).is_valid(data)
