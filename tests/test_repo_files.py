@@ -265,7 +265,9 @@ def test_one_cluster_in_two_files_is_an_error_naming_both(fleet: Path) -> None:
             "clusters/lab-minimal.yml:1:1: error: clusters/lab-minimal.yaml holds cluster 'lab-minimal' too; keep "
             "one of the two files"
         ]
-    new = run("new", "lab-minimal", "--address", "10.0.0.1", "--repo-url", "https://example.com/r.git")
+    new = run(
+        "new", "lab-minimal", "--address", "10.0.0.1", "--repo-url", "https://example.com/r.git", "--root", str(fleet)
+    )
     assert new.exit_code == 2
 
 
