@@ -51,11 +51,10 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large.
+def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
+    """An open descriptor of a regular file and its stat; FileNotFoundError when absent, NotAFile otherwise.
 
-    The last component is opened without following a symlink, and without
-    blocking on a FIFO; the size is checked before a byte is read.
+    The last component is opened without following a symlink, and without blocking on a FIFO.
     """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
@@ -68,10 +67,20 @@ def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
         if e.errno == errno.ENOTDIR:
             raise NotAFile(path, "under a path that is not a directory") from None
         raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise NotAFile(path, kind_of(st.st_mode))
+    return fd, st
+
+
+def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
+    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large.
+
+    The size is checked before a byte is read.
+    """
+    fd, st = _open_regular(path)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise NotAFile(path, kind_of(st.st_mode))
         if st.st_size > limit:
             raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
         chunks = []
@@ -82,6 +91,20 @@ def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
             if size > limit:  # it grew while being read
                 raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
         return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def head(path: str | os.PathLike[str], size: int = 4096) -> bytes | None:
+    """The first bytes of a regular file; None for anything else (a link, a FIFO, a device) or when unreadable."""
+    try:
+        fd, _ = _open_regular(path)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, size)
+    except OSError:
+        return None
     finally:
         os.close(fd)
 

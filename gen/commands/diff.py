@@ -250,7 +250,7 @@ def _unclaimed(side: Side, rel: str, documents: list[dict[str, Any]]) -> list[st
     if not (side.root / CLUSTERS_DIR / Path(rel).name).is_file() or "/" in rel.removeprefix(APPLICATIONS_DIR + "/"):
         why = "no spec renders this file"
     else:
-        raw = writer.head(path)
+        raw = repofs.head(path)
         if raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace")):
             return []
         why = "gen's header line is gone"

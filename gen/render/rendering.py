@@ -412,7 +412,7 @@ def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[s
         rel = f"{folder}/{name}"
         if rel in claimed:
             continue
-        raw = writer.head(root / rel) if "/" not in name and not name.startswith(".") else None
+        raw = repofs.head(root / rel) if "/" not in name and not name.startswith(".") else None
         generated = raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace"))
         (ours if generated else others).append(rel)
     return ours, others

@@ -15,7 +15,6 @@ import errno
 import fcntl
 import os
 import shutil
-import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -113,22 +112,6 @@ def tree_entries(directory: Path) -> list[str]:
         out += [prefix + name for name in files]
         out += [prefix + name for name in dirs if os.path.islink(os.path.join(top, name))]
     return sorted(out)
-
-
-def head(path: Path, size: int = 4096) -> bytes | None:
-    """The first bytes of a regular file; None for anything else (a link, a FIFO, a device) or when unreadable."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return os.read(fd, size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def read_tree(directory: Path) -> dict[str, str | None] | None:

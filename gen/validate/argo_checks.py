@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from gen import yamlio
+from gen import repofs, yamlio
 from gen.components.argocd import (
     APPLICATIONS_DIR,
     ARGOCD_DIR,
@@ -482,7 +482,7 @@ def check_claimed(
                 f"{rel}: no spec renders this file, and Argo CD's root Application would sync it: remove it"
             )
             continue
-        raw = writer.head(root / rel)
+        raw = repofs.head(root / rel)
         if raw is None or not layout.is_generated(raw.decode("utf-8", errors="replace")):
             findings.append(f"{rel}: gen's header line is gone: only files gen renders may be here")
         objects = [ident(d) for d in files.get(rel, [])]
