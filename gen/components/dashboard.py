@@ -90,9 +90,14 @@ def _current(value: str) -> dict[str, Any]:
 
 def dashboard(cluster: Cluster) -> dict[str, Any]:
     """The dashboard of one cluster: its datasource, its cluster name, the panels its agents fill."""
-    grafana = cluster.spec.grafana
-    datasource = {"type": DATASOURCE_TYPE, "uid": grafana.datasource_uid}
     types = profile_types(cluster)
+    source = _variable_source(cluster, types)
+    app = cluster.spec.cassandra.application_name
+    return _dashboard(cluster.spec.grafana.datasource_uid, tuple(types), source, app, cluster.name)
+
+
+def _dashboard(uid: str, types: tuple[str, ...], source: str, app: str, name: str) -> dict[str, Any]:
+    datasource = {"type": DATASOURCE_TYPE, "uid": uid}
     out = template()
     panels = [p for p in out["panels"] if p["targets"][0]["profileTypeId"] in types]
     for panel in panels:
@@ -101,8 +106,7 @@ def dashboard(cluster: Cluster) -> dict[str, Any]:
             target["datasource"] = copy.deepcopy(datasource)
     _layout(panels)
     out["panels"] = panels
-    source = _variable_source(cluster, types)
-    defaults = {"cluster": cluster.name, "service_name": cluster.spec.cassandra.application_name}
+    defaults = {"cluster": name, "service_name": app}
     for variable in out["templating"]["list"]:
         variable["datasource"] = copy.deepcopy(datasource)
         variable["query"]["profileTypeId"] = source
@@ -111,11 +115,28 @@ def dashboard(cluster: Cluster) -> dict[str, Any]:
     return out
 
 
+# Stands for the cluster's name in the cached text: a control character, so it can be in no
+# template, uid or application name (the spec refuses them), and JSON writes it as one escape.
+_NAME = "\x00cluster\x00"
+
+
+@cache
+def _text_without_name(uid: str, types: tuple[str, ...], source: str, app: str) -> str:
+    # json.dumps with indent runs the pure-Python encoder: a fleet shares a few dashboards
+    # that differ only in the cluster's name, so each is encoded once.
+    return json.dumps(_dashboard(uid, types, source, app, _NAME), indent=2, sort_keys=True, ensure_ascii=False)
+
+
 def dashboard_json(cluster: Cluster, header: str) -> str:
     """The dashboard as the file Grafana reads, with gen's header as a "//" key on the first line.
 
     JSON has no comments: the key keeps the file recognisably gen's (the header test and
     `gen check` read the first line) and Grafana ignores it.
     """
-    body = json.dumps(dashboard(cluster), indent=2, sort_keys=True, ensure_ascii=False)
+    types = profile_types(cluster)
+    source = _variable_source(cluster, types)
+    text = _text_without_name(
+        cluster.spec.grafana.datasource_uid, tuple(types), source, cluster.spec.cassandra.application_name
+    )
+    body = text.replace(json.dumps(_NAME)[1:-1], json.dumps(cluster.name)[1:-1])
     return '{"//": ' + json.dumps(header) + ",\n" + body.removeprefix("{\n") + "\n"
