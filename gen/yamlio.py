@@ -303,11 +303,14 @@ _START, _END = MappingStartEvent(None, None, True, flow_style=False), MappingEnd
 _SEQ_START, _SEQ_END = SequenceStartEvent(None, None, True, flow_style=False), SequenceEndEvent()
 
 
-@functools.lru_cache(100_000)  # fleets repeat their values; an event is never changed once made
-def _scalar_event(tag: str, value: str, style: str | None = None) -> ScalarEvent:
+def _new_scalar_event(tag: str, value: str, style: str | None = None) -> ScalarEvent:
     """A scalar as ruamel's serializer would send it: plain only where the resolver reads back its tag."""
     plain = _EitherVersionResolver().resolve(ScalarNode, value, (True, False)) == tag
     return ScalarEvent(None, tag, (plain, tag == _STR), value, style=style)
+
+
+# Fleets repeat their values, and an event is never changed once made.
+_scalar_event = functools.lru_cache(100_000)(_new_scalar_event)
 
 
 def _events(data: Any, emit: Any) -> None:
@@ -316,8 +319,12 @@ def _events(data: Any, emit: Any) -> None:
     # 1,000 clusters took 2.6 s of CPU rather than 1.9 s (fleet_bench.py).
     kind = type(data)
     if isinstance(data, str):
-        # Multi-line text (a config file) as a literal block; libyaml quotes it where a block cannot hold it.
-        emit(_scalar_event(_STR, str(data), "|" if "\n" in data else None))
+        if "\n" in data:
+            # Multi-line text (a config file) as a literal block; libyaml quotes it where a block
+            # cannot hold it. Not cached: such a text is most often one cluster's own.
+            emit(_new_scalar_event(_STR, data, "|"))
+        else:
+            emit(_scalar_event(_STR, str(data)))
     elif kind is dict or isinstance(data, Mapping):
         emit(_START)
         for k, v in data.items():
@@ -343,12 +350,14 @@ def _events(data: Any, emit: Any) -> None:
 
 
 _DUMPED: dict[str, str] = {}
+# The documents fleets repeat (a JSON patch, a namespace, a transformer) are small; a large
+# one carries a cluster's own values, and keeping it would only hold memory.
+_DUMPED_MAX_KEY = 1024
 
 
 def dump(data: Any) -> str:
     """Emit one YAML document; the data model is JSON's (dicts, lists, str, int, float, bool, None)."""
-    # Output is a pure function of the data, and fleets repeat whole documents
-    # (a patch, a datasource) from cluster to cluster: emit each one once.
+    # Output is a pure function of the data: emit a repeated document once.
     key = repr(data)
     text = _DUMPED.get(key)
     if text is None:
@@ -362,9 +371,11 @@ def dump(data: Any) -> str:
             emitter.close()
         finally:
             emitter.dispose()
-        text = _DUMPED[key] = buf.getvalue()
-        if len(_DUMPED) > 10_000:
-            _DUMPED.clear()
+        text = buf.getvalue()
+        if len(key) <= _DUMPED_MAX_KEY:
+            _DUMPED[key] = text
+            if len(_DUMPED) > 10_000:
+                _DUMPED.clear()
     return text
 
 
