@@ -78,6 +78,21 @@ def test_lists_and_scalars_in_the_cluster_replace_the_default(fleet: Path) -> No
     ]
 
 
+def test_a_destination_in_the_cluster_replaces_the_default_destination_whole(fleet: Path) -> None:
+    # lab-tuned names its destination; the default gives a server: one of the two, never both.
+    (fleet / "clusters" / "_defaults.yaml").write_text(
+        "apiVersion: gen.profiling/v1alpha1\nkind: Defaults\nspec:\n  argocd:\n    destination:\n"
+        "      server: https://kubernetes.default.svc\n"
+    )
+    code, out, err = _gen("explain", "lab-tuned", "argocd.destination", "--root", str(fleet), "--format", "json")
+    assert code == 0, err
+    rows = {r["field"]: (r["value"], r["from"].split(":")[0]) for r in json.loads(out)}
+    assert rows == {
+        "spec.argocd.destination.name": ("lab-tuned", "clusters/lab-tuned.yaml"),
+        "spec.argocd.destination.server": (None, "built-in default"),
+    }
+
+
 def test_an_error_in_the_defaults_points_at_the_defaults_file_once(fleet: Path) -> None:
     (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS.replace("retention: 72h", "retention: 3d"))
     before = snapshot(fleet)

@@ -1,7 +1,7 @@
 """Fleet-wide defaults: `clusters/_defaults.yaml`, merged under every cluster's spec.
 
-Mappings merge key by key; a list or a scalar in the cluster replaces the
-default. Every merged value keeps the file and position it came from, so errors
+Mappings merge key by key; a list, a scalar or a one-of mapping (the Argo CD
+destination) in the cluster replaces the default. Every merged value keeps the file and position it came from, so errors
 and provenance point at the defaults file when a value is inherited.
 """
 
@@ -19,6 +19,9 @@ from gen.errors import Problem, SpecError
 from gen.spec.cluster import API_VERSION, Model
 
 DEFAULTS_FILE = "clusters/_defaults.yaml"
+# Mappings whose keys are alternatives ("exactly one of server or name"): the cluster's
+# replaces the default's whole, or a cluster naming its destination would inherit a server too.
+ONE_OF = {("argocd", "destination")}
 
 
 class _DefaultsFile(Model):
@@ -38,6 +41,11 @@ class Defaults:
     def spec(self) -> dict[str, Any]:
         spec = self.doc.data.get("spec")
         return spec if isinstance(spec, dict) else {}
+
+    def gives(self, path: yamlio.Path, cluster: yamlio.Positioned) -> bool:
+        """Whether the value at `path` (from "spec") is the defaults' in the merged spec of `cluster`."""
+        replaced = any(path[1 : len(p) + 1] == p and ("spec", *p) in cluster.values for p in ONE_OF)
+        return path in self.doc.values and not replaced
 
 
 def load_defaults(root: Path) -> Defaults | None:
@@ -62,11 +70,11 @@ def load_defaults(root: Path) -> Defaults | None:
     return Defaults(DEFAULTS_FILE, doc)
 
 
-def merge(default: Any, override: Any) -> Any:
-    """`override` over `default`: mappings key by key, anything else replaced whole."""
-    if isinstance(default, dict) and isinstance(override, dict):
+def merge(default: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
+    """`override` over `default`: mappings key by key, anything else (and a ONE_OF mapping) replaced whole."""
+    if isinstance(default, dict) and isinstance(override, dict) and path not in ONE_OF:
         out = dict(default)
         for key, value in override.items():
-            out[key] = merge(default[key], value) if key in default else value
+            out[key] = merge(default[key], value, (*path, key)) if key in default else value
         return out
     return override

@@ -47,7 +47,7 @@ class LoadedCluster:
         if path in self.positions.values:
             line, col = self.positions.values[path]
             return self.file, line, col
-        if self.defaults is not None and path in self.defaults.doc.values:
+        if self.defaults is not None and self.defaults.gives(path, self.positions):
             line, col = self.defaults.doc.values[path]
             return self.defaults.file, line, col
         return None
