@@ -96,7 +96,16 @@ def _invalid(e: YAMLError) -> _Fail:
         return _Fail((1, 1), "invalid YAML: " + " ".join(str(e).split()))
     mark = e.problem_mark or e.context_mark
     message = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
-    return _Fail(_at(mark) if mark else (1, 1), f"invalid YAML: {message}")
+    hint = next((h for problem, h in _HINTS if problem in message), "")
+    return _Fail(_at(mark) if mark else (1, 1), f"invalid YAML: {message}{hint}")
+
+
+# libyaml's words for the usual slips, and what to do about each.
+_HINTS = (
+    ("plain scalar found unexpected ':'", "; a value with ':' inside { } or [ ] must be quoted"),
+    ("mapping values are not allowed", "; a value with ': ' in it must be quoted"),
+    ("block mapping did not find expected key", "; this line is indented differently from the keys above it"),
+)
 
 
 def read(path: os.PathLike[str] | str, filename: str) -> bytes:

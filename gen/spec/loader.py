@@ -231,6 +231,7 @@ def issues(model: type[BaseModel], error: ValidationError) -> list[Issue]:
             out.append(Issue(loc[:-1], "invalid", f"keys must be strings, got {_describe(value)} (quote it)"))
         elif kind in _EXPECTED:
             hint = " (quote it)" if kind == "string_type" and isinstance(value, int | float | bool) else ""
+            hint = " (remove the quotes)" if _reads_unquoted(kind, value) else hint
             out.append(Issue(loc, "invalid", f"expected {_EXPECTED[kind]}, got {_describe(value)}{hint}"))
         elif kind == "value_error":
             cause = ctx["error"]
@@ -261,6 +262,19 @@ def _bound(kind: str, ctx: dict[str, Any], value: Any) -> str | None:
     return None
 
 
+def _reads_unquoted(kind: str, value: Any) -> bool:
+    """Whether a quoted string is what was expected once its quotes are gone ("49" for a number)."""
+    if not isinstance(value, str) or kind not in ("int_type", "float_type", "bool_type"):
+        return False
+    if kind == "bool_type":
+        return value in ("true", "false")
+    try:
+        (int if kind == "int_type" else float)(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _describe(value: Any) -> str:
     """A value as an error message names it, e.g. `number 5` or `string 'x'`."""
     if value is None:
@@ -281,6 +295,15 @@ def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     hint = close_match(str(loc[-1]), allowed)
     if hint:
         return f"unknown field; did you mean {hint!r}?"
+    # A key indented a level or two too far is a field of a mapping further up its path.
+    for depth in range(len(loc) - 2, max(len(loc) - 4, -1), -1):
+        try:
+            above = _keys_at(model, loc[:depth])
+        except (AttributeError, StopIteration):  # a list or a free mapping on the way: no fields
+            continue
+        if loc[-1] in above:
+            where = dotted(loc[:depth]) or "the top level"
+            return f"unknown field here; {loc[-1]!r} belongs in {where} (indented too far?)"
     return f"unknown field (allowed: {', '.join(allowed)})"
 
 
