@@ -90,6 +90,17 @@ def test_unknown_cluster_names_the_known_ones(fleet: Path) -> None:
     assert result.stderr.strip() == "error: unknown cluster(s): lab-nope (known: lab-minimal, lab-tuned)"
 
 
+def test_a_misspelt_cluster_name_gets_a_suggestion_and_a_large_fleet_no_list(fleet: Path) -> None:
+    for n in range(20):
+        shutil.copy(fleet / "clusters" / "lab-minimal.yaml", fleet / "clusters" / f"lab-{n:02d}.yaml")
+    for command in (["render", "lab-minmal"], ["validate", "lab-minmal"], ["explain", "lab-minmal"]):
+        result = CliRunner().invoke(cli, [*command, "--root", str(fleet)])
+        assert result.exit_code == 2
+        assert result.stderr.strip() == (
+            "error: unknown cluster(s): lab-minmal (did you mean lab-minimal?) (known: 22 clusters, see gen list)"
+        ), command
+
+
 def test_a_spec_that_is_a_symlink_is_refused_unread(fleet: Path) -> None:
     # Followed, this link would fail with EIO on its first page: it is refused before any read.
     (fleet / "clusters" / "unreadable.yaml").symlink_to("/proc/self/mem")

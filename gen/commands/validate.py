@@ -13,7 +13,7 @@ from gen.components.argocd import ARGOCD_DIR, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
 from gen.render.workers import MAX_JOBS, cores
-from gen.spec.loader import load_clusters, spec_files
+from gen.spec.loader import choose, load_clusters, spec_files
 from gen.validate import argo_checks, kustomize, secrets_scan
 from gen.validate.objects import ident
 
@@ -28,11 +28,7 @@ def run(
     crds: Path | None = None,
 ) -> int:
     repofs.guard_layout(root)
-    known = list(spec_files(root))
-    chosen = list(names) or known
-    unknown = [n for n in chosen if n not in known]
-    if unknown:
-        raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {', '.join(known) or 'none'})")
+    chosen = choose(spec_files(root), names or None)
     version = _version(kubernetes_version)
     cmd = kustomize.command()
 

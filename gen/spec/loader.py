@@ -140,9 +140,18 @@ def choose(files: Mapping[str, Path], names: Iterable[str] | None) -> list[str]:
     """The named clusters (every one when None), each once; a name without a spec is a UsageError."""
     chosen = list(files) if names is None else list(dict.fromkeys(names))
     unknown = [n for n in chosen if n not in files]
-    if unknown:
-        raise UsageError(f"unknown cluster(s): {', '.join(unknown)} (known: {', '.join(files) or 'none'})")
-    return chosen
+    if not unknown:
+        return chosen
+    from gen.spec.units import close_match
+
+    # Cluster names share their prefixes ("lab-"): only a near miss is a suggestion.
+    named = [n + (f" (did you mean {m}?)" if (m := close_match(n, list(files), 0.8)) else "") for n in unknown]
+    known = ", ".join(files) if len(files) <= MAX_NAMES_LISTED else f"{len(files)} clusters, see gen list"
+    raise UsageError(f"unknown cluster(s): {', '.join(named)} (known: {known or 'none'})")
+
+
+# Past this many, an unknown name's message names no clusters: `gen list` does.
+MAX_NAMES_LISTED = 12
 
 
 def load_text(

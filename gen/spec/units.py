@@ -66,7 +66,7 @@ def is_host_address(text: str) -> bool:
         return bool(_DNS_NAME.match(text)) and not text.replace(".", "").isdigit()
 
 
-def close_match(word: str, choices: list[str]) -> str | None:
+def close_match(word: str, choices: list[str], cutoff: float = 0.6) -> str | None:
     import difflib
 
     # The same name in another case or spelling style (repo_url, RepoUrl) first.
@@ -74,5 +74,5 @@ def close_match(word: str, choices: list[str]) -> str | None:
     same = normalised.get(word.lower().replace("_", "").replace("-", ""))
     if same is not None:
         return same
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    found = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
     return found[0] if found else None
