@@ -16,7 +16,7 @@ def test_check_right_after_render_is_in_sync(fleet: Path) -> None:
     result = gen("check", "--root", str(root))
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
-    rendered = [p for d in ("overlays", "argocd", "schema") for p in (root / d).rglob("*") if p.is_file()]
+    rendered = [p for d in ("overlays", "argocd", "schema", "base") for p in (root / d).rglob("*") if p.is_file()]
     clusters = len(list((root / "clusters").glob("*.yaml")))
     assert f"{clusters} cluster(s), {len(rendered)} file(s): in sync with the specs" in result.stderr
 
@@ -174,3 +174,20 @@ def test_the_pre_commit_hook_runs_check_once_per_commit() -> None:
     assert re.match(hook["files"], "clusters/lab-east.yaml")
     assert re.match(hook["files"], "overlays/lab-east/config.alloy")
     assert not re.match(hook["files"], "README.md")
+
+
+def test_base_is_gen_s_own_and_check_says_when_it_differs(fleet: Path) -> None:
+    root = rendered_repo(fleet)
+    edit(root / "base/server/service.yaml", "name: pyroscope", "name: pyroscope-old")
+    (root / "base/ebpf/rbac.yaml").unlink()
+    result = gen("check", "--root", str(root))
+    assert result.exit_code == 1
+    findings = [line for line in result.stdout.splitlines() if line.startswith("base/")]
+    assert findings == [
+        "base/ebpf/rbac.yaml: missing: not rendered (run: gen render --all)",
+        "base/server/service.yaml: changed: differs from the base/ this gen ships (after an upgrade of gen, or an edit)"
+        " (run: gen render --all)",
+    ]
+    assert gen("render", "--all", "--root", str(root)).exit_code == 0
+    assert gen("check", "--root", str(root)).exit_code == 0
+    assert git(root, "status", "--porcelain") == ""

@@ -71,7 +71,6 @@ def _waiting_line(root: Path) -> str:
 def _fleet(tmp_path: Path, clusters: int) -> Path:
     root = tmp_path / "fleet"
     (root / "clusters").mkdir(parents=True)
-    shutil.copytree(PROJECT / "base", root / "base")
     shutil.copy(FIXTURES / "fleet.yaml", root / "fleet.yaml")
     write_specs(root, list(range(clusters)), 0)
     return root

@@ -47,6 +47,7 @@ from gen.render.rendering import (
     orphan_overlays,
     render_fleet,
 )
+from gen.render.shipped_base import BASE_DIR
 from gen.review import gitrepo
 from gen.spec.fleet import FLEET_FILE
 from gen.spec.loader import CLUSTERS_DIR
@@ -124,7 +125,7 @@ def find_drift(root: Path, rendered: RenderedFleet, orphans: list[str], unclaime
     found += [_drift(root, d, text) for rel, text in rendered.files.items() if (d := compare_file(root, rel, text))]
     edited: list[set[str] | None] = []  # asked of git once, and only when a file differs
     for drift in found:
-        if drift.kind == "changed" and _by_hand(root, drift.path, edited):
+        if drift.kind == "changed" and not drift.path.startswith(BASE_DIR + "/") and _by_hand(root, drift.path, edited):
             drift.kind = "hand-edited"
             drift.why = "edited by hand (no spec changed); a render overwrites the edit: change the spec instead"
     for rel in orphans:

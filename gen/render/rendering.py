@@ -15,6 +15,7 @@ from gen.errors import Problem, SpecError
 from gen.output import Output
 from gen.render import layout, workers, writer
 from gen.render.cache import Entry, RenderCache, open_cache
+from gen.render.shipped_base import BASE_DIR, base_files
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
 from gen.spec.loader import LoadedCluster, choose, load_clusters, spec_files
 from gen.spec.schema import SCHEMA_FILE, schema_text
@@ -60,7 +61,7 @@ class RenderedFleet:
     """The clusters rendered (in the order asked for) and the fleet-wide files."""
 
     clusters: list[ClusterRender]
-    files: dict[str, str]  # the AppProject and the bootstrap (and the schema for a full render), by path
+    files: dict[str, str]  # the AppProject and the bootstrap (and the schema and base/ for a full render), by path
     warnings: list[Problem]
     reused: dict[str, Entry]  # clusters left out by the render cache (their files are current), by name
     specs: list[LoadedCluster]  # when asked for, one per rendered cluster
@@ -174,7 +175,7 @@ def render_fleet(
         committed = _committed_docs(root / argocd.PROJECT_FILE)
         if committed:
             documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
-    fleet_files = {SCHEMA_FILE: schema_text()} if every else {}
+    fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
     fleet_files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, dict(sorted(reused.items())), loaded, cache)
@@ -278,6 +279,8 @@ def compare_file(root: Path, rel: str, text: str) -> Difference | None:
         return Difference(rel, "not-a-file", f"{e.why} where the spec renders a regular file; a render replaces it")
     if writer.same_text(raw, text):
         return None
+    if rel.startswith(BASE_DIR + "/"):
+        return Difference(rel, "changed", "differs from the base/ this gen ships (after an upgrade of gen, or an edit)")
     if not layout.is_generated(raw.decode("utf-8", errors="surrogateescape")):
         return Difference(rel, "hand-edited", "gen's header line is gone; a render overwrites the file")
     return Difference(rel, "changed", "differs from what the spec renders")
