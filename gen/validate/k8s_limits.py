@@ -1,8 +1,4 @@
-"""Sizes the Kubernetes API server and etcd refuse, checked on built objects before Argo CD meets them.
-
-A schema says nothing about size: an object can pass `kubernetes-validate` and
-still be refused at every sync.
-"""
+"""Sizes the API server and etcd refuse, which no schema check catches, checked on built objects."""
 
 from __future__ import annotations
 
