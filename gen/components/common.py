@@ -13,16 +13,11 @@ PART_OF = "pyroscope-profiling"
 
 @dataclass
 class Part:
-    """One component's contribution to an overlay's kustomization.
+    """One component's contribution to an overlay's kustomization."""
 
-    `component` names the hand-maintained base under base/; `files` are rendered
-    files of the overlay (name → text); `generators` are configMapGenerator
-    entries; `patches` are kustomize patch entries; `images` are image overrides.
-    """
-
-    component: str | None = None
-    files: dict[str, str] = field(default_factory=dict)
-    generators: list[dict[str, Any]] = field(default_factory=list)
+    component: str | None = None  # the hand-maintained base under base/
+    files: dict[str, str] = field(default_factory=dict)  # rendered files of the overlay, name → text
+    generators: list[dict[str, Any]] = field(default_factory=list)  # configMapGenerator entries
     patches: list[dict[str, Any]] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)

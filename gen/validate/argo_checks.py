@@ -22,6 +22,7 @@ from gen.components.argocd import (
     app_name,
     application_file,
 )
+from gen.components.grafana import DATASOURCE_CONFIGMAP
 from gen.errors import UsageError
 from gen.render import layout, writer
 from gen.spec.cluster import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
@@ -31,7 +32,6 @@ from gen.validate.objects import ident
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
-DATASOURCE_CONFIGMAP = "pyroscope-datasource"
 
 
 def _dotted(path: Sequence[Any]) -> str:
