@@ -171,10 +171,8 @@ def _pod_network_ops(cluster: Cluster) -> list[dict[str, Any]]:
 def network_policy(cluster: Cluster) -> dict[str, Any]:
     """Who may reach the pod-network server: its HTTP port only, from what sends or queries.
 
-    Profiles from other nodes arrive from those nodes' addresses (the host Java agents,
-    and pod traffic that the CNI masquerades on its way to a node address), so they are
-    admitted by `allowFrom`; the eBPF agent and Grafana on the control node itself keep
-    their pod addresses and are admitted by selector.
+    Other nodes' profiles (host Java agents, pods the CNI masquerades) come from node addresses, admitted
+    by `allowFrom`; the eBPF agent and Grafana on the control node keep pod addresses, admitted by selector.
     """
     spec = cluster.spec
     sources: list[dict[str, Any]] = []

@@ -124,10 +124,8 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def inspect(root: Path, directory: str) -> list[str]:
     """What keeps kustomize from building `directory` (relative to root): one line per file and entry.
 
-    Every kustomization the build would load is read, and every path it names
-    must be a regular file or a real directory inside the repository, reached
-    through no symlink, within gen's size and YAML bounds. A URL, a git address
-    or a path that is not there (which kustomize would try to fetch) is refused.
+    A pull request decides what kustomize reads: every path of every kustomization the build would load
+    must be a regular file or real directory in the repository, reached through no symlink, within bounds.
     """
     return _Walk(root).run(directory)
 
