@@ -15,7 +15,7 @@ from gen import yamlio
 from gen.components import argocd as argo
 from gen.errors import SpecError, UsageError
 from gen.render import layout
-from gen.spec.cluster import ROOT_NAME
+from gen.spec.cluster import ROOT_NAME, Cluster
 from gen.spec.fleet import Fleet, load_fleet, load_fleet_text
 from gen.spec.loader import LoadedCluster, load_text
 from gen.validate import kustomize
@@ -25,7 +25,6 @@ from gen.validate.argo_checks import (
     check_repository,
     check_sources,
     check_strict,
-    source_paths,
 )
 from tests.conftest import EXAMPLES, FIXTURES
 
@@ -43,8 +42,25 @@ def _loaded(tmp_path: Path, **specs: str) -> list[LoadedCluster]:
     return [load(tmp_path, name) for name in sorted(specs)]
 
 
+def _documents(clusters: list[Cluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
+    """Every Argo CD file for these clusters, by path, sorted, as a full render writes them."""
+    docs = {argo.BOOTSTRAP_FILE: argo.bootstrap(fleet), argo.PROJECT_FILE: [argo.project(argo.scope(clusters), fleet)]}
+    docs.update((argo.application_file(c.name), [argo.application(c, fleet)]) for c in clusters)
+    return dict(sorted(docs.items()))
+
+
+def _resolve_fleet(fleet: Fleet | None, clusters: list[LoadedCluster]) -> Fleet:
+    return argo.resolve_sources(fleet, [argo.source(lc) for lc in clusters])
+
+
 def _all_objects(documents: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [obj for docs in documents.values() for obj in docs]
+
+
+def _kustomize_paths(objs: list[dict[str, Any]]) -> list[str]:
+    """The source paths Argo CD builds with kustomize: every Application's but the directory source's."""
+    sources = [o["spec"]["source"] for o in objs if o["kind"] == "Application"]
+    return sorted({s["path"] for s in sources if "directory" not in s})
 
 
 # ------------------------------------------------------------------ Application fields
@@ -131,9 +147,9 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
         b=spec_text("b", namespace="ns-b"),
         c=spec_text("c", server=None, dest_name="c"),
     )
-    setting = argo.resolve_fleet(None, clusters)
+    setting = _resolve_fleet(None, clusters)
     repo = tmp_path / "repo"
-    docs = argo.documents([lc.cluster for lc in clusters], setting)
+    docs = _documents([lc.cluster for lc in clusters], setting)
     write_documents(repo, docs)
 
     synced = _synced_by_root(repo, docs[argo.BOOTSTRAP_FILE])
@@ -146,7 +162,7 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
     # Spec b is removed: its Application is no longer rendered, so the root prunes it.
     shutil.rmtree(repo)
     kept = [lc.cluster for lc in clusters if lc.name != "b"]
-    docs = argo.documents(kept, setting)
+    docs = _documents(kept, setting)
     assert sorted(p for p in docs if p.startswith(argo.APPLICATIONS_DIR + "/")) == [
         "argocd/applications/a.yaml",
         "argocd/applications/c.yaml",
@@ -197,7 +213,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     )
     ssh = "git@github.com:acme/profiling-gitops.git"
     allowing = Fleet.model_validate({"repoURL": REPO, "sourceRepos": [ssh]})
-    project = argo.app_project([lc.cluster for lc in reversed(clusters)], allowing)
+    project = argo.project(argo.scope(lc.cluster for lc in reversed(clusters)), allowing)
 
     assert project["metadata"] == {
         "name": "profiling",
@@ -207,7 +223,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     spec = project["spec"]
     # fleet.yaml's repositories: a spec names one of them, never widens them.
     assert spec["sourceRepos"] == [ssh, REPO]
-    assert argo.app_project([lc.cluster for lc in clusters], FLEET)["spec"]["sourceRepos"] == [REPO]
+    assert argo.project(argo.scope(lc.cluster for lc in clusters), FLEET)["spec"]["sourceRepos"] == [REPO]
     assert spec["destinations"] == [
         {"name": "remote", "namespace": "grafana"},
         {"name": "remote", "namespace": "prof-b"},
@@ -236,8 +252,8 @@ def test_documents_are_deterministic(tmp_path: Path) -> None:
     clusters = [
         lc.cluster for lc in _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", grafana_namespace="g"))
     ]
-    once = {p: yamlio.dump_all(d) for p, d in argo.documents(clusters, FLEET).items()}
-    backwards = argo.documents(list(reversed(clusters)), FLEET)
+    once = {p: yamlio.dump_all(d) for p, d in _documents(clusters, FLEET).items()}
+    backwards = _documents(list(reversed(clusters)), FLEET)
     again = {p: yamlio.dump_all(d) for p, d in backwards.items()}
     assert once == again
     assert list(once) == sorted(once)
@@ -248,12 +264,12 @@ def test_documents_are_deterministic(tmp_path: Path) -> None:
 
 def test_resolve_fleet_prefers_fleet_yaml(tmp_path: Path) -> None:
     clusters = _loaded(tmp_path, a=spec_text("a", revision="x"), b=spec_text("b", revision="y"))
-    assert argo.resolve_fleet(FLEET, clusters) is FLEET
+    assert _resolve_fleet(FLEET, clusters) is FLEET
 
 
 def test_resolve_fleet_derives_when_specs_agree(tmp_path: Path) -> None:
     clusters = _loaded(tmp_path, a=spec_text("a", revision="v2"), b=spec_text("b", revision="v2"))
-    derived = argo.resolve_fleet(None, clusters)
+    derived = _resolve_fleet(None, clusters)
     assert (derived.repo_url, derived.target_revision) == (REPO, "v2")
     assert (derived.argocd_namespace, derived.project) == ("argocd", "profiling")
 
@@ -263,7 +279,7 @@ def test_resolve_fleet_refuses_disagreeing_specs(tmp_path: Path) -> None:
         tmp_path, a=spec_text("a"), b=spec_text("b", repo="git@github.com:acme/other.git", revision="dev")
     )
     with pytest.raises(SpecError) as info:
-        argo.resolve_fleet(None, clusters)
+        _resolve_fleet(None, clusters)
     assert info.value.lines() == [
         "clusters/b.yaml:9:14: error: spec.argocd.repoURL: 'git@github.com:acme/other.git' differs "
         f"from '{REPO}' in clusters/a.yaml; without fleet.yaml all clusters must agree on it: "
@@ -276,7 +292,7 @@ def test_resolve_fleet_refuses_disagreeing_specs(tmp_path: Path) -> None:
 
 def test_resolve_fleet_without_anything() -> None:
     with pytest.raises(UsageError, match=r"write fleet\.yaml"):
-        argo.resolve_fleet(None, [])
+        _resolve_fleet(None, [])
 
 
 def test_load_fleet(tmp_path: Path) -> None:
@@ -371,7 +387,7 @@ def _rendered(tmp_path: Path) -> list[dict[str, Any]]:
     clusters = _loaded(
         tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", server=None, dest_name="k", automated=False)
     )
-    return _all_objects(argo.documents([lc.cluster for lc in clusters], FLEET))
+    return _all_objects(_documents([lc.cluster for lc in clusters], FLEET))
 
 
 def test_strict_model_accepts_everything_rendered(tmp_path: Path) -> None:
@@ -499,15 +515,15 @@ def test_shared_cluster_scoped_objects_are_reported(tmp_path: Path) -> None:
 
 def test_sources_must_exist_and_be_kustomizations(tmp_path: Path) -> None:
     clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="b"), c=spec_text("c", namespace="c"))
-    setting = argo.resolve_fleet(None, clusters)
-    docs = argo.documents([lc.cluster for lc in clusters], setting)
+    setting = _resolve_fleet(None, clusters)
+    docs = _documents([lc.cluster for lc in clusters], setting)
     write_documents(tmp_path, docs)
     (tmp_path / "overlays" / "a").mkdir(parents=True)
     (tmp_path / "overlays" / "a" / "kustomization.yaml").write_text("resources: []\n")
     (tmp_path / "overlays" / "b").mkdir()
     apps = _all_objects(docs)
 
-    assert source_paths(apps) == ["overlays/a", "overlays/b", "overlays/c"]
+    assert _kustomize_paths(apps) == ["overlays/a", "overlays/b", "overlays/c"]
     assert check_sources(apps, tmp_path) == [
         "Application/profiling-b: spec.source.path: overlays/b holds no kustomization.yaml",
         "Application/profiling-c: spec.source.path: overlays/c does not exist in the repository",
@@ -531,7 +547,7 @@ def test_example_clusters(tmp_path: Path) -> None:
     clusters = [
         load_text((FIXTURES / "clusters" / f"{n}.yaml").read_bytes(), f"clusters/{n}.yaml", n) for n in EXAMPLES
     ]
-    docs = argo.documents([lc.cluster for lc in clusters], FLEET)
+    docs = _documents([lc.cluster for lc in clusters], FLEET)
     objs = _all_objects(docs)
     for lc in clusters:
         app = docs[argo.application_file(lc.name)][0]
@@ -558,7 +574,7 @@ def test_example_clusters(tmp_path: Path) -> None:
     if shutil.which("kustomize") or shutil.which("kubectl"):
         # Argo CD builds each source path with kustomize: so must it build here.
         shutil.copytree(PROJECT / "base", tmp_path / "base")
-        built = {path: yamlio.parse_all_plain(kustomize.build(tmp_path / path)) for path in source_paths(apps)}
+        built = {path: yamlio.parse_all_plain(kustomize.build(tmp_path / path)) for path in _kustomize_paths(apps)}
         assert all(built.values())
         by_cluster = {p.removeprefix("overlays/"): objs for p, objs in built.items()}
         assert check_destinations(apps, objects=by_cluster) == []
@@ -569,7 +585,7 @@ def test_check_repository(tmp_path: Path) -> None:
     clusters = [
         lc.cluster for lc in _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", server=None, dest_name="b-k8s"))
     ]
-    write_documents(tmp_path, argo.documents(clusters, FLEET))
+    write_documents(tmp_path, _documents(clusters, FLEET))
     for c in clusters:
         for rel, text in layout.render_cluster(c).items():
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

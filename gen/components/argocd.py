@@ -1,21 +1,4 @@
-"""Argo CD objects of the fleet: one Application per cluster, an AppProject, a bootstrap.
-
-Pure: specs in, plain dicts out (insertion order is the emitted key order). The
-layout step writes them into the fleet repository:
-
-    argocd/bootstrap.yaml               applied once by hand (`kubectl apply -f`)
-    argocd/project.yaml                 the fleet's least-privilege AppProject
-    argocd/applications/<cluster>.yaml  one Application per cluster spec
-
-Why app-of-apps rather than an ApplicationSet: the Applications are rendered by
-gen, committed and reviewed like the overlays, so `gen check` and `gen diff`
-cover them and a pull request shows exactly which Application changes. An
-ApplicationSet would move that logic into a template evaluated inside the
-cluster, where neither check nor diff can see its result. The bootstrap holds a
-single root Application that syncs the rendered files from git, so a spec
-merged to the fleet revision gets its Application with no further manual step,
-and a removed spec's Application is pruned.
-"""
+"""Argo CD objects of the fleet: one Application per cluster, an AppProject, a bootstrap (specs in, dicts out)."""
 
 from __future__ import annotations
 
@@ -104,6 +87,15 @@ def _kinds(kinds: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"group": g, "kind": k} for g, k in kinds]
 
 
+def _argo_object(
+    kind: str, name: str, fleet: Fleet, spec: dict[str, Any], cluster: str | None = None
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": fleet.argocd_namespace, "labels": _labels(cluster)}
+    if cluster is not None:
+        metadata["finalizers"] = [RESOURCES_FINALIZER]
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
+
+
 def app_name(cluster: str) -> str:
     """Name of a cluster's Application (unique in the Argo CD namespace)."""
     return APP_PREFIX + cluster
@@ -137,26 +129,13 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
         o for o in SYNC_OPTIONS if o != "CreateNamespace=true" or not cluster.spec.takes_over_easy_db_lab
     ]
     sync["retry"] = _retry()
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Application",
-        "metadata": {
-            "name": app_name(cluster.name),
-            "namespace": fleet.argocd_namespace,
-            "labels": _labels(cluster.name),
-            "finalizers": [RESOURCES_FINALIZER],
-        },
-        "spec": {
-            "project": argo.project or fleet.project,
-            "source": {
-                "repoURL": argo.repo_url,
-                "targetRevision": argo.target_revision,
-                "path": overlay_dir(cluster.name),
-            },
-            "destination": _destination(cluster),
-            "syncPolicy": sync,
-        },
+    spec = {
+        "project": argo.project or fleet.project,
+        "source": {"repoURL": argo.repo_url, "targetRevision": argo.target_revision, "path": overlay_dir(cluster.name)},
+        "destination": _destination(cluster),
+        "syncPolicy": sync,
     }
+    return _argo_object("Application", app_name(cluster.name), fleet, spec, cluster.name)
 
 
 def _destination_key(server: str | None, name: str | None, namespace: str) -> tuple[str, str, str]:
@@ -165,12 +144,7 @@ def _destination_key(server: str | None, name: str | None, namespace: str) -> tu
 
 @dataclass(frozen=True)
 class Scope:
-    """The destinations of some specs: what the AppProject must allow for them.
-
-    Plain data, merged by union, so that specs loaded apart (in worker processes)
-    give the same AppProject as all of them together. The repositories are not
-    the specs' to widen: they are fleet.yaml's (`Fleet.repos`).
-    """
+    """The destinations of some specs, which the AppProject must allow; merged by union across workers."""
 
     destinations: frozenset[tuple[str, str, str]] = frozenset()
 
@@ -189,124 +163,57 @@ def scope(clusters: Iterable[Cluster]) -> Scope:
     return Scope(frozenset(pairs))
 
 
-def app_project(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, Any]:
-    """The fleet's AppProject for these specs (see `project`)."""
-    return project(scope(clusters), fleet)
-
-
 def project(allowed: Scope, fleet: Fleet) -> dict[str, Any]:
-    """The fleet's least-privilege AppProject.
+    """The fleet's least-privilege AppProject: fleet.yaml's repositories, the specs' destinations, the stack's kinds.
 
-    Its repositories are fleet.yaml's repoURL and sourceRepos and nothing else (a
-    spec naming another one is refused, see `fleet_problems`). Destinations are
-    every (cluster, namespace) pair the specs deploy to (the stack namespace, and
-    the Grafana namespace when the datasource is rendered), from all specs and not
-    only those already in this project: moving a cluster into it is then a
-    one-line change to its spec.
+    The destinations are those of all specs, not only of those in this project: moving a cluster
+    into it is then a one-line change to its spec.
     """
-    destinations = [{field: value, "namespace": ns} for field, value, ns in sorted(allowed.destinations)]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "AppProject",
-        "metadata": {
-            "name": fleet.project,
-            "namespace": fleet.argocd_namespace,
-            "labels": _labels(),
-        },
-        "spec": {
-            "description": "Profiling stack rendered by gen: only the fleet repository, the "
-            "clusters and namespaces of the specs, and the kinds the stack creates",
-            "sourceRepos": fleet.repos,
-            "destinations": destinations,
-            "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
-            "namespaceResourceWhitelist": _kinds(NAMESPACED_KINDS),
-        },
+    spec = {
+        "description": "Profiling stack rendered by gen: only the fleet repository, the "
+        "clusters and namespaces of the specs, and the kinds the stack creates",
+        "sourceRepos": fleet.repos,
+        "destinations": [{field: value, "namespace": ns} for field, value, ns in sorted(allowed.destinations)],
+        "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
+        "namespaceResourceWhitelist": _kinds(NAMESPACED_KINDS),
     }
+    return _argo_object("AppProject", fleet.project, fleet, spec)
 
 
 def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
-    """The documents of `argocd/bootstrap.yaml`: the root's AppProject, then the root Application.
-
-    The root Application syncs `argocd/project.yaml` and `argocd/applications/*.yaml`
-    from the fleet revision, never bootstrap.yaml itself, so the one object a user
-    applied by hand is not also managed by Argo CD.
-
-    It runs in its own small AppProject rather than in the fleet project or
-    `default`: it needs to write Applications and an AppProject into the Argo CD
-    namespace, a right the fleet project must not have (an overlay could then
-    grant itself anything), and `default` is either wide open or locked down
-    depending on the installation.
-
-    The root Application has no resources finalizer on purpose: deleting it (or
-    re-applying the bootstrap after a mistake) must never cascade into deleting
-    every cluster's Application and stack.
-    """
+    """The documents of `argocd/bootstrap.yaml`: the root's AppProject, then the root Application."""
+    # Its own AppProject: the root writes Applications and an AppProject into Argo CD's namespace,
+    # a right the fleet project must not have (an overlay could grant itself anything), and
+    # `default` is wide open or locked down depending on the installation.
     project = {
-        "apiVersion": API_VERSION,
-        "kind": "AppProject",
-        "metadata": {
-            "name": ROOT_NAME,
-            "namespace": fleet.argocd_namespace,
-            "labels": _labels(),
-        },
-        "spec": {
-            "description": "Root of the profiling fleet: syncs the Applications and the "
-            "AppProject rendered by gen, nothing else",
-            "sourceRepos": [fleet.repo_url],
-            "destinations": [{"server": IN_CLUSTER, "namespace": fleet.argocd_namespace}],
-            "clusterResourceWhitelist": [],
-            "namespaceResourceWhitelist": _kinds(ROOT_KINDS),
-        },
+        "description": "Root of the profiling fleet: syncs the Applications and the "
+        "AppProject rendered by gen, nothing else",
+        "sourceRepos": [fleet.repo_url],
+        "destinations": [{"server": IN_CLUSTER, "namespace": fleet.argocd_namespace}],
+        "clusterResourceWhitelist": [],
+        "namespaceResourceWhitelist": _kinds(ROOT_KINDS),
     }
+    # No resources finalizer: deleting the root must never cascade into every cluster's stack.
     root = {
-        "apiVersion": API_VERSION,
-        "kind": "Application",
-        "metadata": {
-            "name": ROOT_NAME,
-            "namespace": fleet.argocd_namespace,
-            "labels": _labels(),
+        "project": ROOT_NAME,
+        "source": {
+            "repoURL": fleet.repo_url,
+            "targetRevision": fleet.target_revision,
+            "path": ARGOCD_DIR,
+            "directory": {"recurse": True, "include": ROOT_INCLUDE, "exclude": ROOT_EXCLUDE},
         },
-        "spec": {
-            "project": ROOT_NAME,
-            "source": {
-                "repoURL": fleet.repo_url,
-                "targetRevision": fleet.target_revision,
-                "path": ARGOCD_DIR,
-                "directory": {"recurse": True, "include": ROOT_INCLUDE, "exclude": ROOT_EXCLUDE},
-            },
-            "destination": {"server": IN_CLUSTER, "namespace": fleet.argocd_namespace},
-            "syncPolicy": {
-                # prune: a spec removed in git takes its Application with it.
-                "automated": {"prune": True, "selfHeal": True},
-                "retry": _retry(),
-            },
-        },
+        "destination": {"server": IN_CLUSTER, "namespace": fleet.argocd_namespace},
+        # prune: a spec removed in git takes its Application with it.
+        "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "retry": _retry()},
     }
-    return [project, root]
-
-
-def documents(clusters: Sequence[Cluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
-    """Every Argo CD file gen renders, by path relative to the repository root, sorted.
-
-    The cluster Applications are exactly one per given cluster: a spec that is gone
-    renders no file, so `gen check` reports its old file as an orphan.
-    """
-    out: dict[str, list[dict[str, Any]]] = {
-        BOOTSTRAP_FILE: bootstrap(fleet),
-        PROJECT_FILE: [app_project(clusters, fleet)],
-    }
-    for c in clusters:
-        out[application_file(c.name)] = [application(c, fleet)]
-    return dict(sorted(out.items()))
+    return [_argo_object("AppProject", ROOT_NAME, fleet, project), _argo_object("Application", ROOT_NAME, fleet, root)]
 
 
 def fleet_problems(lc: LoadedCluster, fleet: Fleet | None) -> list[Problem]:
     """What a spec may not ask of the fleet (fleet.yaml's setting, None when it is derived from the specs).
 
-    Its repository must be one the fleet allows: the AppProject allows those alone,
-    so that no spec widens what Argo CD deploys from. Neither of its namespaces may
-    be Argo CD's own: the AppProject would then let every cluster's Application
-    write there (and the stack's namespace gets the privileged Pod Security level).
+    Its repository must be one the fleet allows, and neither of its namespaces Argo CD's own: the
+    AppProject would let every cluster's Application write there (the stack's is privileged, too).
     """
     spec = lc.cluster.spec
     found = []
@@ -331,10 +238,7 @@ def fleet_problems(lc: LoadedCluster, fleet: Fleet | None) -> list[Problem]:
 
 @dataclass(frozen=True)
 class Source:
-    """Where one spec says its overlay is read from, and where in the file it says so.
-
-    Plain data: what `resolve_fleet` compares across the specs when there is no fleet.yaml.
-    """
+    """Where one spec says its overlay is read from, and where in the file it says so."""
 
     file: str
     repo_url: str
@@ -352,21 +256,8 @@ def source(lc: LoadedCluster) -> Source:
     return Source(lc.file, argo.repo_url, argo.target_revision, where)
 
 
-def resolve_fleet(fleet: Fleet | None, clusters: Sequence[LoadedCluster]) -> Fleet:
-    """The fleet setting: fleet.yaml when present, else derived from the specs (see `resolve_sources`)."""
-    if fleet is not None:
-        return fleet
-    return resolve_sources(None, [source(lc) for lc in clusters])
-
-
 def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
-    """The fleet setting: fleet.yaml when present, else derived from the specs' sources.
-
-    Without fleet.yaml, the bootstrap reads from the repository and revision the
-    cluster specs name, which is only well defined when they all name the same
-    ones; otherwise the user is asked to write fleet.yaml. Namespace and project
-    then take their defaults.
-    """
+    """The fleet setting: fleet.yaml when present, else the repository and revision all the specs name."""
     if fleet is not None:
         return fleet
     if not sources:
@@ -375,24 +266,18 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
             "spec.repoURL so the Argo CD bootstrap knows where the fleet lives"
         )
     first = sources[0]
-    problems = []
-    for field, attr in _SOURCE_FIELDS:
-        want = getattr(first, attr)
-        for other in sources[1:]:
-            got = getattr(other, attr)
-            if got != want:
-                line, col = other.where[field]
-                problems.append(
-                    Problem(
-                        other.file,
-                        line,
-                        col,
-                        f"spec.argocd.{field}",
-                        f"{got!r} differs from {want!r} in {first.file}; without {FLEET_FILE} all "
-                        f"clusters must agree on it: write {FLEET_FILE} to say which one the "
-                        "Argo CD bootstrap uses",
-                    )
-                )
+    problems = [
+        Problem(
+            other.file,
+            *other.where[field],
+            f"spec.argocd.{field}",
+            f"{getattr(other, attr)!r} differs from {getattr(first, attr)!r} in {first.file}; without {FLEET_FILE} "
+            f"all clusters must agree on it: write {FLEET_FILE} to say which one the Argo CD bootstrap uses",
+        )
+        for field, attr in _SOURCE_FIELDS
+        for other in sources[1:]
+        if getattr(other, attr) != getattr(first, attr)
+    ]
     if problems:
         raise SpecError(problems)
     return derived_fleet(first)

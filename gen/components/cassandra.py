@@ -6,7 +6,7 @@ import posixpath
 from typing import Any
 
 from gen.components import cassandra_scripts
-from gen.components.common import Part, header, json_patch, server_url
+from gen.components.common import Part, config_map, header, json_patch, patch_op, server_url
 from gen.spec import units
 from gen.spec.cluster import Cassandra, Cluster
 from gen.spec.hostpaths import include_mount
@@ -86,41 +86,26 @@ def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
 
 def _ops(cluster: Cluster) -> list[dict[str, Any]]:
     c = cluster.spec.cassandra
-    ops: list[dict[str, Any]] = [
-        {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(c.node_selector)},
-    ]
+    ops = [patch_op("replace", "/spec/template/spec/nodeSelector", dict(c.node_selector))]
     if c.tolerations:
         tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in c.tolerations]
-        ops.append({"op": "add", "path": "/spec/template/spec/tolerations", "value": tolerations})
+        ops.append(patch_op("add", "/spec/template/spec/tolerations", tolerations))
     for name, path, kind in host_dirs(cluster):
+        ops.append(patch_op("add", f"{INIT}/volumeMounts/-", {"name": name, "mountPath": HOST_ROOT + path}))
         ops.append(
-            {"op": "add", "path": f"{INIT}/volumeMounts/-", "value": {"name": name, "mountPath": HOST_ROOT + path}}
-        )
-        ops.append(
-            {
-                "op": "add",
-                "path": "/spec/template/spec/volumes/-",
-                "value": {"name": name, "hostPath": {"path": path, "type": kind}},
-            }
+            patch_op("add", "/spec/template/spec/volumes/-", {"name": name, "hostPath": {"path": path, "type": kind}})
         )
     if c.state == "absent":
-        ops.append({"op": "replace", "path": f"{INIT}/args", "value": ["uninstall"]})
+        ops.append(patch_op("replace", f"{INIT}/args", ["uninstall"]))
     return ops
 
 
 def build(cluster: Cluster) -> Part:
-    env = installer_env(cluster)
+    literals = [f"{k}={v}" for k, v in installer_env(cluster).items()]
     return Part(
         component="cassandra-agent",
         # install.sh is the same for every cluster: base/cassandra-agent merges it into this ConfigMap.
         files={"cassandra-pyroscope.sh": settings(cluster)},
-        generators=[
-            {
-                "name": CONFIG_MAP,
-                "files": ["cassandra-pyroscope.sh"],
-                "literals": [f"{k}={v}" for k, v in env.items()],
-                "options": {"annotations": {"argocd.argoproj.io/sync-wave": "0"}},
-            }
-        ],
+        generators=[config_map(CONFIG_MAP, ["cassandra-pyroscope.sh"], literals=literals)],
         patches=[json_patch("DaemonSet", DAEMONSET, _ops(cluster))],
     )

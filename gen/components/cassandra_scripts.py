@@ -1,10 +1,4 @@
-"""The settings snippet of the Cassandra agent ConfigMap, rendered from the spec (pure).
-
-It is what Cassandra's include file sources on the host; its template is package data in
-`gen/resources/`. The installer beside it, `install.sh`, is the same for every cluster (every
-input is an environment variable of the init container) and lives once, in
-`base/cassandra-agent/`.
-"""
+"""The settings snippet of the Cassandra agent ConfigMap, rendered from the spec with the template in gen/resources."""
 
 from __future__ import annotations
 

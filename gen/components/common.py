@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from gen.spec.cluster import Cluster
 
@@ -13,16 +13,11 @@ PART_OF = "pyroscope-profiling"
 
 @dataclass
 class Part:
-    """One component's contribution to an overlay's kustomization.
+    """One component's contribution to an overlay's kustomization."""
 
-    `component` names the hand-maintained base under base/; `files` are rendered
-    files of the overlay (name → text); `generators` are configMapGenerator
-    entries; `patches` are kustomize patch entries; `images` are image overrides.
-    """
-
-    component: str | None = None
-    files: dict[str, str] = field(default_factory=dict)
-    generators: list[dict[str, Any]] = field(default_factory=list)
+    component: str | None = None  # the hand-maintained base under base/
+    files: dict[str, str] = field(default_factory=dict)  # rendered files of the overlay, name → text
+    generators: list[dict[str, Any]] = field(default_factory=list)  # configMapGenerator entries
     patches: list[dict[str, Any]] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
@@ -63,6 +58,16 @@ def image_override(base_name: str, ref: str) -> dict[str, str]:
     return entry
 
 
+def patch_op(op: Literal["add", "replace", "remove"], path: str, value: Any = None) -> dict[str, Any]:
+    """One JSON 6902 operation (`remove` takes no value)."""
+    return {"op": op, "path": path} if op == "remove" else {"op": op, "path": path, "value": value}
+
+
+def checkov_skip(n: int) -> str:
+    """The JSON pointer of a base's `checkov.io/skip<n>` annotation (a pointer writes '/' in a key as '~1')."""
+    return f"/metadata/annotations/checkov.io~1skip{n}"
+
+
 def json_patch(kind: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
     """A patch entry whose body is a JSON 6902 operation list (emitted as YAML text)."""
     from gen import yamlio
@@ -71,12 +76,21 @@ def json_patch(kind: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any
 
 
 def config_map(
-    name: str, files: list[str], namespace: str | None = None, labels: dict[str, str] | None = None, wave: str = "0"
+    name: str,
+    files: list[str],
+    *,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+    wave: str = "0",
+    literals: list[str] | None = None,
 ) -> dict[str, Any]:
+    """A configMapGenerator entry, in the given Argo CD sync wave."""
     entry: dict[str, Any] = {"name": name}
     if namespace:
         entry["namespace"] = namespace
     entry["files"] = files
+    if literals:
+        entry["literals"] = literals
     options: dict[str, Any] = {}
     if labels:
         options["labels"] = labels

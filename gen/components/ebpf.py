@@ -6,8 +6,18 @@ import json
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
-from gen.components.common import Part, config_map, header, image_override, json_patch, server_url
+from gen.components.common import (
+    Part,
+    checkov_skip,
+    config_map,
+    header,
+    image_override,
+    json_patch,
+    patch_op,
+    server_url,
+)
 from gen.spec.cluster import Cluster
 
 BASE_IMAGE = "grafana/alloy"
@@ -25,9 +35,8 @@ CAPABILITIES = [
     "SYSLOG",
 ]
 TRACEFS = "/sys/kernel/tracing"
-# The privileged-mode exceptions in base/ebpf (checkov.io/skip6 to skip9) and the one
-# that replaces them here; the keys are JSON pointers, where '/' is written '~1'.
-PRIVILEGED_SKIPS = [f"checkov.io~1skip{n}" for n in (6, 7, 8, 9)]
+# The privileged-mode exceptions in base/ebpf (checkov.io/skip6 to skip9) and the one that replaces them here.
+PRIVILEGED_SKIPS = [checkov_skip(n) for n in (6, 7, 8, 9)]
 CAPABILITY_SKIP = (
     "CKV_K8S_25=ebpf.privileged false: every capability is dropped but BPF, PERFMON, SYS_PTRACE, "
     "CHECKPOINT_RESTORE, SYS_RESOURCE, DAC_READ_SEARCH and SYSLOG, the set Alloy documents for eBPF "
@@ -83,40 +92,31 @@ def build(cluster: Cluster) -> Part:
     )
 
 
-def _least_privilege_ops() -> list[dict[str, object]]:
+def _least_privilege_ops() -> list[dict[str, Any]]:
     container = "/spec/template/spec/containers/0"
-    ops: list[dict[str, object]] = [
-        {
-            "op": "replace",
-            "path": f"{container}/securityContext",
-            "value": {
-                "privileged": False,
-                "runAsUser": 0,
-                "runAsGroup": 0,
-                "runAsNonRoot": False,
-                "readOnlyRootFilesystem": True,
-                "allowPrivilegeEscalation": False,
-                "capabilities": {"drop": ["ALL"], "add": CAPABILITIES},
-                # The runtime's default AppArmor profile lets a container ptrace (and so
-                # read /proc/<pid>/mem and maps of) only processes under the same profile;
-                # the profiler reads host processes such as Cassandra. The pod's
-                # RuntimeDefault seccomp profile stays: containerd's admits bpf() and
-                # perf_event_open() for CAP_BPF and CAP_PERFMON.
-                "appArmorProfile": {"type": "Unconfined"},
-            },
-        },
-        {
-            "op": "add",
-            "path": f"{container}/volumeMounts/-",
-            "value": {"name": "tracefs", "mountPath": TRACEFS, "readOnly": True},
-        },
-        {
-            "op": "add",
-            "path": "/spec/template/spec/volumes/-",
-            "value": {"name": "tracefs", "hostPath": {"path": TRACEFS, "type": "Directory"}},
-        },
+    security_context = {
+        "privileged": False,
+        "runAsUser": 0,
+        "runAsGroup": 0,
+        "runAsNonRoot": False,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": CAPABILITIES},
+        # The runtime's default AppArmor profile lets a container ptrace (and so read
+        # /proc/<pid>/mem and maps of) only processes under the same profile; the profiler
+        # reads host processes such as Cassandra. The pod's RuntimeDefault seccomp profile
+        # stays: containerd's admits bpf() and perf_event_open() for CAP_BPF and CAP_PERFMON.
+        "appArmorProfile": {"type": "Unconfined"},
+    }
+    return [
+        patch_op("replace", f"{container}/securityContext", security_context),
+        patch_op("add", f"{container}/volumeMounts/-", {"name": "tracefs", "mountPath": TRACEFS, "readOnly": True}),
+        patch_op(
+            "add",
+            "/spec/template/spec/volumes/-",
+            {"name": "tracefs", "hostPath": {"path": TRACEFS, "type": "Directory"}},
+        ),
         # The scanner's exceptions follow the mode: privileged's go, the capability set's comes.
-        {"op": "replace", "path": f"/metadata/annotations/{PRIVILEGED_SKIPS[0]}", "value": CAPABILITY_SKIP},
+        patch_op("replace", PRIVILEGED_SKIPS[0], CAPABILITY_SKIP),
+        *(patch_op("remove", path) for path in PRIVILEGED_SKIPS[1:]),
     ]
-    ops += [{"op": "remove", "path": f"/metadata/annotations/{key}"} for key in PRIVILEGED_SKIPS[1:]]
-    return ops

@@ -15,6 +15,7 @@ DASHBOARD_KEY = "pyroscope-profiling.json"
 # After every workload (waves 0 to 2): the Grafana namespace is not the stack's, and when it is
 # missing these ConfigMaps fail their wave, which must then hold nothing else back.
 GRAFANA_WAVE = "5"
+DATASOURCE_CONFIGMAP = "pyroscope-datasource"
 
 
 def datasource(cluster: Cluster) -> dict[str, Any]:
@@ -39,27 +40,13 @@ def datasource(cluster: Cluster) -> dict[str, Any]:
 
 def build(cluster: Cluster) -> Part:
     grafana = cluster.spec.grafana
-    part = Part(
-        files={"datasource.yaml": header(cluster) + yamlio.dump(datasource(cluster))},
-        generators=[
-            config_map(
-                "pyroscope-datasource",
-                ["pyroscope.yaml=datasource.yaml"],
-                namespace=grafana.namespace,
-                labels=SIDECAR_LABEL,
-                wave=GRAFANA_WAVE,
-            )
-        ],
-    )
+    files = {"datasource.yaml": header(cluster) + yamlio.dump(datasource(cluster))}
+    maps = [(DATASOURCE_CONFIGMAP, "pyroscope.yaml=datasource.yaml", SIDECAR_LABEL)]
     if grafana.dashboard:
-        part.files["dashboard.json"] = dashboard.dashboard_json(cluster, header_text(cluster))
-        part.generators.append(
-            config_map(
-                "pyroscope-dashboard",
-                [f"{DASHBOARD_KEY}=dashboard.json"],
-                namespace=grafana.namespace,
-                labels=DASHBOARD_LABEL,
-                wave=GRAFANA_WAVE,
-            )
-        )
-    return part
+        files["dashboard.json"] = dashboard.dashboard_json(cluster, header_text(cluster))
+        maps.append(("pyroscope-dashboard", f"{DASHBOARD_KEY}=dashboard.json", DASHBOARD_LABEL))
+    generators = [
+        config_map(name, [entry], namespace=grafana.namespace, labels=labels, wave=GRAFANA_WAVE)
+        for name, entry, labels in maps
+    ]
+    return Part(files=files, generators=generators)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gen import yamlio
-from gen.components.common import Part, config_map, header, image_override, json_patch
+from gen.components.common import Part, checkov_skip, config_map, header, image_override, json_patch, patch_op
 from gen.spec.cluster import RAFT_PORT, Cluster, major_of
 
 BASE_IMAGE = "grafana/pyroscope"
@@ -126,14 +126,13 @@ def _container_ports(cluster: Cluster) -> list[dict[str, Any]]:
 def build(cluster: Cluster) -> Part:
     spec = cluster.spec
     server = spec.server
-    deployment_ops: list[dict[str, Any]] = [
-        {"op": "replace", "path": "/spec/template/spec/nodeSelector", "value": dict(spec.control_node.node_selector)},
-        {"op": "replace", "path": "/spec/template/spec/containers/0/ports", "value": _container_ports(cluster)},
-        {"op": "replace", "path": "/spec/template/spec/volumes/1/hostPath/path", "value": server.storage_path},
+    deployment_ops = [
+        patch_op("replace", "/spec/template/spec/nodeSelector", dict(spec.control_node.node_selector)),
+        patch_op("replace", "/spec/template/spec/containers/0/ports", _container_ports(cluster)),
+        patch_op("replace", "/spec/template/spec/volumes/1/hostPath/path", server.storage_path),
         # Named in the init container's refusal, which sees the directory only as DATA_MOUNT.
-        {"op": "replace", "path": "/spec/template/spec/initContainers/0/args/1", "value": server.storage_path},
+        patch_op("replace", "/spec/template/spec/initContainers/0/args/1", server.storage_path),
     ]
-    service_ops: list[dict[str, Any]] = [{"op": "replace", "path": "/spec/ports/0/port", "value": server.port}]
     files = {"config.yaml": header(cluster) + yamlio.dump(config(cluster))}
     resources = []
     if not server.host_network:
@@ -146,7 +145,7 @@ def build(cluster: Cluster) -> Part:
         generators=[config_map("pyroscope-config", ["config.yaml"])],
         patches=[
             json_patch("Deployment", "pyroscope", deployment_ops),
-            json_patch("Service", "pyroscope", service_ops),
+            json_patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]),
         ],
         images=[image_override(BASE_IMAGE, server.image)],
         resources=resources,
@@ -154,37 +153,26 @@ def build(cluster: Cluster) -> Part:
 
 
 def _pod_network_ops(cluster: Cluster) -> list[dict[str, Any]]:
-    """The server on the pod network, its HTTP port still at <address>:<port> on the control node.
-
-    Only the HTTP port is bound on the node (a hostPort); gRPC, memberlist and raft stay
-    inside the pod, where the NetworkPolicy covers them. The pod gets a fixed host name
-    because the server keys its ring membership on it, and a Deployment's pod name
-    changes with every restart (on the host network the node's name was used).
-    """
+    # Only the HTTP port is bound on the node (a hostPort); gRPC, memberlist and raft stay in the
+    # pod, under the NetworkPolicy. The fixed host name keeps the server's ring membership, which
+    # it keys on the host name, across restarts (a Deployment's pod name changes with each).
     template = "/spec/template/spec"
     return [
-        {"op": "replace", "path": f"{template}/hostNetwork", "value": False},
-        {"op": "replace", "path": f"{template}/dnsPolicy", "value": "ClusterFirst"},
-        {"op": "add", "path": f"{template}/hostname", "value": POD_HOSTNAME},
-        {"op": "add", "path": f"{template}/containers/0/ports/0/hostPort", "value": cluster.spec.server.port},
+        patch_op("replace", f"{template}/hostNetwork", False),
+        patch_op("replace", f"{template}/dnsPolicy", "ClusterFirst"),
+        patch_op("add", f"{template}/hostname", POD_HOSTNAME),
+        patch_op("add", f"{template}/containers/0/ports/0/hostPort", cluster.spec.server.port),
         # The host-network exceptions of base/server no longer hold; the hostPort is one.
-        {"op": "replace", "path": f"/metadata/annotations/{_skip_key(1)}", "value": HOST_PORT_SKIP},
-        {"op": "remove", "path": f"/metadata/annotations/{_skip_key(2)}"},
+        patch_op("replace", checkov_skip(1), HOST_PORT_SKIP),
+        patch_op("remove", checkov_skip(2)),
     ]
-
-
-def _skip_key(n: int) -> str:
-    # A JSON pointer escapes '/' in a key as '~1'.
-    return f"checkov.io~1skip{n}"
 
 
 def network_policy(cluster: Cluster) -> dict[str, Any]:
     """Who may reach the pod-network server: its HTTP port only, from what sends or queries.
 
-    Profiles from other nodes arrive from those nodes' addresses (the host Java agents,
-    and pod traffic that the CNI masquerades on its way to a node address), so they are
-    admitted by `allowFrom`; the eBPF agent and Grafana on the control node itself keep
-    their pod addresses and are admitted by selector.
+    Other nodes' profiles (host Java agents, pods the CNI masquerades) come from node addresses, admitted
+    by `allowFrom`; the eBPF agent and Grafana on the control node keep pod addresses, admitted by selector.
     """
     spec = cluster.spec
     sources: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ them::
 so a spec cannot widen what Argo CD deploys from.
 
 The file is optional: without it, the setting is derived from the cluster specs
-when they all agree (see `gen.components.argocd.resolve_fleet`).
+when they all agree (see `gen.components.argocd.resolve_sources`).
 """
 
 from __future__ import annotations

@@ -1,22 +1,4 @@
-"""Checks `gen validate` runs on the rendered Argo CD objects.
-
-Each check returns findings, one line each and empty when all is well, in the
-form `Kind/name: field.path: message` (the form of the overlay findings):
-
-- `check_strict`: a strict model of exactly the fields gen emits, so a typo or a
-  field gen never meant to write is caught without any CRD at hand;
-- `check_crds`: the `openAPIV3Schema` of Argo CD's own CRDs, as the API server
-  would apply it, plus the unknown fields it would silently prune;
-- `check_destinations`: no two Applications fight over the same objects;
-- `check_sources`: every Application's path is in the repository and is of the
-  kind its source expects (`source_paths` lists the ones to kustomize-build);
-- `check_claimed`: argocd/applications/ holds only the Applications gen renders
-  for the specs, each from a repository the AppProject allows: the root
-  Application syncs whatever is there;
-- the secret scan of `gen.validate.secrets_scan` over every Argo CD file.
-
-jsonschema is imported only inside `check_crds`: rendering never pays for it.
-"""
+"""The checks `gen validate` runs on the rendered Argo CD objects; findings read `Kind/name: field.path: message`."""
 
 from __future__ import annotations
 
@@ -24,7 +6,7 @@ import functools
 import importlib
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, Self
 
@@ -40,6 +22,7 @@ from gen.components.argocd import (
     app_name,
     application_file,
 )
+from gen.components.grafana import DATASOURCE_CONFIGMAP
 from gen.errors import UsageError
 from gen.render import layout, writer
 from gen.spec.cluster import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
@@ -49,7 +32,6 @@ from gen.validate.objects import ident
 
 Finding = str
 KUSTOMIZATION = "kustomization.yaml"
-DATASOURCE_CONFIGMAP = "pyroscope-datasource"
 
 
 def _dotted(path: Sequence[Any]) -> str:
@@ -223,14 +205,8 @@ def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def _json_schema(node: Any) -> Any:
-    """An OpenAPI v3 structural schema as JSON Schema.
-
-    The two are nearly the same language: `x-kubernetes-*` keys are annotations
-    the JSON Schema validator ignores, except an int-or-string field given
-    without `anyOf`, and `nullable`, whose meaning must be spelled out.
-    Descriptions are dropped (they are most of the CRDs' bulk); a property that
-    happens to be named `description` is of course kept.
-    """
+    # OpenAPI v3 is nearly JSON Schema: of the `x-kubernetes-*` keys only int-or-string needs
+    # spelling out, as does `nullable`. Descriptions (most of the bulk) go; a property so named stays.
     if not isinstance(node, dict):
         return node
     out: dict[str, Any] = {}
@@ -255,17 +231,15 @@ def _json_schema(node: Any) -> Any:
 def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding]:
     """Findings for objects against the served `openAPIV3Schema` of the CRDs in crd_dir.
 
-    Besides schema errors, a key the schema does not declare (where it declares
-    `properties` and neither `additionalProperties` nor
-    `x-kubernetes-preserve-unknown-fields`) is reported: the API server would
-    accept the object and silently drop that key.
+    A key the schema does not declare is reported too: the API server would silently drop it.
     """
     if not crd_dir.is_dir():
         raise UsageError(f"--crds {crd_dir}: no such directory")
     schemas = _crd_schemas(str(crd_dir.resolve()))
     if not schemas:
         raise UsageError(f"--crds {crd_dir}: holds no CustomResourceDefinition")
-    validators = importlib.import_module("jsonschema.validators")  # no stubs; loaded lazily
+    # Imported here, so rendering never pays for it; it has no stubs.
+    validators = importlib.import_module("jsonschema.validators")
     findings: list[Finding] = []
     compiled: dict[tuple[str, str], Any] = {}
     for obj in objs:
@@ -277,17 +251,10 @@ def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding
         if key not in compiled:
             compiled[key] = validators.Draft7Validator(schema)
         validator = compiled[key]
-        errors = sorted(validator.iter_errors(obj), key=lambda e: (_dotted(list(e.absolute_path)), e.message))
-        for err in errors:
-            where = _dotted(list(err.absolute_path)) or "object"
-            findings.append(f"{ident(obj)}: {where}: {err.message}")
+        errors = sorted((_dotted(e.absolute_path), e.message) for e in validator.iter_errors(obj))
+        findings += [f"{ident(obj)}: {where or 'object'}: {message}" for where, message in errors]
         meta = obj.get("metadata")
-        if isinstance(meta, Mapping):
-            findings += [
-                f"{ident(obj)}: metadata.{k}: unknown field metadata.{k} (the API server would drop it)"
-                for k in sorted(set(meta) - _OBJECT_META)
-            ]
-        unknown: list[str] = []
+        unknown = [f"metadata.{k}" for k in sorted(set(meta) - _OBJECT_META)] if isinstance(meta, Mapping) else []
         _unknown_fields(obj, schema, (), unknown)
         findings += [f"{ident(obj)}: {f}: unknown field {f} (the API server would drop it)" for f in unknown]
     return findings
@@ -319,16 +286,24 @@ _CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
 Where = tuple[str, str]  # ("server", url) or ("name", cluster name)
 
 
-def _where(dest: Mapping[str, Any]) -> Where:
-    if dest.get("server") is not None:
-        return ("server", str(dest["server"]))
-    return ("name", str(dest.get("name")))
+def _placement(app: Mapping[str, Any]) -> tuple[Where, str]:
+    dest = app.get("spec", {}).get("destination", {})
+    where = ("server", str(dest["server"])) if dest.get("server") is not None else ("name", str(dest.get("name")))
+    return where, str(dest.get("namespace"))
 
 
 def _cluster_of(app: Mapping[str, Any]) -> str:
     meta = app.get("metadata", {})
     labels = meta.get("labels") or {}
     return str(labels.get("cluster") or meta.get("name"))
+
+
+def _shared(owners: Iterable[tuple[str, Any]]) -> list[tuple[Any, str]]:
+    """(key, the clusters' names) for each key more than one cluster holds, sorted by key."""
+    by_key: dict[Any, list[str]] = defaultdict(list)
+    for cluster, key in owners:
+        by_key[key].append(cluster)
+    return [(key, ", ".join(sorted(names))) for key, names in sorted(by_key.items()) if len(names) > 1]
 
 
 def check_destinations(
@@ -338,111 +313,70 @@ def check_destinations(
 ) -> list[Finding]:
     """Findings for Applications that would deploy the same objects.
 
-    Every cluster renders the same object names, so two Applications with the
-    same destination (server or name) and namespace overlap. With `clusters`,
-    two Grafana datasources in the same Grafana namespace on the same
-    destination are reported too. With `objects` (the built manifests of each
-    cluster, by cluster name, as `gen validate` gets them from kustomize), any
-    object two Applications on one destination would both own is reported,
-    cluster-scoped ones included.
-
-    A destination given by `server` in one spec and by `name` in another cannot
-    be matched here: Argo CD alone knows that they are the same cluster.
+    Every cluster renders the same object names, so two Applications with the same destination and
+    namespace overlap. With `clusters`, two Grafana datasources in one namespace on one destination
+    are reported too; with `objects` (each cluster's built manifests, by cluster name), any object two
+    Applications on one destination would both own. A destination given by `server` in one spec and by
+    `name` in another cannot be matched here: Argo CD alone knows that they are the same cluster.
     """
-    findings: list[Finding] = []
-    by_ns: dict[tuple[Where, str], list[str]] = defaultdict(list)
-    dest_of: dict[str, tuple[Where, str]] = {}
-    for app in apps:
-        if app.get("kind") != "Application" or app.get("metadata", {}).get("name") == ROOT_NAME:
-            continue
-        dest = app.get("spec", {}).get("destination", {})
-        key = (_where(dest), str(dest.get("namespace")))
-        name = _cluster_of(app)
-        by_ns[key].append(name)
-        dest_of[name] = key
-    for (where, ns), names in sorted(by_ns.items()):
-        if len(names) > 1:
-            findings.append(
-                f"clusters {', '.join(sorted(names))}: all deploy to {where[0]} {where[1]} "
-                f"namespace {ns} and would manage the same objects; give each its own "
-                "namespace or destination"
-            )
-    grafana: dict[tuple[Where, str], list[str]] = defaultdict(list)
-    for c in clusters:
-        if c.spec.grafana.enabled and c.name in dest_of:
-            grafana[(dest_of[c.name][0], c.spec.grafana.namespace)].append(c.name)
-    for (where, ns), names in sorted(grafana.items()):
-        if len(names) > 1:
-            findings.append(
-                f"clusters {', '.join(sorted(names))}: all put their Grafana datasource "
-                f"(ConfigMap {DATASOURCE_CONFIGMAP}) into namespace {ns} on {where[0]} "
-                f"{where[1]}; give each cluster its own grafana.namespace or destination"
-            )
-    if objects is not None:
-        findings += _shared_objects(dest_of, objects)
-    return findings
-
-
-def _shared_objects(
-    dest_of: Mapping[str, tuple[Where, str]], objects: Mapping[str, Sequence[Mapping[str, Any]]]
-) -> list[Finding]:
-    owners: dict[tuple[Where, str, str, str, str], list[str]] = defaultdict(list)
-    for cluster, objs in sorted(objects.items()):
+    placed = [
+        (_cluster_of(app), _placement(app))
+        for app in apps
+        if app.get("kind") == "Application" and app.get("metadata", {}).get("name") != ROOT_NAME
+    ]
+    dest_of: dict[str, tuple[Where, str]] = dict(placed)
+    findings = [
+        f"clusters {names}: all deploy to {where[0]} {where[1]} namespace {ns} and would manage the same objects; "
+        "give each its own namespace or destination"
+        for (where, ns), names in _shared(placed)
+    ]
+    grafana = [
+        (c.name, (dest_of[c.name][0], c.spec.grafana.namespace))
+        for c in clusters
+        if c.spec.grafana.enabled and c.name in dest_of
+    ]
+    findings += [
+        f"clusters {names}: all put their Grafana datasource (ConfigMap {DATASOURCE_CONFIGMAP}) into namespace "
+        f"{ns} on {where[0]} {where[1]}; give each cluster its own grafana.namespace or destination"
+        for (where, ns), names in _shared(grafana)
+    ]
+    owned = set()  # a set: a cluster deploying one object twice does not share it with itself
+    for cluster, objs in (objects or {}).items():
         if cluster not in dest_of:
             continue
         where, default_ns = dest_of[cluster]
-        seen = set()
         for obj in objs:
             meta = obj.get("metadata") or {}
             kind = str(obj.get("kind"))
             group = str(obj.get("apiVersion", "")).rpartition("/")[0]
             ns = "" if kind in _CLUSTER_SCOPED else str(meta.get("namespace") or default_ns)
-            key = (where, group, kind, ns, str(meta.get("name")))
-            if key not in seen:
-                seen.add(key)
-                owners[key].append(cluster)
-    out = []
-    for (where, _group, kind, ns, name), names in sorted(owners.items()):
-        if len(names) > 1:
-            scope = f"namespace {ns}" if ns else "cluster scope"
-            out.append(
-                f"clusters {', '.join(sorted(names))}: all deploy {kind}/{name} "
-                f"({scope}) to {where[0]} {where[1]}; only one Application can own it"
-            )
-    return out
+            owned.add((cluster, (where, group, kind, ns, str(meta.get("name")))))
+    for (where, _group, kind, ns, name), names in _shared(owned):
+        scope = f"namespace {ns}" if ns else "cluster scope"
+        findings.append(
+            f"clusters {names}: all deploy {kind}/{name} ({scope}) to {where[0]} {where[1]}; "
+            "only one Application can own it"
+        )
+    return findings
 
 
 # ------------------------------------------------------------------ sources
 
 
-def _is_directory_source(app: Mapping[str, Any]) -> bool:
-    return "directory" in (app.get("spec", {}).get("source") or {})
-
-
-def _source_path(app: Mapping[str, Any]) -> str | None:
-    path = (app.get("spec", {}).get("source") or {}).get("path")
-    return path if isinstance(path, str) else None
-
-
-def source_paths(apps: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The Kustomize paths of the Applications (relative, sorted): what to build."""
-    return sorted({p for a in apps if not _is_directory_source(a) if (p := _source_path(a)) is not None})
-
-
 def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding]:
     """Findings for Applications whose source.path is not what Argo CD will need.
 
-    A Kustomize source must be a folder of the repository holding a
-    kustomization.yaml; a directory source (the bootstrap's root) must be a
-    folder that holds none, or Argo CD refuses to render it.
+    A Kustomize source must be a folder of the repository holding a kustomization.yaml; a directory
+    source (the bootstrap's root) must be a folder that holds none, or Argo CD refuses to render it.
     """
     findings = []
     for app in apps:
         if app.get("kind") != "Application":
             continue
-        path = _source_path(app)
+        source = app.get("spec", {}).get("source") or {}
+        path = source.get("path")
         where = f"{ident(app)}: spec.source.path"
-        if path is None:
+        if not isinstance(path, str):
             findings.append(f"{where}: missing")
             continue
         pure = PurePosixPath(path)
@@ -452,7 +386,7 @@ def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding
         folder = root / pure
         if not folder.is_dir():
             findings.append(f"{where}: {path} does not exist in the repository")
-        elif _is_directory_source(app):
+        elif "directory" in source:
             if (folder / KUSTOMIZATION).exists():
                 findings.append(f"{where}: {path} holds a {KUSTOMIZATION}, which a directory source cannot render")
         elif not (folder / KUSTOMIZATION).is_file():
@@ -468,10 +402,9 @@ def check_claimed(
 ) -> list[Finding]:
     """Findings for what the root Application would sync that gen does not render.
 
-    Every entry under argocd/applications/ must be the Application file of a spec,
-    carry gen's header and hold that one Application; project.yaml holds one
-    AppProject; every cluster Application reads from a repository the AppProject
-    allows. `files`: the parsed Argo CD files by path (`rendered_files`).
+    Every entry under argocd/applications/ must be a spec's Application file, with gen's header and that
+    one Application, reading from a repository the one AppProject in project.yaml allows. `files`: the
+    parsed Argo CD files by path (`rendered_files`).
     """
     findings: list[Finding] = []
     claimed = {application_file(c.name): app_name(c.name) for c in clusters}

@@ -1,8 +1,4 @@
-"""Sizes the Kubernetes API server and etcd refuse, checked on built objects before Argo CD meets them.
-
-A schema says nothing about size: an object can pass `kubernetes-validate` and
-still be refused at every sync.
-"""
+"""Sizes the API server and etcd refuse, which no schema check catches, checked on built objects."""
 
 from __future__ import annotations
 
@@ -55,9 +51,7 @@ def problems(obj: dict[str, Any]) -> list[str]:
     own = sum(len(str(k).encode("utf-8")) + len(str(v).encode("utf-8")) for k, v in annotations.items())
     if own > ANNOTATIONS_MAX:
         found.append(f"metadata.annotations hold {own} bytes; the API server refuses more than {ANNOTATIONS_MAX}")
-    elif not found and not any(
-        o in str(annotations.get("argocd.argoproj.io/sync-options", "")) for o in _NO_LAST_APPLIED
-    ):
+    elif not found and not any(o in str(annotations.get(SYNC_OPTIONS, "")) for o in _NO_LAST_APPLIED):
         applied = own + len(LAST_APPLIED) + size
         if applied > ANNOTATIONS_MAX:
             found.append(

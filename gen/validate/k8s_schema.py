@@ -1,10 +1,4 @@
-"""Strict schema validation of core Kubernetes objects, with kubernetes-validate's schemas.
-
-kubernetes-validate's own `validate()` reloads the multi-megabyte definitions file
-and rebuilds its JSON Schema registry for every object (about 15 ms each); a fleet
-validates thousands of objects, so the validators are built once per kind here,
-from the same schema files, with the same choice of schema version and strictness.
-"""
+"""Strict schema validation of core Kubernetes objects, with kubernetes-validate's schemas."""
 
 from __future__ import annotations
 
@@ -28,6 +22,8 @@ def _schema_dir(version: str) -> str:
     return f"v{chosen}-local-strict"
 
 
+# kubernetes-validate's own `validate()` rebuilds its registry for every object (about 15 ms);
+# a fleet validates thousands, so a validator is built once per kind from the same schema files.
 @functools.cache
 def _validator(version: str, api_version: str, kind: str) -> Any:
     import jsonschema

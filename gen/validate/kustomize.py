@@ -1,10 +1,4 @@
-"""Running kustomize: the `kustomize` binary when present, else `kubectl kustomize`.
-
-A pull request decides what kustomize reads, so nothing is handed to it before
-`inspect` has walked every kustomization it would load: each file it names is a
-regular file of the repository within gen's bounds, and nothing is fetched from
-the network. The build itself runs under a time limit and an output limit.
-"""
+"""Running kustomize (the binary, else `kubectl kustomize`) on what `inspect` found local and within bounds."""
 
 from __future__ import annotations
 
@@ -130,10 +124,8 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def inspect(root: Path, directory: str) -> list[str]:
     """What keeps kustomize from building `directory` (relative to root): one line per file and entry.
 
-    Every kustomization the build would load is read, and every path it names
-    must be a regular file or a real directory inside the repository, reached
-    through no symlink, within gen's size and YAML bounds. A URL, a git address
-    or a path that is not there (which kustomize would try to fetch) is refused.
+    A pull request decides what kustomize reads: every path of every kustomization the build would load
+    must be a regular file or real directory in the repository, reached through no symlink, within bounds.
     """
     return _Walk(root).run(directory)
 
@@ -280,17 +272,13 @@ def _references(doc: dict[str, Any]) -> Iterator[tuple[str, Any, str]]:
         elif value is not None:
             yield key, value
 
-    for key in ("resources", "bases", "components"):
-        for field, value in items(key):
-            yield field, value, "any"
-    for key in ("crds", "configurations"):
-        for field, value in items(key):
-            yield field, value, "yaml"
+    for key in ("resources", "bases", "components", "crds", "configurations"):
+        how = "yaml" if key in ("crds", "configurations") else "any"
+        yield from ((field, value, how) for field, value in items(key))
     for key in ("generators", "transformers", "validators", "patchesStrategicMerge"):
         for field, value in items(key):
-            inline = isinstance(value, dict) or (isinstance(value, str) and "\n" in value)
             if isinstance(value, str):
-                yield field, value, "inline" if inline else ("any" if key != "patchesStrategicMerge" else "yaml")
+                yield field, value, "inline" if "\n" in value else ("yaml" if key == "patchesStrategicMerge" else "any")
     for key in ("patches", "patchesJson6902", "replacements"):
         for field, value in items(key):
             if isinstance(value, dict):

@@ -1,28 +1,4 @@
-"""No secret values in git: a scan of built objects for anything that looks like a credential.
-
-A fleet repository is public to everyone who can read it, and everything gen renders
-ends up there. Credentials belong in Kubernetes Secrets created outside the
-repository (referenced by name) or in files on the hosts; never as values. This scan
-is the check behind that rule in `gen validate`. It reports where a value sits and
-which rule it broke, never the value itself, so that CI logs do not repeat it.
-
-What counts as a finding:
-
-- a `Secret` carrying `data` or `stringData`;
-- a non-empty literal under a key named like a credential (password, token, secret,
-  API or access key, private key, ...), whether the key is a YAML key of an object,
-  a ConfigMap entry, an environment variable, a JVM `-D` property or an assignment
-  inside a rendered file (YAML, Alloy, shell);
-- a literal for one of the Pyroscope agent's auth settings (basic auth user and
-  password, auth token, tenant id), which the agent's documentation says never to
-  put in git;
-- `Authorization: Basic/Bearer ...` headers, passwords or tokens inside URLs, PEM private-key
-  blocks and AWS access key ids, wherever they appear.
-
-A value that only refers to something else is not a literal: `$VAR`, `${VAR}`,
-`$(command)`, Alloy's `sys.env(...)`, and Kubernetes references such as
-`valueFrom.secretKeyRef`, which carry no value at all.
-"""
+"""No secret values in git: a scan of built objects for anything that looks like a credential, never repeating it."""
 
 from __future__ import annotations
 
@@ -91,10 +67,7 @@ _TEXT_RULES = (
 
 def scan_objects(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     """Every finding in the built objects, one line each: `Kind/name: where: what`."""
-    findings = []
-    for obj in objects:
-        findings += [f"{ident(obj)}: {f}" for f in scan_object(obj)]
-    return findings
+    return [f"{ident(obj)}: {f}" for obj in objects for f in scan_object(obj)]
 
 
 def scan_object(obj: Mapping[str, Any]) -> list[str]:
