@@ -6,7 +6,7 @@ import difflib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -181,20 +181,12 @@ def normalise(data: Any, hashed: Mapping[str, str]) -> Any:
     return data
 
 
-def references(obj: Any, names: Iterable[str]) -> bool:
+def references(obj: Any, names: Collection[str]) -> bool:
     """Whether any string in obj is one of names (a pod referencing a hashed ConfigMap)."""
-    wanted = set(names)
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if item in wanted:
-                return True
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+    if isinstance(obj, str):
+        return obj in names
+    values = obj.values() if isinstance(obj, Mapping) else obj if isinstance(obj, list) else ()
+    return any(references(v, names) for v in values)
 
 
 def compare(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapping[str, Any]]) -> Comparison:

@@ -126,8 +126,7 @@ def _code(value: str, *, cell: bool = False) -> str:
     text = printable(value)  # on one line: a raw line break would end the table row or list item
     if cell:
         text = text.replace("|", "\\|")
-    runs = [len(r) for r in re.findall(r"`+", text)]
-    fence = "`" * (max(runs, default=0) + 1)
+    fence = _fence(text, 1)
     # A space on each side keeps a backtick at either end from joining the fence; both are stripped.
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) or not text else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -144,11 +143,15 @@ _MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|~<>:]")
 
 
 def _fenced(lines: Iterable[str], lang: str) -> list[str]:
-    """A fenced code block that no line can close: its fence is longer than any backtick run inside."""
+    """A fenced code block that no line can close."""
     body = list(lines)
-    runs = [len(r) for line in body for r in re.findall(r"`+", line)]
-    fence = "`" * max(3, max(runs, default=0) + 1)
+    fence = _fence("\n".join(body), 3)
     return [f"{fence}{lang}", *body, fence]
+
+
+def _fence(text: str, shortest: int) -> str:
+    """Backticks longer than any run of them in text, so that nothing inside ends the code."""
+    return "`" * max(shortest, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
 
 
 def _md_object(change: ObjectChange, *, details: bool) -> list[str]:

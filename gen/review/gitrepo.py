@@ -163,10 +163,5 @@ def dirty(root: Path) -> set[str] | None:
         top = prefix(root)
     except ToolError:
         return None
-    found = set()
-    for entry in out.decode("utf-8", "surrogateescape").split("\0"):
-        if len(entry) > 3:
-            path = entry[3:]
-            # Porcelain paths are relative to the top of the repository.
-            found.add(path.removeprefix(top) if top and path.startswith(top) else path)
-    return found
+    # Porcelain paths are relative to the top of the repository.
+    return {e[3:].removeprefix(top) for e in out.decode("utf-8", "surrogateescape").split("\0") if len(e) > 3}

@@ -135,13 +135,12 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None
     for change in changes:
         if change.status != "removed" or change.old is None:
             continue
-        annotations = (change.old.get("metadata") or {}).get("annotations") or {}
-        if "Delete=false" in str(annotations.get("argocd.argoproj.io/sync-options", "")):
+        meta = change.old.get("metadata") or {}
+        if "Delete=false" in str((meta.get("annotations") or {}).get("argocd.argoproj.io/sync-options", "")):
             notes.add(f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it (Delete=false)", change)
         if change.key.kind != "Application":
             continue
-        finalizers = (change.old.get("metadata") or {}).get("finalizers") or []
-        if RESOURCES_FINALIZER in finalizers:
+        if RESOURCES_FINALIZER in (meta.get("finalizers") or []):
             note = f"Application {change.key.name} is deleted: Argo CD prunes every resource it deployed"
         else:
             note = (
@@ -158,12 +157,9 @@ def _server_image(obj: Mapping[str, Any] | None) -> str | None:
 
 def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
     for change in changes:
-        server_change = (change.key.kind, change.key.name, change.status) == (
-            "Deployment",
-            SERVER_DEPLOYMENT,
-            "changed",
-        )
-        if server_change and server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
+        if (change.key.kind, change.key.name, change.status) != ("Deployment", SERVER_DEPLOYMENT, "changed"):
+            continue
+        if server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
             notes.add(server.STORAGE_NOT_MIGRATED, change)
 
 
