@@ -88,8 +88,7 @@ def summary_fix(found: Sequence[Drift]) -> str:
 def find_drift(root: Path, rendered: RenderedFleet, orphans: list[str], unclaimed: Sequence[str] = ()) -> list[Drift]:
     """Every difference between the rendered files and the repository, in path order.
 
-    `orphans`: the overlay directories and Argo CD files gen generated for specs that are gone;
-    `unclaimed`: the other entries under argocd/applications/ that no spec renders.
+    `orphans`: what gen generated for specs that are gone; `unclaimed`: the rest of argocd/applications/.
     """
     found = []
     for c in rendered.clusters:

@@ -51,11 +51,8 @@ class Side:
         return sorted(e.name for e in os.scandir(folder) if os.path.lexists(Path(e.path, "kustomization.yaml")))
 
     def applications(self) -> list[str]:
-        """The Application files by name (their path under argocd/applications/ without .yaml).
-
-        Hidden ones and those in subfolders too: a root Application bootstrapped before
-        its exclude pattern syncs them.
-        """
+        """The Application files by name (path under argocd/applications/ without .yaml), hidden or nested too."""
+        # A root Application bootstrapped before its exclude pattern syncs those as well.
         if repofs.lkind(self.root / APPLICATIONS_DIR) is not None:
             return []
         entries = writer.tree_entries(self.root / APPLICATIONS_DIR)
