@@ -151,8 +151,8 @@ def collect(root: Path, ref: str) -> Report:
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
         old = Side(Path(tmp), ref)
         refused = gitrepo.export(root, commit, TREE, old.root)
-        # The working tree is built as committed, not re-rendered: what Argo CD applies once merged
-        # (`gen check` is the gate that it matches the specs).
+        # The working tree's files are built as they are, not re-rendered: what Argo CD applies once
+        # merged (`gen check` is the gate that they match the specs).
         new = Side(root, WORKING_TREE)
         # Both sides come from a pull request's point of view: neither is read through a
         # symlink nor built with anything kustomize would fetch.
