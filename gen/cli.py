@@ -9,15 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from gen.errors import (
-    EXIT_ENVIRONMENT,
-    EXIT_INTERRUPTED,
-    EXIT_UNEXPECTED,
-    GenError,
-    UsageError,
-    describe_os_error,
-    printable,
-)
+from gen.errors import EXIT_ENVIRONMENT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, GenError, describe_os_error, printable
 from gen.output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,9 +80,7 @@ def _jobs(what: str) -> Callable[[F], F]:
 @click.option("--all", "all_clusters", is_flag=True, help="Every spec in clusters/, and remove orphaned overlays.")
 @_jobs("render processes")
 @click.option(
-    "--no-cache",
-    is_flag=True,
-    help="With --all, render every cluster, also those whose files are known to be current.",
+    "--no-cache", is_flag=True, help="With --all, render every cluster, also those whose files are known to be current."
 )
 @ROOT
 @FORMAT
@@ -130,9 +120,7 @@ def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
     """
     from gen.commands import validate as command
 
-    if names and all_clusters:
-        raise UsageError("give cluster names or --all, not both")
-    sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds=crds))
+    sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds=crds, all_clusters=all_clusters))
 
 
 @cli.command()
@@ -165,8 +153,6 @@ def new(  # noqa: PLR0917 - one parameter per option, as click passes them
     """Scaffold clusters/NAME.yaml with the required fields and the common options."""
     from gen.commands import new as command
 
-    if server and cluster_name:
-        raise UsageError("give --destination-server or --destination-name, not both")
     sys.exit(
         command.run(
             root, name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name, out=Output()

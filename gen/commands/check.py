@@ -1,30 +1,4 @@
-"""`gen check`: do the committed overlays and Argo CD files match what the specs render to?
-
-The files are rendered in memory by `gen.render.rendering.render_fleet`, the very render
-`gen render` writes, and compared with the repository byte for byte by
-`gen.render.rendering.differences`, the answer `render` and `list` use too. Nothing is
-written. What drift is found, one finding per file:
-
-- missing: the spec renders a file that is not there;
-- changed: the file differs from what its spec renders (the spec, fleet.yaml
-  or gen changed, and the file was not rendered again);
-- hand-edited: the file differs and was edited by hand: gen's header line is
-  gone, or (in a git checkout) the file has uncommitted changes while no spec
-  input (clusters/, fleet.yaml) has any, so the edit cannot come from a render;
-- unexpected: a file in a rendered overlay directory that the spec does not
-  render (`gen render` would delete it);
-- not-a-file: a symlink, a FIFO or a directory where the spec renders a file
-  (or anything but a directory where it renders an overlay); it is never
-  read or followed;
-- orphan: an overlay directory or Argo CD Application that gen generated for
-  a spec that no longer exists (`gen render --all` deletes it);
-- unclaimed: anything else under argocd/applications/, which Argo CD's root
-  Application syncs: no render claims it, and gen never deletes what it did not
-  write, so the fix is to remove it.
-
-Overlay directories that gen did not generate are reported as notes and never
-count as drift: no Application reads them, and gen leaves them alone.
-"""
+"""`gen check`: do the committed overlays and Argo CD files match what the specs render to?"""
 
 from __future__ import annotations
 
@@ -67,7 +41,7 @@ class Drift:
     """One file (or overlay directory) that does not match the specs."""
 
     path: str  # relative to the repository root
-    kind: str  # missing, changed, hand-edited, unexpected, orphan
+    kind: str  # missing, changed, hand-edited, unexpected, not-a-file, orphan, unclaimed
     fix: str  # the command that fixes it
     why: str
     diff: list[str] = field(default_factory=list)
@@ -82,11 +56,11 @@ def run(root: Path, out: Output, jobs: int | None = None) -> int:
     stale, alien = orphan_files(root, rendered.argo_files())
     found = find_drift(root, rendered, ours + stale, alien)
     for drift in found:
+        message = f"{drift.kind}: {drift.why} (run: {drift.fix})"
         if out.fmt == "github":
-            message = f"{drift.kind}: {drift.why} (run: {drift.fix})"
             out.line(github_command("error", message, file=drift.path, line=drift.line))
         else:
-            out.line(printable(f"{drift.path}: {drift.kind}: {drift.why} (run: {drift.fix})"))
+            out.line(printable(f"{drift.path}: {message}"))
         for line in drift.diff:
             out.line(line)
     for rel in foreign:
@@ -115,17 +89,19 @@ def summary_fix(found: Sequence[Drift]) -> str:
 def find_drift(root: Path, rendered: RenderedFleet, orphans: list[str], unclaimed: Sequence[str] = ()) -> list[Drift]:
     """Every difference between the rendered files and the repository, in path order.
 
-    `orphans`: the overlay directories and Argo CD files gen generated for specs that are gone;
-    `unclaimed`: the other entries under argocd/applications/ that no spec renders.
+    `orphans`: what gen generated for specs that are gone; `unclaimed`: the rest of argocd/applications/.
     """
     found = []
     for c in rendered.clusters:
         texts = {**{f"{overlay_dir(c.name)}/{n}": t for n, t in (c.overlay or {}).items()}, **c.files}
         found += [_drift(root, d, texts.get(d.path)) for d in c.differences]
     found += [_drift(root, d, text) for rel, text in rendered.files.items() if (d := compare_file(root, rel, text))]
-    edited: list[set[str] | None] = []  # asked of git once, and only when a file differs
-    for drift in found:
-        if drift.kind == "changed" and not drift.path.startswith(BASE_DIR + "/") and _by_hand(root, drift.path, edited):
+    # base/ is gen's, not the spec's: a difference there is never a hand edit to move into a spec.
+    changed = [d for d in found if d.kind == "changed" and not d.path.startswith(BASE_DIR + "/")]
+    edited = (gitrepo.dirty(root) if changed else None) or set()  # git is asked only when a file differs
+    # A file edited while no spec input is: the edit cannot come from a render.
+    if not any(p == FLEET_FILE or p.startswith(CLUSTERS_DIR + "/") for p in edited):
+        for drift in (d for d in changed if d.path in edited):
             drift.kind = "hand-edited"
             drift.why = "edited by hand (no spec changed); a render overwrites the edit: change the spec instead"
     for rel in orphans:
@@ -153,7 +129,9 @@ def _drift(root: Path, difference: Difference, text: str | None) -> Drift:
     if actual.count("\n") > MAX_DIFF_LINES:
         drift.why += " (too long to show a diff)"
         return drift
-    drift.diff = _unified(drift.path, actual, text)
+    lines = actual.splitlines(), text.splitlines()
+    names = f"{drift.path} (in the repository)", f"{drift.path} (rendered from the specs)"
+    drift.diff = list(difflib.unified_diff(*lines, *names, lineterm=""))
     drift.line = _first_line(drift.diff)
     return drift
 
@@ -168,35 +146,12 @@ def _fix(rel: str) -> str:
     return RENDER_ALL
 
 
-def _by_hand(root: Path, rel: str, cache: list[set[str] | None]) -> bool:
-    """Whether git shows rel edited while no spec input is: the edit cannot come from a render."""
-    if not cache:
-        cache.append(gitrepo.dirty(root))
-    edited = cache[0]
-    if edited is None or rel not in edited:
-        return False
-    return not any(p == FLEET_FILE or p.startswith(CLUSTERS_DIR + "/") for p in edited)
-
-
-def _unified(rel: str, actual: str, expected: str) -> list[str]:
-    return list(
-        difflib.unified_diff(
-            actual.splitlines(),
-            expected.splitlines(),
-            f"{rel} (in the repository)",
-            f"{rel} (rendered from the specs)",
-            lineterm="",
-        )
-    )
-
-
 def _first_line(diff: Sequence[str]) -> int:
     """The first changed line of the repository's file, from the first hunk header."""
-    for line in diff:
+    for i, line in enumerate(diff):
         if line.startswith("@@"):
             start = line.split()[1].lstrip("-").split(",")[0]
             # The hunk starts with up to 3 lines of context before the change.
-            body = diff[diff.index(line) + 1 :]
-            context = next((i for i, x in enumerate(body) if x[:1] in "+-"), 0)
+            context = next((n for n, x in enumerate(diff[i + 1 :]) if x[:1] in "+-"), 0)
             return max(int(start) + context, 1)
     return 1

@@ -1,23 +1,4 @@
-"""`gen diff --base REF`: what the fully built manifests change between REF and the working tree.
-
-Where each side comes from:
-
-- the working-tree side is the repository's files as they are: the committed
-  (or about to be committed) overlays and Argo CD files, built with kustomize
-  in place. That is what Argo CD applies once the change is merged; `gen
-  check` is the gate that those files match the specs, so `diff` does not
-  re-render them and shows what a reviewer approves.
-- the REF side is `base/`, `overlays/`, `argocd/`, `clusters/` and
-  `fleet.yaml` as they are at REF, read with `git archive` into a temporary
-  directory and built there. The working tree, the index and the current
-  branch are never touched.
-
-Each cluster is its overlay's built objects plus its Argo CD Application;
-the fleet-wide Argo CD files (AppProject, bootstrap) form one more section.
-Only sections whose objects differ are shown. Matching, impact notes and
-provenance are in `gen.review.diffing`, `gen.review.impact` and `gen.review.provenance`; the
-output shapes in `gen.review.diffview`.
-"""
+"""`gen diff --base REF`: what the fully built manifests change between REF and the working tree."""
 
 from __future__ import annotations
 
@@ -70,11 +51,8 @@ class Side:
         return sorted(e.name for e in os.scandir(folder) if os.path.lexists(Path(e.path, "kustomization.yaml")))
 
     def applications(self) -> list[str]:
-        """The Application files by name (their path under argocd/applications/ without .yaml).
-
-        Hidden ones and those in subfolders too: a root Application bootstrapped before
-        its exclude pattern syncs them.
-        """
+        """The Application files by name (path under argocd/applications/ without .yaml), hidden or nested too."""
+        # A root Application bootstrapped before its exclude pattern syncs those as well.
         if repofs.lkind(self.root / APPLICATIONS_DIR) is not None:
             return []
         entries = writer.tree_entries(self.root / APPLICATIONS_DIR)
@@ -84,13 +62,13 @@ class Side:
         """Every file under rel by path, for telling unchanged inputs apart without a build."""
         return repofs.files_under(self.root, rel)
 
-    def documents(self, rel: str) -> list[dict[str, Any]]:
-        path = self.root / rel
-        if not path.is_file():
-            return []
-        # Named as git names a file at a revision, when it is the ref's.
-        name = rel if self.label == WORKING_TREE else f"{self.label}:{rel}"
-        return [d for d in yamlio.parse_all_file(path, name) if isinstance(d, dict)]
+    def documents(self, *rels: str) -> list[dict[str, Any]]:
+        out = []
+        for rel in (r for r in rels if (self.root / r).is_file()):
+            # Named as git names a file at a revision, when it is the ref's.
+            name = rel if self.label == WORKING_TREE else f"{self.label}:{rel}"
+            out += [d for d in yamlio.parse_all_file(self.root / rel, name) if isinstance(d, dict)]
+        return out
 
     def spec(self, name: str) -> LoadedCluster | None:
         """The cluster's spec with defaults applied, or None when it is absent or invalid here."""
@@ -173,6 +151,8 @@ def collect(root: Path, ref: str) -> Report:
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
         old = Side(Path(tmp), ref)
         refused = gitrepo.export(root, commit, TREE, old.root)
+        # The working tree's files are built as they are, not re-rendered: what Argo CD applies once
+        # merged (`gen check` is the gate that they match the specs).
         new = Side(root, WORKING_TREE)
         # Both sides come from a pull request's point of view: neither is read through a
         # symlink nor built with anything kustomize would fetch.
@@ -205,30 +185,12 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
     with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
         built = dict(zip(jobs, pool.map(lambda j: j[0].build(j[1], cmd), jobs), strict=True))
 
-    sections = []
-    for name in todo:
-        app = f"{APPLICATIONS_DIR}/{name}.yaml"
-        old_apps, new_apps = old.documents(app), new.documents(app)
-        old_objs, new_objs = built[(old, name)] + old_apps, built[(new, name)] + new_apps
-        comparison = diffing.compare(old_objs, new_objs)
-        if not comparison.changes:
-            continue
-        status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
-        section = Section(name, "cluster", status, comparison)
-        if status == "changed":
-            _provenance(section, old.spec(name), new.spec(name), base_changed, new_apps)
-        elif status == "added":
-            spec = new.spec(name)
-            section.source = spec.file if spec is not None else None
-        section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
-        sections.append(section)
-
-    fleet_files = (PROJECT_FILE, BOOTSTRAP_FILE)
-    fleet = diffing.compare(
-        [d for f in fleet_files for d in old.documents(f)], [d for f in fleet_files for d in new.documents(f)]
-    )
+    sections = [s for n in todo if (s := _cluster_section(old, new, n, built, base_changed))]
+    fleet = diffing.compare(old.documents(PROJECT_FILE, BOOTSTRAP_FILE), new.documents(PROJECT_FILE, BOOTSTRAP_FILE))
     if fleet.changes:
-        provenance.annotate(fleet.changes, _fleet_changes(old, new), False)
+        before, after = old.files(FLEET_FILE).get(FLEET_FILE), new.files(FLEET_FILE).get(FLEET_FILE)
+        # The fleet-wide Argo CD objects are made from fleet.yaml.
+        provenance.annotate(fleet.changes, provenance.document_changes(before, after, FLEET_FILE), False)
         sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, impact.assess(fleet, [])))
 
     try:
@@ -242,15 +204,39 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
     return Report(ref, commit, sections, notes)
 
 
+def _cluster_section(
+    old: Side, new: Side, name: str, built: dict[tuple[Side, str], list[dict[str, Any]]], base_changed: bool
+) -> Section | None:
+    """The cluster's overlay objects and Application compared, or None when they are the same."""
+    app = f"{APPLICATIONS_DIR}/{name}.yaml"
+    old_apps, new_apps = old.documents(app), new.documents(app)
+    old_objs, new_objs = built[(old, name)] + old_apps, built[(new, name)] + new_apps
+    comparison = diffing.compare(old_objs, new_objs)
+    if not comparison.changes:
+        return None
+    status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
+    section = Section(name, "cluster", status, comparison)
+    if status == "changed":
+        # Name the spec line (or default, or base/) behind each changed value.
+        specs = provenance.spec_changes(old.spec(name), new.spec(name))
+        # base/ feeds the overlay only; an Application's unexplained change is not put down to it.
+        app_keys = set(diffing.index(new_apps)[0])
+        for change in comparison.changes:
+            provenance.annotate([change], specs, base_changed and change.key not in app_keys)
+    elif status == "added" and (spec := new.spec(name)) is not None:
+        section.source = spec.file
+    section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
+    return section
+
+
 def _unclaimed(side: Side, rel: str, documents: list[dict[str, Any]]) -> list[str]:
     """For a file under argocd/applications/ that gen did not render: what the root Application would deploy."""
-    path = side.root / rel
     if not documents:
         return []
     if not (side.root / CLUSTERS_DIR / Path(rel).name).is_file() or "/" in rel.removeprefix(APPLICATIONS_DIR + "/"):
         why = "no spec renders this file"
     else:
-        raw = repofs.head(path)
+        raw = repofs.head(side.root / rel)
         if raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace")):
             return []
         why = "gen's header line is gone"
@@ -304,26 +290,3 @@ def _safe(value: Any) -> str:
     # The file is anybody's: no markup, no line break and no credential reaches the report.
     text = secrets_scan.redact_url(str(value), "REDACTED") if value is not None else "(none)"
     return _UNSAFE.sub("?", text)[:200]
-
-
-def _fleet_changes(old: Side, new: Side) -> list[provenance.SpecChange]:
-    """The changed settings of fleet.yaml, which the fleet-wide Argo CD objects are made from."""
-    before, after = old.files(FLEET_FILE).get(FLEET_FILE), new.files(FLEET_FILE).get(FLEET_FILE)
-    return provenance.document_changes(before, after, FLEET_FILE)
-
-
-def _provenance(
-    section: Section,
-    old: LoadedCluster | None,
-    new: LoadedCluster | None,
-    base_changed: bool,
-    applications: list[dict[str, Any]],
-) -> None:
-    """Name the spec line (or default, or base/) behind each changed value of a changed cluster."""
-    specs = provenance.spec_changes(old, new)
-    # base/ feeds the overlay only; an Application's unexplained change is not put down to it.
-    app_keys = set(diffing.index(applications)[0])
-    overlay = [c for c in section.comparison.changes if c.key not in app_keys]
-    apps = [c for c in section.comparison.changes if c.key in app_keys]
-    provenance.annotate(overlay, specs, base_changed)
-    provenance.annotate(apps, specs, False)

@@ -18,37 +18,22 @@ def rows(root: Path, jobs: int | None = None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for item, cluster in zip(rendered.specs, rendered.clusters, strict=True):
         spec = item.cluster.spec
-        status = "in sync" if cluster.in_sync else "stale"
-        components = ["server"] + [
-            name
-            for name, on in (
-                ("ebpf", spec.ebpf.enabled),
-                ("grafana", spec.grafana.enabled),
-                ("cassandra", spec.cassandra.enabled),
-            )
-            if on
-        ]
+        enabled = {"ebpf": spec.ebpf.enabled, "grafana": spec.grafana.enabled, "cassandra": spec.cassandra.enabled}
         dest = spec.argocd.destination
         out.append(
             {
                 "name": item.name,
-                "status": status,
-                "components": components,
+                "status": "in sync" if cluster.in_sync else "stale",
+                "components": ["server"] + [name for name, on in enabled.items() if on],
                 "destination": {"server": dest.server} if dest.server else {"name": dest.name},
                 "namespace": spec.stack_namespace,
             }
         )
     ours, foreign = orphan_overlays(root, rendered.all_names())
-    for rel in ours + foreign:
-        out.append(
-            {
-                "name": rel.rsplit("/", 1)[1],
-                "status": "orphan",
-                "components": [],
-                "destination": None,
-                "namespace": None,
-            }
-        )
+    out += [
+        {"name": rel.rsplit("/", 1)[1], "status": "orphan", "components": [], "destination": None, "namespace": None}
+        for rel in ours + foreign
+    ]
     return sorted(out, key=lambda r: r["name"])
 
 

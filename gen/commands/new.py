@@ -72,6 +72,8 @@ spec:
 def run(
     root: Path, name: str, *, address: str, repo_url: str, server: str | None, cluster_name: str | None, out: Output
 ) -> int:
+    if server and cluster_name:
+        raise UsageError("give --destination-server or --destination-name, not both")
     if not units.DNS1123_LABEL.match(name) or len(name) > MAX_NAME:
         raise UsageError(f"{name!r} is not a cluster name: a DNS-1123 label of at most {MAX_NAME} characters")
     repofs.guard_layout(root)

@@ -52,12 +52,9 @@ def run(
             for rel in alien:
                 out.note(f"{rel}: {UNCLAIMED_NOTE}")
         rendered.remember()
-    for rel in report.created:
-        out.line(f"created {rel}")
-    for rel in report.changed:
-        out.line(f"changed {rel}")
-    for rel in report.removed:
-        out.line(f"removed {rel}")
+    for verb, rels in (("created", report.created), ("changed", report.changed), ("removed", report.removed)):
+        for rel in rels:
+            out.line(f"{verb} {rel}")
     if not report.touched:
         out.line(f"{len(rendered.all_names())} cluster(s) up to date")
     return EXIT_OK

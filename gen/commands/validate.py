@@ -26,40 +26,39 @@ def run(
     out: Output,
     *,
     crds: Path | None = None,
+    all_clusters: bool = False,
 ) -> int:
+    if names and all_clusters:
+        raise UsageError("give cluster names or --all, not both")
     repofs.guard_layout(root)
     chosen = choose(spec_files(root), names or None)
     version = _version(kubernetes_version)
     cmd = kustomize.command()
 
     built: dict[str, list[Any]] = {}
+    bar = out.progress(len(chosen), "validating")
 
     def one(name: str) -> list[str]:
         rel = overlay_dir(name)
         directory = root / rel
-        if not os.path.lexists(directory / "kustomization.yaml"):
-            return [f"{rel}: not rendered (run: gen render {name})"]
-        # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
-        unsafe = kustomize.inspect(root, rel)
-        if unsafe:
-            return unsafe
-        built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
-        # Valid is not enough: no secret value may be committed in what an overlay builds.
-        problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
-        return [f"{overlay_dir(name)}: {f}" for f in problems]
-
-    bar = out.progress(len(chosen), "validating")
-
-    def counted(name: str) -> list[str]:
         try:
-            return one(name)
+            if not os.path.lexists(directory / "kustomization.yaml"):
+                return [f"{rel}: not rendered (run: gen render {name})"]
+            # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
+            unsafe = kustomize.inspect(root, rel)
+            if unsafe:
+                return unsafe
+            built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
+            # Valid is not enough: no secret value may be committed in what an overlay builds.
+            problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
+            return [f"{rel}: {f}" for f in problems]
         finally:
             bar.advance()
 
     try:
         # No more builds at once than there are overlays: each thread runs a kustomize.
         with ThreadPoolExecutor(max_workers=max(1, min(jobs or cores(), MAX_JOBS, len(chosen)))) as pool:
-            results = list(pool.map(counted, chosen))
+            results = list(pool.map(one, chosen))
     finally:
         bar.close()
     # A problem in base/ shows once, not once per cluster that reaches it.
@@ -86,10 +85,7 @@ def run(
 
 
 def validate_objects(objects: list[Any], version: str) -> list[str]:
-    """Strict schema validation of core Kubernetes objects, and the sizes the API server refuses.
-
-    Each finding names the object.
-    """
+    """Strict schema validation of core Kubernetes objects, and the sizes the API server refuses, by object."""
     from gen.validate import k8s_limits, k8s_schema
 
     findings = []

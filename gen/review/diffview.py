@@ -1,10 +1,4 @@
-"""The output shapes of `gen diff`: text for a terminal, markdown for a pull request, json for tools.
-
-Every shape starts with the summary (clusters by objects added, changed and
-removed) and the impact notes, then the details: per changed object its
-changed fields, `path: old → new` with the spec line behind the new value,
-multi-line strings as a line diff inside the field.
-"""
+"""The output shapes of `gen diff`: text for a terminal, markdown for a pull request, json for tools."""
 
 from __future__ import annotations
 
@@ -14,15 +8,13 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gen import yamlio
 from gen.errors import printable
-from gen.review.diffing import MISSING, FieldChange, ObjectChange
+from gen.review.diffing import MISSING, STATUSES, FieldChange, ObjectChange, scalar_text
 
 if TYPE_CHECKING:
     from gen.commands.diff import Report, Section
 
 SIGN = {"added": "+", "removed": "-", "changed": "~"}
-COLUMNS = ("added", "changed", "removed")
 ARROW = "→"
 
 
@@ -35,21 +27,13 @@ def value_text(value: Any) -> str:
 
 def _block(value: Any) -> list[str]:
     """A value too long for one line: a structure as YAML lines, a scalar as itself."""
-    if not isinstance(value, dict | list):
-        return [value_text(value)]
-    return yamlio.dump(value).rstrip("\n").splitlines()
+    return scalar_text(value).splitlines() if isinstance(value, dict | list) else [value_text(value)]
 
 
-def _short_commit(commit: str) -> str:
-    return commit[:12]
-
-
-def _title(report: Report) -> str:
-    return f"gen diff: {report.ref} ({_short_commit(report.commit)}) {ARROW} working tree"
-
-
-def _counts(section: Section) -> dict[str, int]:
-    return {str(k): v for k, v in section.comparison.counts().items()}
+def _tally(section: Section) -> str:
+    """`status: 1 added, 2 changed`, the counts that are not zero."""
+    counts = section.comparison.counts()
+    return f"{section.status}: " + ", ".join(f"{counts[c]} {c}" for c in STATUSES if counts[c])
 
 
 def _field_lines(f: FieldChange, width: int = 80) -> tuple[str, list[str]]:
@@ -64,13 +48,6 @@ def _field_lines(f: FieldChange, width: int = 80) -> tuple[str, list[str]]:
         if value is not MISSING:
             below += [f"{sign} {line}" for line in _block(value)]
     return "", below
-
-
-def _object_head(change: ObjectChange) -> str:
-    head = f"{SIGN[change.status]} {change.key.label()}"
-    if change.renamed:
-        head += f"  ({change.old_name} {ARROW} {change.new_name})"
-    return head
 
 
 # ------------------------------------------------------------------ text
@@ -93,14 +70,12 @@ class _Paint:
 def text(report: Report, *, color: bool = False) -> str:
     """The report for a terminal; ANSI colours only when color is set."""
     paint = _Paint(color)
-    lines = [paint("bold", _title(report))]
+    lines = [paint("bold", f"gen diff: {report.ref} ({report.commit[:12]}) {ARROW} working tree")]
     if not report.sections:
         return "\n".join([*lines, f"no change to the built manifests between {report.ref} and the working tree", ""])
     lines += ["", *_summary_table(report), ""]
     for section in report.sections:
-        counts = _counts(section)
-        what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
-        lines.append(paint("bold", f"=== {section.name} ({section.status}: {what}) ==="))
+        lines.append(paint("bold", f"=== {section.name} ({_tally(section)}) ==="))
         if section.source:
             lines.append(f"  from {section.source}")
         lines += [paint("magenta", f"  ! {note}") for note in section.impact]
@@ -112,20 +87,17 @@ def text(report: Report, *, color: bool = False) -> str:
 
 def _summary_table(report: Report) -> list[str]:
     width = max(len("cluster"), *(len(s.name) for s in report.sections))
-    rows = [f"{'cluster':<{width}}  {'status':<8} " + " ".join(f"{c:>7}" for c in COLUMNS)]
-    totals = dict.fromkeys(COLUMNS, 0)
-    for s in report.sections:
-        counts = _counts(s)
-        for c in COLUMNS:
-            totals[c] += counts[c]
-        rows.append(f"{s.name:<{width}}  {s.status:<8} " + " ".join(f"{counts[c]:>7}" for c in COLUMNS))
-    rows.append(f"{'total':<{width}}  {'':<8} " + " ".join(f"{totals[c]:>7}" for c in COLUMNS))
-    return rows
+    table: list[tuple[str, str, tuple[object, ...]]] = [("cluster", "status", STATUSES)]
+    table += [(s.name, s.status, tuple(s.comparison.counts()[c] for c in STATUSES)) for s in report.sections]
+    totals = [sum(s.comparison.counts()[c] for s in report.sections) for c in STATUSES]
+    table.append(("total", "", tuple(totals)))
+    return [f"{name:<{width}}  {status:<8} " + " ".join(f"{n:>7}" for n in row) for name, status, row in table]
 
 
 def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[str]:
     style = {"added": "green", "removed": "red", "changed": "yellow"}[change.status]
-    head = paint(style, _object_head(change))
+    renamed = f"  ({change.old_name} {ARROW} {change.new_name})" if change.renamed else ""
+    head = paint(style, f"{SIGN[change.status]} {change.key.label()}{renamed}")
     if change.source:
         head += paint("cyan", f"  <- {change.source}")
     lines = [head]
@@ -154,8 +126,7 @@ def _code(value: str, *, cell: bool = False) -> str:
     text = printable(value)  # on one line: a raw line break would end the table row or list item
     if cell:
         text = text.replace("|", "\\|")
-    runs = [len(r) for r in re.findall(r"`+", text)]
-    fence = "`" * (max(runs, default=0) + 1)
+    fence = _fence(text, 1)
     # A space on each side keeps a backtick at either end from joining the fence; both are stripped.
     pad = " " if text.startswith(("`", " ")) or text.endswith(("`", " ")) or not text else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -172,11 +143,15 @@ _MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|~<>:]")
 
 
 def _fenced(lines: Iterable[str], lang: str) -> list[str]:
-    """A fenced code block that no line can close: its fence is longer than any backtick run inside."""
+    """A fenced code block that no line can close."""
     body = list(lines)
-    runs = [len(r) for line in body for r in re.findall(r"`+", line)]
-    fence = "`" * max(3, max(runs, default=0) + 1)
+    fence = _fence("\n".join(body), 3)
     return [f"{fence}{lang}", *body, fence]
+
+
+def _fence(text: str, shortest: int) -> str:
+    """Backticks longer than any run of them in text, so that nothing inside ends the code."""
+    return "`" * max(shortest, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
 
 
 def _md_object(change: ObjectChange, *, details: bool) -> list[str]:
@@ -209,17 +184,16 @@ def _md_object(change: ObjectChange, *, details: bool) -> list[str]:
 def markdown(report: Report, *, max_chars: int = 60_000) -> str:
     """A pull-request comment: summary table, impact, one collapsible section per cluster.
 
-    Stops before max_chars (GitHub refuses comments over 65,536 characters)
-    and says what was left out and the command that shows everything.
+    Stops before max_chars (GitHub refuses comments over 65,536 characters), saying what it left out.
     """
-    head = [f"### gen diff: {_code(report.ref)} ({_short_commit(report.commit)}) {ARROW} working tree", ""]
+    head = [f"### gen diff: {_code(report.ref)} ({report.commit[:12]}) {ARROW} working tree", ""]
     if not report.sections:
         return "\n".join([*head, f"No change to the built manifests between {_code(report.ref)} and this branch.", ""])
     head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
     for s in report.sections:
-        counts = _counts(s)
+        counts = s.comparison.counts()
         head.append(
-            f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(str(counts[c]) for c in COLUMNS) + " |"
+            f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(str(counts[c]) for c in STATUSES) + " |"
         )
     head.append("")
     impacts = [(s.name, note) for s in report.sections for note in s.impact]
@@ -231,16 +205,13 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
         "> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
         "{left} object change(s) are not shown. The full diff: {cmd}\n"
     )
-    cmd = _code(f"gen diff --base {report.ref}")
     budget = max_chars - len(notice) - 200  # room for the notice and the closing tags
     text_out = "\n".join(head) + "\n"
     left = 0
     for s in report.sections:
-        counts = _counts(s)
-        what = ", ".join(f"{counts[c]} {c}" for c in COLUMNS if counts[c])
         # Inside <summary> only HTML counts: the name is escaped as HTML, on one line.
         name = html.escape(printable(s.name))
-        opening = ["<details>", f"<summary><b>{name}</b> ({s.status}: {what})</summary>", ""]
+        opening = ["<details>", f"<summary><b>{name}</b> ({_tally(s)})</summary>", ""]
         if s.source:
             opening += [f"From {_code(s.source)}.", ""]
         closing = "</details>\n\n"
@@ -256,7 +227,7 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
             text_out += block
         text_out += closing
     if left:
-        text_out += notice.format(limit=max_chars, left=left, cmd=cmd)
+        text_out += notice.format(limit=max_chars, left=left, cmd=_code(f"gen diff --base {report.ref}"))
     return text_out
 
 
@@ -295,19 +266,21 @@ def _json_object(change: ObjectChange) -> dict[str, Any]:
     return out
 
 
+def _about(section: Section) -> dict[str, str]:
+    return {"name": section.name, "scope": section.scope, "status": section.status}
+
+
 def json_text(report: Report) -> str:
     """The whole report as one JSON document (stable key order)."""
     doc = {
         "base": {"ref": report.ref, "commit": report.commit},
         "head": "working tree",
-        "summary": [{"name": s.name, "scope": s.scope, "status": s.status, **_counts(s)} for s in report.sections],
+        "summary": [{**_about(s), **s.comparison.counts()} for s in report.sections],
         "sections": [
             {
-                "name": s.name,
-                "scope": s.scope,
-                "status": s.status,
+                **_about(s),
                 "source": s.source,
-                "counts": _counts(s),
+                "counts": s.comparison.counts(),
                 "impact": s.impact,
                 "objects": [_json_object(c) for c in s.comparison.changes],
             }

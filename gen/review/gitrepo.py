@@ -1,9 +1,4 @@
-"""Git plumbing for `diff` and `check`: read a revision's files, never write to the repository.
-
-Only read-only plumbing is used (`rev-parse`, `ls-tree`, `archive`, `status`
-with optional locks off), so the working tree, the index and the current
-branch are exactly as they were, whatever happens.
-"""
+"""Git plumbing for `diff` and `check`: read a revision's files, never write to the repository."""
 
 from __future__ import annotations
 
@@ -82,12 +77,8 @@ def prefix(root: Path) -> str:
 def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[str]:
     """Extract the named top-level entries of root as they are at commit into dest; what was refused.
 
-    Entries missing at that commit are skipped. Only regular files within
-    `repofs.MAX_FILE_BYTES` and directories are extracted: anything else (a
-    symlink, a file too large) is returned as a finding, one line each, and
-    left out. The archive is read as git writes it, so a huge tree is never
-    held in memory. Nothing in the repository is read or written but its
-    object database.
+    Only directories and regular files within `repofs.MAX_FILE_BYTES` are extracted: anything else
+    is a finding, one line each. The archive is streamed, so a huge tree is never held in memory.
     """
     top = prefix(root)
     tree = f"{commit}:{top}"
@@ -165,20 +156,12 @@ def _is_tree(root: Path, spec: str) -> bool:
 
 
 def dirty(root: Path) -> set[str] | None:
-    """Paths (relative to root) that differ from HEAD, untracked ones included; None outside git.
-
-    Used only to tell a hand edit from a stale rendering, so any git trouble
-    means "unknown" rather than an error.
-    """
+    """Paths (relative to root) that differ from HEAD, untracked ones included; None outside git."""
+    # Used only to tell a hand edit from a stale rendering: any git trouble means "unknown".
     try:
         out = git(root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", ".")
         top = prefix(root)
     except ToolError:
         return None
-    found = set()
-    for entry in out.decode("utf-8", "surrogateescape").split("\0"):
-        if len(entry) > 3:
-            path = entry[3:]
-            # Porcelain paths are relative to the top of the repository.
-            found.add(path.removeprefix(top) if top and path.startswith(top) else path)
-    return found
+    # Porcelain paths are relative to the top of the repository.
+    return {e[3:].removeprefix(top) for e in out.decode("utf-8", "surrogateescape").split("\0") if len(e) > 3}

@@ -1,9 +1,4 @@
-"""What a change does when Argo CD applies it: the notes a reviewer needs next to the diff.
-
-Pure: the comparison of one cluster's objects in, notes out. Each note is put
-on the change that causes it (`ObjectChange.impact`), and the cluster's list
-gathers them once each, so a summary can show them without the details.
-"""
+"""What a change does when Argo CD applies it: the notes a reviewer needs next to the diff."""
 
 from __future__ import annotations
 
@@ -21,7 +16,7 @@ from gen.validate.objects import ident
 SERVER_DEPLOYMENT = "pyroscope"
 # ConfigMap keys that the Cassandra JVM reads only when it starts: the settings
 # snippet sourced by cassandra.in.sh, and the jar pin.
-CASSANDRA_RESTART_KEYS = ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")
+CASSANDRA_RESTART_PATHS = {("data", k) for k in ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")}
 
 CASSANDRA_RESTART = (
     "Cassandra must be restarted node by node to load the changed agent settings "
@@ -78,7 +73,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
         reasons = restarts.get(ident(obj))
         if not reasons:
             continue
-        change = _change_of(by_key, obj)
+        change = by_key.get(Key.of(obj))
         notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
         spec = obj.get("spec") or {}
         if obj.get("kind") == "Deployment" and (spec.get("strategy") or {}).get("type") == "Recreate":
@@ -92,12 +87,6 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
     return notes.items
-
-
-def _change_of(by_key: Mapping[Key, ObjectChange], obj: Mapping[str, Any]) -> ObjectChange | None:
-    meta = obj.get("metadata") or {}
-    key = Key(str(obj.get("apiVersion", "")), str(obj.get("kind")), str(meta.get("namespace") or ""), str(meta["name"]))
-    return by_key.get(key)
 
 
 def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: _Notes) -> dict[str, list[str]]:
@@ -146,13 +135,12 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None
     for change in changes:
         if change.status != "removed" or change.old is None:
             continue
-        annotations = (change.old.get("metadata") or {}).get("annotations") or {}
-        if "Delete=false" in str(annotations.get("argocd.argoproj.io/sync-options", "")):
+        meta = change.old.get("metadata") or {}
+        if "Delete=false" in str((meta.get("annotations") or {}).get("argocd.argoproj.io/sync-options", "")):
             notes.add(f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it (Delete=false)", change)
         if change.key.kind != "Application":
             continue
-        finalizers = (change.old.get("metadata") or {}).get("finalizers") or []
-        if RESOURCES_FINALIZER in finalizers:
+        if RESOURCES_FINALIZER in (meta.get("finalizers") or []):
             note = f"Application {change.key.name} is deleted: Argo CD prunes every resource it deployed"
         else:
             note = (
@@ -169,12 +157,9 @@ def _server_image(obj: Mapping[str, Any] | None) -> str | None:
 
 def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
     for change in changes:
-        server_change = (change.key.kind, change.key.name, change.status) == (
-            "Deployment",
-            SERVER_DEPLOYMENT,
-            "changed",
-        )
-        if server_change and server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
+        if (change.key.kind, change.key.name, change.status) != ("Deployment", SERVER_DEPLOYMENT, "changed"):
+            continue
+        if server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
             notes.add(server.STORAGE_NOT_MIGRATED, change)
 
 
@@ -192,15 +177,10 @@ def _cassandra(changes: Iterable[ObjectChange], notes: _Notes) -> None:
         if key.kind == "ConfigMap" and key.name == cassandra.CONFIG_MAP:
             if change.status == "added":
                 notes.add(CASSANDRA_NEW, change)
-            touched = [f for f in change.fields if f.path[:1] == ("data",) and f.path[1:2] in _restart_keys()]
-            if touched:
+            if any(f.path[:2] in CASSANDRA_RESTART_PATHS for f in change.fields):
                 notes.add(CASSANDRA_RESTART, change)
         if key.kind == "DaemonSet" and key.name == cassandra.DAEMONSET:
             if change.status == "removed" and _installs(change.old):
                 notes.add(CASSANDRA_LEFT, change)
             if change.status == "changed" and _installs(change.old) and not _installs(change.new):
                 notes.add(CASSANDRA_RESTART, change)
-
-
-def _restart_keys() -> list[tuple[str]]:
-    return [(k,) for k in CASSANDRA_RESTART_KEYS]

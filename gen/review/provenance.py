@@ -1,15 +1,4 @@
-"""Where a changed value of the built manifests comes from: a spec line, a default, or base/.
-
-Honest and simple rather than clever. Both sides' specs are loaded (with their
-defaults applied), the spec leaves whose effective value changed are listed,
-and a changed output value is attributed to the changed spec field(s) whose
-new value appears in it as a whole token (`4100` in `http://host:4100`, the
-new `retention` in the changed line of config.yaml). Where the field's value
-is written is asked of `LoadedCluster.origin`, so a defaults layer that knows
-its own positions is named the same way; a value written nowhere is a
-"built-in default". A change no spec field explains is put down to base/ when
-base/ changed, and left unattributed otherwise rather than guessed.
-"""
+"""Where a changed value of the built manifests comes from: a spec line, a default, or base/."""
 
 from __future__ import annotations
 
@@ -78,23 +67,17 @@ def origin_text(item: LoadedCluster, path: SpecPath) -> str:
     return f"{where[0]}:{where[1]}" if where else BUILT_IN
 
 
-def _token(value: Any) -> re.Pattern[str] | None:
-    if value is MISSING or value is None or isinstance(value, Mapping | list):
-        return None
-    text = scalar_text(value)
-    if not text.strip():
-        return None
-    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(text)}(?![A-Za-z0-9])")
-
-
 def _appears(value: Any, text: str) -> bool:
-    pattern = _token(value)
-    return bool(text) and pattern is not None and pattern.search(text) is not None
+    """Whether a scalar shows in text as a whole token (`4100` in `http://host:4100`)."""
+    if not text or value is MISSING or value is None or isinstance(value, Mapping | list):
+        return False
+    token = scalar_text(value)
+    return bool(token.strip()) and re.search(rf"(?<![A-Za-z0-9]){re.escape(token)}(?![A-Za-z0-9])", text) is not None
 
 
 def explain(change: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange]:
-    """The changed spec fields that account for one changed output value."""
-    added, removed = change.added_text(), change.removed_text()
+    """The changed spec fields whose new value appears in one changed output value as a whole token."""
+    added, removed = change.side_text("+"), change.side_text("-")
     strict = [s for s in specs if _appears(s.new, added) and (not removed or _appears(s.old, removed))]
     if strict:
         return strict
@@ -103,20 +86,9 @@ def explain(change: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange
 
 
 def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[SpecChange]:
-    """The changed leaves of a settings file without a model (fleet.yaml), positioned in its new text.
-
-    Invalid or absent text counts as empty: provenance is a help, never a reason to fail.
-    """
-
-    def parse(raw: bytes | None) -> yamlio.Positioned | None:
-        if raw is None:
-            return None
-        try:
-            return yamlio.load(raw, file)
-        except GenError:
-            return None
-
-    before, after = parse(old), parse(new)
+    """The changed leaves of a settings file without a model (fleet.yaml), positioned in its new text."""
+    # Invalid or absent text counts as empty: provenance is a help, never a reason to fail.
+    before, after = _parse(old, file), _parse(new, file)
     if after is None:
         return []
     out = []
@@ -124,6 +96,13 @@ def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[Sp
         where = after.values.get(c.path)
         out.append(SpecChange(c.path, c.old, c.new, f"{file}:{where[0]}" if where else BUILT_IN))
     return out
+
+
+def _parse(raw: bytes | None, file: str) -> yamlio.Positioned | None:
+    try:
+        return yamlio.load(raw, file) if raw is not None else None
+    except GenError:
+        return None
 
 
 # Spec fields whose effect cannot be found by value (a boolean or a choice that
@@ -152,7 +131,7 @@ def annotate(changes: Sequence[ObjectChange], specs: Sequence[SpecChange], base_
             found = explain(f, specs) or _known(obj, f, specs)
             if found:
                 f.source = ", ".join(dict.fromkeys(s.source for s in found))
-            elif base_changed:
+            elif base_changed:  # otherwise left unattributed rather than guessed
                 f.source = BASE
 
 
