@@ -161,6 +161,19 @@ def new(  # noqa: PLR0917 - one parameter per option, as click passes them
 
 
 @cli.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--repo-url", default=None, help="Git URL Argo CD reads the new repository from (asked when omitted).")
+@ROOT
+def init(directory: Path | None, repo_url: str | None, root: Path) -> None:
+    """Start a fleet repository in DIRECTORY (default: --root): fleet.yaml, clusters/, base/, CI and hooks."""
+    from gen.commands import init as command
+
+    if repo_url is None and sys.stdin.isatty():
+        repo_url = click.prompt("Git URL Argo CD reads this repository from")
+    sys.exit(command.run(directory or root, repo_url, Output()))
+
+
+@cli.command()
 def schema() -> None:
     """Print the JSON Schema of the cluster spec."""
     from gen.spec.schema import schema_text

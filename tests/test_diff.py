@@ -338,21 +338,6 @@ def test_names_that_only_look_hashed_are_kept() -> None:
     assert diffing.unhashed("Secret", "creds-2b4mt8d9kc") == "creds"
 
 
-def test_the_example_ci_workflow_checks_validates_and_posts_the_markdown_diff() -> None:
-    from gen import yamlio
-    from tests.conftest import PROJECT
-
-    flow = yamlio.parse_plain((PROJECT / "examples/ci/pull-request.yaml").read_text(encoding="utf-8"))
-    assert "pull_request" in flow["on"]
-    steps = flow["jobs"]["review"]["steps"]
-    runs = "\n".join(s.get("run", "") for s in steps)
-    assert "gen check --format github" in runs
-    assert "gen validate" in runs
-    assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
-    assert steps[0]["with"]["fetch-depth"] == 0
-    assert any("createComment" in s.get("with", {}).get("script", "") for s in steps)
-
-
 def test_a_change_in_the_defaults_file_is_attributed_to_it(repo: Path) -> None:
     defaults = repo / "clusters/_defaults.yaml"
     defaults.write_text("apiVersion: gen.profiling/v1alpha1\nkind: Defaults\nspec:\n  ebpf:\n    sampleRate: 49\n")

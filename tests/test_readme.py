@@ -137,7 +137,7 @@ def test_each_readme_command_runs_as_written(committed: Path, tmp_path: Path, co
     assert result.exit_code == 0, f"{command}: {result.output}"
 
 
-COMMANDS_NEEDING_ARGUMENTS = {"render", "new", "explain"}
+COMMANDS_NEEDING_ARGUMENTS = {"render", "new", "explain", "init"}
 
 
 LAB_EAST = """\

@@ -1,0 +1,77 @@
+"""`gen init`: start a fleet repository that the installed gen renders and checks."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import metadata, resources
+from pathlib import Path
+
+from gen.errors import EXIT_OK, UsageError
+from gen.output import Output
+from gen.render import writer
+from gen.spec.fleet import FLEET_FILE, load_fleet_text
+from gen.spec.loader import CLUSTERS_DIR
+
+# Each file gen init writes, by path in the new repository, from its template in gen/resources/init/.
+TEMPLATES = {
+    FLEET_FILE: "fleet.yaml",
+    f"{CLUSTERS_DIR}/_defaults.yaml": "_defaults.yaml",
+    ".gitignore": "gitignore",
+    ".pre-commit-config.yaml": "pre-commit-config.yaml",
+    ".github/workflows/pull-request.yaml": "pull-request.yaml",
+}
+
+
+def run(directory: Path, repo_url: str | None, out: Output) -> int:
+    """Write the fleet's files into `directory` (created when absent), then render it."""
+    from gen.commands import render
+
+    if repo_url is None:
+        raise UsageError("--repo-url is required: the git URL Argo CD reads the new repository from")
+    taken = [rel for rel in (FLEET_FILE, CLUSTERS_DIR, *TEMPLATES) if (directory / rel).exists()]
+    if taken:
+        raise UsageError(
+            f"{directory}: already holds {', '.join(dict.fromkeys(taken))}; gen init starts a new fleet only "
+            "(after an upgrade of gen, `gen render --all` brings base/ current)"
+        )
+    files = fleet_files(repo_url)
+    load_fleet_text(files[FLEET_FILE].encode())  # the URL as fleet.yaml takes it, or one clear line
+    directory.mkdir(parents=True, exist_ok=True)
+    report = writer.WriteReport()
+    writer.write_files(directory, files, report)
+    for rel in report.created:
+        out.line(f"created {rel}")
+    render.run(directory, [], True, out)
+    out.note(
+        f"a fleet in {directory}: add a cluster with `gen new NAME --address ADDR`, then `gen render NAME`, "
+        "and commit everything; `pre-commit install` runs gen check before each commit"
+    )
+    return EXIT_OK
+
+
+def fleet_files(repo_url: str) -> dict[str, str]:
+    """The text of every file gen init writes, by path."""
+    # A JSON string is a YAML scalar whatever the user typed.
+    values = {"@repo_url@": json.dumps(repo_url), "@gen_package@": json.dumps(gen_package())[1:-1]}
+    out = {}
+    for rel, name in TEMPLATES.items():
+        text = (resources.files("gen") / "resources" / "init" / name).read_text(encoding="utf-8")
+        for marker, value in values.items():
+            text = text.replace(marker, value)
+        out[rel] = text
+    return out
+
+
+@cache
+def gen_package() -> str:
+    """How CI installs this very gen: the git URL and commit it came from, or its released version."""
+    dist = metadata.distribution("gen")
+    try:
+        origin = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        origin = {}
+    vcs = origin.get("vcs_info", {})
+    if vcs.get("vcs") == "git" and vcs.get("commit_id"):
+        return f"gen @ git+{origin['url']}@{vcs['commit_id']}"
+    return f"gen=={dist.version}"
