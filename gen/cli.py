@@ -14,13 +14,42 @@ from gen.output import Output
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-ROOT = click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
-    show_default=True,
-    help="The fleet repository (holds clusters/ and overlays/).",
-)
+
+def _root(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    # Before the command (gen --root X list) or after it (gen list --root X): the command's wins.
+    given = ctx.find_root().params.get("root")
+    return value or given or Path(".")
+
+
+def _quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().obj["quiet"] = True
+
+
+ROOT_PATH = click.Path(file_okay=False, path_type=Path)
+ROOT_HELP = "The fleet repository (holds fleet.yaml and clusters/; default: the current directory)."
+QUIET_HELP = "Print only results and problems: no summary, no progress, no list of written files."
+
+
+def fleet_options(f: F) -> F:
+    """--root and --quiet, which every command takes after its name as well as before it."""
+    f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_quiet, help=QUIET_HELP)(f)
+    return click.option("--root", type=ROOT_PATH, default=None, callback=_root, help=ROOT_HELP)(f)
+
+
+def _cluster_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """The fleet's cluster names, for shell completion."""
+    from gen.spec.loader import spec_files
+
+    root = ctx.params.get("root") or ctx.find_root().params.get("root") or Path(".")
+    try:
+        return [name for name in spec_files(root) if name.startswith(incomplete)]
+    except GenError:
+        return []
+
+
+def _output(fmt: str = "text") -> Output:
+    return Output(fmt=fmt, quiet=bool(click.get_current_context().find_root().obj.get("quiet")))
 
 
 def _format(*choices: str, about: str | None = None) -> Callable[[F], F]:
@@ -55,11 +84,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
+@click.option("--root", type=ROOT_PATH, default=None, help=ROOT_HELP)
+@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
 @click.version_option(package_name="gen")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(ctx: click.Context, debug: bool, root: Path | None, quiet: bool) -> None:
     """Render and check the continuous-profiling stack of Cassandra lab clusters."""
-    ctx.obj = {"debug": debug}
+    ctx.obj = {"debug": debug, "quiet": quiet, "root": root}
 
 
 def _jobs(what: str) -> Callable[[F], F]:
@@ -76,13 +107,13 @@ def _jobs(what: str) -> Callable[[F], F]:
 
 
 @cli.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=_cluster_names)
 @click.option("--all", "all_clusters", is_flag=True, help="Every spec in clusters/, and remove orphaned overlays.")
 @_jobs("render processes")
 @click.option(
     "--no-cache", is_flag=True, help="With --all, render every cluster, also those whose files are known to be current."
 )
-@ROOT
+@fleet_options
 @FORMAT
 def render(  # noqa: PLR0917 - one parameter per option, as click passes them
     names: tuple[str, ...], all_clusters: bool, jobs: int | None, no_cache: bool, root: Path, fmt: str
@@ -90,11 +121,11 @@ def render(  # noqa: PLR0917 - one parameter per option, as click passes them
     """Render the overlays of NAMES (or --all) and write them."""
     from gen.commands import render as command
 
-    sys.exit(command.run(root, names, all_clusters, Output(fmt=fmt), jobs=jobs, cached=not no_cache))
+    sys.exit(command.run(root, names, all_clusters, _output(fmt), jobs=jobs, cached=not no_cache))
 
 
 @cli.command()
-@click.argument("names", nargs=-1)
+@click.argument("names", nargs=-1, shell_complete=_cluster_names)
 @click.option("--all", "all_clusters", is_flag=True, help="Every cluster (the default when no NAMES are given).")
 @click.option(
     "--kubernetes-version",
@@ -109,7 +140,7 @@ def render(  # noqa: PLR0917 - one parameter per option, as click passes them
     default=None,
     help="Also validate the Argo CD objects against the CRD schemas in this folder.",
 )
-@ROOT
+@fleet_options
 def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
     names: tuple[str, ...], all_clusters: bool, kubernetes_version: str, jobs: int | None, crds: Path | None, root: Path
 ) -> None:
@@ -120,14 +151,14 @@ def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
     """
     from gen.commands import validate as command
 
-    sys.exit(command.run(root, names, kubernetes_version, jobs, Output(), crds=crds, all_clusters=all_clusters))
+    sys.exit(command.run(root, names, kubernetes_version, jobs, _output(), crds=crds, all_clusters=all_clusters))
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", shell_complete=_cluster_names)
 @click.argument("field", required=False)
 @_format("text", "json")
-@ROOT
+@fleet_options
 def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
     """Show each field's effective value for cluster NAME and where it came from.
 
@@ -135,7 +166,7 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
     """
     from gen.commands import explain as command
 
-    sys.exit(command.run(root, name, field, fmt, Output()))
+    sys.exit(command.run(root, name, field, fmt, _output()))
 
 
 @cli.command()
@@ -146,7 +177,7 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
 @click.option(
     "--destination-name", "cluster_name", default=None, help="Name of a cluster registered in Argo CD instead."
 )
-@ROOT
+@fleet_options
 def new(  # noqa: PLR0917 - one parameter per option, as click passes them
     name: str, address: str, repo_url: str, server: str | None, cluster_name: str | None, root: Path
 ) -> None:
@@ -155,7 +186,7 @@ def new(  # noqa: PLR0917 - one parameter per option, as click passes them
 
     sys.exit(
         command.run(
-            root, name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name, out=Output()
+            root, name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name, out=_output()
         )
     )
 
@@ -163,43 +194,56 @@ def new(  # noqa: PLR0917 - one parameter per option, as click passes them
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--repo-url", default=None, help="Git URL Argo CD reads the new repository from (asked when omitted).")
-@ROOT
+@fleet_options
 def init(directory: Path | None, repo_url: str | None, root: Path) -> None:
     """Start a fleet repository in DIRECTORY (default: --root): fleet.yaml, clusters/, base/, CI and hooks."""
     from gen.commands import init as command
 
     if repo_url is None and sys.stdin.isatty():
         repo_url = click.prompt("Git URL Argo CD reads this repository from")
-    sys.exit(command.run(directory or root, repo_url, Output()))
+    sys.exit(command.run(directory or root, repo_url, _output()))
 
 
 @cli.command()
-def schema() -> None:
+@fleet_options
+def schema(root: Path) -> None:
     """Print the JSON Schema of the cluster spec."""
     from gen.spec.schema import schema_text
 
+    del root  # the same for every fleet
     click.echo(schema_text(), nl=False)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script, e.g. eval "$(gen completion bash)" in ~/.bashrc."""
+    from click.shell_completion import get_completion_class
+
+    completer = get_completion_class(shell)
+    assert completer is not None, "click ships all three"
+    click.echo(completer(cli, {}, "gen", "_GEN_COMPLETE").source())
 
 
 @cli.command(name="list")
 @_format("text", "json")
-@ROOT
+@fleet_options
 def list_clusters(fmt: str, root: Path) -> None:
     """List every cluster with its status (in sync, stale, orphan), components and destination."""
     from gen.commands import list as command
 
-    sys.exit(command.run(root, fmt, Output()))
+    sys.exit(command.run(root, fmt, _output()))
 
 
 @cli.command()
 @_jobs("render processes")
-@ROOT
+@fleet_options
 @FORMAT
 def check(jobs: int | None, root: Path, fmt: str) -> None:
     """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
     from gen.commands import check as command
 
-    sys.exit(command.run(root, Output(fmt=fmt), jobs=jobs))
+    sys.exit(command.run(root, _output(fmt), jobs=jobs))
 
 
 @cli.command()
@@ -215,7 +259,7 @@ def check(jobs: int | None, root: Path, fmt: str) -> None:
     show_default=True,
     help="Markdown stops before this size, saying what it left out.",
 )
-@ROOT
+@fleet_options
 def diff(ref: str, fmt: str, color: str, max_chars: int, root: Path) -> None:
     """Show what the fully built manifests change between REF and the working tree.
 
@@ -224,7 +268,7 @@ def diff(ref: str, fmt: str, color: str, max_chars: int, root: Path) -> None:
     """
     from gen.commands import diff as command
 
-    sys.exit(command.run(root, ref, fmt, Output(), color=color, max_chars=max_chars))
+    sys.exit(command.run(root, ref, fmt, _output(), color=color, max_chars=max_chars))
 
 
 def main(argv: list[str] | None = None) -> None:

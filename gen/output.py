@@ -10,19 +10,30 @@ from gen.errors import Problem, printable
 
 
 class Output:
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, fmt: str = "text") -> None:
+    def __init__(
+        self, out: TextIO | None = None, err: TextIO | None = None, fmt: str = "text", *, quiet: bool = False
+    ) -> None:
         self.out = out or sys.stdout
         self.err = err or sys.stderr
         self.fmt = fmt
+        self.quiet = quiet  # results and problems only
 
     def line(self, text: str) -> None:
+        """A result: a finding, a table row, a diff."""
         print(text, file=self.out)
 
+    def detail(self, text: str) -> None:
+        """What a command did (a file written), on stdout unless quiet."""
+        if not self.quiet:
+            print(text, file=self.out)
+
     def note(self, text: str) -> None:
-        print(f"gen: {printable(text)}", file=self.err)
+        """A summary or a remark, on stderr unless quiet."""
+        if not self.quiet:
+            print(f"gen: {printable(text)}", file=self.err)
 
     def progress(self, total: int, label: str) -> Progress:
-        return Progress(self.err, total, label)
+        return Progress(self.err, 0 if self.quiet else total, label)
 
     def warn(self, problem: Problem) -> None:
         if self.fmt == "github":

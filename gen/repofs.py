@@ -158,7 +158,11 @@ def files_under(root: Path, rel: str) -> dict[str, bytes]:
 
 
 def guard_layout(root: Path) -> None:
-    """Refuse a repository whose gen folders are symlinks (or files): gen would write and delete through them."""
+    """Refuse a directory that is no fleet, or whose gen folders are links or files: gen would write through them."""
+    if not any(os.path.lexists(root / marker) for marker in ("fleet.yaml", "clusters")):
+        raise UsageError(
+            f"{root}: not a fleet repository (no fleet.yaml, no clusters/); start one with: gen init {root}"
+        )
     for rel in LAYOUT_DIRS:
         what = lkind(root / rel)
         if what is None or what == "absent":

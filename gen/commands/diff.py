@@ -145,9 +145,9 @@ class UnsafeTreeError(GenError):
 
 def collect(root: Path, ref: str) -> Report:
     """Build both sides of every cluster whose inputs differ and compare them object by object."""
-    repofs.guard_layout(root)
     commit = gitrepo.resolve(root, ref)
     gitrepo.require_work_tree(root)
+    repofs.guard_layout(root)
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
         old = Side(Path(tmp), ref)
         refused = gitrepo.export(root, commit, TREE, old.root)

@@ -41,7 +41,7 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
     report = writer.WriteReport()
     writer.write_files(directory, files, report)
     for rel in report.created:
-        out.line(f"created {rel}")
+        out.detail(f"created {rel}")
     render.run(directory, [], True, out)
     out.note(
         f"a fleet in {directory}: add a cluster with `gen new NAME --address ADDR`, then `gen render NAME`, "

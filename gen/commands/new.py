@@ -88,6 +88,6 @@ def run(
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "x", encoding="utf-8", newline="") as f:
         f.write(text)
-    out.line(f"created {rel}")
+    out.detail(f"created {rel}")
     out.note(f"next: gen render {name}")
     return EXIT_OK

@@ -54,7 +54,7 @@ def run(
         rendered.remember()
     for verb, rels in (("created", report.created), ("changed", report.changed), ("removed", report.removed)):
         for rel in rels:
-            out.line(f"{verb} {rel}")
+            out.detail(f"{verb} {rel}")
     if not report.touched:
-        out.line(f"{len(rendered.all_names())} cluster(s) up to date")
+        out.detail(f"{len(rendered.all_names())} cluster(s) up to date")
     return EXIT_OK
