@@ -238,7 +238,7 @@ def list_clusters(fmt: str, root: Path) -> None:
 @cli.command()
 @_jobs("render processes")
 @fleet_options
-@FORMAT
+@_format("text", "github", "json", about="github prints CI annotations; json one document.")
 def check(jobs: int | None, root: Path, fmt: str) -> None:
     """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
     from gen.commands import check as command

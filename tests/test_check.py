@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -191,3 +192,32 @@ def test_base_is_gen_s_own_and_check_says_when_it_differs(fleet: Path) -> None:
     assert gen("render", "--all", "--root", str(root)).exit_code == 0
     assert gen("check", "--root", str(root)).exit_code == 0
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_check_as_json(fleet: Path) -> None:
+    root = rendered_repo(fleet)
+    result = gen("check", "--format", "json", "--root", str(root))
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "inSync": True,
+        "clusters": 2,
+        "files": 27,
+        "drift": [],
+        "untouched": [],
+        "fix": None,
+    }
+    (root / "overlays/lab-tuned/config.yaml").unlink()
+    result = gen("check", "--format", "json", "--root", str(root))
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert report["drift"] == [
+        {
+            "path": "overlays/lab-tuned/config.yaml",
+            "kind": "missing",
+            "fix": "gen render lab-tuned",
+            "why": "not rendered",
+            "diff": [],
+            "line": 1,
+        }
+    ]
+    assert report["fix"] == "gen render lab-tuned"

@@ -202,3 +202,23 @@ def test_list_shows_status_components_and_destination(fleet: Path) -> None:
     assert table["lab-tuned"]["destination"] == {"name": "lab-tuned"}
     code, out, _ = _gen("list", "--root", str(fleet))
     assert out.splitlines()[0].split() == ["CLUSTER", "STATUS", "COMPONENTS", "DESTINATION"]
+
+
+def test_list_shows_every_cluster_when_one_spec_is_invalid(fleet: Path) -> None:
+    assert _gen("render", "--all", "--root", str(fleet))[0] == 0
+    write_spec(
+        fleet,
+        "lab-broken",
+        (fleet / "clusters" / "lab-minimal.yaml")
+        .read_text()
+        .replace("lab-minimal", "lab-broken")
+        .replace("address: 10.0.1.10", "address: [1]"),
+    )
+    code, out, err = _gen("list", "--root", str(fleet))
+    assert code == 2
+    assert out.splitlines()[1:] == [
+        "lab-broken   invalid  -                              -",
+        "lab-minimal  in sync  server,ebpf,cassandra          https://kubernetes.default.svc / default",
+        "lab-tuned    in sync  server,ebpf,grafana,cassandra  lab-tuned / profiling-lab",
+    ]
+    assert err.startswith("clusters/lab-broken.yaml:8:14: error: spec.controlNode.address: ")

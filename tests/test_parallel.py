@@ -132,7 +132,7 @@ def test_hand_edits_in_several_chunks_are_the_same_findings(template: Path, tmp_
     assert "overlays/lab-050/namespace.yaml: hand-edited: gen's header line is gone" in one[1]
     assert "overlays/lab-100: missing: the cluster's overlay was never rendered" in one[1]
     # `gen list` gives the same statuses with workers, and calls stale what check reports.
-    statuses = {r["name"]: r["status"] for r in list_command.rows(root, jobs=1)}
+    statuses = {r["name"]: r["status"] for r in list_command.rows(root, jobs=1)[0]}
     assert list_command.rows(root, jobs=int(JOBS)) == list_command.rows(root, jobs=1)
     stale = {"lab-003", "lab-070", "lab-115", "lab-050", "lab-090", "lab-020", "lab-100", "lab-030"}
     assert {name for name, status in statuses.items() if status != "in sync"} == stale

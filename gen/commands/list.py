@@ -7,15 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs
-from gen.errors import EXIT_OK
+from gen.errors import EXIT_OK, Problem, SpecError
 from gen.output import Output
 from gen.render.rendering import default_jobs, orphan_overlays, render_fleet
+from gen.spec.loader import spec_files
 
 
-def rows(root: Path, jobs: int | None = None) -> list[dict[str, Any]]:
+def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """One row per cluster (and orphaned overlay), and the problems of the specs that could not be listed."""
     repofs.guard_layout(root)
-    rendered = render_fleet(root, jobs=default_jobs(jobs), specs=True)
-    out: list[dict[str, Any]] = []
+    files = spec_files(root)
+    try:
+        rendered, problems = render_fleet(root, jobs=default_jobs(jobs), specs=True), []
+    except SpecError as e:
+        # The other clusters are still listed; an invalid spec is a row of its own.
+        problems = e.problems
+        invalid = {Path(p.file).stem for p in problems if Path(p.file).stem in files}
+        if len(invalid) != len({p.file for p in problems}):  # a problem outside the specs: nothing renders
+            invalid = set(files)
+        rendered = render_fleet(root, [n for n in files if n not in invalid], jobs=default_jobs(jobs), specs=True)
+    out: list[dict[str, Any]] = [
+        {"name": n, "status": "invalid", "components": [], "destination": None, "namespace": None}
+        for n in files
+        if n not in rendered.all_names()
+    ]
     for item, cluster in zip(rendered.specs, rendered.clusters, strict=True):
         spec = item.cluster.spec
         enabled = {"ebpf": spec.ebpf.enabled, "grafana": spec.grafana.enabled, "cassandra": spec.cassandra.enabled}
@@ -34,14 +49,21 @@ def rows(root: Path, jobs: int | None = None) -> list[dict[str, Any]]:
         {"name": rel.rsplit("/", 1)[1], "status": "orphan", "components": [], "destination": None, "namespace": None}
         for rel in ours + foreign
     ]
-    return sorted(out, key=lambda r: r["name"])
+    return sorted(out, key=lambda r: r["name"]), problems
 
 
 def run(root: Path, fmt: str, out: Output) -> int:
-    table = rows(root)
+    table, problems = rows(root)
+    _print(table, fmt, out)
+    if problems:
+        raise SpecError(problems)
+    return EXIT_OK
+
+
+def _print(table: list[dict[str, Any]], fmt: str, out: Output) -> None:
     if fmt == "json":
         out.line(json.dumps(table, indent=2))
-        return EXIT_OK
+        return
     header = ("CLUSTER", "STATUS", "COMPONENTS", "DESTINATION")
     lines = [header] + [
         (
@@ -55,4 +77,3 @@ def run(root: Path, fmt: str, out: Output) -> int:
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
         out.line("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    return EXIT_OK
