@@ -1,0 +1,80 @@
+"""A new user's first hour, as the README tells it: a fleet of their own, then this repository with one more cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import PROJECT
+from tests.git_fixtures import GIT_ENV, commit_all, edit, gen, git, init
+
+REPO_URL = "https://github.com/acme/lab-fleet.git"
+FLEET_URL = "https://github.com/acme/profiling-gitops.git"  # this repository's fleet.yaml
+
+
+def ok(*args: str) -> str:
+    result = gen(*args)
+    assert result.exit_code == 0, f"gen {' '.join(args)}: {result.output}"
+    return result.stdout
+
+
+def test_a_fleet_of_one_s_own_from_gen_init_to_a_reviewed_change(tmp_path: Path) -> None:
+    root = tmp_path / "lab-fleet"
+    ok("init", str(root), "--repo-url", REPO_URL)
+    init(root)
+    commit_all(root, "a new fleet")
+    assert ok("check", "--root", str(root)) == ""
+
+    ok("new", "lab-east", "--address", "10.0.1.10", "--repo-url", REPO_URL, "--root", str(root))
+    spec = root / "clusters/lab-east.yaml"
+    edit(spec, "  # ebpf:\n", "  ebpf:\n    sampleRate: 97\n")
+    ok("render", "lab-east", "--root", str(root))
+    ok("check", "--root", str(root))
+    ok("validate", "--root", str(root))
+    commit_all(root, "lab-east")
+
+    edit(spec, "sampleRate: 97", "sampleRate: 49")
+    ok("render", "lab-east", "--root", str(root))
+    ok("check", "--root", str(root))
+    shown = ok("diff", "--base", "HEAD", "--root", str(root))
+    assert "-  sample_rate      = 97" in shown
+    assert "+  sample_rate      = 49" in shown
+    assert "<- clusters/lab-east.yaml:" in shown
+    commit_all(root, "sample less often")
+    assert git(root, "status", "--porcelain") == ""
+
+
+def test_this_repository_with_a_third_cluster_stays_green(tmp_path: Path) -> None:
+    clone = tmp_path / "gen"
+    git(tmp_path, "clone", "-q", str(PROJECT), str(clone))
+    before = sorted(p.name for p in (clone / "clusters").glob("*.yaml"))
+    ok(
+        "new",
+        "lab-third",
+        "--address",
+        "10.0.3.10",
+        "--repo-url",
+        FLEET_URL,
+        "--destination-name",
+        "lab-third",
+        "--root",
+        str(clone),
+    )
+    ok("render", "lab-third", "--root", str(clone))
+    commit_all(clone, "a third cluster")
+    assert len(list((clone / "clusters").glob("*.yaml"))) == len(before) + 1
+    ok("check", "--root", str(clone))
+    ok("validate", "--root", str(clone))
+    # The tests that read the repository's own files, run from the clone as CI would.
+    env = {**os.environ, **GIT_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_readme.py"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
