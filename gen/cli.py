@@ -216,10 +216,12 @@ def schema(root: Path) -> None:
 
 @cli.command()
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell: str) -> None:
+@fleet_options
+def completion(shell: str, root: Path) -> None:
     """Print the shell completion script, e.g. eval "$(gen completion bash)" in ~/.bashrc."""
     from click.shell_completion import get_completion_class
 
+    del root  # the same for every fleet
     completer = get_completion_class(shell)
     assert completer is not None, "click ships all three"
     click.echo(completer(cli, {}, "gen", "_GEN_COMPLETE").source())
