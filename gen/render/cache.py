@@ -1,29 +1,4 @@
-"""Skip the clusters whose inputs did not change since the last `gen render --all`.
-
-A fleet of a thousand clusters takes a second to load and render in full; after
-a one-line change only one cluster needs it. The cache (`.git/gen-render.cache`,
-never committed) remembers, for each cluster rendered by the last full render:
-
-- the digest of its spec's bytes;
-- the files rendered for it (its overlay directory, the overlay's files and its
-  Argo CD Application), each with the size, mtime, ctime and inode it had once
-  written;
-- its warnings and its `Scope` (what the AppProject must admit for it).
-
-A cluster is reused, neither loaded nor rendered, only when gen's own code (and
-the YAML library it emits with), `fleet.yaml` and `clusters/_defaults.yaml`
-are those of the last render, its
-spec has the same bytes, and each of its files still has the same stat. An
-edit of a file changes its mtime and ctime, and ctime cannot be set back. A
-file whose times are not older than the cache itself could have been changed in
-the same clock tick without showing it, so such a cluster is rendered again
-(git's rule for "racily clean" index entries).
-
-Anything unexpected (no git directory, no fleet.yaml, a cache of another gen or
-Python, a cache that does not read) means a full render: the cache can only
-make a render faster, never different. `gen check` does not use it: it
-re-renders everything, so that it checks what it claims to.
-"""
+"""Which clusters a full render may leave out: those whose inputs and files are as the last one left them."""
 
 from __future__ import annotations
 

@@ -1,11 +1,4 @@
-"""The only module that writes to the repository: atomic, minimal, and serialised by a lock.
-
-An overlay directory is written whole into a temporary sibling and exchanged
-with the old one in a single rename (Linux renameat2 RENAME_EXCHANGE), so an
-interrupted run leaves either the old overlay or the new one. A file whose
-content did not change is never rewritten; an overlay with no change is not
-touched at all.
-"""
+"""The only module that writes to the repository: atomic, minimal, and serialised by a lock."""
 
 from __future__ import annotations
 
