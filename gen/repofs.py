@@ -1,10 +1,4 @@
-"""Reading the fleet repository's own files: no symlink followed, no FIFO waited on, nothing read past a bound.
-
-A pull request decides what the repository holds, so a committed file may be a
-symlink to /dev/zero or to another user's files, a FIFO that never ends, a
-directory, or gigabytes. What gen reads, lists or writes under these folders is
-refused unless it is a regular file or a real directory.
-"""
+"""Reading what a pull request put in the repository: no symlink followed, no FIFO waited on, no byte past a bound."""
 
 from __future__ import annotations
 
@@ -52,10 +46,7 @@ def kind_of(mode: int) -> str:
 
 
 def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
-    """An open descriptor of a regular file and its stat; FileNotFoundError when absent, NotAFile otherwise.
-
-    The last component is opened without following a symlink, and without blocking on a FIFO.
-    """
+    """An open descriptor of a regular file and its stat; FileNotFoundError when absent, NotAFile otherwise."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
@@ -75,10 +66,7 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
 
 
 def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large.
-
-    The size is checked before a byte is read.
-    """
+    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large."""
     fd, st = _open_regular(path)
     try:
         if st.st_size > limit:
@@ -138,10 +126,7 @@ def check_file(root: Path, rel: str) -> Iterator[str]:
 
 
 def files_under(root: Path, rel: str) -> dict[str, bytes]:
-    """Every regular file under rel (or rel itself) by path relative to root; symlinks neither followed nor read.
-
-    For a tree `scan` found nothing in: anything else there raises NotAFile.
-    """
+    """Every regular file under rel (or rel itself) by path from root, for a tree `scan` found nothing in."""
     top = root / rel
     what = lkind(top)
     if what == "absent":
@@ -175,8 +160,7 @@ def guard_layout(root: Path) -> None:
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
     """Findings for every entry under rel that is not a regular file or a real directory, or is too large.
 
-    With `yaml_check`, every YAML file must also stay within the bounds gen
-    parses (see `yamlio.check_bounds`).
+    With `yaml_check`, also for every YAML file outside `yamlio.check_bounds`.
     """
     from gen import yamlio
 

@@ -156,12 +156,10 @@ def load(raw: bytes, filename: str) -> Positioned:
 
 
 class _SpecComposer(Composer, Resolver):
-    """ruamel's composer (YAML 1.2 resolution) over libyaml's parser, refusing what a spec never holds.
+    """ruamel's composer (YAML 1.2 resolution) over libyaml's parser, refusing what a spec never holds."""
 
-    Checked as each node arrives: the composer recurses, so nesting stops at its
-    bound rather than at Python's (libyaml's own composer, 2.5 times as fast on
-    a spec, crashes on 100 000 nested brackets).
-    """
+    # Checked as each node arrives, so that nesting stops at its bound rather than at Python's
+    # recursion limit (libyaml's own composer, 2.5 times as fast, crashes on 100 000 nested brackets).
 
     max_depth = 0  # the composer's own bound counts scalars too; nesting is checked below
 
@@ -287,11 +285,7 @@ def _scalar(tag: str, value: str, at: tuple[int, int]) -> Any:
 
 
 class _EitherVersionResolver(BaseResolver):
-    """Reads a plain scalar as YAML 1.1 or 1.2 would, whichever is not a string.
-
-    The emitter quotes a string whose plain form this resolver reads as anything else,
-    so no reader of either version (kustomize's included) misreads it.
-    """
+    """Reads a plain scalar as YAML 1.1 or 1.2 would, whichever is not a string: the emitter quotes such strings."""
 
 
 for _versions, *_resolver in implicit_resolvers:

@@ -1,10 +1,4 @@
-"""The v1alpha1 cluster spec as pydantic models: the only place defaults live.
-
-Keys are the spec's camelCase; Python code uses snake_case. Every model forbids
-unknown keys and checks types strictly, so a value the tool could not honour is
-an error rather than a silent coercion. `gen.spec.loader` turns a ValidationError into
-`file:line:col` lines.
-"""
+"""The v1alpha1 cluster spec as pydantic models: the only place defaults live."""
 
 from __future__ import annotations
 
@@ -38,7 +32,7 @@ RESERVED_CLUSTER_NAMES = frozenset({ROOT_NAME.removeprefix(APP_PREFIX)})
 
 
 class Model(BaseModel):
-    """Base of every input model: strict, frozen, camelCase keys, unknown keys refused."""
+    """Base of every input model: strict (no silent coercion), frozen, camelCase keys, unknown keys refused."""
 
     model_config = ConfigDict(
         strict=True, extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False
@@ -238,10 +232,8 @@ _CREDENTIALS = "must not carry credentials (user:password@ or token@): they woul
 
 
 def _no_credentials(value: str, instead: str) -> None:
-    """Refuse a URL with a secret before its host: any user part of http(s), a password of ssh.
-
-    `git@host:org/repo` and `ssh://git@host/...` name a user, not a secret: the key stays in Argo CD.
-    """
+    """Refuse a URL with a secret before its host: any user part of http(s), a password of ssh."""
+    # `git@host:org/repo` and `ssh://git@host/...` name a user, not a secret: the key stays in Argo CD.
     m = _URL_AUTHORITY.match(value)
     if m is None or "@" not in m["authority"]:
         return
@@ -422,11 +414,7 @@ class Server(Model):
 
     @property
     def node_ports(self) -> dict[str, int]:
-        """The ports the server pod binds on the control node, by name.
-
-        On the host network (the default) that is every listener of `ports`; with
-        hostNetwork false only http is on the node (a hostPort), the rest stay in the pod.
-        """
+        """The ports the server pod binds on the control node, by name: off the host network, only http."""
         return self.ports if self.host_network else {"http": self.port}
 
 

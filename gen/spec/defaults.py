@@ -1,9 +1,4 @@
-"""Fleet-wide defaults: `clusters/_defaults.yaml`, merged under every cluster's spec.
-
-Mappings merge key by key; a list or a scalar in the cluster replaces the
-default. Every merged value keeps the file and position it came from, so errors
-and provenance point at the defaults file when a value is inherited.
-"""
+"""Fleet-wide defaults: `clusters/_defaults.yaml`, merged under every cluster's spec."""
 
 from __future__ import annotations
 

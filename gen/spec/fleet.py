@@ -1,28 +1,4 @@
-"""The fleet-level setting: `fleet.yaml` at the repository root.
-
-A cluster spec says where its own overlay is read from (`spec.argocd`), but the
-objects that tie the fleet together in Argo CD (the bootstrap and the AppProject)
-belong to no single cluster. They need one repository URL, one revision, the
-namespace Argo CD runs in and the name of the AppProject; `fleet.yaml` holds
-them::
-
-    apiVersion: gen.profiling/v1alpha1
-    kind: Fleet
-    spec:
-      repoURL: https://github.com/acme/profiling-gitops.git   # required
-      targetRevision: main        # default main
-      argocdNamespace: argocd     # default argocd
-      project: profiling          # default profiling
-      sourceRepos:                # default none: only repoURL
-        - https://github.com/acme/other-gitops.git
-
-`sourceRepos` lists the repositories, besides repoURL, that a cluster spec's
-`argocd.repoURL` may name: the fleet's AppProject allows these and no other,
-so a spec cannot widen what Argo CD deploys from.
-
-The file is optional: without it, the setting is derived from the cluster specs
-when they all agree (see `gen.components.argocd.resolve_fleet`).
-"""
+"""The fleet-level setting, `fleet.yaml` at the repository root (optional: see README)."""
 
 from __future__ import annotations
 
@@ -81,11 +57,7 @@ class FleetFile(Model):
 
 
 def load_fleet(root: Path) -> Fleet | None:
-    """Read `fleet.yaml` under root; None when the file is absent.
-
-    Every problem is raised as one SpecError whose lines point at
-    `fleet.yaml:LINE:COL`, like the cluster specs.
-    """
+    """Read `fleet.yaml` under root; None when the file is absent, SpecError when it is invalid."""
     path = root / FLEET_FILE
     if not os.path.lexists(path):
         return None

@@ -1,11 +1,4 @@
-"""What a host path in a spec may be: the system directories that the stack's root containers keep out of.
-
-The stack owns only what it creates: the server's data directory, the agent's install
-directory, and a marked block in Cassandra's include file and EnvironmentFile. Every
-other host path belongs to the operating system, the cluster's own software or the
-users, and these tables name the places where that is certain. They are the one list
-of them; the spec's path checks all read it.
-"""
+"""The host paths a spec may name: the system directories that the stack's root containers keep out of."""
 
 from __future__ import annotations
 
@@ -160,11 +153,8 @@ def dedicated_dir_problem(path: str, example: str) -> str | None:
 
 
 def mount_dir_problem(path: str) -> str | None:
-    """Why host directory `path` may not be mounted into a root container, or None.
-
-    Cassandra's own directories may lie inside a system tree (a package puts the include
-    file in /usr/share/cassandra); the directory itself must be no system directory.
-    """
+    """Why host directory `path` may not be mounted into a root container, or None."""
+    # Unlike a dedicated directory, it may lie inside a system tree (a package puts Cassandra in /usr/share).
     if path == "/":
         return "would mount the host's '/'"
     if path in SYSTEM_DIRS:
@@ -194,12 +184,9 @@ def env_file_problem(path: str) -> str | None:
 
 
 def include_mount(include_file: str) -> str:
-    """The host directory the installer mounts for the include file(s).
-
-    With a `*` segment it is the directory above it, mounted whole, so that the installer sees
-    every version and hooks each: a hostPath mount of `.../current/bin` resolves the symlink
-    once at pod start and shows one version only, which a later `use-cassandra` leaves unhooked.
-    """
+    """The host directory the installer mounts for the include file(s)."""
+    # With a `*`, the directory above it, so the installer sees and hooks every version: a mount of
+    # `.../current/bin` resolves the symlink once at pod start, and a later `use-cassandra` goes unhooked.
     parts = include_file.split("/")
     if "*" in parts:
         return "/".join(parts[: parts.index("*")]) or "/"

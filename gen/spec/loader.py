@@ -1,8 +1,4 @@
-"""Load cluster specs from a fleet repository: positioned YAML → validated models.
-
-Every problem in every file is collected and reported together as
-`clusters/x.yaml:LINE:COL: error: field.path: message`.
-"""
+"""Load cluster specs from a fleet repository: positioned YAML → validated models, every problem reported together."""
 
 from __future__ import annotations
 
@@ -39,11 +35,7 @@ class LoadedCluster:
         return self.cluster.name
 
     def origin(self, path: yamlio.Path) -> tuple[str, int, int] | None:
-        """Where a field's value was written (file, line, column), or None for a built-in default.
-
-        `path` uses the spec's own key names, e.g. ("spec", "server", "port"). A value
-        inherited from clusters/_defaults.yaml points at that file.
-        """
+        """Where a field's value (spec key names) was written, in the cluster or the defaults; None for a built-in."""
         if path in self.positions.values:
             line, col = self.positions.values[path]
             return self.file, line, col
@@ -60,11 +52,7 @@ class LoadedCluster:
 def _locate(
     file: str, doc: yamlio.Positioned, defaults: Defaults | None, path: yamlio.Path, key: bool = False
 ) -> tuple[str, int, int]:
-    """The file and position of a path, or of its closest ancestor, in the cluster or the defaults.
-
-    The file that holds the longer part of the path wins, so an error in a value
-    inherited from the defaults points at the defaults file.
-    """
+    """The position of a path, or its closest ancestor, in whichever of cluster and defaults holds more of it."""
 
     def depth(values: dict[yamlio.Path, tuple[int, int]]) -> int:
         return next((n for n in range(len(path), -1, -1) if path[:n] in values), -1)
@@ -77,9 +65,7 @@ def _locate(
 def spec_files(root: Path) -> dict[str, Path]:
     """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters).
 
-    A spec must be a regular file, and one cluster has one file: `x.yaml` next to
-    `x.yml`, or a spec that is a symlink, a FIFO or a directory, is a SpecError
-    (which of two files wins must not depend on the file system).
+    A spec that is not a regular file, or `x.yaml` next to `x.yml`, is a SpecError.
     """
     folder = root / CLUSTERS_DIR
     try:
@@ -110,10 +96,7 @@ def spec_files(root: Path) -> dict[str, Path]:
 def load_clusters(
     root: Path, names: Iterable[str] | None = None, files: Mapping[str, Path] | None = None
 ) -> list[LoadedCluster]:
-    """Load and validate the named clusters (all when None); raise one SpecError for all problems.
-
-    `files`: the `spec_files` of root, when the caller has listed them already.
-    """
+    """Load and validate the named clusters (all when None); raise one SpecError for all problems."""
     files = spec_files(root) if files is None else files
     chosen = choose(files, names)
     problems: list[Problem] = []
@@ -180,10 +163,7 @@ Locate = Callable[[yamlio.Path, bool], tuple[str, int, int]]
 def validate_model(
     model: type[M], doc: yamlio.Positioned, file: str, locate: Locate | None = None
 ) -> tuple[M | None, list[Problem]]:
-    """Validate positioned data against a model; problems carry file, line and column.
-
-    `locate` maps a field path to the file and position to report (default: `doc` in `file`).
-    """
+    """Validate positioned data against a model; problems carry file, line and column (`locate`'s, if given)."""
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:

@@ -1,8 +1,4 @@
-"""What each platform's nodes already hold: the objects the stack takes over and the host ports in use.
-
-The easy-db-lab facts come from easy-db-lab's own manifests and host set-up; the
-`kubernetes` table lists only what every conformant node runs.
-"""
+"""What each platform's nodes already hold: the objects the stack takes over and the host ports in use."""
 
 from __future__ import annotations
 
@@ -83,6 +79,7 @@ EASY_DB_LAB_PORTS = (
     HostPort(9043, "the Cassandra sidecar", "db"),
 )
 
+# Only what every conformant node runs.
 KUBERNETES_PORTS = (
     HostPort(6443, "the Kubernetes API server", "control"),
     HostPort(2379, "etcd (clients)", "control"),
@@ -100,10 +97,7 @@ PORTS = {"easy-db-lab": EASY_DB_LAB_PORTS, "kubernetes": KUBERNETES_PORTS}
 
 
 def port_clash(platform: str, port: int, role: Role, user: str) -> HostPort | None:
-    """The platform's use of a host port that `user` (a stack part) would bind on nodes of `role`, if any.
-
-    A port whose owner the stack takes over in place is free for the part that takes it over.
-    """
+    """The platform's use of a host port that `user` (a stack part) would bind on nodes of `role`, if any."""
     for taken in PORTS[platform]:
         if taken.port != port or taken.taken_over_by == user:
             continue
