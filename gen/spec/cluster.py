@@ -27,8 +27,6 @@ RESERVED_PROFILE_LABELS = ("cluster", "hostname")
 # each cluster, and the bootstrap's root (whose AppProject has the same name).
 APP_PREFIX = "profiling-"
 ROOT_NAME = APP_PREFIX + "fleet"
-# Cluster names whose Application would take a name gen already uses there.
-RESERVED_CLUSTER_NAMES = frozenset({ROOT_NAME.removeprefix(APP_PREFIX)})
 
 
 class Model(BaseModel):
@@ -114,16 +112,26 @@ def _include_path(value: str) -> str:
     return value
 
 
-def _refuse(problem: Callable[[str], str | None]) -> AfterValidator:
+def _refuse(problem: Callable[[Any], str | None]) -> AfterValidator:
     """A check from a function that says what is wrong with a value (None: nothing)."""
 
-    def check(value: str) -> str:
+    def check(value: Any) -> Any:
         found = problem(value)
         if found is not None:
             raise ValueError(found)
         return value
 
     return AfterValidator(check)
+
+
+def refused(bad: object, message: str) -> AfterValidator:
+    """A check that refuses one value with `message`."""
+    return _refuse(lambda value: message if value == bad else None)
+
+
+def _matches(pattern: str | re.Pattern[str], message: str) -> AfterValidator:
+    """Refuse a string (None passes) that `pattern` does not match from its start; `message` may name {value!r}."""
+    return _refuse(lambda value: None if value is None or re.match(pattern, value) else message.format(value=value))
 
 
 def _dedicated(example: str) -> AfterValidator:
@@ -201,69 +209,32 @@ def _label_map(kind: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _host_address(value: str) -> str:
-    if not units.is_host_address(value):
-        raise ValueError(f"{value!r} is not an IP address or DNS name")
-    return value
-
-
 def _server_image(value: str) -> str:
     major_of(value)
     return value
 
 
-def _server_port(value: int) -> int:
-    if value == ALLOY_HTTP_PORT:
-        raise ValueError(f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
-    return value
+# The user part of a URL's authority, up to its last @.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/?#]*)@")
 
 
-def _memberlist_port(value: int) -> int:
-    if value == MEMBERLIST_DEFAULT_PORT:
-        raise ValueError(
-            f"{MEMBERLIST_DEFAULT_PORT} is memberlist's default port, which Tempo, Loki and easy-db-lab's own "
-            "Pyroscope already bind on the control node; use another (the default is 7947)"
-        )
-    return value
-
-
-_URL_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)")
-_CREDENTIALS = "must not carry credentials (user:password@ or token@): they would be committed to git"
-
-
-def _no_credentials(value: str, instead: str) -> None:
+def _no_credentials(instead: str) -> AfterValidator:
     """Refuse a URL with a secret before its host: any user part of http(s), a password of ssh."""
+
     # `git@host:org/repo` and `ssh://git@host/...` name a user, not a secret: the key stays in Argo CD.
-    m = _URL_AUTHORITY.match(value)
-    if m is None or "@" not in m["authority"]:
-        return
-    scheme = m["scheme"].lower()
-    userinfo = m["authority"].rpartition("@")[0]
-    if scheme in ("http", "https") or ":" in userinfo:
-        raise ValueError(f"{_CREDENTIALS}; {instead}")
+    def problem(value: str | None) -> str | None:
+        m = _USERINFO.match(value or "")
+        if m is None or (m["scheme"].lower() not in ("http", "https") and ":" not in m["userinfo"]):
+            return None
+        return f"must not carry credentials (user:password@ or token@): they would be committed to git; {instead}"
 
-
-def _agent_url(value: str | None) -> str | None:
-    if value is not None:
-        _no_credentials(value, "serve the jar where the hosts can fetch it without them")
-    if value is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", value):
-        raise ValueError("must be an http(s) URL without spaces or quotes")
-    return value
+    return _refuse(problem)
 
 
 def _sha256(value: str | None) -> str | None:
     if value is not None and not re.match(r"^[0-9a-fA-F]{64}$", value):
         raise ValueError("must be 64 hexadecimal characters")
     return value.lower() if value else value
-
-
-def _opt(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    def check(value: str | None) -> str | None:
-        if value is not None and not pattern.match(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
 
 
 def _profile_labels(value: dict[str, str]) -> dict[str, str]:
@@ -287,20 +258,6 @@ def _profile_labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-def _api_server(value: str | None) -> str | None:
-    if value is not None:
-        _no_credentials(value, "register the cluster with its credentials in Argo CD (argocd cluster add)")
-    if value is not None and not re.match(r"^https://[^\s/]+(/[^\s]*)?$", value):
-        raise ValueError("must be the https:// URL of a Kubernetes API server")
-    return value
-
-
-def _argo_cluster_name(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", value):
-        raise ValueError("must be the name of a cluster registered in Argo CD")
-    return value
-
-
 _DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
 Name = Annotated[str, Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 Namespace = Annotated[str, Field(max_length=63), Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
@@ -310,19 +267,16 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 Image = Annotated[str, AfterValidator(_image)]
 NodeSelector = Annotated[dict[str, str], _label_map("node label")]
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
-ServerPort = Annotated[int, Field(ge=1024, le=65535), AfterValidator(_server_port)]
+ServerPort = Annotated[
+    int, Field(ge=1024, le=65535), refused(ALLOY_HTTP_PORT, f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
+]
 
 
 # ------------------------------------------------------------------ sections
 
 
-def _cluster_name(value: str) -> str:
-    if value in RESERVED_CLUSTER_NAMES:
-        raise ValueError(
-            f"{value!r} is reserved: its Application would be named {APP_PREFIX + value!r}, the name of the "
-            "bootstrap's root Application, and replace it; pick another name"
-        )
-    return value
+# The cluster name whose Application would take the name of the bootstrap's root.
+_RESERVED_NAME = ROOT_NAME.removeprefix(APP_PREFIX)
 
 
 class Metadata(Model):
@@ -330,14 +284,18 @@ class Metadata(Model):
         str,
         Field(max_length=MAX_NAME),
         Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE),
-        AfterValidator(_cluster_name),
+        refused(
+            _RESERVED_NAME,
+            f"{_RESERVED_NAME!r} is reserved: its Application would be named {ROOT_NAME!r}, the "
+            "name of the bootstrap's root Application, and replace it; pick another name",
+        ),
     ] = Field(description="The cluster's name: the spec's file name, the overlay's folder, the Application's suffix.")
 
 
 class ControlNode(Model):
-    address: Annotated[str, AfterValidator(_host_address)] = Field(
-        description="IP address or DNS name of the control node, as the Cassandra hosts dial the server."
-    )
+    address: Annotated[
+        str, _refuse(lambda v: None if units.is_host_address(v) else f"{v!r} is not an IP address or DNS name")
+    ] = Field(description="IP address or DNS name of the control node, as the Cassandra hosts dial the server.")
     node_selector: NodeSelector = Field(
         {"node-role.kubernetes.io/control-plane": "true"},
         description="Node labels that pick the control node for the Pyroscope server.",
@@ -350,9 +308,14 @@ class Server(Model):
     )
     port: ServerPort = Field(4040, description="HTTP port: the agents push profiles here and Grafana queries it.")
     grpc_port: ServerPort = Field(9095, description="gRPC port of the server.")
-    memberlist_port: Annotated[ServerPort, AfterValidator(_memberlist_port)] = Field(
-        7947, description="Memberlist port (not 7946, which other servers on the control node bind)."
-    )
+    memberlist_port: Annotated[
+        ServerPort,
+        refused(
+            MEMBERLIST_DEFAULT_PORT,
+            f"{MEMBERLIST_DEFAULT_PORT} is memberlist's default port, which Tempo, Loki "
+            "and easy-db-lab's own Pyroscope already bind on the control node; use another (the default is 7947)",
+        ),
+    ] = Field(7947, description="Memberlist port (not 7946, which other servers on the control node bind).")
     storage_path: Annotated[HostPath, _dedicated("/var/lib/pyroscope")] = Field(
         "/mnt/db1/pyroscope", description="Host directory of the stack's own that holds the profiles."
     )
@@ -470,9 +433,11 @@ class Agent(Model):
     version: Annotated[str, Pattern(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = Field(
         "2.9.1", description="Pyroscope Java agent version (from Maven Central unless url is set)."
     )
-    url: Annotated[str | None, AfterValidator(_agent_url)] = Field(
-        None, description="Where the hosts fetch the agent's jar instead of Maven Central."
-    )
+    url: Annotated[
+        str | None,
+        _no_credentials("serve the jar where the hosts can fetch it without them"),
+        _matches(r"^https?://[^\s'\"`$\\]+$", "must be an http(s) URL without spaces or quotes"),
+    ] = Field(None, description="Where the hosts fetch the agent's jar instead of Maven Central.")
     sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
         None, description="SHA-256 of the jar: the installer refuses any other."
     )
@@ -486,12 +451,15 @@ class Profiler(Model):
     event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], BeforeValidator(_one_event)] = Field(
         "cpu", description="The one event async-profiler samples."
     )
-    alloc: Annotated[str | None, _opt(units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576")] = Field(
-        "512k", description="Allocation profiling threshold in bytes (null: off)."
-    )
+    alloc: Annotated[
+        str | None, _matches(units.AGENT_SIZE, "{value!r} is not a byte threshold such as 512k, 1m or 1048576")
+    ] = Field("512k", description="Allocation profiling threshold in bytes (null: off).")
     lock: Annotated[
         str | None,
-        _opt(units.AGENT_LOCK, "a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)"),
+        _matches(
+            units.AGENT_LOCK,
+            "{value!r} is not a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)",
+        ),
     ] = Field("10ms", description="Lock profiling threshold (null: off).")
     # The pattern never fires after the check; it puts the accepted forms into the JSON Schema.
     upload_interval: Annotated[
@@ -553,12 +521,17 @@ class Cassandra(Model):
 
 
 class Destination(Model):
-    server: Annotated[str | None, AfterValidator(_api_server)] = Field(
-        None, description="https:// URL of the Kubernetes API server (or give name)."
-    )
-    name: Annotated[str | None, AfterValidator(_argo_cluster_name)] = Field(
-        None, description="Name of the cluster registered in Argo CD (or give server)."
-    )
+    server: Annotated[
+        str | None,
+        _no_credentials("register the cluster with its credentials in Argo CD (argocd cluster add)"),
+        _matches(r"^https://[^\s/]+(/[^\s]*)?$", "must be the https:// URL of a Kubernetes API server"),
+    ] = Field(None, description="https:// URL of the Kubernetes API server (or give name).")
+    name: Annotated[
+        str | None,
+        _matches(
+            r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", "must be the name of a cluster registered in Argo CD"
+        ),
+    ] = Field(None, description="Name of the cluster registered in Argo CD (or give server).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -572,34 +545,27 @@ _GIT_URL = re.compile(
 )
 
 
-def _git_url(value: str) -> str:
-    _no_credentials(value, "give them to Argo CD as a repository Secret (argocd repo add)")
-    if not _GIT_URL.match(value):
-        raise ValueError(f"{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)")
-    return value
-
-
 # Shared with fleet.yaml, so that both accept the same repositories and revisions.
-GitURL = Annotated[str, AfterValidator(_git_url)]
+GitURL = Annotated[
+    str,
+    _no_credentials("give them to Argo CD as a repository Secret (argocd repo add)"),
+    _matches(_GIT_URL, "{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)"),
+]
 Revision = Annotated[
     str, Field(min_length=1), Pattern(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
 ]
 
 
-def _not_root_project(value: str | None) -> str | None:
-    if value == ROOT_NAME:
-        raise ValueError(
-            f"must not be {ROOT_NAME!r}: the bootstrap's own project, which may write Applications and AppProjects"
-        )
-    return value
-
-
 class ArgoCD(Model):
     repo_url: GitURL = Field(alias="repoURL", description="Git repository Argo CD reads the overlay from.")
     target_revision: Revision = Field("main", description="Branch, tag or commit of that repository.")
-    project: Annotated[Name | None, AfterValidator(_not_root_project)] = Field(
-        None, description="Argo CD project (default: the fleet's own least-privilege AppProject)."
-    )
+    project: Annotated[
+        Name | None,
+        refused(
+            ROOT_NAME,
+            f"must not be {ROOT_NAME!r}: the bootstrap's own project, which may write Applications and AppProjects",
+        ),
+    ] = Field(None, description="Argo CD project (default: the fleet's own least-privilege AppProject).")
     destination: Destination = Field(description="The cluster the stack is deployed to.")
     automated: bool = Field(True, description="Sync automatically (prune and self-heal).")
 

@@ -6,27 +6,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from gen import yamlio
 from gen.errors import SpecError
 from gen.spec import loader
-from gen.spec.cluster import ROOT_NAME, GitURL, Model, Name, Namespace, Revision
+from gen.spec.cluster import ROOT_NAME, GitURL, Model, Name, Namespace, Revision, refused
 
 FLEET_FILE = "fleet.yaml"
 DEFAULT_ARGOCD_NAMESPACE = "argocd"
-
-
-def _own_project(value: str) -> str:
-    if value == "default":
-        # gen would overwrite Argo CD's built-in project with a least-privilege
-        # one, breaking every other Application that relies on it.
-        raise ValueError(
-            "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
-        )
-    if value == ROOT_NAME:
-        raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name")
-    return value
 
 
 class Fleet(Model):
@@ -35,9 +23,15 @@ class Fleet(Model):
     repo_url: GitURL = Field(alias="repoURL", description="Git repository of the bootstrap and the Applications.")
     target_revision: Revision = Field("main", description="Branch, tag or commit of that repository.")
     argocd_namespace: Namespace = Field(DEFAULT_ARGOCD_NAMESPACE, description="Namespace Argo CD runs in.")
-    project: Annotated[Name, Field(max_length=63), AfterValidator(_own_project)] = Field(
-        "profiling", description="Name of the fleet's least-privilege AppProject."
-    )
+    project: Annotated[
+        Name,
+        Field(max_length=63),
+        # A least-privilege `default` would break every other Application that relies on Argo CD's built-in one.
+        refused(
+            "default", "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
+        ),
+        refused(ROOT_NAME, f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name"),
+    ] = Field("profiling", description="Name of the fleet's least-privilege AppProject.")
     source_repos: Annotated[list[GitURL], Field(max_length=64)] = Field(
         [], description="Repositories besides repoURL that a spec's argocd.repoURL may name."
     )
