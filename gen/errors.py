@@ -29,14 +29,12 @@ def github_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def github_property(text: str) -> str:
-    """A property value (file=, title=) of a GitHub workflow command, escaped as the runner decodes it."""
-    return github_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_command(kind: str, message: str, **properties: object) -> str:
     """`::kind prop=value,...::message`, every part escaped: no value can end the line or the command."""
-    props = ",".join(f"{k}={github_property(str(v))}" for k, v in properties.items())
+    # A property value (file=, line=) also escapes the separators of the property list.
+    props = ",".join(
+        f"{k}={github_data(str(v)).replace(':', '%3A').replace(',', '%2C')}" for k, v in properties.items()
+    )
     return f"::{kind} {props}::{github_data(message)}" if props else f"::{kind}::{github_data(message)}"
 
 

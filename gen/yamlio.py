@@ -57,14 +57,12 @@ class Positioned:
 
     def where(self, path: Path) -> tuple[int, int]:
         """Best position for a path: its value, else its key, else its closest parent."""
+        if path in self.values:
+            return self.values[path]
         for n in range(len(path), -1, -1):
-            sub = path[:n]
-            if sub in self.values and n == len(path):
-                return self.values[sub]
-            if sub in self.keys:
-                return self.keys[sub]
-            if sub in self.values:
-                return self.values[sub]
+            at = self.keys.get(path[:n]) or self.values.get(path[:n])
+            if at is not None:
+                return at
         return (1, 1)
 
     def key_where(self, path: Path) -> tuple[int, int]:

@@ -40,19 +40,18 @@ def load_defaults(root: Path) -> Defaults | None:
     from gen.spec.loader import validate_model
 
     path = root / DEFAULTS_FILE
+    # Anything else there (a dangling link, a FIFO, a directory) is refused by `read`:
+    # ignoring it would drop every default without a word.
     if not os.path.lexists(path):
-        # Anything else there (a dangling link, a FIFO, a directory) is refused by
-        # `read`: ignoring it would drop every default without a word.
         return None
     doc = yamlio.load(yamlio.read(path, DEFAULTS_FILE), DEFAULTS_FILE)
     _, problems = validate_model(_DefaultsFile, doc, DEFAULTS_FILE)
     if problems:
         raise SpecError(problems)
     spec = doc.data["spec"]
-    if "metadata" in doc.data or any(k in spec for k in ("metadata", "name")):
-        line, col = doc.where(("metadata",)) if "metadata" in doc.data else doc.where(("spec",))
-        raise SpecError([Problem(DEFAULTS_FILE, line, col, "metadata", "defaults apply to spec only")])
-    if doc.data.get("apiVersion") != API_VERSION:  # pragma: no cover - refused by the model
+    if "metadata" in spec or "name" in spec:  # a top-level metadata is an unknown field of the model
+        raise SpecError([Problem(DEFAULTS_FILE, *doc.where(("spec",)), "metadata", "defaults apply to spec only")])
+    if doc.data["apiVersion"] != API_VERSION:  # another gen version, which validate_model leaves to its caller
         raise SpecError([Problem(DEFAULTS_FILE, 1, 1, "apiVersion", f"must be {API_VERSION}")])
     return Defaults(DEFAULTS_FILE, doc)
 

@@ -175,12 +175,10 @@ def env_file_problem(path: str) -> str | None:
         f"'{ENV_FILE_PREFIX}', or in a directory outside the system's (e.g. /opt/cassandra/pyroscope.env)"
     )
     if directory in ENV_FILE_DIRS:
-        if not name.startswith(ENV_FILE_PREFIX):
-            return f"{path} is not a Cassandra EnvironmentFile: {allowed}"
-        return None
-    if mount_dir_problem(directory) is not None or system_tree(directory) is not None:
-        return f"{path} is not a Cassandra EnvironmentFile: {allowed}"
-    return None
+        refused = not name.startswith(ENV_FILE_PREFIX)
+    else:
+        refused = mount_dir_problem(directory) is not None or system_tree(directory) is not None
+    return f"{path} is not a Cassandra EnvironmentFile: {allowed}" if refused else None
 
 
 def include_mount(include_file: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import NoneType, UnionType
@@ -137,39 +137,32 @@ def load_text(
     meta = doc.data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     if expected_name is not None and isinstance(name, str) and name != expected_name:
-        line, col = doc.where(("metadata", "name"))
-        problems.append(
-            Problem(file, line, col, "metadata.name", f"{name!r} must equal the file name {expected_name!r}")
-        )
+        message = f"{name!r} must equal the file name {expected_name!r}"
+        problems.append(Problem(file, *doc.where(("metadata", "name")), "metadata.name", message))
     merged = doc
     if defaults is not None and isinstance(doc.data.get("spec", {}), dict):
         data = {**doc.data, "spec": merge(defaults.spec, doc.data.get("spec", {}))}
         merged = yamlio.Positioned(data, doc.values, doc.keys)
-
-    def locate(path: yamlio.Path, key: bool) -> tuple[str, int, int]:
-        return _locate(file, doc, defaults, path, key)
-
-    cluster, found = validate_model(Cluster, merged, file, locate)
+    cluster, found = validate_model(Cluster, merged, file, defaults)
     problems.extend(found)
     if problems or cluster is None:
         raise SpecError(problems)
     return LoadedCluster(cluster, file, doc, defaults)
 
 
-# (field path, whether to point at its key rather than its value) → (file, line, column)
-Locate = Callable[[yamlio.Path, bool], tuple[str, int, int]]
-
-
 def validate_model(
-    model: type[M], doc: yamlio.Positioned, file: str, locate: Locate | None = None
+    model: type[M], doc: yamlio.Positioned, file: str, defaults: Defaults | None = None
 ) -> tuple[M | None, list[Problem]]:
-    """Validate positioned data against a model; problems carry file, line and column (`locate`'s, if given)."""
+    """Validate positioned data against a model; problems point into `file` (or the defaults, see `_locate`)."""
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:
-        where = locate or (lambda p, key: _locate(file, doc, None, p, key))
         other = _other_version(doc)
-        return None, [_problem(i, where) for i in issues(model, e) if not (other and i.loc == ("apiVersion",))]
+        return None, [
+            Problem(*_locate(file, doc, defaults, i.loc, i.kind == "unknown"), dotted(i.loc), i.message)
+            for i in issues(model, e)
+            if not (other and i.loc == ("apiVersion",))
+        ]
 
 
 class Issue(NamedTuple):
@@ -291,7 +284,3 @@ def _other_version(doc: yamlio.Positioned) -> bool:
     """Whether the document is a spec of another gen version (reported by `_header_problems` alone)."""
     value = doc.data.get("apiVersion")
     return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
-
-
-def _problem(issue: Issue, locate: Locate) -> Problem:
-    return Problem(*locate(issue.loc, issue.kind == "unknown"), dotted(issue.loc), issue.message)
