@@ -29,20 +29,26 @@ class NotAFile(OSError):  # noqa: N818 - an OSError, as open() would raise
         self.too_large = too_large
 
 
+_KINDS = {
+    stat.S_IFREG: "a file",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+# What os.open() with O_NOFOLLOW | O_NONBLOCK says about a path that is not a regular file.
+_OPEN_REFUSALS = {
+    errno.ELOOP: "a symbolic link",
+    errno.ENXIO: "a socket",
+    errno.ENOTDIR: "under a path that is not a directory",
+}
+
+
 def kind_of(mode: int) -> str:
     """What a file mode is, in words."""
-    for test, name in (
-        (stat.S_ISREG, "a file"),
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
@@ -51,12 +57,8 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
     try:
         fd = os.open(path, flags)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise NotAFile(path, "a symbolic link") from None
-        if e.errno == errno.ENXIO:  # a socket
-            raise NotAFile(path, "a socket") from None
-        if e.errno == errno.ENOTDIR:
-            raise NotAFile(path, "under a path that is not a directory") from None
+        if e.errno in _OPEN_REFUSALS:
+            raise NotAFile(path, _OPEN_REFUSALS[e.errno]) from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -186,22 +188,18 @@ def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
             if seen > MAX_TREE_ENTRIES:
                 yield f"{rel}: more than {MAX_TREE_ENTRIES} entries; gen reads no further"
                 return
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
                 stack.append(path)
-                continue
-            if not stat.S_ISREG(mode):
-                yield f"{path}: {kind_of(mode)}, not a regular file; gen builds only regular files"
-                continue
-            if entry.stat(follow_symlinks=False).st_size > MAX_FILE_BYTES:
+            elif not stat.S_ISREG(st.st_mode):
+                yield f"{path}: {kind_of(st.st_mode)}, not a regular file; gen builds only regular files"
+            elif st.st_size > MAX_FILE_BYTES:
                 yield f"{path}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
-                continue
-            if yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization"):
+            elif yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization"):
                 try:
-                    text = read_text(entry.path)
+                    problem = yamlio.check_bounds(read_text(entry.path))
                 except (OSError, UnicodeDecodeError) as e:
                     yield f"{path}: cannot be read: {getattr(e, 'why', None) or e}"
                     continue
-                problem = yamlio.check_bounds(text)
                 if problem is not None:
                     yield f"{path}:{problem[0]}:{problem[1]}: {problem[2]}"

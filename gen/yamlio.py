@@ -30,6 +30,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import BaseResolver, Resolver, implicit_resolvers
 
+from gen import repofs
 from gen.errors import Problem, SpecError, short_repr
 
 MAX_SPEC_BYTES = 1024 * 1024
@@ -99,8 +100,6 @@ def _invalid(e: YAMLError) -> _Fail:
 
 def read(path: os.PathLike[str] | str, filename: str) -> bytes:
     """The bytes of a spec file: a regular file (never a symlink, a FIFO or a directory) within the size limit."""
-    from gen import repofs
-
     try:
         return repofs.read(path, MAX_SPEC_BYTES)
     except repofs.NotAFile as e:
@@ -145,8 +144,8 @@ def load(raw: bytes, filename: str) -> Positioned:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            before = raw[: e.start]
-            at = (before.count(b"\n") + 1, e.start - before.rfind(b"\n"))
+            # latin-1 reads each byte as one character: the column counts bytes.
+            at = _line_col(raw.decode("latin-1"), e.start)
             raise _Fail(at, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
         return _load_text(text.removeprefix("\ufeff"))
     except _Fail as f:
@@ -158,7 +157,6 @@ class _SpecComposer(Composer, Resolver):
 
     # Checked as each node arrives, so that nesting stops at its bound rather than at Python's
     # recursion limit (libyaml's own composer, 2.5 times as fast, crashes on 100 000 nested brackets).
-
     max_depth = 0  # the composer's own bound counts scalars too; nesting is checked below
 
     def __init__(self, text: str) -> None:
@@ -243,8 +241,7 @@ def _value(node: Node, path: Path, out: Positioned) -> Any:
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of an offset."""
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
 
 
 def _tag_name(tag: str) -> str:
@@ -366,8 +363,6 @@ def dump_all(docs: list[Any]) -> str:
 
 def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
     """Every document of a committed YAML file (an Argo CD file); what cannot be read is a problem of `filename`."""
-    from gen import repofs
-
     try:
         return parse_all_plain(repofs.read_text(path))
     except UnicodeDecodeError as e:

@@ -66,9 +66,6 @@ class Pattern:
         return {**out, "pattern": self.regex.pattern}
 
 
-# ------------------------------------------------------------------ checks
-
-
 def _absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"must be an absolute path, got {value!r}")
@@ -270,9 +267,6 @@ GoDuration = Annotated[str, AfterValidator(_go_duration)]
 ServerPort = Annotated[
     int, Field(ge=1024, le=65535), refused(ALLOY_HTTP_PORT, f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
 ]
-
-
-# ------------------------------------------------------------------ sections
 
 
 # The cluster name whose Application would take the name of the bootstrap's root.

@@ -28,11 +28,7 @@ class _DefaultsFile(Model):
 class Defaults:
     file: str
     doc: yamlio.Positioned
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        spec = self.doc.data.get("spec")
-        return spec if isinstance(spec, dict) else {}
+    spec: dict[str, Any]
 
 
 def load_defaults(root: Path) -> Defaults | None:
@@ -53,7 +49,7 @@ def load_defaults(root: Path) -> Defaults | None:
         raise SpecError([Problem(DEFAULTS_FILE, *doc.where(("spec",)), "metadata", "defaults apply to spec only")])
     if doc.data["apiVersion"] != API_VERSION:  # another gen version, which validate_model leaves to its caller
         raise SpecError([Problem(DEFAULTS_FILE, 1, 1, "apiVersion", f"must be {API_VERSION}")])
-    return Defaults(DEFAULTS_FILE, doc)
+    return Defaults(DEFAULTS_FILE, doc, spec)
 
 
 def merge(default: Any, override: Any) -> Any:

@@ -127,14 +127,11 @@ INCLUDE_FILE_NAME = "cassandra.in.sh"
 def system_tree(path: str) -> str | None:
     """The system tree that holds `path` (or is it), unless an open directory lies in between."""
     at = path
-    while True:
-        if at in SYSTEM_TREES:
-            return at
-        if at in OPEN_DIRS and at != path:
-            return None
-        if at == "/":
+    while at not in SYSTEM_TREES:
+        if at == "/" or (at in OPEN_DIRS and at != path):
             return None
         at = posixpath.dirname(at)
+    return at
 
 
 def dedicated_dir_problem(path: str, example: str) -> str | None:

@@ -133,7 +133,10 @@ def load_text(
 ) -> LoadedCluster:
     """Parse and validate one spec (over the fleet's defaults); raise SpecError listing each problem."""
     doc = yamlio.load(raw, file)
-    problems = _header_problems(doc, file)
+    problems = []
+    if _other_version(doc):  # named as such, rather than as a value the apiVersion field refuses
+        message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
+        problems.append(Problem(file, *doc.where(("apiVersion",)), "apiVersion", message))
     meta = doc.data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     if expected_name is not None and isinstance(name, str) and name != expected_name:
@@ -272,15 +275,7 @@ def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or name for name, f in tp.model_fields.items()]
 
 
-def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
-    # apiVersion gets its own message so that a spec of another version is named as such.
-    if not _other_version(doc):
-        return []
-    message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
-    return [Problem(file, *doc.where(("apiVersion",)), "apiVersion", message)]
-
-
 def _other_version(doc: yamlio.Positioned) -> bool:
-    """Whether the document is a spec of another gen version (reported by `_header_problems` alone)."""
+    """Whether the document is a spec of another gen version (reported by `load_text` alone)."""
     value = doc.data.get("apiVersion")
     return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
