@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,9 +119,6 @@ class ToolError(GenError):
 
 def describe_os_error(error: OSError) -> str:
     """`path: cause` for a refusal of the file system, in words a user can act on."""
-    import errno
-    import os
-
     cause = error.strerror or str(error)
     path = error.filename
     if error.errno == errno.ENOTDIR and path is not None:

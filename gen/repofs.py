@@ -70,33 +70,21 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
 def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large."""
     fd, st = _open_regular(path)
-    try:
-        if st.st_size > limit:
+    with open(fd, "rb") as f:
+        # The size is checked before a byte is read, and again after: the file may grow meanwhile.
+        if st.st_size > limit or len(data := f.read(limit + 1)) > limit:
             raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
-        chunks = []
-        size = 0
-        while chunk := os.read(fd, limit + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:  # it grew while being read
-                raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return data
 
 
 def head(path: str | os.PathLike[str], size: int = 4096) -> bytes | None:
     """The first bytes of a regular file; None for anything else (a link, a FIFO, a device) or when unreadable."""
     try:
         fd, _ = _open_regular(path)
+        with open(fd, "rb") as f:
+            return f.read(size)
     except OSError:
         return None
-    try:
-        return os.read(fd, size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def read_text(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> str:

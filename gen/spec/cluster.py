@@ -62,8 +62,7 @@ class Pattern:
         return core_schema.no_info_after_validator_function(self._check, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        out: dict[str, Any] = handler(schema)
-        return {**out, "pattern": self.regex.pattern}
+        return {**handler(schema), "pattern": self.regex.pattern}
 
 
 def _absolute_path(value: str) -> str:
@@ -135,13 +134,18 @@ def _dedicated(example: str) -> AfterValidator:
     return _refuse(lambda value: hostpaths.dedicated_dir_problem(value, example))
 
 
+def _split_image(image: str) -> tuple[str, str, str]:
+    """An image reference's repository, tag and digest (each "" when absent)."""
+    name, _, digest = image.partition("@")
+    repo, colon, tag = name.rpartition(":")
+    # A colon before the last `/` is a registry's port, not a tag.
+    return (repo, tag, digest) if colon and "/" not in tag else (name, "", digest)
+
+
 def _image(value: str) -> str:
-    name, _, digest = value.partition("@")
+    repo, tag, digest = _split_image(value)
     if digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest):
         raise ValueError("digest must be sha256: followed by 64 lowercase hex digits")
-    repo, tag = name, ""
-    if ":" in name.rsplit("/", 1)[-1]:
-        repo, tag = name.rsplit(":", 1)
     if not re.match(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$", repo):
         raise ValueError(f"{value!r} is not an image reference")
     if tag == "latest":
@@ -194,16 +198,13 @@ def _one_event(value: object) -> object:
     return value
 
 
-def _label_map(kind: str) -> AfterValidator:
-    def check(value: dict[str, str]) -> dict[str, str]:
-        for k, v in value.items():
-            if not units.LABEL_NAME.match(k):
-                raise ValueError(f"{k!r} is not a valid {kind} key")
-            if not units.LABEL_VALUE.match(v):
-                raise ValueError(f"{v!r} (for {k!r}) is not a valid {kind} value")
-        return value
-
-    return AfterValidator(check)
+def _node_selector(value: dict[str, str]) -> dict[str, str]:
+    for k, v in value.items():
+        if not units.LABEL_NAME.match(k):
+            raise ValueError(f"{k!r} is not a valid node label key")
+        if not units.LABEL_VALUE.match(v):
+            raise ValueError(f"{v!r} (for {k!r}) is not a valid node label value")
+    return value
 
 
 def _server_image(value: str) -> str:
@@ -262,7 +263,7 @@ HostPath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_abso
 IncludePath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_include_path)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Image = Annotated[str, AfterValidator(_image)]
-NodeSelector = Annotated[dict[str, str], _label_map("node label")]
+NodeSelector = Annotated[dict[str, str], AfterValidator(_node_selector)]
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
 ServerPort = Annotated[
     int, Field(ge=1024, le=65535), refused(ALLOY_HTTP_PORT, f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
@@ -379,10 +380,7 @@ _PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPor
 
 
 def major_of(image: str) -> int:
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    tag = last.rsplit(":", 1)[1] if ":" in last else ""
-    m = re.match(r"^v?(\d+)\.\d+", tag)
+    m = re.match(r"^v?(\d+)\.\d+", _split_image(image)[1])
     if not m:
         raise ValueError("needs a version tag (e.g. grafana/pyroscope:2.2.1) to pick the config format")
     major = int(m.group(1))

@@ -16,6 +16,7 @@ from gen import repofs, yamlio
 from gen.errors import Problem, SpecError, UsageError, short_repr
 from gen.spec.cluster import API_VERSION, Cluster, FieldError
 from gen.spec.defaults import Defaults, load_defaults, merge
+from gen.spec.units import close_match
 
 CLUSTERS_DIR = "clusters"
 M = TypeVar("M", bound=BaseModel)
@@ -37,11 +38,9 @@ class LoadedCluster:
     def origin(self, path: yamlio.Path) -> tuple[str, int, int] | None:
         """Where a field's value (spec key names) was written, in the cluster or the defaults; None for a built-in."""
         if path in self.positions.values:
-            line, col = self.positions.values[path]
-            return self.file, line, col
+            return (self.file, *self.positions.values[path])
         if self.defaults is not None and path in self.defaults.doc.values:
-            line, col = self.defaults.doc.values[path]
-            return self.defaults.file, line, col
+            return (self.defaults.file, *self.defaults.doc.values[path])
         return None
 
     def problem(self, path: yamlio.Path, message: str) -> Problem:
@@ -251,8 +250,6 @@ def _describe(value: Any) -> str:
 
 
 def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    from gen.spec.units import close_match
-
     allowed = _keys_at(model, loc[:-1])
     hint = close_match(str(loc[-1]), allowed)
     if hint:

@@ -98,9 +98,5 @@ PORTS = {"easy-db-lab": EASY_DB_LAB_PORTS, "kubernetes": KUBERNETES_PORTS}
 
 def port_clash(platform: str, port: int, role: Role, user: str) -> HostPort | None:
     """The platform's use of a host port that `user` (a stack part) would bind on nodes of `role`, if any."""
-    for taken in PORTS[platform]:
-        if taken.port != port or taken.taken_over_by == user:
-            continue
-        if "every" in (taken.role, role) or taken.role == role:
-            return taken
-    return None
+    mine = (t for t in PORTS[platform] if t.port == port and t.taken_over_by != user)
+    return next((t for t in mine if "every" in (t.role, role) or t.role == role), None)
