@@ -148,10 +148,7 @@ def guard_layout(root: Path) -> None:
 
 
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
-    """Findings for every entry under rel that is not a regular file or a real directory, or is too large.
-
-    With `yaml_check`, also for every YAML file outside `yamlio.check_bounds`.
-    """
+    """Findings under rel: what is no regular file or real directory, too large, or (`yaml_check`) past YAML bounds."""
     from gen import yamlio
 
     top = root / rel

@@ -66,9 +66,6 @@ class Positioned:
                 return at
         return (1, 1)
 
-    def key_where(self, path: Path) -> tuple[int, int]:
-        return self.keys.get(path) or self.where(path)
-
 
 class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this module
     def __init__(self, at: tuple[int, int], message: str) -> None:
@@ -255,12 +252,8 @@ def _scalar(tag: str, value: str, at: tuple[int, int]) -> Any:
         raise _Fail(at, f"{short_repr(value)} reads as a YAML date; quote it to make it a string")
     if tag not in _SCALAR_TAGS:
         raise _Fail(at, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
-    if kind == "str":
-        return value
-    if kind == "null":
-        return None
-    if kind == "bool":
-        return value.lower() == "true"
+    if kind in ("str", "null", "bool"):
+        return {"str": value, "null": None, "bool": value.lower() == "true"}[kind]
     digits = value.replace("_", "")
     try:
         if kind == "float":

@@ -32,9 +32,7 @@ ROOT_NAME = APP_PREFIX + "fleet"
 class Model(BaseModel):
     """Base of every input model: strict (no silent coercion), frozen, camelCase keys, unknown keys refused."""
 
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False
-    )
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, alias_generator=to_camel)
 
 
 class FieldError(ValueError):
@@ -182,10 +180,9 @@ def _upload_interval(value: str) -> str:
     if re.fullmatch(r"[0-9]+ns", value):
         # It ends in s, so the agent reads it as seconds, fails on the n and uses 10s instead.
         raise ValueError(f"{value!r}: the Java agent cannot read ns (it falls back to 10s); write us, ms or s")
-    raise ValueError(f"{value!r}: {_INTERVAL_FORMS}")
-
-
-_INTERVAL_FORMS = "the Java agent reads only a number with us, ms or s, or bare nanoseconds (e.g. 10s, 60s; never 1m)"
+    raise ValueError(
+        f"{value!r}: the Java agent reads only a number with us, ms or s, or bare nanoseconds (e.g. 10s, 60s; never 1m)"
+    )
 
 
 def _one_event(value: object) -> object:
@@ -454,9 +451,9 @@ class Profiler(Model):
         ),
     ] = Field("10ms", description="Lock profiling threshold (null: off).")
     # The pattern never fires after the check; it puts the accepted forms into the JSON Schema.
-    upload_interval: Annotated[
-        str, AfterValidator(_upload_interval), Pattern(units.AGENT_INTERVAL, _INTERVAL_FORMS)
-    ] = Field("10s", description="How often the agent uploads profiles (us, ms or s).")
+    upload_interval: Annotated[str, AfterValidator(_upload_interval), Pattern(units.AGENT_INTERVAL)] = Field(
+        "10s", description="How often the agent uploads profiles (us, ms or s)."
+    )
 
 
 class Toleration(Model):

@@ -55,8 +55,5 @@ def load_defaults(root: Path) -> Defaults | None:
 def merge(default: Any, override: Any) -> Any:
     """`override` over `default`: mappings key by key, anything else replaced whole."""
     if isinstance(default, dict) and isinstance(override, dict):
-        out = dict(default)
-        for key, value in override.items():
-            out[key] = merge(default[key], value) if key in default else value
-        return out
+        return {**default, **{key: merge(default.get(key), value) for key, value in override.items()}}
     return override

@@ -180,8 +180,7 @@ def env_file_problem(path: str) -> str | None:
 
 def include_mount(include_file: str) -> str:
     """The host directory the installer mounts for the include file(s)."""
-    # With a `*`, the directory above it, so the installer sees and hooks every version: a mount of
-    # `.../current/bin` resolves the symlink once at pod start, and a later `use-cassandra` goes unhooked.
+    # With a `*`, the directory above it, so that the installer sees every version (not just `current`'s).
     parts = include_file.split("/")
     if "*" in parts:
         return "/".join(parts[: parts.index("*")]) or "/"

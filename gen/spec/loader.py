@@ -58,14 +58,11 @@ def _locate(
 
     if defaults is not None and depth(defaults.doc.values) > depth(doc.values):
         file, doc = defaults.file, defaults.doc
-    return (file, *(doc.key_where(path) if key else doc.where(path)))
+    return (file, *((doc.keys.get(path) if key else None) or doc.where(path)))
 
 
 def spec_files(root: Path) -> dict[str, Path]:
-    """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters).
-
-    A spec that is not a regular file, or `x.yaml` next to `x.yml`, is a SpecError.
-    """
+    """Every cluster spec by name (not `_*` files); SpecError for a non-regular file, or for x.yaml next to x.yml."""
     folder = root / CLUSTERS_DIR
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -80,8 +77,7 @@ def spec_files(root: Path) -> dict[str, Path]:
         rel = f"{CLUSTERS_DIR}/{entry.name}"
         mode = entry.stat(follow_symlinks=False).st_mode
         if not stat.S_ISREG(mode):
-            what = repofs.kind_of(mode)
-            problems.append(Problem(rel, 1, 1, "", f"{what}; a cluster spec must be a regular file"))
+            problems.append(Problem(rel, 1, 1, "", f"{repofs.kind_of(mode)}; a cluster spec must be a regular file"))
         elif stem in found:
             other = found[stem].relative_to(root).as_posix()
             problems.append(Problem(rel, 1, 1, "", f"{other} holds cluster {stem!r} too; keep one of the two files"))

@@ -12,8 +12,7 @@ _GO_PART = re.compile(r"(\d+)(ns|us|µs|ms|s|m|h)")
 # The Pyroscope server reads retention as a Prometheus duration (integer parts, units in
 # decreasing order), which is stricter than Go's; accept only what both understand.
 RETENTION = re.compile(r"^(0|(?=\d)(\d+h)?(\d+m)?(\d+s)?)$")
-# The Java agent's upload interval, as its IntervalParser reads it: an integer with ms, us or s,
-# or a bare number of nanoseconds ("10ns" ends in s, fails to parse and silently becomes 10s).
+# The Java agent's upload interval, as its IntervalParser reads it (see the domain reference);
 # 18 digits at most, so that the number fits a Java long.
 AGENT_INTERVAL = re.compile(r"^[1-9]\d{0,17}(us|ms|s)?$")
 # The lock threshold goes to async-profiler, which reads ns, us, ms, s or bare nanoseconds.
