@@ -62,9 +62,7 @@ class Problem:
 
 def short_repr(value: str, limit: int = 60) -> str:
     """repr() of a value for an error line, cut short so that a huge value cannot flood the output."""
-    if len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}… ({len(value)} characters)"
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 class GenError(Exception):

@@ -47,7 +47,6 @@ _OPEN_REFUSALS = {
 
 
 def kind_of(mode: int) -> str:
-    """What a file mode is, in words."""
     return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
@@ -139,10 +138,9 @@ def guard_layout(root: Path) -> None:
         if what is None or what == "absent":
             continue
         if what == "a symbolic link":
-            target = os.readlink(root / rel)
             raise UsageError(
-                f"{rel}: a symbolic link (to {target}); gen reads and writes only a real directory there: "
-                "replace the link with the directory"
+                f"{rel}: a symbolic link (to {os.readlink(root / rel)}); gen reads and writes only a real directory "
+                "there: replace the link with the directory"
             )
         raise UsageError(f"{rel}: {what}, where gen expects a directory")
 

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from _ruamel_yaml import CEmitter, CParser  # type: ignore[import-not-found]
+import _ruamel_yaml  # type: ignore[import-not-found]
+import ruamel.yaml
+from _ruamel_yaml import CEmitter, CParser
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.cyaml import CSafeLoader
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -79,9 +81,6 @@ def _at(mark: Any) -> tuple[int, int]:
 
 def library_identity() -> str:
     """Which ruamel.yaml and libyaml build gen parses and emits with: another one may emit other bytes."""
-    import _ruamel_yaml
-    import ruamel.yaml
-
     st = os.stat(_ruamel_yaml.__file__)
     return f"ruamel.yaml {ruamel.yaml.__version__}, {_ruamel_yaml.__file__} {st.st_size} {st.st_mtime_ns}"
 
@@ -367,8 +366,7 @@ def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
 
 def parse_plain(text: str) -> Any:
     """Load trusted YAML (our own output, kustomize's output) without positions."""
-    docs = parse_all_plain(text)
-    return docs[0] if docs else None
+    return next(iter(parse_all_plain(text)), None)
 
 
 class _ManifestLoader(CSafeLoader):

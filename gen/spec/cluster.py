@@ -13,6 +13,7 @@ from pydantic_core import core_schema
 
 from gen.errors import short_repr
 from gen.spec import hostpaths, units
+from gen.spec.platforms import port_clash
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
@@ -414,12 +415,12 @@ class Grafana(Model):
     datasource_uid: Annotated[
         str,
         Field(max_length=40),
-        Pattern(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'"),
+        Pattern(r"^[A-Za-z0-9_-]+$", "may hold only letters, digits, '-' and '_'"),
     ] = Field("pyroscope", description="UID of the Pyroscope datasource.")
 
 
 class Agent(Model):
-    version: Annotated[str, Pattern(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = Field(
+    version: Annotated[str, Pattern(r"^\d+\.\d+\.\d+$", "must be a version like 2.9.1")] = Field(
         "2.9.1", description="Pyroscope Java agent version (from Maven Central unless url is set)."
     )
     url: Annotated[
@@ -540,9 +541,7 @@ GitURL = Annotated[
     _no_credentials("give them to Argo CD as a repository Secret (argocd repo add)"),
     _matches(_GIT_URL, "{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)"),
 ]
-Revision = Annotated[
-    str, Field(min_length=1), Pattern(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
-]
+Revision = Annotated[str, Field(min_length=1), Pattern(r"^[A-Za-z0-9._/+-]+$", "must be a branch, tag or commit")]
 
 
 class ArgoCD(Model):
@@ -616,8 +615,6 @@ class ClusterSpec(Model):
                 f"{self.namespace!r} is shared: the stack's namespace gets the privileged Pod Security level, "
                 "which would weaken admission for everything else there; use a namespace of its own",
             )
-        from gen.spec.platforms import port_clash
-
         for name, port in self.server.node_ports.items():
             taken = port_clash(self.platform, port, "control", "the Pyroscope server")
             if taken is not None:

@@ -141,8 +141,7 @@ def dedicated_dir_problem(path: str, example: str) -> str | None:
         return f"must not be '/'; {advice}"
     if path in SYSTEM_DIRS:
         return f"{path} is a system directory; {advice}"
-    tree = system_tree(path)
-    if tree is not None:
+    if (tree := system_tree(path)) is not None:
         return f"{path} lies inside {tree}, which belongs to the system; {advice}"
     if path.count("/") < 2:
         return f"must be at least two levels deep, a directory of the stack's own below a shared one (e.g. {example})"

@@ -93,7 +93,6 @@ def load_clusters(
 ) -> list[LoadedCluster]:
     """Load and validate the named clusters (all when None); raise one SpecError for all problems."""
     files = spec_files(root) if files is None else files
-    chosen = choose(files, names)
     problems: list[Problem] = []
     loaded: list[LoadedCluster] = []
     try:
@@ -101,7 +100,7 @@ def load_clusters(
     except SpecError as e:
         problems.extend(e.problems)
         defaults = None
-    for name in chosen:
+    for name in choose(files, names):
         path = files[name]
         rel = path.relative_to(root).as_posix()
         try:
@@ -137,11 +136,8 @@ def load_text(
     if expected_name is not None and isinstance(name, str) and name != expected_name:
         message = f"{name!r} must equal the file name {expected_name!r}"
         problems.append(Problem(file, *doc.where(("metadata", "name")), "metadata.name", message))
-    merged = doc
-    if defaults is not None and isinstance(doc.data.get("spec", {}), dict):
-        data = {**doc.data, "spec": merge(defaults.spec, doc.data.get("spec", {}))}
-        merged = yamlio.Positioned(data, doc.values, doc.keys)
-    cluster, found = validate_model(Cluster, merged, file, defaults)
+    data = doc.data if defaults is None else {**doc.data, "spec": merge(defaults.spec, doc.data.get("spec", {}))}
+    cluster, found = validate_model(Cluster, yamlio.Positioned(data, doc.values, doc.keys), file, defaults)
     problems.extend(found)
     if problems or cluster is None:
         raise SpecError(problems)
@@ -155,11 +151,10 @@ def validate_model(
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:
-        other = _other_version(doc)
         return None, [
             Problem(*_locate(file, doc, defaults, i.loc, i.kind == "unknown"), dotted(i.loc), i.message)
             for i in issues(model, e)
-            if not (other and i.loc == ("apiVersion",))
+            if not (i.loc == ("apiVersion",) and _other_version(doc))
         ]
 
 
@@ -248,9 +243,7 @@ def _describe(value: Any) -> str:
 def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     allowed = _keys_at(model, loc[:-1])
     hint = close_match(str(loc[-1]), allowed)
-    if hint:
-        return f"unknown field; did you mean {hint!r}?"
-    return f"unknown field (allowed: {', '.join(allowed)})"
+    return f"unknown field; did you mean {hint!r}?" if hint else f"unknown field (allowed: {', '.join(allowed)})"
 
 
 def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

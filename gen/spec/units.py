@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 
@@ -66,12 +67,7 @@ def is_host_address(text: str) -> bool:
 
 
 def close_match(word: str, choices: list[str]) -> str | None:
-    import difflib
-
     # The same name in another case or spelling style (repo_url, RepoUrl) first.
     normalised = {c.lower().replace("_", "").replace("-", ""): c for c in choices}
     same = normalised.get(word.lower().replace("_", "").replace("-", ""))
-    if same is not None:
-        return same
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return found[0] if found else None
+    return same or next(iter(difflib.get_close_matches(word, choices, n=1, cutoff=0.6)), None)
