@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,14 +31,12 @@ def github_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def github_property(text: str) -> str:
-    """A property value (file=, title=) of a GitHub workflow command, escaped as the runner decodes it."""
-    return github_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_command(kind: str, message: str, **properties: object) -> str:
     """`::kind prop=value,...::message`, every part escaped: no value can end the line or the command."""
-    props = ",".join(f"{k}={github_property(str(v))}" for k, v in properties.items())
+    # A property value (file=, line=) also escapes the separators of the property list.
+    props = ",".join(
+        f"{k}={github_data(str(v)).replace(':', '%3A').replace(',', '%2C')}" for k, v in properties.items()
+    )
     return f"::{kind} {props}::{github_data(message)}" if props else f"::{kind}::{github_data(message)}"
 
 
@@ -62,9 +62,7 @@ class Problem:
 
 def short_repr(value: str, limit: int = 60) -> str:
     """repr() of a value for an error line, cut short so that a huge value cannot flood the output."""
-    if len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}… ({len(value)} characters)"
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}… ({len(value)} characters)"
 
 
 class GenError(Exception):
@@ -119,9 +117,6 @@ class ToolError(GenError):
 
 def describe_os_error(error: OSError) -> str:
     """`path: cause` for a refusal of the file system, in words a user can act on."""
-    import errno
-    import os
-
     cause = error.strerror or str(error)
     path = error.filename
     if error.errno == errno.ENOTDIR and path is not None:

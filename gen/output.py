@@ -56,19 +56,16 @@ class Progress:
 
     def advance(self, n: int = 1) -> None:
         with self._lock:
-            self._advance(n)
-
-    def _advance(self, n: int) -> None:
-        self.done += n
-        if not self.enabled:
-            return
-        filled = self.WIDTH * self.done // self.total
-        if filled == self._shown and self.done < self.total:
-            return  # redraw only when the bar moves
-        self._shown = filled
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.err.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
-        self.err.flush()
+            self.done += n
+            if not self.enabled:
+                return
+            filled = self.WIDTH * self.done // self.total
+            if filled == self._shown and self.done < self.total:
+                return  # redraw only when the bar moves
+            self._shown = filled
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            self.err.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+            self.err.flush()
 
     def close(self) -> None:
         if self.enabled and self._shown >= 0:

@@ -1,10 +1,4 @@
-"""Reading the fleet repository's own files: no symlink followed, no FIFO waited on, nothing read past a bound.
-
-A pull request decides what the repository holds, so a committed file may be a
-symlink to /dev/zero or to another user's files, a FIFO that never ends, a
-directory, or gigabytes. What gen reads, lists or writes under these folders is
-refused unless it is a regular file or a real directory.
-"""
+"""Reading what a pull request put in the repository: no symlink followed, no FIFO waited on, no byte past a bound."""
 
 from __future__ import annotations
 
@@ -35,37 +29,35 @@ class NotAFile(OSError):  # noqa: N818 - an OSError, as open() would raise
         self.too_large = too_large
 
 
+_KINDS = {
+    stat.S_IFREG: "a file",
+    stat.S_IFLNK: "a symbolic link",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a device",
+    stat.S_IFBLK: "a device",
+}
+# What os.open() with O_NOFOLLOW | O_NONBLOCK says about a path that is not a regular file.
+_OPEN_REFUSALS = {
+    errno.ELOOP: "a symbolic link",
+    errno.ENXIO: "a socket",
+    errno.ENOTDIR: "under a path that is not a directory",
+}
+
+
 def kind_of(mode: int) -> str:
-    """What a file mode is, in words."""
-    for test, name in (
-        (stat.S_ISREG, "a file"),
-        (stat.S_ISLNK, "a symbolic link"),
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
-    """An open descriptor of a regular file and its stat; FileNotFoundError when absent, NotAFile otherwise.
-
-    The last component is opened without following a symlink, and without blocking on a FIFO.
-    """
+    """An open descriptor of a regular file and its stat; FileNotFoundError when absent, NotAFile otherwise."""
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise NotAFile(path, "a symbolic link") from None
-        if e.errno == errno.ENXIO:  # a socket
-            raise NotAFile(path, "a socket") from None
-        if e.errno == errno.ENOTDIR:
-            raise NotAFile(path, "under a path that is not a directory") from None
+        if e.errno in _OPEN_REFUSALS:
+            raise NotAFile(path, _OPEN_REFUSALS[e.errno]) from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
@@ -75,38 +67,23 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
 
 
 def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
-    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large.
-
-    The size is checked before a byte is read.
-    """
+    """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large."""
     fd, st = _open_regular(path)
-    try:
-        if st.st_size > limit:
+    with open(fd, "rb") as f:
+        # The size is checked before a byte is read, and again after: the file may grow meanwhile.
+        if st.st_size > limit or len(data := f.read(limit + 1)) > limit:
             raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
-        chunks = []
-        size = 0
-        while chunk := os.read(fd, limit + 1 - size):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:  # it grew while being read
-                raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+    return data
 
 
 def head(path: str | os.PathLike[str], size: int = 4096) -> bytes | None:
     """The first bytes of a regular file; None for anything else (a link, a FIFO, a device) or when unreadable."""
     try:
         fd, _ = _open_regular(path)
+        with open(fd, "rb") as f:
+            return f.read(size)
     except OSError:
         return None
-    try:
-        return os.read(fd, size)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def read_text(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> str:
@@ -138,10 +115,7 @@ def check_file(root: Path, rel: str) -> Iterator[str]:
 
 
 def files_under(root: Path, rel: str) -> dict[str, bytes]:
-    """Every regular file under rel (or rel itself) by path relative to root; symlinks neither followed nor read.
-
-    For a tree `scan` found nothing in: anything else there raises NotAFile.
-    """
+    """Every regular file under rel (or rel itself) by path from root, for a tree `scan` found nothing in."""
     top = root / rel
     what = lkind(top)
     if what == "absent":
@@ -168,20 +142,15 @@ def guard_layout(root: Path) -> None:
         if what is None or what == "absent":
             continue
         if what == "a symbolic link":
-            target = os.readlink(root / rel)
             raise UsageError(
-                f"{rel}: a symbolic link (to {target}); gen reads and writes only a real directory there: "
-                "replace the link with the directory"
+                f"{rel}: a symbolic link (to {os.readlink(root / rel)}); gen reads and writes only a real directory "
+                "there: replace the link with the directory"
             )
         raise UsageError(f"{rel}: {what}, where gen expects a directory")
 
 
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
-    """Findings for every entry under rel that is not a regular file or a real directory, or is too large.
-
-    With `yaml_check`, every YAML file must also stay within the bounds gen
-    parses (see `yamlio.check_bounds`).
-    """
+    """Findings under rel: what is no regular file or real directory, too large, or (`yaml_check`) past YAML bounds."""
     from gen import yamlio
 
     top = root / rel
@@ -206,22 +175,18 @@ def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
             if seen > MAX_TREE_ENTRIES:
                 yield f"{rel}: more than {MAX_TREE_ENTRIES} entries; gen reads no further"
                 return
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISDIR(mode):
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
                 stack.append(path)
-                continue
-            if not stat.S_ISREG(mode):
-                yield f"{path}: {kind_of(mode)}, not a regular file; gen builds only regular files"
-                continue
-            if entry.stat(follow_symlinks=False).st_size > MAX_FILE_BYTES:
+            elif not stat.S_ISREG(st.st_mode):
+                yield f"{path}: {kind_of(st.st_mode)}, not a regular file; gen builds only regular files"
+            elif st.st_size > MAX_FILE_BYTES:
                 yield f"{path}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
-                continue
-            if yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization"):
+            elif yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization"):
                 try:
-                    text = read_text(entry.path)
+                    problem = yamlio.check_bounds(read_text(entry.path))
                 except (OSError, UnicodeDecodeError) as e:
                     yield f"{path}: cannot be read: {getattr(e, 'why', None) or e}"
                     continue
-                problem = yamlio.check_bounds(text)
                 if problem is not None:
                     yield f"{path}:{problem[0]}:{problem[1]}: {problem[2]}"

@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from _ruamel_yaml import CEmitter, CParser  # type: ignore[import-not-found]
+import _ruamel_yaml  # type: ignore[import-not-found]
+import ruamel.yaml
+from _ruamel_yaml import CEmitter, CParser
 from ruamel.yaml.composer import Composer
 from ruamel.yaml.cyaml import CSafeLoader
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -30,6 +32,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import BaseResolver, Resolver, implicit_resolvers
 
+from gen import repofs
 from gen.errors import Problem, SpecError, short_repr
 
 MAX_SPEC_BYTES = 1024 * 1024
@@ -57,18 +60,13 @@ class Positioned:
 
     def where(self, path: Path) -> tuple[int, int]:
         """Best position for a path: its value, else its key, else its closest parent."""
+        if path in self.values:
+            return self.values[path]
         for n in range(len(path), -1, -1):
-            sub = path[:n]
-            if sub in self.values and n == len(path):
-                return self.values[sub]
-            if sub in self.keys:
-                return self.keys[sub]
-            if sub in self.values:
-                return self.values[sub]
+            at = self.keys.get(path[:n]) or self.values.get(path[:n])
+            if at is not None:
+                return at
         return (1, 1)
-
-    def key_where(self, path: Path) -> tuple[int, int]:
-        return self.keys.get(path) or self.where(path)
 
 
 class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this module
@@ -83,9 +81,6 @@ def _at(mark: Any) -> tuple[int, int]:
 
 def library_identity() -> str:
     """Which ruamel.yaml and libyaml build gen parses and emits with: another one may emit other bytes."""
-    import _ruamel_yaml
-    import ruamel.yaml
-
     st = os.stat(_ruamel_yaml.__file__)
     return f"ruamel.yaml {ruamel.yaml.__version__}, {_ruamel_yaml.__file__} {st.st_size} {st.st_mtime_ns}"
 
@@ -110,8 +105,6 @@ _HINTS = (
 
 def read(path: os.PathLike[str] | str, filename: str) -> bytes:
     """The bytes of a spec file: a regular file (never a symlink, a FIFO or a directory) within the size limit."""
-    from gen import repofs
-
     try:
         return repofs.read(path, MAX_SPEC_BYTES)
     except repofs.NotAFile as e:
@@ -156,8 +149,8 @@ def load(raw: bytes, filename: str) -> Positioned:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            before = raw[: e.start]
-            at = (before.count(b"\n") + 1, e.start - before.rfind(b"\n"))
+            # latin-1 reads each byte as one character: the column counts bytes.
+            at = _line_col(raw.decode("latin-1"), e.start)
             raise _Fail(at, f"not valid UTF-8 (byte 0x{raw[e.start]:02x})") from None
         return _load_text(text.removeprefix("\ufeff"))
     except _Fail as f:
@@ -165,13 +158,10 @@ def load(raw: bytes, filename: str) -> Positioned:
 
 
 class _SpecComposer(Composer, Resolver):
-    """ruamel's composer (YAML 1.2 resolution) over libyaml's parser, refusing what a spec never holds.
+    """ruamel's composer (YAML 1.2 resolution) over libyaml's parser, refusing what a spec never holds."""
 
-    Checked as each node arrives: the composer recurses, so nesting stops at its
-    bound rather than at Python's (libyaml's own composer, 2.5 times as fast on
-    a spec, crashes on 100 000 nested brackets).
-    """
-
+    # Checked as each node arrives, so that nesting stops at its bound rather than at Python's
+    # recursion limit (libyaml's own composer, 2.5 times as fast, crashes on 100 000 nested brackets).
     max_depth = 0  # the composer's own bound counts scalars too; nesting is checked below
 
     def __init__(self, text: str) -> None:
@@ -256,8 +246,7 @@ def _value(node: Node, path: Path, out: Positioned) -> Any:
 
 
 def _line_col(text: str, offset: int) -> tuple[int, int]:
-    """1-based line and column of an offset."""
-    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
 
 
 def _tag_name(tag: str) -> str:
@@ -271,12 +260,8 @@ def _scalar(tag: str, value: str, at: tuple[int, int]) -> Any:
         raise _Fail(at, f"{short_repr(value)} reads as a YAML date; quote it to make it a string")
     if tag not in _SCALAR_TAGS:
         raise _Fail(at, f"YAML tag {_tag_name(tag)} is not allowed in a spec")
-    if kind == "str":
-        return value
-    if kind == "null":
-        return None
-    if kind == "bool":
-        return value.lower() == "true"
+    if kind in ("str", "null", "bool"):
+        return {"str": value, "null": None, "bool": value.lower() == "true"}[kind]
     digits = value.replace("_", "")
     try:
         if kind == "float":
@@ -296,11 +281,7 @@ def _scalar(tag: str, value: str, at: tuple[int, int]) -> Any:
 
 
 class _EitherVersionResolver(BaseResolver):
-    """Reads a plain scalar as YAML 1.1 or 1.2 would, whichever is not a string.
-
-    The emitter quotes a string whose plain form this resolver reads as anything else,
-    so no reader of either version (kustomize's included) misreads it.
-    """
+    """Reads a plain scalar as YAML 1.1 or 1.2 would, whichever is not a string: the emitter quotes such strings."""
 
 
 for _versions, *_resolver in implicit_resolvers:
@@ -394,8 +375,6 @@ def dump_all(docs: list[Any]) -> str:
 
 def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
     """Every document of a committed YAML file (an Argo CD file); what cannot be read is a problem of `filename`."""
-    from gen import repofs
-
     try:
         return parse_all_plain(repofs.read_text(path))
     except UnicodeDecodeError as e:
@@ -407,8 +386,7 @@ def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
 
 def parse_plain(text: str) -> Any:
     """Load trusted YAML (our own output, kustomize's output) without positions."""
-    docs = parse_all_plain(text)
-    return docs[0] if docs else None
+    return next(iter(parse_all_plain(text)), None)
 
 
 class _ManifestLoader(CSafeLoader):

@@ -1,10 +1,4 @@
-"""The v1alpha1 cluster spec as pydantic models: the only place defaults live.
-
-Keys are the spec's camelCase; Python code uses snake_case. Every model forbids
-unknown keys and checks types strictly, so a value the tool could not honour is
-an error rather than a silent coercion. `gen.spec.loader` turns a ValidationError into
-`file:line:col` lines.
-"""
+"""The v1alpha1 cluster spec as pydantic models: the only place defaults live."""
 
 from __future__ import annotations
 
@@ -19,6 +13,7 @@ from pydantic_core import core_schema
 
 from gen.errors import short_repr
 from gen.spec import hostpaths, units
+from gen.spec.platforms import port_clash
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
@@ -33,16 +28,12 @@ RESERVED_PROFILE_LABELS = ("cluster", "hostname")
 # each cluster, and the bootstrap's root (whose AppProject has the same name).
 APP_PREFIX = "profiling-"
 ROOT_NAME = APP_PREFIX + "fleet"
-# Cluster names whose Application would take a name gen already uses there.
-RESERVED_CLUSTER_NAMES = frozenset({ROOT_NAME.removeprefix(APP_PREFIX)})
 
 
 class Model(BaseModel):
-    """Base of every input model: strict, frozen, camelCase keys, unknown keys refused."""
+    """Base of every input model: strict (no silent coercion), frozen, camelCase keys, unknown keys refused."""
 
-    model_config = ConfigDict(
-        strict=True, extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=False
-    )
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, alias_generator=to_camel)
 
 
 class FieldError(ValueError):
@@ -70,11 +61,7 @@ class Pattern:
         return core_schema.no_info_after_validator_function(self._check, handler(source))
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
-        out: dict[str, Any] = handler(schema)
-        return {**out, "pattern": self.regex.pattern}
-
-
-# ------------------------------------------------------------------ checks
+        return {**handler(schema), "pattern": self.regex.pattern}
 
 
 def _absolute_path(value: str) -> str:
@@ -120,10 +107,10 @@ def _include_path(value: str) -> str:
     return value
 
 
-def _refuse(problem: Callable[[str], str | None]) -> AfterValidator:
+def _refuse(problem: Callable[[Any], str | None]) -> AfterValidator:
     """A check from a function that says what is wrong with a value (None: nothing)."""
 
-    def check(value: str) -> str:
+    def check(value: Any) -> Any:
         found = problem(value)
         if found is not None:
             raise ValueError(found)
@@ -132,17 +119,32 @@ def _refuse(problem: Callable[[str], str | None]) -> AfterValidator:
     return AfterValidator(check)
 
 
+def refused(bad: object, message: str) -> AfterValidator:
+    """A check that refuses one value with `message`."""
+    return _refuse(lambda value: message if value == bad else None)
+
+
+def _matches(pattern: str | re.Pattern[str], message: str) -> AfterValidator:
+    """Refuse a string (None passes) that `pattern` does not match from its start; `message` may name {value!r}."""
+    return _refuse(lambda value: None if value is None or re.match(pattern, value) else message.format(value=value))
+
+
 def _dedicated(example: str) -> AfterValidator:
     return _refuse(lambda value: hostpaths.dedicated_dir_problem(value, example))
 
 
+def _split_image(image: str) -> tuple[str, str, str]:
+    """An image reference's repository, tag and digest (each "" when absent)."""
+    name, _, digest = image.partition("@")
+    repo, colon, tag = name.rpartition(":")
+    # A colon before the last `/` is a registry's port, not a tag.
+    return (repo, tag, digest) if colon and "/" not in tag else (name, "", digest)
+
+
 def _image(value: str) -> str:
-    name, _, digest = value.partition("@")
+    repo, tag, digest = _split_image(value)
     if digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest):
         raise ValueError("digest must be sha256: followed by 64 lowercase hex digits")
-    repo, tag = name, ""
-    if ":" in name.rsplit("/", 1)[-1]:
-        repo, tag = name.rsplit(":", 1)
     if not re.match(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$", repo):
         raise ValueError(f"{value!r} is not an image reference")
     if tag == "latest":
@@ -179,10 +181,9 @@ def _upload_interval(value: str) -> str:
     if re.fullmatch(r"[0-9]+ns", value):
         # It ends in s, so the agent reads it as seconds, fails on the n and uses 10s instead.
         raise ValueError(f"{value!r}: the Java agent cannot read ns (it falls back to 10s); write us, ms or s")
-    raise ValueError(f"{value!r}: {_INTERVAL_FORMS}")
-
-
-_INTERVAL_FORMS = "the Java agent reads only a number with us, ms or s, or bare nanoseconds (e.g. 10s, 60s; never 1m)"
+    raise ValueError(
+        f"{value!r}: the Java agent reads only a number with us, ms or s, or bare nanoseconds (e.g. 10s, 60s; never 1m)"
+    )
 
 
 def _one_event(value: object) -> object:
@@ -195,21 +196,12 @@ def _one_event(value: object) -> object:
     return value
 
 
-def _label_map(kind: str) -> AfterValidator:
-    def check(value: dict[str, str]) -> dict[str, str]:
-        for k, v in value.items():
-            if not units.LABEL_NAME.match(k):
-                raise ValueError(f"{k!r} is not a valid {kind} key")
-            if not units.LABEL_VALUE.match(v):
-                raise ValueError(f"{v!r} (for {k!r}) is not a valid {kind} value")
-        return value
-
-    return AfterValidator(check)
-
-
-def _host_address(value: str) -> str:
-    if not units.is_host_address(value):
-        raise ValueError(f"{value!r} is not an IP address or DNS name")
+def _node_selector(value: dict[str, str]) -> dict[str, str]:
+    for k, v in value.items():
+        if not units.LABEL_NAME.match(k):
+            raise ValueError(f"{k!r} is not a valid node label key")
+        if not units.LABEL_VALUE.match(v):
+            raise ValueError(f"{v!r} (for {k!r}) is not a valid node label value")
     return value
 
 
@@ -218,60 +210,27 @@ def _server_image(value: str) -> str:
     return value
 
 
-def _server_port(value: int) -> int:
-    if value == ALLOY_HTTP_PORT:
-        raise ValueError(f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
-    return value
+# The user part of a URL's authority, up to its last @.
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<userinfo>[^/?#]*)@")
 
 
-def _memberlist_port(value: int) -> int:
-    if value == MEMBERLIST_DEFAULT_PORT:
-        raise ValueError(
-            f"{MEMBERLIST_DEFAULT_PORT} is memberlist's default port, which Tempo, Loki and easy-db-lab's own "
-            "Pyroscope already bind on the control node; use another (the default is 7947)"
-        )
-    return value
+def _no_credentials(instead: str) -> AfterValidator:
+    """Refuse a URL with a secret before its host: any user part of http(s), a password of ssh."""
 
+    # `git@host:org/repo` and `ssh://git@host/...` name a user, not a secret: the key stays in Argo CD.
+    def problem(value: str | None) -> str | None:
+        m = _USERINFO.match(value or "")
+        if m is None or (m["scheme"].lower() not in ("http", "https") and ":" not in m["userinfo"]):
+            return None
+        return f"must not carry credentials (user:password@ or token@): they would be committed to git; {instead}"
 
-_URL_AUTHORITY = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)")
-_CREDENTIALS = "must not carry credentials (user:password@ or token@): they would be committed to git"
-
-
-def _no_credentials(value: str, instead: str) -> None:
-    """Refuse a URL with a secret before its host: any user part of http(s), a password of ssh.
-
-    `git@host:org/repo` and `ssh://git@host/...` name a user, not a secret: the key stays in Argo CD.
-    """
-    m = _URL_AUTHORITY.match(value)
-    if m is None or "@" not in m["authority"]:
-        return
-    scheme = m["scheme"].lower()
-    userinfo = m["authority"].rpartition("@")[0]
-    if scheme in ("http", "https") or ":" in userinfo:
-        raise ValueError(f"{_CREDENTIALS}; {instead}")
-
-
-def _agent_url(value: str | None) -> str | None:
-    if value is not None:
-        _no_credentials(value, "serve the jar where the hosts can fetch it without them")
-    if value is not None and not re.match(r"^https?://[^\s'\"`$\\]+$", value):
-        raise ValueError("must be an http(s) URL without spaces or quotes")
-    return value
+    return _refuse(problem)
 
 
 def _sha256(value: str | None) -> str | None:
     if value is not None and not re.match(r"^[0-9a-fA-F]{64}$", value):
         raise ValueError("must be 64 hexadecimal characters")
     return value.lower() if value else value
-
-
-def _opt(pattern: re.Pattern[str], what: str) -> AfterValidator:
-    def check(value: str | None) -> str | None:
-        if value is not None and not pattern.match(value):
-            raise ValueError(f"{value!r} is not {what}")
-        return value
-
-    return AfterValidator(check)
 
 
 def _profile_labels(value: dict[str, str]) -> dict[str, str]:
@@ -295,20 +254,6 @@ def _profile_labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-def _api_server(value: str | None) -> str | None:
-    if value is not None:
-        _no_credentials(value, "register the cluster with its credentials in Argo CD (argocd cluster add)")
-    if value is not None and not re.match(r"^https://[^\s/]+(/[^\s]*)?$", value):
-        raise ValueError("must be the https:// URL of a Kubernetes API server")
-    return value
-
-
-def _argo_cluster_name(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", value):
-        raise ValueError("must be the name of a cluster registered in Argo CD")
-    return value
-
-
 _DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
 Name = Annotated[str, Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
 Namespace = Annotated[str, Field(max_length=63), Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
@@ -316,21 +261,15 @@ HostPath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_abso
 IncludePath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_include_path)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Image = Annotated[str, AfterValidator(_image)]
-NodeSelector = Annotated[dict[str, str], _label_map("node label")]
+NodeSelector = Annotated[dict[str, str], AfterValidator(_node_selector)]
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
-ServerPort = Annotated[int, Field(ge=1024, le=65535), AfterValidator(_server_port)]
+ServerPort = Annotated[
+    int, Field(ge=1024, le=65535), refused(ALLOY_HTTP_PORT, f"port {ALLOY_HTTP_PORT} is Alloy's HTTP port")
+]
 
 
-# ------------------------------------------------------------------ sections
-
-
-def _cluster_name(value: str) -> str:
-    if value in RESERVED_CLUSTER_NAMES:
-        raise ValueError(
-            f"{value!r} is reserved: its Application would be named {APP_PREFIX + value!r}, the name of the "
-            "bootstrap's root Application, and replace it; pick another name"
-        )
-    return value
+# The cluster name whose Application would take the name of the bootstrap's root.
+_RESERVED_NAME = ROOT_NAME.removeprefix(APP_PREFIX)
 
 
 class Metadata(Model):
@@ -338,14 +277,18 @@ class Metadata(Model):
         str,
         Field(max_length=MAX_NAME),
         Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE),
-        AfterValidator(_cluster_name),
+        refused(
+            _RESERVED_NAME,
+            f"{_RESERVED_NAME!r} is reserved: its Application would be named {ROOT_NAME!r}, the "
+            "name of the bootstrap's root Application, and replace it; pick another name",
+        ),
     ] = Field(description="The cluster's name: the spec's file name, the overlay's folder, the Application's suffix.")
 
 
 class ControlNode(Model):
-    address: Annotated[str, AfterValidator(_host_address)] = Field(
-        description="IP address or DNS name of the control node, as the Cassandra hosts dial the server."
-    )
+    address: Annotated[
+        str, _refuse(lambda v: None if units.is_host_address(v) else f"{v!r} is not an IP address or DNS name")
+    ] = Field(description="IP address or DNS name of the control node, as the Cassandra hosts dial the server.")
     node_selector: NodeSelector = Field(
         {"node-role.kubernetes.io/control-plane": "true"},
         description="Node labels that pick the control node for the Pyroscope server.",
@@ -358,9 +301,14 @@ class Server(Model):
     )
     port: ServerPort = Field(4040, description="HTTP port: the agents push profiles here and Grafana queries it.")
     grpc_port: ServerPort = Field(9095, description="gRPC port of the server.")
-    memberlist_port: Annotated[ServerPort, AfterValidator(_memberlist_port)] = Field(
-        7947, description="Memberlist port (not 7946, which other servers on the control node bind)."
-    )
+    memberlist_port: Annotated[
+        ServerPort,
+        refused(
+            MEMBERLIST_DEFAULT_PORT,
+            f"{MEMBERLIST_DEFAULT_PORT} is memberlist's default port, which Tempo, Loki "
+            "and easy-db-lab's own Pyroscope already bind on the control node; use another (the default is 7947)",
+        ),
+    ] = Field(7947, description="Memberlist port (not 7946, which other servers on the control node bind).")
     storage_path: Annotated[HostPath, _dedicated("/var/lib/pyroscope")] = Field(
         "/mnt/db1/pyroscope", description="Host directory of the stack's own that holds the profiles."
     )
@@ -422,11 +370,7 @@ class Server(Model):
 
     @property
     def node_ports(self) -> dict[str, int]:
-        """The ports the server pod binds on the control node, by name.
-
-        On the host network (the default) that is every listener of `ports`; with
-        hostNetwork false only http is on the node (a hostPort), the rest stay in the pod.
-        """
+        """The ports the server pod binds on the control node, by name: off the host network, only http."""
         return self.ports if self.host_network else {"http": self.port}
 
 
@@ -434,10 +378,7 @@ _PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPor
 
 
 def major_of(image: str) -> int:
-    name = image.split("@", 1)[0]
-    last = name.rsplit("/", 1)[-1]
-    tag = last.rsplit(":", 1)[1] if ":" in last else ""
-    m = re.match(r"^v?(\d+)\.\d+", tag)
+    m = re.match(r"^v?(\d+)\.\d+", _split_image(image)[1])
     if not m:
         raise ValueError("needs a version tag (e.g. grafana/pyroscope:2.2.1) to pick the config format")
     major = int(m.group(1))
@@ -474,17 +415,19 @@ class Grafana(Model):
     datasource_uid: Annotated[
         str,
         Field(max_length=40),
-        Pattern(re.compile(r"^[A-Za-z0-9_-]+$"), "may hold only letters, digits, '-' and '_'"),
+        Pattern(r"^[A-Za-z0-9_-]+$", "may hold only letters, digits, '-' and '_'"),
     ] = Field("pyroscope", description="UID of the Pyroscope datasource.")
 
 
 class Agent(Model):
-    version: Annotated[str, Pattern(re.compile(r"^\d+\.\d+\.\d+$"), "must be a version like 2.9.1")] = Field(
+    version: Annotated[str, Pattern(r"^\d+\.\d+\.\d+$", "must be a version like 2.9.1")] = Field(
         "2.9.1", description="Pyroscope Java agent version (from Maven Central unless url is set)."
     )
-    url: Annotated[str | None, AfterValidator(_agent_url)] = Field(
-        None, description="Where the hosts fetch the agent's jar instead of Maven Central."
-    )
+    url: Annotated[
+        str | None,
+        _no_credentials("serve the jar where the hosts can fetch it without them"),
+        _matches(r"^https?://[^\s'\"`$\\]+$", "must be an http(s) URL without spaces or quotes"),
+    ] = Field(None, description="Where the hosts fetch the agent's jar instead of Maven Central.")
     sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
         None, description="SHA-256 of the jar: the installer refuses any other."
     )
@@ -498,17 +441,20 @@ class Profiler(Model):
     event: Annotated[Literal["cpu", "itimer", "wall", "ctimer"], BeforeValidator(_one_event)] = Field(
         "cpu", description="The one event async-profiler samples."
     )
-    alloc: Annotated[str | None, _opt(units.AGENT_SIZE, "a byte threshold such as 512k, 1m or 1048576")] = Field(
-        "512k", description="Allocation profiling threshold in bytes (null: off)."
-    )
+    alloc: Annotated[
+        str | None, _matches(units.AGENT_SIZE, "{value!r} is not a byte threshold such as 512k, 1m or 1048576")
+    ] = Field("512k", description="Allocation profiling threshold in bytes (null: off).")
     lock: Annotated[
         str | None,
-        _opt(units.AGENT_LOCK, "a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)"),
+        _matches(
+            units.AGENT_LOCK,
+            "{value!r} is not a time threshold: a number with ns, us, ms or s, or bare nanoseconds (e.g. 10ms)",
+        ),
     ] = Field("10ms", description="Lock profiling threshold (null: off).")
     # The pattern never fires after the check; it puts the accepted forms into the JSON Schema.
-    upload_interval: Annotated[
-        str, AfterValidator(_upload_interval), Pattern(units.AGENT_INTERVAL, _INTERVAL_FORMS)
-    ] = Field("10s", description="How often the agent uploads profiles (us, ms or s).")
+    upload_interval: Annotated[str, AfterValidator(_upload_interval), Pattern(units.AGENT_INTERVAL)] = Field(
+        "10s", description="How often the agent uploads profiles (us, ms or s)."
+    )
 
 
 class Toleration(Model):
@@ -565,12 +511,17 @@ class Cassandra(Model):
 
 
 class Destination(Model):
-    server: Annotated[str | None, AfterValidator(_api_server)] = Field(
-        None, description="https:// URL of the Kubernetes API server (or give name)."
-    )
-    name: Annotated[str | None, AfterValidator(_argo_cluster_name)] = Field(
-        None, description="Name of the cluster registered in Argo CD (or give server)."
-    )
+    server: Annotated[
+        str | None,
+        _no_credentials("register the cluster with its credentials in Argo CD (argocd cluster add)"),
+        _matches(r"^https://[^\s/]+(/[^\s]*)?$", "must be the https:// URL of a Kubernetes API server"),
+    ] = Field(None, description="https:// URL of the Kubernetes API server (or give name).")
+    name: Annotated[
+        str | None,
+        _matches(
+            r"^[A-Za-z0-9]([A-Za-z0-9._@:-]*[A-Za-z0-9])?$", "must be the name of a cluster registered in Argo CD"
+        ),
+    ] = Field(None, description="Name of the cluster registered in Argo CD (or give server).")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -584,34 +535,25 @@ _GIT_URL = re.compile(
 )
 
 
-def _git_url(value: str) -> str:
-    _no_credentials(value, "give them to Argo CD as a repository Secret (argocd repo add)")
-    if not _GIT_URL.match(value):
-        raise ValueError(f"{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)")
-    return value
-
-
 # Shared with fleet.yaml, so that both accept the same repositories and revisions.
-GitURL = Annotated[str, AfterValidator(_git_url)]
-Revision = Annotated[
-    str, Field(min_length=1), Pattern(re.compile(r"^[A-Za-z0-9._/+-]+$"), "must be a branch, tag or commit")
+GitURL = Annotated[
+    str,
+    _no_credentials("give them to Argo CD as a repository Secret (argocd repo add)"),
+    _matches(_GIT_URL, "{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)"),
 ]
-
-
-def _not_root_project(value: str | None) -> str | None:
-    if value == ROOT_NAME:
-        raise ValueError(
-            f"must not be {ROOT_NAME!r}: the bootstrap's own project, which may write Applications and AppProjects"
-        )
-    return value
+Revision = Annotated[str, Field(min_length=1), Pattern(r"^[A-Za-z0-9._/+-]+$", "must be a branch, tag or commit")]
 
 
 class ArgoCD(Model):
     repo_url: GitURL = Field(alias="repoURL", description="Git repository Argo CD reads the overlay from.")
     target_revision: Revision = Field("main", description="Branch, tag or commit of that repository.")
-    project: Annotated[Name | None, AfterValidator(_not_root_project)] = Field(
-        None, description="Argo CD project (default: the fleet's own least-privilege AppProject)."
-    )
+    project: Annotated[
+        Name | None,
+        refused(
+            ROOT_NAME,
+            f"must not be {ROOT_NAME!r}: the bootstrap's own project, which may write Applications and AppProjects",
+        ),
+    ] = Field(None, description="Argo CD project (default: the fleet's own least-privilege AppProject).")
     destination: Destination = Field(description="The cluster the stack is deployed to.")
     automated: bool = Field(True, description="Sync automatically (prune and self-heal).")
 
@@ -673,8 +615,6 @@ class ClusterSpec(Model):
                 f"{self.namespace!r} is shared: the stack's namespace gets the privileged Pod Security level, "
                 "which would weaken admission for everything else there; use a namespace of its own",
             )
-        from gen.spec.platforms import port_clash
-
         for name, port in self.server.node_ports.items():
             taken = port_clash(self.platform, port, "control", "the Pyroscope server")
             if taken is not None:

@@ -1,9 +1,4 @@
-"""Fleet-wide defaults: `clusters/_defaults.yaml`, merged under every cluster's spec.
-
-Mappings merge key by key; a list, a scalar or a one-of mapping (the Argo CD
-destination) in the cluster replaces the default. Every merged value keeps the file and position it came from, so errors
-and provenance point at the defaults file when a value is inherited.
-"""
+"""Fleet-wide defaults: `clusters/_defaults.yaml`, merged under every cluster's spec."""
 
 from __future__ import annotations
 
@@ -36,11 +31,7 @@ class _DefaultsFile(Model):
 class Defaults:
     file: str
     doc: yamlio.Positioned
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        spec = self.doc.data.get("spec")
-        return spec if isinstance(spec, dict) else {}
+    spec: dict[str, Any]
 
     def gives(self, path: yamlio.Path, cluster: yamlio.Positioned) -> bool:
         """Whether the value at `path` (from "spec") is the defaults' in the merged spec of `cluster`."""
@@ -53,28 +44,24 @@ def load_defaults(root: Path) -> Defaults | None:
     from gen.spec.loader import validate_model
 
     path = root / DEFAULTS_FILE
+    # Anything else there (a dangling link, a FIFO, a directory) is refused by `read`:
+    # ignoring it would drop every default without a word.
     if not os.path.lexists(path):
-        # Anything else there (a dangling link, a FIFO, a directory) is refused by
-        # `read`: ignoring it would drop every default without a word.
         return None
     doc = yamlio.load(yamlio.read(path, DEFAULTS_FILE), DEFAULTS_FILE)
     _, problems = validate_model(_DefaultsFile, doc, DEFAULTS_FILE)
     if problems:
         raise SpecError(problems)
     spec = doc.data["spec"]
-    if "metadata" in doc.data or any(k in spec for k in ("metadata", "name")):
-        line, col = doc.where(("metadata",)) if "metadata" in doc.data else doc.where(("spec",))
-        raise SpecError([Problem(DEFAULTS_FILE, line, col, "metadata", "defaults apply to spec only")])
-    if doc.data.get("apiVersion") != API_VERSION:  # pragma: no cover - refused by the model
+    if "metadata" in spec or "name" in spec:  # a top-level metadata is an unknown field of the model
+        raise SpecError([Problem(DEFAULTS_FILE, *doc.where(("spec",)), "metadata", "defaults apply to spec only")])
+    if doc.data["apiVersion"] != API_VERSION:  # another gen version, which validate_model leaves to its caller
         raise SpecError([Problem(DEFAULTS_FILE, 1, 1, "apiVersion", f"must be {API_VERSION}")])
-    return Defaults(DEFAULTS_FILE, doc)
+    return Defaults(DEFAULTS_FILE, doc, spec)
 
 
 def merge(default: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
     """`override` over `default`: mappings key by key, anything else (and a ONE_OF mapping) replaced whole."""
     if isinstance(default, dict) and isinstance(override, dict) and path not in ONE_OF:
-        out = dict(default)
-        for key, value in override.items():
-            out[key] = merge(default[key], value, (*path, key)) if key in default else value
-        return out
+        return {**default, **{k: merge(default.get(k), value, (*path, k)) for k, value in override.items()}}
     return override

@@ -1,28 +1,4 @@
-"""The fleet-level setting: `fleet.yaml` at the repository root.
-
-A cluster spec says where its own overlay is read from (`spec.argocd`), but the
-objects that tie the fleet together in Argo CD (the bootstrap and the AppProject)
-belong to no single cluster. They need one repository URL, one revision, the
-namespace Argo CD runs in and the name of the AppProject; `fleet.yaml` holds
-them::
-
-    apiVersion: gen.profiling/v1alpha1
-    kind: Fleet
-    spec:
-      repoURL: https://github.com/acme/profiling-gitops.git   # required
-      targetRevision: main        # default main
-      argocdNamespace: argocd     # default argocd
-      project: profiling          # default profiling
-      sourceRepos:                # default none: only repoURL
-        - https://github.com/acme/other-gitops.git
-
-`sourceRepos` lists the repositories, besides repoURL, that a cluster spec's
-`argocd.repoURL` may name: the fleet's AppProject allows these and no other,
-so a spec cannot widen what Argo CD deploys from.
-
-The file is optional: without it, the setting is derived from the cluster specs
-when they all agree (see `gen.components.argocd.resolve_sources`).
-"""
+"""The fleet-level setting, `fleet.yaml` at the repository root (optional: see README)."""
 
 from __future__ import annotations
 
@@ -30,27 +6,15 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from gen import yamlio
 from gen.errors import SpecError
 from gen.spec import loader
-from gen.spec.cluster import ROOT_NAME, GitURL, Model, Name, Namespace, Revision
+from gen.spec.cluster import ROOT_NAME, GitURL, Model, Name, Namespace, Revision, refused
 
 FLEET_FILE = "fleet.yaml"
 DEFAULT_ARGOCD_NAMESPACE = "argocd"
-
-
-def _own_project(value: str) -> str:
-    if value == "default":
-        # gen would overwrite Argo CD's built-in project with a least-privilege
-        # one, breaking every other Application that relies on it.
-        raise ValueError(
-            "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
-        )
-    if value == ROOT_NAME:
-        raise ValueError(f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name")
-    return value
 
 
 class Fleet(Model):
@@ -59,9 +23,15 @@ class Fleet(Model):
     repo_url: GitURL = Field(alias="repoURL", description="Git repository of the bootstrap and the Applications.")
     target_revision: Revision = Field("main", description="Branch, tag or commit of that repository.")
     argocd_namespace: Namespace = Field(DEFAULT_ARGOCD_NAMESPACE, description="Namespace Argo CD runs in.")
-    project: Annotated[Name, Field(max_length=63), AfterValidator(_own_project)] = Field(
-        "profiling", description="Name of the fleet's least-privilege AppProject."
-    )
+    project: Annotated[
+        Name,
+        Field(max_length=63),
+        # A least-privilege `default` would break every other Application that relies on Argo CD's built-in one.
+        refused(
+            "default", "must not be 'default': gen renders this AppProject and would replace Argo CD's built-in project"
+        ),
+        refused(ROOT_NAME, f"must not be {ROOT_NAME!r}: the bootstrap's own project has that name"),
+    ] = Field("profiling", description="Name of the fleet's least-privilege AppProject.")
     source_repos: Annotated[list[GitURL], Field(max_length=64)] = Field(
         [], description="Repositories besides repoURL that a spec's argocd.repoURL may name."
     )
@@ -81,11 +51,7 @@ class FleetFile(Model):
 
 
 def load_fleet(root: Path) -> Fleet | None:
-    """Read `fleet.yaml` under root; None when the file is absent.
-
-    Every problem is raised as one SpecError whose lines point at
-    `fleet.yaml:LINE:COL`, like the cluster specs.
-    """
+    """Read `fleet.yaml` under root; None when the file is absent, SpecError when it is invalid."""
     path = root / FLEET_FILE
     if not os.path.lexists(path):
         return None

@@ -1,11 +1,4 @@
-"""What a host path in a spec may be: the system directories that the stack's root containers keep out of.
-
-The stack owns only what it creates: the server's data directory, the agent's install
-directory, and a marked block in Cassandra's include file and EnvironmentFile. Every
-other host path belongs to the operating system, the cluster's own software or the
-users, and these tables name the places where that is certain. They are the one list
-of them; the spec's path checks all read it.
-"""
+"""The host paths a spec may name: the system directories that the stack's root containers keep out of."""
 
 from __future__ import annotations
 
@@ -134,14 +127,11 @@ INCLUDE_FILE_NAME = "cassandra.in.sh"
 def system_tree(path: str) -> str | None:
     """The system tree that holds `path` (or is it), unless an open directory lies in between."""
     at = path
-    while True:
-        if at in SYSTEM_TREES:
-            return at
-        if at in OPEN_DIRS and at != path:
-            return None
-        if at == "/":
+    while at not in SYSTEM_TREES:
+        if at == "/" or (at in OPEN_DIRS and at != path):
             return None
         at = posixpath.dirname(at)
+    return at
 
 
 def dedicated_dir_problem(path: str, example: str) -> str | None:
@@ -151,8 +141,7 @@ def dedicated_dir_problem(path: str, example: str) -> str | None:
         return f"must not be '/'; {advice}"
     if path in SYSTEM_DIRS:
         return f"{path} is a system directory; {advice}"
-    tree = system_tree(path)
-    if tree is not None:
+    if (tree := system_tree(path)) is not None:
         return f"{path} lies inside {tree}, which belongs to the system; {advice}"
     if path.count("/") < 2:
         return f"must be at least two levels deep, a directory of the stack's own below a shared one (e.g. {example})"
@@ -160,11 +149,8 @@ def dedicated_dir_problem(path: str, example: str) -> str | None:
 
 
 def mount_dir_problem(path: str) -> str | None:
-    """Why host directory `path` may not be mounted into a root container, or None.
-
-    Cassandra's own directories may lie inside a system tree (a package puts the include
-    file in /usr/share/cassandra); the directory itself must be no system directory.
-    """
+    """Why host directory `path` may not be mounted into a root container, or None."""
+    # Unlike a dedicated directory, it may lie inside a system tree (a package puts Cassandra in /usr/share).
     if path == "/":
         return "would mount the host's '/'"
     if path in SYSTEM_DIRS:
@@ -185,21 +171,15 @@ def env_file_problem(path: str) -> str | None:
         f"'{ENV_FILE_PREFIX}', or in a directory outside the system's (e.g. /opt/cassandra/pyroscope.env)"
     )
     if directory in ENV_FILE_DIRS:
-        if not name.startswith(ENV_FILE_PREFIX):
-            return f"{path} is not a Cassandra EnvironmentFile: {allowed}"
-        return None
-    if mount_dir_problem(directory) is not None or system_tree(directory) is not None:
-        return f"{path} is not a Cassandra EnvironmentFile: {allowed}"
-    return None
+        refused = not name.startswith(ENV_FILE_PREFIX)
+    else:
+        refused = mount_dir_problem(directory) is not None or system_tree(directory) is not None
+    return f"{path} is not a Cassandra EnvironmentFile: {allowed}" if refused else None
 
 
 def include_mount(include_file: str) -> str:
-    """The host directory the installer mounts for the include file(s).
-
-    With a `*` segment it is the directory above it, mounted whole, so that the installer sees
-    every version and hooks each: a hostPath mount of `.../current/bin` resolves the symlink
-    once at pod start and shows one version only, which a later `use-cassandra` leaves unhooked.
-    """
+    """The host directory the installer mounts for the include file(s)."""
+    # With a `*`, the directory above it, so that the installer sees every version (not just `current`'s).
     parts = include_file.split("/")
     if "*" in parts:
         return "/".join(parts[: parts.index("*")]) or "/"

@@ -1,14 +1,10 @@
-"""Load cluster specs from a fleet repository: positioned YAML → validated models.
-
-Every problem in every file is collected and reported together as
-`clusters/x.yaml:LINE:COL: error: field.path: message`.
-"""
+"""Load cluster specs from a fleet repository: positioned YAML → validated models, every problem reported together."""
 
 from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import NoneType, UnionType
@@ -20,6 +16,7 @@ from gen import repofs, yamlio
 from gen.errors import Problem, SpecError, UsageError, short_repr
 from gen.spec.cluster import API_VERSION, Cluster, FieldError
 from gen.spec.defaults import Defaults, load_defaults, merge
+from gen.spec.units import close_match
 
 CLUSTERS_DIR = "clusters"
 M = TypeVar("M", bound=BaseModel)
@@ -39,17 +36,11 @@ class LoadedCluster:
         return self.cluster.name
 
     def origin(self, path: yamlio.Path) -> tuple[str, int, int] | None:
-        """Where a field's value was written (file, line, column), or None for a built-in default.
-
-        `path` uses the spec's own key names, e.g. ("spec", "server", "port"). A value
-        inherited from clusters/_defaults.yaml points at that file.
-        """
+        """Where a field's value (spec key names) was written, in the cluster or the defaults; None for a built-in."""
         if path in self.positions.values:
-            line, col = self.positions.values[path]
-            return self.file, line, col
+            return (self.file, *self.positions.values[path])
         if self.defaults is not None and self.defaults.gives(path, self.positions):
-            line, col = self.defaults.doc.values[path]
-            return self.defaults.file, line, col
+            return (self.defaults.file, *self.defaults.doc.values[path])
         return None
 
     def problem(self, path: yamlio.Path, message: str) -> Problem:
@@ -60,27 +51,18 @@ class LoadedCluster:
 def _locate(
     file: str, doc: yamlio.Positioned, defaults: Defaults | None, path: yamlio.Path, key: bool = False
 ) -> tuple[str, int, int]:
-    """The file and position of a path, or of its closest ancestor, in the cluster or the defaults.
-
-    The file that holds the longer part of the path wins, so an error in a value
-    inherited from the defaults points at the defaults file.
-    """
+    """The position of a path, or its closest ancestor, in whichever of cluster and defaults holds more of it."""
 
     def depth(values: dict[yamlio.Path, tuple[int, int]]) -> int:
         return next((n for n in range(len(path), -1, -1) if path[:n] in values), -1)
 
     if defaults is not None and depth(defaults.doc.values) > depth(doc.values):
         file, doc = defaults.file, defaults.doc
-    return (file, *(doc.key_where(path) if key else doc.where(path)))
+    return (file, *((doc.keys.get(path) if key else None) or doc.where(path)))
 
 
 def spec_files(root: Path) -> dict[str, Path]:
-    """Every cluster spec of the repository by cluster name (files starting with `_` are not clusters).
-
-    A spec must be a regular file, and one cluster has one file: `x.yaml` next to
-    `x.yml`, or a spec that is a symlink, a FIFO or a directory, is a SpecError
-    (which of two files wins must not depend on the file system).
-    """
+    """Every cluster spec by name (not `_*` files); SpecError for a non-regular file, or for x.yaml next to x.yml."""
     folder = root / CLUSTERS_DIR
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -95,8 +77,7 @@ def spec_files(root: Path) -> dict[str, Path]:
         rel = f"{CLUSTERS_DIR}/{entry.name}"
         mode = entry.stat(follow_symlinks=False).st_mode
         if not stat.S_ISREG(mode):
-            what = repofs.kind_of(mode)
-            problems.append(Problem(rel, 1, 1, "", f"{what}; a cluster spec must be a regular file"))
+            problems.append(Problem(rel, 1, 1, "", f"{repofs.kind_of(mode)}; a cluster spec must be a regular file"))
         elif stem in found:
             other = found[stem].relative_to(root).as_posix()
             problems.append(Problem(rel, 1, 1, "", f"{other} holds cluster {stem!r} too; keep one of the two files"))
@@ -110,12 +91,8 @@ def spec_files(root: Path) -> dict[str, Path]:
 def load_clusters(
     root: Path, names: Iterable[str] | None = None, files: Mapping[str, Path] | None = None
 ) -> list[LoadedCluster]:
-    """Load and validate the named clusters (all when None); raise one SpecError for all problems.
-
-    `files`: the `spec_files` of root, when the caller has listed them already.
-    """
+    """Load and validate the named clusters (all when None); raise one SpecError for all problems."""
     files = spec_files(root) if files is None else files
-    chosen = choose(files, names)
     problems: list[Problem] = []
     loaded: list[LoadedCluster] = []
     try:
@@ -123,7 +100,7 @@ def load_clusters(
     except SpecError as e:
         problems.extend(e.problems)
         defaults = None
-    for name in chosen:
+    for name in choose(files, names):
         path = files[name]
         rel = path.relative_to(root).as_posix()
         try:
@@ -159,46 +136,35 @@ def load_text(
 ) -> LoadedCluster:
     """Parse and validate one spec (over the fleet's defaults); raise SpecError listing each problem."""
     doc = yamlio.load(raw, file)
-    problems = _header_problems(doc, file)
+    problems = []
+    if _other_version(doc):  # named as such, rather than as a value the apiVersion field refuses
+        message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
+        problems.append(Problem(file, *doc.where(("apiVersion",)), "apiVersion", message))
     meta = doc.data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     if expected_name is not None and isinstance(name, str) and name != expected_name:
-        line, col = doc.where(("metadata", "name"))
-        problems.append(
-            Problem(file, line, col, "metadata.name", f"{name!r} must equal the file name {expected_name!r}")
-        )
-    merged = doc
-    if defaults is not None and isinstance(doc.data.get("spec", {}), dict):
-        data = {**doc.data, "spec": merge(defaults.spec, doc.data.get("spec", {}))}
-        merged = yamlio.Positioned(data, doc.values, doc.keys)
-
-    def locate(path: yamlio.Path, key: bool) -> tuple[str, int, int]:
-        return _locate(file, doc, defaults, path, key)
-
-    cluster, found = validate_model(Cluster, merged, file, locate)
+        message = f"{name!r} must equal the file name {expected_name!r}"
+        problems.append(Problem(file, *doc.where(("metadata", "name")), "metadata.name", message))
+    data = doc.data if defaults is None else {**doc.data, "spec": merge(defaults.spec, doc.data.get("spec", {}))}
+    cluster, found = validate_model(Cluster, yamlio.Positioned(data, doc.values, doc.keys), file, defaults)
     problems.extend(found)
     if problems or cluster is None:
         raise SpecError(problems)
     return LoadedCluster(cluster, file, doc, defaults)
 
 
-# (field path, whether to point at its key rather than its value) → (file, line, column)
-Locate = Callable[[yamlio.Path, bool], tuple[str, int, int]]
-
-
 def validate_model(
-    model: type[M], doc: yamlio.Positioned, file: str, locate: Locate | None = None
+    model: type[M], doc: yamlio.Positioned, file: str, defaults: Defaults | None = None
 ) -> tuple[M | None, list[Problem]]:
-    """Validate positioned data against a model; problems carry file, line and column.
-
-    `locate` maps a field path to the file and position to report (default: `doc` in `file`).
-    """
+    """Validate positioned data against a model; problems point into `file` (or the defaults, see `_locate`)."""
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:
-        where = locate or (lambda p, key: _locate(file, doc, None, p, key))
-        other = _other_version(doc)
-        return None, [_problem(i, where) for i in issues(model, e) if not (other and i.loc == ("apiVersion",))]
+        return None, [
+            Problem(*_locate(file, doc, defaults, i.loc, i.kind == "unknown"), dotted(i.loc), i.message)
+            for i in issues(model, e)
+            if not (i.loc == ("apiVersion",) and _other_version(doc))
+        ]
 
 
 class Issue(NamedTuple):
@@ -298,8 +264,6 @@ def _describe(value: Any) -> str:
 
 
 def _unknown(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    from gen.spec.units import close_match
-
     allowed = _keys_at(model, loc[:-1])
     hint = close_match(str(loc[-1]), allowed)
     if hint:
@@ -331,19 +295,7 @@ def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return [f.alias or name for name, f in tp.model_fields.items()]
 
 
-def _header_problems(doc: yamlio.Positioned, file: str) -> list[Problem]:
-    # apiVersion gets its own message so that a spec of another version is named as such.
-    if not _other_version(doc):
-        return []
-    message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
-    return [Problem(file, *doc.where(("apiVersion",)), "apiVersion", message)]
-
-
 def _other_version(doc: yamlio.Positioned) -> bool:
-    """Whether the document is a spec of another gen version (reported by `_header_problems` alone)."""
+    """Whether the document is a spec of another gen version (reported by `load_text` alone)."""
     value = doc.data.get("apiVersion")
     return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
-
-
-def _problem(issue: Issue, locate: Locate) -> Problem:
-    return Problem(*locate(issue.loc, issue.kind == "unknown"), dotted(issue.loc), issue.message)

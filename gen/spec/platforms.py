@@ -1,8 +1,4 @@
-"""What each platform's nodes already hold: the objects the stack takes over and the host ports in use.
-
-The easy-db-lab facts come from easy-db-lab's own manifests and host set-up; the
-`kubernetes` table lists only what every conformant node runs.
-"""
+"""What each platform's nodes already hold: the objects the stack takes over and the host ports in use."""
 
 from __future__ import annotations
 
@@ -83,6 +79,7 @@ EASY_DB_LAB_PORTS = (
     HostPort(9043, "the Cassandra sidecar", "db"),
 )
 
+# Only what every conformant node runs.
 KUBERNETES_PORTS = (
     HostPort(6443, "the Kubernetes API server", "control"),
     HostPort(2379, "etcd (clients)", "control"),
@@ -100,13 +97,6 @@ PORTS = {"easy-db-lab": EASY_DB_LAB_PORTS, "kubernetes": KUBERNETES_PORTS}
 
 
 def port_clash(platform: str, port: int, role: Role, user: str) -> HostPort | None:
-    """The platform's use of a host port that `user` (a stack part) would bind on nodes of `role`, if any.
-
-    A port whose owner the stack takes over in place is free for the part that takes it over.
-    """
-    for taken in PORTS[platform]:
-        if taken.port != port or taken.taken_over_by == user:
-            continue
-        if "every" in (taken.role, role) or taken.role == role:
-            return taken
-    return None
+    """The platform's use of a host port that `user` (a stack part) would bind on nodes of `role`, if any."""
+    mine = (t for t in PORTS[platform] if t.port == port and t.taken_over_by != user)
+    return next((t for t in mine if "every" in (t.role, role) or t.role == role), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 
@@ -12,8 +13,7 @@ _GO_PART = re.compile(r"(\d+)(ns|us|µs|ms|s|m|h)")
 # The Pyroscope server reads retention as a Prometheus duration (integer parts, units in
 # decreasing order), which is stricter than Go's; accept only what both understand.
 RETENTION = re.compile(r"^(0|(?=\d)(\d+h)?(\d+m)?(\d+s)?)$")
-# The Java agent's upload interval, as its IntervalParser reads it: an integer with ms, us or s,
-# or a bare number of nanoseconds ("10ns" ends in s, fails to parse and silently becomes 10s).
+# The Java agent's upload interval, as its IntervalParser reads it (see the domain reference);
 # 18 digits at most, so that the number fits a Java long.
 AGENT_INTERVAL = re.compile(r"^[1-9]\d{0,17}(us|ms|s)?$")
 # The lock threshold goes to async-profiler, which reads ns, us, ms, s or bare nanoseconds.
@@ -67,12 +67,7 @@ def is_host_address(text: str) -> bool:
 
 
 def close_match(word: str, choices: list[str], cutoff: float = 0.6) -> str | None:
-    import difflib
-
     # The same name in another case or spelling style (repo_url, RepoUrl) first.
     normalised = {c.lower().replace("_", "").replace("-", ""): c for c in choices}
     same = normalised.get(word.lower().replace("_", "").replace("-", ""))
-    if same is not None:
-        return same
-    found = difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)
-    return found[0] if found else None
+    return same or next(iter(difflib.get_close_matches(word, choices, n=1, cutoff=cutoff)), None)
