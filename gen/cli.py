@@ -249,7 +249,9 @@ def check(jobs: int | None, root: Path, fmt: str) -> None:
 
 
 @cli.command()
-@click.option("--base", "ref", required=True, help="The git revision to compare with (e.g. origin/main).")
+@click.option(
+    "--base", "ref", help="The git revision to compare with (default: the merge base with upstream, else HEAD)."
+)
 @_format("text", "markdown", "json", about="markdown is a pull-request comment.")
 @click.option(
     "--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Text colours."
@@ -262,8 +264,8 @@ def check(jobs: int | None, root: Path, fmt: str) -> None:
     help="Markdown stops before this size, saying what it left out.",
 )
 @fleet_options
-def diff(ref: str, fmt: str, color: str, max_chars: int, root: Path) -> None:
-    """Show what the fully built manifests change between REF and the working tree.
+def diff(ref: str | None, fmt: str, color: str, max_chars: int, root: Path) -> None:
+    """Show what the fully built manifests change between --base and the working tree.
 
     Per cluster and object: changed fields with old and new values, the spec
     line behind each, and what restarts. Changes nothing; exit 0.

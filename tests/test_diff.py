@@ -1,4 +1,4 @@
-"""`gen diff --base REF` in real git repositories, with the real kustomize; and its pure matching core."""
+"""`gen diff [--base REF]` in real git repositories, with the real kustomize; and its pure matching core."""
 
 from __future__ import annotations
 
@@ -247,6 +247,58 @@ def test_colour_only_on_request_or_a_terminal_without_no_color(repo: Path, monke
     assert _terminal(Output(out=Tty()))
     monkeypatch.setenv("NO_COLOR", "1")
     assert not _terminal(Output(out=Tty()))
+
+
+def test_without_base_the_merge_base_with_the_upstream_branch_is_the_base(repo: Path, tmp_path: Path) -> None:
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "clone", "-q", "--bare", str(repo), str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "fetch", "-q", "origin")
+    git(repo, "checkout", "-q", "-b", "feature", "--track", "origin/main")
+    fork = git(repo, "rev-parse", "HEAD").strip()
+    edit(repo / "clusters/lab-tuned.yaml", "retention: 72h", "retention: 96h")
+    _render(repo, "lab-tuned")
+    commit_all(repo, "longer retention")
+    # The upstream branch moves on after the fork: its change is not this branch's.
+    git(repo, "checkout", "-q", "main")
+    edit(repo / "clusters/lab-minimal.yaml", "  argocd:\n", "  ebpf:\n    sampleRate: 49\n  argocd:\n")
+    _render(repo, "lab-minimal")
+    commit_all(repo, "lower sample rate")
+    git(repo, "push", "-q", "origin", "main")
+    git(repo, "checkout", "-q", "feature")
+
+    result = gen("diff", "--root", str(repo))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"gen diff: merge base with origin/main ({fork[:12]}) → working tree"
+    doc = json.loads(gen("diff", "--format", "json", "--root", str(repo)).stdout)
+    assert doc["base"] == {"ref": fork, "commit": fork}
+    assert [s["name"] for s in doc["sections"]] == ["lab-tuned"]
+
+
+def test_without_base_or_upstream_the_working_tree_is_compared_with_head(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "retention: 72h", "retention: 96h")
+    _render(repo, "lab-tuned")
+    commit_all(repo, "longer retention")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    edit(repo / "clusters/lab-minimal.yaml", "  argocd:\n", "  ebpf:\n    sampleRate: 49\n  argocd:\n")
+    _render(repo, "lab-minimal")
+
+    result = gen("diff", "--root", str(repo))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == f"gen diff: HEAD ({head[:12]}) → working tree"
+    doc = json.loads(gen("diff", "--format", "json", "--root", str(repo)).stdout)
+    assert doc["base"] == {"ref": "HEAD", "commit": head}
+    assert [s["name"] for s in doc["sections"]] == ["lab-minimal"]  # the committed change is not in it
+
+
+def test_an_upstream_with_no_commit_in_common_asks_for_a_base(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--orphan", "other")
+    commit_all(repo, "unrelated")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "branch", "-q", "--set-upstream-to", "other")
+    result = gen("diff", "--root", str(repo))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == "error: HEAD and other have no commit in common: give --base"
 
 
 def test_a_bad_ref_is_a_usage_error_with_gits_words(repo: Path) -> None:

@@ -1,4 +1,4 @@
-"""`gen diff --base REF`: what the fully built manifests change between REF and the working tree."""
+"""`gen diff [--base REF]`: what the fully built manifests change between REF and the working tree."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from gen.components.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, 
 from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.output import Output
 from gen.render import layout, writer
+from gen.render.rendering import default_jobs, render_fleet
 from gen.render.workers import cores
 from gen.review import diffing, diffview, gitrepo, impact, provenance
 from gen.spec.fleet import FLEET_FILE
@@ -106,12 +107,14 @@ class Report:
     """Everything `diff` found, ready for any output format."""
 
     ref: str
+    label: str  # the ref, or how it was chosen when none was given
     commit: str
     sections: list[Section]
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
+    stale: dict[str, str]  # the spec file by cluster, of overlays a render would change
 
 
-def run(root: Path, ref: str, fmt: str, out: Output, *, color: str = "auto", max_chars: int = 60_000) -> int:
+def run(root: Path, ref: str | None, fmt: str, out: Output, *, color: str = "auto", max_chars: int = 60_000) -> int:
     report = collect(root, ref)
     for note in report.notes:
         out.note(note)
@@ -143,20 +146,21 @@ class UnsafeTreeError(GenError):
         return [f"error: {f}" for f in self.findings] + [f"error: {self}; nothing was built"]
 
 
-def collect(root: Path, ref: str) -> Report:
+def collect(root: Path, ref: str | None) -> Report:
     """Build both sides of every cluster whose inputs differ and compare them object by object."""
+    ref, label = (ref, ref) if ref is not None else gitrepo.default_base(root)
     commit = gitrepo.resolve(root, ref)
     gitrepo.require_work_tree(root)
     repofs.guard_layout(root)
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
-        old = Side(Path(tmp), ref)
+        old = Side(Path(tmp), label)
         refused = gitrepo.export(root, commit, TREE, old.root)
         # The working tree's files are built as they are, not re-rendered: what Argo CD applies once
         # merged (`gen check` is the gate that they match the specs).
         new = Side(root, WORKING_TREE)
         # Both sides come from a pull request's point of view: neither is read through a
         # symlink nor built with anything kustomize would fetch.
-        unsafe = [f"{f} (at {ref})" for f in [*refused, *old.unsafe()]] + new.unsafe()
+        unsafe = [f"{f} (at {label})" for f in [*refused, *old.unsafe()]] + new.unsafe()
         if unsafe:
             raise UnsafeTreeError(unsafe)
         return _compare_sides(old, new, ref, commit)
@@ -197,11 +201,26 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         specs = spec_files(new.root)
     except SpecError:
         specs = {}  # no note about specs that do not load; `gen render` says what is wrong with them
-    unrendered = sorted(set(specs) - set(new.overlays()))
+    overlays = new.overlays()
+    unrendered = sorted(set(specs) - set(overlays))
     notes = [
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]
-    return Report(ref, commit, sections, notes)
+    stale = {n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root) if n in overlays}
+    notes += [
+        f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
+        for n, spec in stale.items()
+    ]
+    return Report(ref, old.label, commit, sections, notes, stale)
+
+
+def _stale(root: Path) -> list[str]:
+    """The clusters whose overlay or Application is not what their spec renders now (`gen check`'s answer)."""
+    try:
+        rendered = render_fleet(root, jobs=default_jobs(None))
+    except GenError:
+        return []  # specs that do not render: `gen render` says why
+    return [c.name for c in rendered.clusters if not c.in_sync]
 
 
 def _cluster_section(

@@ -12,8 +12,9 @@ from gen import repofs, yamlio
 from gen.components.argocd import ARGOCD_DIR, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
+from gen.render.rendering import default_jobs, render_fleet
 from gen.render.workers import MAX_JOBS, cores
-from gen.spec.loader import choose, load_clusters, spec_files
+from gen.spec.loader import choose, spec_files
 from gen.validate import argo_checks, kustomize, secrets_scan
 from gen.validate.objects import ident
 
@@ -34,6 +35,13 @@ def run(
     chosen = choose(spec_files(root), names or None)
     version = _version(kubernetes_version)
     cmd = kustomize.command()
+    # What the specs render now, compared with the disk: the same answer as `gen check`.
+    rendered = render_fleet(root, None if not names else chosen, jobs=default_jobs(jobs), specs=True)
+    stale = {
+        c.name: [f"{overlay_dir(c.name)}: stale: differs from what {item.file} renders (run: gen render {c.name})"]
+        for item, c in zip(rendered.specs, rendered.clusters, strict=True)
+        if not c.in_sync
+    }
 
     built: dict[str, list[Any]] = {}
     bar = out.progress(len(chosen), "validating")
@@ -45,13 +53,15 @@ def run(
             if not os.path.lexists(directory / "kustomization.yaml"):
                 return [f"{rel}: not rendered (run: gen render {name})"]
             # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
+            # Such an overlay is not built, and that is its finding, whether or not a spec renders it so.
             unsafe = kustomize.inspect(root, rel)
             if unsafe:
                 return unsafe
             built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
             # Valid is not enough: no secret value may be committed in what an overlay builds.
             problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
-            return [f"{rel}: {f}" for f in problems]
+            # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.
+            return stale.get(name, []) + [f"{rel}: {f}" for f in problems]
         finally:
             bar.advance()
 
@@ -63,7 +73,7 @@ def run(
         bar.close()
     # A problem in base/ shows once, not once per cluster that reaches it.
     findings = list(dict.fromkeys(f for r in results for f in r))
-    clusters = [c.cluster for c in load_clusters(root, None if not names else chosen)]
+    clusters = [item.cluster for item in rendered.specs]
     if not names:
         # The Argo CD objects concern the whole fleet: checked when every cluster is,
         # and read only when every file there is a regular one within gen's bounds.

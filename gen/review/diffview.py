@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gen.components.argocd import overlay_dir
 from gen.errors import printable
 from gen.review.diffing import MISSING, STATUSES, FieldChange, ObjectChange, scalar_text
 
@@ -70,9 +71,9 @@ class _Paint:
 def text(report: Report, *, color: bool = False) -> str:
     """The report for a terminal; ANSI colours only when color is set."""
     paint = _Paint(color)
-    lines = [paint("bold", f"gen diff: {report.ref} ({report.commit[:12]}) {ARROW} working tree")]
+    lines = [paint("bold", f"gen diff: {report.label} ({report.commit[:12]}) {ARROW} working tree")]
     if not report.sections:
-        return "\n".join([*lines, f"no change to the built manifests between {report.ref} and the working tree", ""])
+        return "\n".join([*lines, f"no change to the built manifests between {report.label} and the working tree", ""])
     lines += ["", *_summary_table(report), ""]
     for section in report.sections:
         lines.append(paint("bold", f"=== {section.name} ({_tally(section)}) ==="))
@@ -186,9 +187,18 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
 
     Stops before max_chars (GitHub refuses comments over 65,536 characters), saying what it left out.
     """
-    head = [f"### gen diff: {_code(report.ref)} ({report.commit[:12]}) {ARROW} working tree", ""]
+    head = [f"### gen diff: {_code(report.label)} ({report.commit[:12]}) {ARROW} working tree", ""]
+    head += [
+        f"- ⚠️ {_code(overlay_dir(name))} is stale against {_code(spec)}: this diff shows the committed overlay "
+        f"(run: {_code(f'gen render {name}')})"
+        for name, spec in report.stale.items()
+    ]
+    if report.stale:
+        head.append("")
     if not report.sections:
-        return "\n".join([*head, f"No change to the built manifests between {_code(report.ref)} and this branch.", ""])
+        return "\n".join(
+            [*head, f"No change to the built manifests between {_code(report.label)} and this branch.", ""]
+        )
     head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
     for s in report.sections:
         counts = s.comparison.counts()
@@ -275,6 +285,7 @@ def json_text(report: Report) -> str:
     doc = {
         "base": {"ref": report.ref, "commit": report.commit},
         "head": "working tree",
+        "stale": [{"name": name, "spec": spec} for name, spec in report.stale.items()],
         "summary": [{**_about(s), **s.comparison.counts()} for s in report.sections],
         "sections": [
             {

@@ -51,6 +51,21 @@ def resolve(root: Path, ref: str) -> str:
         return git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").decode().strip()
 
 
+def default_base(root: Path) -> tuple[str, str]:
+    """What `gen diff` compares with when given no base: (the revision, how it was chosen).
+
+    The merge base of HEAD with its upstream branch when one is set (what a pull request shows), else HEAD.
+    """
+    try:
+        upstream = git(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}").decode().strip()
+    except ToolError as e:
+        if e.code is None:
+            raise
+        return "HEAD", "HEAD"  # no upstream, a detached HEAD or no repository: `resolve` says which
+    with _refused(f"HEAD and {upstream} have no commit in common: give --base"):
+        return git(root, "merge-base", "HEAD", "@{upstream}").decode().strip(), f"merge base with {upstream}"
+
+
 @contextlib.contextmanager
 def _refused(message: str) -> Iterator[None]:
     """git's refusal (it ran and failed) as a RevisionError; a git that cannot run stays a ToolError."""
