@@ -141,8 +141,15 @@ def render(  # noqa: PLR0917 - one parameter per option, as click passes them
     help="Also validate the Argo CD objects against the CRD schemas in this folder.",
 )
 @fleet_options
+@_format("text", "json")
 def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
-    names: tuple[str, ...], all_clusters: bool, kubernetes_version: str, jobs: int | None, crds: Path | None, root: Path
+    names: tuple[str, ...],
+    all_clusters: bool,
+    kubernetes_version: str,
+    jobs: int | None,
+    crds: Path | None,
+    root: Path,
+    fmt: str,
 ) -> None:
     """Build each overlay with kustomize and validate every object strictly.
 
@@ -151,7 +158,7 @@ def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
     """
     from gen.commands import validate as command
 
-    sys.exit(command.run(root, names, kubernetes_version, jobs, _output(), crds=crds, all_clusters=all_clusters))
+    sys.exit(command.run(root, names, kubernetes_version, jobs, _output(fmt), crds=crds, all_clusters=all_clusters))
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,25 @@ def test_no_hint_when_the_overlays_are_rendered(repo: Path) -> None:
     result = gen("validate", "lab-minimal", "--root", str(repo))
     assert (result.exit_code, result.stdout) == (0, "")
     assert result.stderr.splitlines()[-1] == SUMMARY.format(0)
+
+
+def test_validate_as_json_and_a_base_that_is_not_this_gen_s(repo: Path) -> None:
+    edit(repo / "clusters/lab-minimal.yaml", *SAMPLE_RATE)
+    result = gen("validate", "lab-minimal", "--format", "json", "--root", str(repo))
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {
+        "kubernetesVersion": "1.33.0",
+        "overlays": 1,
+        "problems": [FINDING],
+        "notes": [],
+    }
+    edit(repo / "base/server/service.yaml", "name: pyroscope", "name: pyroscope-old")
+    result = gen("validate", "lab-minimal", "--root", str(repo))
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        "base/server/service.yaml: changed: differs from the base/ this gen ships (after an upgrade of gen, or an edit)"
+        " (run: gen render --all)"
+    ]
+    shutil.rmtree(repo / "base")
+    result = gen("validate", "--root", str(repo))
+    assert result.stdout.splitlines()[0] == "base/: missing: the overlays are built against it (run: gen render --all)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +13,8 @@ from gen import repofs, yamlio
 from gen.components.argocd import ARGOCD_DIR, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
-from gen.render.rendering import default_jobs, render_fleet
+from gen.render.rendering import compare_file, default_jobs, render_fleet
+from gen.render.shipped_base import BASE_DIR, base_files
 from gen.render.workers import MAX_JOBS, cores
 from gen.spec.loader import choose, spec_files
 from gen.validate import argo_checks, kustomize, secrets_scan
@@ -43,8 +45,16 @@ def run(
         if not c.in_sync
     }
 
+    # Every overlay is built against base/: one that is not this gen's would fail each build its own way.
+    base = [
+        f"{d.path}: {d.kind}: {d.why} (run: gen render --all)"
+        for rel, text in base_files().items()
+        if (d := compare_file(root, rel, text))
+    ]
+    if not os.path.lexists(root / BASE_DIR):
+        base = [f"{BASE_DIR}/: missing: the overlays are built against it (run: gen render --all)"]
     built: dict[str, list[Any]] = {}
-    bar = out.progress(len(chosen), "validating")
+    bar = out.progress(0 if base else len(chosen), "validating")
 
     def one(name: str) -> list[str]:
         rel = overlay_dir(name)
@@ -68,7 +78,7 @@ def run(
     try:
         # No more builds at once than there are overlays: each thread runs a kustomize.
         with ThreadPoolExecutor(max_workers=max(1, min(jobs or cores(), MAX_JOBS, len(chosen)))) as pool:
-            results = list(pool.map(one, chosen))
+            results = [base] if base else list(pool.map(one, chosen))
     finally:
         bar.close()
     # A problem in base/ shows once, not once per cluster that reaches it.
@@ -79,18 +89,23 @@ def run(
         # and read only when every file there is a regular one within gen's bounds.
         unsafe = list(repofs.scan(root, ARGOCD_DIR))
         findings += unsafe or argo_checks.check_repository(root, clusters, crds, objects=built)
-    for f in findings:
-        out.line(f)
-    for cluster in clusters:
-        grafana = cluster.spec.grafana
-        if grafana.enabled:
-            # Nothing here can see the destination cluster: say what it must hold.
-            out.note(
-                f"{overlay_dir(cluster.name)}: namespace {grafana.namespace} (grafana.namespace) must exist "
-                f"on the destination cluster: Argo CD creates only {cluster.spec.stack_namespace}; the Grafana "
-                "ConfigMaps sync last, so without it only they fail"
-            )
-    out.note(f"{len(chosen)} overlay(s) built and validated for Kubernetes {version}: {len(findings)} problem(s)")
+    # Nothing here can see the destination cluster: say what it must hold.
+    notes = [
+        f"{overlay_dir(c.name)}: namespace {c.spec.grafana.namespace} (grafana.namespace) must exist "
+        f"on the destination cluster: Argo CD creates only {c.spec.stack_namespace}; the Grafana "
+        "ConfigMaps sync last, so without it only they fail"
+        for c in clusters
+        if c.spec.grafana.enabled
+    ]
+    if out.fmt == "json":
+        report = {"kubernetesVersion": version, "overlays": len(built), "problems": findings, "notes": notes}
+        out.line(json.dumps(report, indent=2))
+    else:
+        for line in findings:
+            out.line(line)
+        for note in notes:
+            out.note(note)
+        out.note(f"{len(built)} overlay(s) built and validated for Kubernetes {version}: {len(findings)} problem(s)")
     return EXIT_FINDINGS if findings else EXIT_OK
 
 
