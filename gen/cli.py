@@ -179,14 +179,17 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--address", required=True, help="IP or DNS name of the control node.")
-@click.option("--repo-url", required=True, help="Git URL of the fleet repository.")
-@click.option("--destination-server", "server", default=None, help="API server URL (default: the in-cluster one).")
+@click.option("--repo-url", default=None, help="Git URL of the fleet repository (default: fleet.yaml's repoURL).")
+@click.option("--destination-server", "server", default=None, help="API server URL to deploy to.")
 @click.option(
-    "--destination-name", "cluster_name", default=None, help="Name of a cluster registered in Argo CD instead."
+    "--destination-name",
+    "cluster_name",
+    default=None,
+    help="Name of the cluster registered in Argo CD to deploy to (default: NAME).",
 )
 @fleet_options
 def new(  # noqa: PLR0917 - one parameter per option, as click passes them
-    name: str, address: str, repo_url: str, server: str | None, cluster_name: str | None, root: Path
+    name: str, address: str, repo_url: str | None, server: str | None, cluster_name: str | None, root: Path
 ) -> None:
     """Scaffold clusters/NAME.yaml with the required fields and the common options."""
     from gen.commands import new as command

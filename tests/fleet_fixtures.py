@@ -15,7 +15,8 @@ def numbered_spec(index: int, version: int) -> str:
     """A valid spec that differs per cluster and, in every overlay, per version."""
     rng = random.Random(index * 7919 + version)
     name = f"lab-{index:03d}"
-    destination = f"name: {name}" if rng.random() < 0.5 else "server: https://kubernetes.default.svc"
+    # Each its own destination: specs on one destination would collide.
+    destination = f"name: {name}" if rng.random() < 0.5 else f"server: https://{name}.example.internal:6443"
     labels = f"{{dc: us-east-1, rack: r{rng.randrange(4)}}}" if rng.random() < 0.5 else "{}"
     return f"""apiVersion: gen.profiling/v1alpha1
 kind: Cluster

@@ -134,7 +134,9 @@ def test_a_claimed_file_without_the_header_or_with_another_application_is_drift(
 
 
 def test_validate_fails_on_files_no_spec_renders(tmp_path: Path) -> None:
-    root = _repo(tmp_path, b=spec_text("b", namespace="prof-b", grafana=False), a=spec_text("a"))
+    root = _repo(
+        tmp_path, b=spec_text("b", namespace="prof-b", grafana=False, server=None, dest_name="b-k8s"), a=spec_text("a")
+    )
     _render(root)
     clusters = [load(root, n).cluster for n in ("a", "b")]
     crds = CRDS if CRDS.is_dir() else None
@@ -263,7 +265,9 @@ def test_a_spec_naming_a_repository_fleet_yaml_does_not_allow_is_refused(tmp_pat
 
 def test_the_app_project_holds_the_fleets_repositories_and_no_other(tmp_path: Path) -> None:
     fleet = _fleet_text("  sourceRepos:", f"    - {OTHER_REPO}")
-    root = _repo(tmp_path, fleet=fleet, a=spec_text("a", repo=OTHER_REPO), b=spec_text("b", namespace="prof-b"))
+    root = _repo(
+        tmp_path, fleet=fleet, a=spec_text("a", repo=OTHER_REPO), b=spec_text("b", server=None, dest_name="b-k8s")
+    )
     _render(root)
     (project,) = yamlio.parse_all_plain((root / argo.PROJECT_FILE).read_text(encoding="utf-8"))
     assert project["spec"]["sourceRepos"] == [OTHER_REPO, REPO]
@@ -393,7 +397,7 @@ def test_no_rendered_namespace_is_a_shared_one(tmp_path: Path, shared: str) -> N
     root = _repo(
         tmp_path,
         k8s=spec_text("k8s", grafana_namespace=shared),
-        edl=spec_text("edl", platform="easy-db-lab", grafana=False),
+        edl=spec_text("edl", platform="easy-db-lab", grafana=False, server=None, dest_name="edl-k8s"),
     )
     _render(root)
     for name, stack in (("k8s", "profiling"), ("edl", None)):

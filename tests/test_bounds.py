@@ -31,7 +31,7 @@ spec:
   argocd:
     repoURL: https://github.com/acme/profiling-gitops.git
     destination:
-      server: https://kubernetes.default.svc
+      name: {name}
 """
 
 

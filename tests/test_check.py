@@ -125,6 +125,7 @@ def test_missing_and_unexpected_files(fleet: Path) -> None:
     (root / "overlays/lab-minimal/notes.txt").write_text("mine\n", encoding="utf-8")
     shutil.copy(root / "clusters/lab-minimal.yaml", root / "clusters/lab-new.yaml")
     edit(root / "clusters/lab-new.yaml", "name: lab-minimal", "name: lab-new")
+    edit(root / "clusters/lab-new.yaml", "server: https://kubernetes.default.svc", "name: lab-new")
     result = gen("check", "--root", str(root))
     assert result.exit_code == 1
     out = result.stdout
@@ -135,7 +136,9 @@ def test_missing_and_unexpected_files(fleet: Path) -> None:
     )
     assert "overlays/lab-new: missing: the cluster's overlay was never rendered (run: gen render lab-new)" in out
     assert "argocd/applications/lab-new.yaml: missing: not rendered (run: gen render lab-new)" in out
-    assert "4 file(s) out of sync with the specs; fix: gen render lab-minimal lab-new" in result.stderr
+    # lab-new's destination is new to the AppProject too: a full render rewrites it.
+    assert "argocd/project.yaml: changed: differs from what the spec renders (run: gen render --all)" in out
+    assert "5 file(s) out of sync with the specs; fix: gen render --all" in result.stderr
 
 
 def test_github_format_prints_annotations(fleet: Path) -> None:

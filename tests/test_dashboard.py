@@ -169,7 +169,7 @@ spec:
   argocd:
     repoURL: https://github.com/acme/profiling-gitops.git
     destination:
-      server: https://kubernetes.default.svc
+      name: lab-dash
 """
 
 

@@ -189,6 +189,7 @@ def test_removed_and_added_clusters(repo: Path) -> None:
     (repo / "clusters/lab-tuned.yaml").unlink()
     shutil.copy(repo / "clusters/lab-minimal.yaml", repo / "clusters/lab-new.yaml")
     edit(repo / "clusters/lab-new.yaml", "name: lab-minimal", "name: lab-new")
+    edit(repo / "clusters/lab-new.yaml", "server: https://kubernetes.default.svc", "name: lab-new")
     _render(repo)
     doc = _diff_json(repo)
     assert [(s["name"], s["status"]) for s in doc["sections"]] == [
@@ -408,6 +409,7 @@ def test_a_server_moving_from_1x_to_2x_is_flagged_at_render_and_in_the_diff(flee
         (fleet / "clusters" / "lab-minimal.yaml")
         .read_text()
         .replace("lab-minimal", "lab-upgrade")
+        .replace("server: https://kubernetes.default.svc", "name: lab-upgrade")
         .replace("  argocd:\n", "  server:\n    image: grafana/pyroscope:1.21.1\n  argocd:\n")
     )
     repo = rendered_repo(fleet)

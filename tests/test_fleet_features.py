@@ -185,7 +185,12 @@ def test_schema_validates_the_examples_and_is_committed() -> None:
 def test_list_shows_status_components_and_destination(fleet: Path) -> None:
     assert _gen("render", "--all", "--root", str(fleet))[0] == 0
     write_spec(
-        fleet, "lab-new", (fleet / "clusters" / "lab-minimal.yaml").read_text().replace("lab-minimal", "lab-new")
+        fleet,
+        "lab-new",
+        (fleet / "clusters" / "lab-minimal.yaml")
+        .read_text()
+        .replace("lab-minimal", "lab-new")
+        .replace("server: https://kubernetes.default.svc", "name: lab-new"),
     )
     (fleet / "overlays" / "lab-gone").mkdir()
     (fleet / "overlays" / "lab-gone" / "kustomization.yaml").write_text(

@@ -46,6 +46,7 @@ def _base(name: str) -> dict[str, Any]:
     data = yamlio.load((FIXTURES / "clusters" / f"{name}.yaml").read_bytes(), name).data
     assert isinstance(data, dict)
     data["metadata"]["name"] = NAME
+    data["spec"]["argocd"]["destination"] = {"name": NAME}  # on the examples' own, it would collide with them
     return data
 
 

@@ -62,7 +62,13 @@ EDITS: dict[str, tuple[Callable[[Path], None], set[str]]] = {
 @pytest.mark.parametrize("what", list(EDITS))
 def test_list_check_and_render_agree_on_every_cluster(fleet: Path, what: str) -> None:
     minimal = (fleet / "clusters/lab-minimal.yaml").read_text(encoding="utf-8")
-    write_spec(fleet, "lab-third", minimal.replace("lab-minimal", "lab-third").replace("10.0.1.10", "10.0.1.30"))
+    write_spec(
+        fleet,
+        "lab-third",
+        minimal.replace("lab-minimal", "lab-third")
+        .replace("10.0.1.10", "10.0.1.30")
+        .replace("server: https://kubernetes.default.svc", "name: lab-third"),
+    )
     root = rendered_repo(fleet)
     assert _listed_stale(root) == _checked_stale(root) == set()
 

@@ -27,7 +27,7 @@ def test_a_fleet_of_one_s_own_from_gen_init_to_a_reviewed_change(tmp_path: Path)
     commit_all(root, "a new fleet")
     assert ok("check", "--root", str(root)) == ""
 
-    ok("new", "lab-east", "--address", "10.0.1.10", "--repo-url", REPO_URL, "--root", str(root))
+    ok("new", "lab-east", "--address", "10.0.1.10", "--root", str(root))  # the repository from fleet.yaml
     spec = root / "clusters/lab-east.yaml"
     edit(spec, "  # ebpf:\n", "  ebpf:\n    sampleRate: 97\n")
     ok("render", "lab-east", "--root", str(root))

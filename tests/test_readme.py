@@ -227,7 +227,6 @@ def test_the_firewall_example_names_the_ports_the_server_binds(fleet: Path) -> N
 
 
 @pytest.mark.parametrize("script", scripts())
-@pytest.mark.xfail(strict=True, reason="gen new takes its repository URL from fleet.yaml: not yet")
 def test_a_readme_session_runs_as_written(tmp_path: Path, script: str) -> None:
     # In a shell, with the gen this test runs on PATH, as a user would type it.
     env = {**os.environ, **GIT_ENV, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

@@ -61,7 +61,7 @@ spec:
   argocd:
     repoURL: https://github.com/acme/profiling-gitops.git
     destination:
-      server: https://kubernetes.default.svc
+      name: lab-podnet
 """
 CASES = [*EXAMPLES, POD_NETWORK]
 

@@ -7,12 +7,15 @@ import os
 from pathlib import Path
 
 from gen import repofs
+from gen.components import argocd
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
+from gen.render.rendering import neighbours
 from gen.spec import units
 from gen.spec.cluster import API_VERSION, MAX_NAME, Cassandra, Ebpf, Grafana, Profiler, Server
 from gen.spec.defaults import load_defaults
-from gen.spec.loader import CLUSTERS_DIR, load_text
+from gen.spec.fleet import FLEET_FILE, load_fleet
+from gen.spec.loader import CLUSTERS_DIR, load_text, spec_files
 from gen.spec.schema import SCHEMA_FILE
 
 
@@ -20,9 +23,8 @@ def scaffold(name: str, *, address: str, repo_url: str, server: str | None, clus
     """The text of a new spec: required fields set, common optional ones commented with their defaults."""
     q = json.dumps  # a JSON string is a valid YAML scalar, whatever the user typed
     ebpf, grafana, srv, cas, prof = Ebpf(), Grafana(), Server(), Cassandra(), Profiler()
-    destination = (
-        f"name: {q(cluster_name)}" if cluster_name else f"server: {q(server or 'https://kubernetes.default.svc')}"
-    )
+    # A cluster registered in Argo CD under the lab's own name: no other spec deploys there.
+    destination = f"server: {q(server)}" if server else f"name: {q(cluster_name or name)}"
     return f"""\
 # yaml-language-server: $schema=../{SCHEMA_FILE}
 apiVersion: {API_VERSION}
@@ -70,7 +72,14 @@ spec:
 
 
 def run(
-    root: Path, name: str, *, address: str, repo_url: str, server: str | None, cluster_name: str | None, out: Output
+    root: Path,
+    name: str,
+    *,
+    address: str,
+    repo_url: str | None,
+    server: str | None,
+    cluster_name: str | None,
+    out: Output,
 ) -> int:
     if server and cluster_name:
         raise UsageError("give --destination-server or --destination-name, not both")
@@ -82,9 +91,21 @@ def run(
     for taken in (path, path.with_suffix(".yml")):
         if os.path.lexists(taken):  # a dangling symlink too: nothing is written through it
             raise UsageError(f"{taken.relative_to(root).as_posix()} already exists")
+    if repo_url is None:
+        fleet = load_fleet(root)
+        if fleet is None:
+            raise UsageError(f"give --repo-url: there is no {FLEET_FILE} to take the fleet's repository from")
+        repo_url = fleet.repo_url
     text = scaffold(name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name)
     # Refuse what would not load, with the same error lines as any spec.
-    load_text(text.encode(), rel, name, load_defaults(root))
+    mine = argocd.placement(load_text(text.encode(), rel, name, load_defaults(root)))
+    clash = next(iter(argocd.clashes({mine, *neighbours(root, spec_files(root), {name}, [mine])}, [rel])), None)
+    if clash is not None:
+        other = clash.first if clash.later is mine else clash.later
+        raise UsageError(
+            f"{rel} would deploy to the same destination ({' '.join(mine.where)}) as {other.file}, and both would "
+            f"own {clash.owns}: pick another with --destination-name or --destination-server"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "x", encoding="utf-8", newline="") as f:
         f.write(text)

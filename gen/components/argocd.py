@@ -142,14 +142,100 @@ def _destination_key(server: str | None, name: str | None, namespace: str) -> tu
     return ("server", server, namespace) if server is not None else ("name", str(name), namespace)
 
 
+@dataclass(frozen=True, order=True)
+class Placement:
+    """Where one spec deploys and what it would own there that another spec could own too."""
+
+    file: str
+    at: tuple[str, int, int]  # where its spec.argocd.destination is written (the defaults file when inherited)
+    where: tuple[str, str]  # ("server", url) or ("name", cluster), as written
+    namespace: str
+    ebpf: bool
+    grafana: str | None  # its Grafana ConfigMaps' namespace, when it renders them
+
+
+DESTINATION = ("spec", "argocd", "destination")
+# The cluster-scoped objects of the eBPF agent (gen/resources/base/ebpf/rbac.yaml); the stack's
+# only other one, its Namespace, is owned with everything in the namespace.
+EBPF_RBAC = "pyroscope-ebpf"
+
+
+def placement(lc: LoadedCluster) -> Placement:
+    """A loaded spec's `Placement`."""
+    spec = lc.cluster.spec
+    dest = spec.argocd.destination
+    at = lc.problem(DESTINATION, "")
+    where = ("server", dest.server) if dest.server is not None else ("name", str(dest.name))
+    grafana = spec.grafana.namespace if spec.grafana.enabled else None
+    return Placement(lc.file, (at.file, at.line, at.col), where, spec.stack_namespace, spec.ebpf.enabled, grafana)
+
+
+def _claims(p: Placement) -> dict[tuple[str, ...], tuple[str, str]]:
+    """What a spec owns on its destination that two Applications cannot share: key → (what, how to avoid it)."""
+    out: dict[tuple[str, ...], tuple[str, str]] = {
+        ("namespace", p.namespace): (f"every object in namespace {p.namespace}", "another namespace")
+    }
+    if p.ebpf:
+        out["ebpf",] = (f"ClusterRole/ClusterRoleBinding {EBPF_RBAC}", "ebpf.enabled: false on one of them")
+    if p.grafana is not None:
+        out["grafana", p.grafana] = (f"the Grafana ConfigMaps in namespace {p.grafana}", "another grafana.namespace")
+    return out
+
+
+@dataclass(frozen=True)
+class Clash:
+    """A spec that would own objects an earlier spec on its destination owns."""
+
+    later: Placement
+    first: Placement
+    owns: str  # what both would own
+    fixes: str  # besides another destination, how to avoid it
+
+    def problem(self) -> Problem:
+        """The clash as an error on the later spec's destination."""
+        p = self.later
+        for_whom = "" if p.at[0] == p.file else f"{p.file} "
+        return Problem(
+            *p.at,
+            ".".join(DESTINATION),
+            f"{for_whom}deploys to the same destination ({' '.join(p.where)}) as {self.first.file}, and both would "
+            f"own {self.owns}; give it another destination, or {self.fixes}",
+        )
+
+
+def clashes(placements: Iterable[Placement], only: Iterable[str] | None = None) -> list[Clash]:
+    """Specs on one destination that would own the same objects: one clash per later spec and earlier owner.
+
+    Each object goes to the first spec (by file) that claims it; each later claimant clashes with that
+    first one alone. `only`: just the clashes that involve these files.
+    """
+    wanted = None if only is None else set(only)
+    owner: dict[tuple[Any, ...], Placement] = {}
+    found = []
+    for p in sorted(placements):
+        shared: dict[Placement, dict[tuple[str, ...], tuple[str, str]]] = {}
+        for key, claim in _claims(p).items():
+            first = owner.setdefault((p.where, *key), p)
+            if first is not p:
+                shared.setdefault(first, {})[key] = claim
+        for first, by_key in shared.items():
+            if wanted is not None and not {p.file, first.file} & wanted:
+                continue
+            # Grafana's ConfigMaps in the namespace both stacks share are among its every object.
+            claims = [c for k, c in by_key.items() if k[0] != "grafana" or ("namespace", k[1]) not in by_key]
+            found.append(Clash(p, first, ", ".join(c[0] for c in claims), " and ".join(c[1] for c in claims)))
+    return found
+
+
 @dataclass(frozen=True)
 class Scope:
     """The destinations of some specs, which the AppProject must allow; merged by union across workers."""
 
     destinations: frozenset[tuple[str, str, str]] = frozenset()
+    placements: frozenset[Placement] = frozenset()  # to find the specs that would collide
 
     def __or__(self, other: Scope) -> Scope:
-        return Scope(self.destinations | other.destinations)
+        return Scope(self.destinations | other.destinations, self.placements | other.placements)
 
 
 def scope(clusters: Iterable[Cluster]) -> Scope:

@@ -8,18 +8,18 @@ import os
 import struct
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.components.argocd import Scope, application_file, overlay_dir
+from gen.components.argocd import Placement, Scope, application_file, overlay_dir
 from gen.errors import Problem
 from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 
 CACHE_NAME = "gen-render.cache"
-_FORMAT = 2
+_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,11 @@ def _plain(e: Entry) -> tuple[Any, ...]:
     warnings = [(sys.intern(w.file), w.line, w.col, sys.intern(w.field), sys.intern(w.message)) for w in e.warnings]
     names = tuple(sys.intern(n) for n in e.names)
     destinations = frozenset(tuple(sys.intern(x) for x in d) for d in e.scope.destinations)
-    return (e.spec, names, e.stats, warnings, destinations)
+    placements = tuple(astuple(p) for p in e.scope.placements)
+    return (e.spec, names, e.stats, warnings, destinations, placements)
 
 
 def _entry(t: tuple[Any, ...]) -> Entry:
-    spec, names, stats, warnings, destinations = t
-    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), Scope(destinations))
+    spec, names, stats, warnings, destinations, placements = t
+    scope = Scope(destinations, frozenset(Placement(*p) for p in placements))
+    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), scope)

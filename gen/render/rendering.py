@@ -16,8 +16,9 @@ from gen.output import Output
 from gen.render import layout, workers, writer
 from gen.render.cache import Entry, RenderCache, open_cache
 from gen.render.shipped_base import BASE_DIR, base_files
+from gen.spec.defaults import load_defaults
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
-from gen.spec.loader import LoadedCluster, choose, load_clusters, spec_files
+from gen.spec.loader import LoadedCluster, choose, load_clusters, load_text, spec_files
 from gen.spec.schema import SCHEMA_FILE, schema_text
 
 # Below this many clusters a render stays in this process: starting the workers and
@@ -158,18 +159,23 @@ def render_fleet(
     problems = [p for r in results for p in r.problems]
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # an error in the defaults: one line, not one per cluster
+    clusters = [c for r in results for c in r.clusters]
+    scope = argocd.Scope()
+    for s in [*(c.scope for c in clusters), *(e.scope for e in reused.values())]:
+        scope |= s
+    mine = scope.placements
+    others = set() if every else neighbours(root, files, set(chosen), mine)
+    clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine})
+    if clashes:
+        raise SpecError([c.problem() for c in clashes])
     if fleet_error is not None:
         raise fleet_error
     fleet = argocd.resolve_sources(given, [s for r in results for s in r.sources])
-    clusters = [c for r in results for c in r.clusters]
 
     by_name = {name: list(e.warnings) for name, e in reused.items()}
     by_name.update((c.name, c.warnings) for c in clusters)
     # In the order the clusters were asked for; a full render's are sorted.
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
-    scope = argocd.Scope()
-    for s in [*(c.scope for c in clusters), *(e.scope for e in reused.values())]:
-        scope |= s
     documents = {argocd.BOOTSTRAP_FILE: argocd.bootstrap(fleet), argocd.PROJECT_FILE: [argocd.project(scope, fleet)]}
     if not every:
         committed = _committed_docs(root / argocd.PROJECT_FILE)
@@ -222,8 +228,35 @@ def render_chunk(root: Path, files: dict[str, Path], fleet: Fleet | None, compar
     return _Chunk(sources=sources, clusters=clusters, specs=loaded if specs else [])
 
 
+def neighbours(
+    root: Path, files: Mapping[str, Path], chosen: set[str], mine: Iterable[argocd.Placement]
+) -> set[argocd.Placement]:
+    """The placements of the specs not rendered that may share a destination with `mine`.
+
+    Only a spec whose text (or the defaults' text) holds one of those destinations is loaded; one
+    that does not load is left out, as its own render reports it.
+    """
+    needles = {p.where[1].encode() for p in mine}
+    try:
+        defaults = load_defaults(root)
+        everyone = defaults is not None and any(n in repofs.read(root / defaults.file) for n in needles)
+    except (OSError, SpecError):
+        return set()
+    found = set()
+    for name, path in files.items():
+        if name in chosen:
+            continue
+        try:
+            raw = repofs.read(path)
+            if everyone or any(n in raw for n in needles):
+                found.add(argocd.placement(load_text(raw, path.relative_to(root).as_posix(), name, defaults)))
+        except (OSError, SpecError):
+            continue
+    return found
+
+
 def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
-    scope = argocd.scope([item.cluster])
+    scope = argocd.scope([item.cluster]) | argocd.Scope(placements=frozenset([argocd.placement(item)]))
     return ClusterRender(item.name, spec_warnings(item), scope, len(overlay) + len(app), [], overlay, app, [])
 
 
