@@ -120,10 +120,16 @@ def test_render_refuses_a_config_map_argo_cd_could_not_sync(fleet: Path) -> None
 def test_validate_flags_objects_the_api_server_refuses(fleet: Path, size: int, expected: str) -> None:
     assert gen("render", "--all", "--root", str(fleet)).exit_code == 0
     # lab-tuned's objects are its own (client-side apply), not taken over from easy-db-lab (Replace=true).
-    # The size is spread over the two files of one ConfigMap (the overlay's snippet and the base's
-    # installer): gen builds no single file over 1 MiB.
-    for script in (fleet / "overlays/lab-tuned/cassandra-pyroscope.sh", fleet / "base/cassandra-agent/install.sh"):
-        script.write_text(script.read_text(encoding="utf-8") + "# " + "x" * (size // 2) + "\n", encoding="utf-8")
+    # The size is spread over two files of one ConfigMap, added to the overlay by hand: gen builds no
+    # single file over 1 MiB.
+    overlay = fleet / "overlays/lab-tuned"
+    for name in ("extra-1.sh", "extra-2.sh"):
+        (overlay / name).write_text("# " + "x" * (size // 2) + "\n", encoding="utf-8")
+    edit(
+        overlay / "kustomization.yaml",
+        "  - cassandra-pyroscope.sh\n",
+        "  - cassandra-pyroscope.sh\n  - extra-1.sh\n  - extra-2.sh\n",
+    )
     result = gen("validate", "lab-tuned", "--root", str(fleet))
     assert result.exit_code == 1, result.output
     flagged = [x for x in result.stdout.splitlines() if "ConfigMap/pyroscope-cassandra-agent" in x]
