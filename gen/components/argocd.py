@@ -234,8 +234,11 @@ class Scope:
     destinations: frozenset[tuple[str, str, str]] = frozenset()
     placements: frozenset[Placement] = frozenset()  # to find the specs that would collide
 
-    def __or__(self, other: Scope) -> Scope:
-        return Scope(self.destinations | other.destinations, self.placements | other.placements)
+    @classmethod
+    def union(cls, scopes: Iterable[Scope]) -> Scope:
+        # In one pass: a union per cluster would copy the growing set each time (quadratic in the fleet).
+        both = [(s.destinations, s.placements) for s in scopes]
+        return cls(frozenset().union(*(d for d, _ in both)), frozenset().union(*(p for _, p in both)))
 
 
 def scope(clusters: Iterable[Cluster]) -> Scope:

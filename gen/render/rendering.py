@@ -160,9 +160,7 @@ def render_fleet(
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # an error in the defaults: one line, not one per cluster
     clusters = [c for r in results for c in r.clusters]
-    scope = argocd.Scope()
-    for s in [*(c.scope for c in clusters), *(e.scope for e in reused.values())]:
-        scope |= s
+    scope = argocd.Scope.union([*(c.scope for c in clusters), *(e.scope for e in reused.values())])
     mine = scope.placements
     others = set() if every else neighbours(root, files, set(chosen), mine)
     clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine})
@@ -256,7 +254,7 @@ def neighbours(
 
 
 def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
-    scope = argocd.scope([item.cluster]) | argocd.Scope(placements=frozenset([argocd.placement(item)]))
+    scope = argocd.Scope(argocd.scope([item.cluster]).destinations, frozenset([argocd.placement(item)]))
     return ClusterRender(item.name, spec_warnings(item), scope, len(overlay) + len(app), [], overlay, app, [])
 
 
