@@ -117,14 +117,7 @@ def committed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return rendered_repo(make_fleet(tmp_path_factory.mktemp("readme") / "fleet"))
 
 
-# Documented, not yet working as written; strict, so each one fails the suite once it works.
-NOT_YET: set[str] = set()
-
-
-@pytest.mark.parametrize(
-    "command",
-    [pytest.param(c, marks=pytest.mark.xfail(strict=True)) if c in NOT_YET else c for c in readme_commands()],
-)
+@pytest.mark.parametrize("command", readme_commands())
 def test_each_readme_command_runs_as_written(committed: Path, tmp_path: Path, command: str) -> None:
     args = shlex.split(command)[1:]
     if len(args) == 1 and args[0] in COMMANDS_NEEDING_ARGUMENTS:
