@@ -1,9 +1,4 @@
-"""Decide the files of each overlay: spec in, `{path: text}` out (paths relative to the repo root).
-
-`render`, `check` and `list` all go through `render_cluster`, so what is
-written and what is compared can never disagree; `diff` reviews the files
-they committed.
-"""
+"""Decide the files of each overlay: spec in, `{path: text}` out (paths relative to the repo root)."""
 
 from __future__ import annotations
 
@@ -45,14 +40,12 @@ DEFAULT_NAMESPACE_SKIP = (
 def parts(cluster: Cluster) -> list[Part]:
     """The enabled components of a cluster, in a fixed order."""
     spec = cluster.spec
-    out = [server.build(cluster)]
-    if spec.ebpf.enabled:
-        out.append(ebpf.build(cluster))
-    if spec.grafana.enabled:
-        out.append(grafana.build(cluster))
-    if spec.cassandra.enabled:
-        out.append(cassandra.build(cluster))
-    return out
+    optional = (
+        (spec.ebpf.enabled, ebpf.build),
+        (spec.grafana.enabled, grafana.build),
+        (spec.cassandra.enabled, cassandra.build),
+    )
+    return [server.build(cluster), *(build(cluster) for on, build in optional if on)]
 
 
 def namespace(cluster: Cluster) -> dict[str, Any]:
@@ -103,66 +96,49 @@ def _takeover_patches() -> list[dict[str, Any]]:
 
 
 def kustomization(cluster: Cluster, components: list[Part]) -> dict[str, Any]:
-    own_namespace = [NAMESPACE_FILE] if not cluster.spec.takes_over_easy_db_lab else []
-    out: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
-    resources = [*own_namespace, *(r for p in components for r in p.resources)]
-    if resources:
-        out["resources"] = resources
-    out |= {
-        "components": [f"../../base/{p.component}" for p in components if p.component],
-        "labels": [
-            {
-                "pairs": {
-                    "cluster": cluster.name,
-                    "app.kubernetes.io/part-of": PART_OF,
-                    "app.kubernetes.io/managed-by": "gen",
-                },
-                "includeTemplates": True,
-            }
-        ],
-    }
-    images = [i for p in components for i in p.images]
-    if images:
-        out["images"] = images
-    out["configMapGenerator"] = [g for p in components for g in p.generators]
-    # The exact names of the cluster spec (and of easy-db-lab's objects); the pods roll
-    # through the checksum in their template instead.
-    out["generatorOptions"] = {"disableNameSuffixHash": True}
+    takeover = cluster.spec.takes_over_easy_db_lab
     patches = [x for p in components for x in p.patches]
     patches += [_checksum_patch(p) for p in components if p.component in WORKLOADS and p.generators]
-    if cluster.spec.takes_over_easy_db_lab:
-        patches += _takeover_patches()
-    if patches:
-        out["patches"] = patches
     # Not the `namespace:` field: it would also move the Grafana datasource out of
     # Grafana's namespace. This sets the namespace only where none is set.
     transformers = [
-        yamlio.dump(
+        {
+            "apiVersion": "builtin",
+            "kind": "NamespaceTransformer",
+            "metadata": {"name": "namespace", "namespace": cluster.spec.stack_namespace},
+            "unsetOnly": True,
+            "setRoleBindingSubjects": "allServiceAccounts",
+            "fieldSpecs": [{"path": "metadata/namespace", "create": True}],
+        }
+    ]
+    if takeover:
+        patches += _takeover_patches()
+        transformers.append(
             {
                 "apiVersion": "builtin",
-                "kind": "NamespaceTransformer",
-                "metadata": {"name": "namespace", "namespace": cluster.spec.stack_namespace},
-                "unsetOnly": True,
-                "setRoleBindingSubjects": "allServiceAccounts",
-                "fieldSpecs": [{"path": "metadata/namespace", "create": True}],
+                "kind": "AnnotationsTransformer",
+                "metadata": {"name": "default-namespace-skip"},
+                "annotations": {"checkov.io/skip-default-namespace": DEFAULT_NAMESPACE_SKIP},
+                # The objects only, not their pod templates.
+                "fieldSpecs": [{"path": "metadata/annotations", "create": True}],
             }
         )
-    ]
-    if cluster.spec.takes_over_easy_db_lab:
-        transformers.append(
-            yamlio.dump(
-                {
-                    "apiVersion": "builtin",
-                    "kind": "AnnotationsTransformer",
-                    "metadata": {"name": "default-namespace-skip"},
-                    "annotations": {"checkov.io/skip-default-namespace": DEFAULT_NAMESPACE_SKIP},
-                    # The objects only, not their pod templates.
-                    "fieldSpecs": [{"path": "metadata/annotations", "create": True}],
-                }
-            )
-        )
-    out["transformers"] = transformers
-    return out
+    labels = {"cluster": cluster.name, "app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "gen"}
+    out: dict[str, Any] = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [*([] if takeover else [NAMESPACE_FILE]), *(r for p in components for r in p.resources)],
+        "components": [f"../../base/{p.component}" for p in components if p.component],
+        "labels": [{"pairs": labels, "includeTemplates": True}],
+        "images": [i for p in components for i in p.images],
+        "configMapGenerator": [g for p in components for g in p.generators],
+        # The exact names of the cluster spec (and of easy-db-lab's objects); the pods roll
+        # through the checksum in their template instead.
+        "generatorOptions": {"disableNameSuffixHash": True},
+        "patches": patches,
+        "transformers": [yamlio.dump(t) for t in transformers],
+    }
+    return {k: v for k, v in out.items() if v or k not in ("resources", "images", "patches")}
 
 
 def render_cluster(cluster: Cluster) -> dict[str, str]:
@@ -185,12 +161,8 @@ class ConfigMapTooLargeError(ValueError):
 
 
 def _check_config_maps(components: list[Part]) -> None:
-    """Refuse a ConfigMap that Argo CD could never sync.
-
-    The API server takes 1 MiB of data, but Argo CD's client-side apply first copies
-    the whole object, JSON-encoded, into an annotation, and annotations take only
-    256 KiB: that is the limit that counts, less room for the object's metadata.
-    """
+    # The API server takes 1 MiB of data, but Argo CD's client-side apply first copies the whole
+    # object, JSON-encoded, into an annotation, and annotations take only 256 KiB.
     from gen.validate.k8s_limits import ANNOTATIONS_MAX
 
     limit = ANNOTATIONS_MAX - CONFIG_MAP_METADATA_ROOM
