@@ -121,7 +121,6 @@ def refuse_unwritable(root: Path, dirs: Iterable[str], files: Iterable[str]) -> 
 
 def write_dirs(root: Path, dirs: Mapping[str, Mapping[str, str]]) -> WriteReport:
     """Make each directory (relative path → {file name: text}) hold exactly those files."""
-    refuse_unwritable(root, dirs, ())
     report = WriteReport()
     for parent in sorted({(root / rel).parent for rel in dirs}):
         parent.mkdir(parents=True, exist_ok=True)
@@ -150,16 +149,14 @@ def remove_file(root: Path, rel: str, report: WriteReport) -> None:
 
 def clean_leftovers(parent: Path) -> None:
     """Remove temporary directories that an interrupted run left behind."""
-    if parent.is_dir():
-        for entry in sorted(parent.iterdir()):
-            parked = entry.name.startswith(PARKED_PREFIX)
-            original = entry.with_name(entry.name[len(PARKED_PREFIX) :]) if parked else entry
-            if parked and not original.exists():
-                # Killed between the two renames of the fallback exchange: the old
-                # directory is parked and nothing is in its place; put it back.
-                os.rename(entry, original)
-            elif entry.name.startswith(TMP_PREFIX):
-                _clear(entry)
+    for entry in sorted(parent.glob(TMP_PREFIX + "*")):
+        original = entry.with_name(entry.name.removeprefix(PARKED_PREFIX))
+        if entry.name.startswith(PARKED_PREFIX) and not original.exists():
+            # Killed between the two renames of the fallback exchange: the old
+            # directory is parked and nothing is in its place; put it back.
+            os.rename(entry, original)
+        else:
+            _clear(entry)
 
 
 def write_files(root: Path, files: Mapping[str, str], report: WriteReport, folders: Iterable[str] = ()) -> None:
@@ -206,13 +203,9 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
 def _clean_tmp_files(directory: Path) -> None:
     # Left by a run killed inside write_files. Nothing else removes them: the orphan check skips
     # dot files, and every run writes every Argo CD file, so each of their folders passes here.
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if entry.name.startswith(TMP_PREFIX) and not entry.is_dir(follow_symlinks=False):
-            os.unlink(entry.path)
+    for entry in directory.glob(TMP_PREFIX + "*"):
+        if entry.is_symlink() or not entry.is_dir():
+            entry.unlink()
 
 
 def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteReport) -> None:
