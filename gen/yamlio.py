@@ -60,13 +60,8 @@ class Positioned:
 
     def where(self, path: Path) -> tuple[int, int]:
         """Best position for a path: its value, else its key, else its closest parent."""
-        if path in self.values:
-            return self.values[path]
-        for n in range(len(path), -1, -1):
-            at = self.keys.get(path[:n]) or self.values.get(path[:n])
-            if at is not None:
-                return at
-        return (1, 1)
+        parents = (self.keys.get(path[:n]) or self.values.get(path[:n]) for n in range(len(path), -1, -1))
+        return self.values.get(path) or next(filter(None, parents), (1, 1))
 
 
 class _Fail(Exception):  # noqa: N818 - internal signal, never leaves this module

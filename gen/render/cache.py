@@ -47,19 +47,15 @@ class RenderCache:
 
     def reusable(self) -> dict[str, Entry]:
         """The clusters whose files are known to be what a render would write, by name."""
-        found = {}
-        for name, entry in self.entries.items():
-            if self.specs.get(name) == entry.spec:
-                stats = _stats(self.root, _paths(name, entry.names), self.stamp)
-                if stats == entry.stats:
-                    found[name] = entry
-        return found
+        return {
+            name: entry
+            for name, entry in self.entries.items()
+            if self.specs.get(name) == entry.spec
+            and _stats(self.root, _paths(name, entry.names), self.stamp) == entry.stats
+        }
 
     def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Scope]], reused: Mapping[str, Entry]) -> None:
-        """Record the clusters just rendered and written (name → warnings, scope) next to the reused ones.
-
-        Called under the repository lock, once every file is written.
-        """
+        """Record, under the lock, the clusters just rendered and written (name → warnings, scope) and the reused."""
         entries = {n: e for n, e in reused.items() if n in self.specs}
         if not rendered and entries.keys() == self.entries.keys():
             return  # the cache says it all already: a render with nothing to do writes no file

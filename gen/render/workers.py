@@ -36,10 +36,9 @@ class WorkerError(RuntimeError):
 def map_chunks(
     work: Callable[..., R], chunks: Sequence[tuple[Any, ...]], jobs: int, done: Callable[[int], None]
 ) -> list[R]:
-    """`work(*args)` for each chunk, in chunk order; in up to `jobs` forked processes.
+    """`work(*args)` for each chunk, in chunk order, in up to `jobs` forked processes; `done(k)` as chunk k ends.
 
-    `done(k)` runs in this process once chunk k is done. The first chunk (in
-    order) that raised raises here, once every chunk is done.
+    The first chunk (in order) that raised raises here, once every chunk is done.
     """
     if jobs <= 1 or len(chunks) <= 1:
         with _collector_paused():
@@ -89,11 +88,8 @@ def _start_worker(parent: int) -> None:
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No cyclic garbage collection: a render makes many long-lived objects and few cycles.
-
-    The collector would walk the loaded specs again and again, about a sixth
-    of a render's time, for no memory won (measured).
-    """
+    # A render makes many long-lived objects and few cycles: the collector would walk the
+    # loaded specs again and again, about a sixth of a render's time, for no memory won.
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -60,16 +60,9 @@ def repo_lock(root: Path, wait: bool = True) -> Iterator[None]:
 
 
 def lock_path(root: Path) -> Path:
-    """Where the lock of root's files lives: in its git directory, which `git status` never shows.
-
-    That is the directory a `.git` file points to in a worktree or submodule, and the
-    repository's own when the fleet is a subdirectory of it. Outside git, root itself.
-    """
+    """Where the lock of root's files lives: in its git directory, which `git status` never shows; else root."""
     git = git_dir(root)
-    return git / LOCK_NAME if git is not None else root
-
-
-LOCK_NAME = "gen.lock"
+    return git / "gen.lock" if git is not None else root
 
 
 def git_dir(root: Path) -> Path | None:
@@ -84,20 +77,13 @@ def git_dir(root: Path) -> Path | None:
                 first = dot_git.read_text(encoding="utf-8").split("\n", 1)[0]
             except (OSError, UnicodeDecodeError):
                 return None
-            if first.startswith("gitdir:"):
-                target = Path(first.removeprefix("gitdir:").strip())
-                found = target if target.is_absolute() else directory / target
-                return found if found.is_dir() else None
-            return None
+            found = directory / first.removeprefix("gitdir:").strip()  # an absolute path replaces directory
+            return found if first.startswith("gitdir:") and found.is_dir() else None
     return None
 
 
 def tree_entries(directory: Path) -> list[str]:
-    """Every entry below a directory that is not a directory, by relative path, sorted.
-
-    Symbolic links are not followed: a link (to a file or a directory) is one entry.
-    Hidden ones count too. Empty when the directory does not exist.
-    """
+    """Every entry below a directory that is not one (a symlink counts as one entry), by relative path, sorted."""
     out: list[str] = []
     for top, dirs, files in os.walk(directory, followlinks=False):
         base = os.path.relpath(top, directory)
@@ -108,11 +94,7 @@ def tree_entries(directory: Path) -> list[str]:
 
 
 def read_tree(directory: Path) -> dict[str, str | None] | None:
-    """The entries directly in a directory by name, or None when it does not exist.
-
-    A regular file maps to its text; anything else (a symlink, a FIFO, a
-    directory, a file too large to be gen's) to None: never equal to a render.
-    """
+    """The entries directly in a directory by name (a regular file's text, else None), or None when it is absent."""
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
@@ -127,11 +109,7 @@ def read_tree(directory: Path) -> dict[str, str | None] | None:
 
 
 def refuse_unwritable(root: Path, dirs: Iterable[str], files: Iterable[str]) -> None:
-    """Refuse, before anything is written, a target gen would write through or could not replace.
-
-    An overlay directory that is a symlink (gen would write and delete where it
-    points) or not a directory, and a file's path that holds a directory.
-    """
+    """Refuse, before any write, an overlay path that is not a real directory and a file's path that is one."""
     for rel in sorted(dirs):
         what = repofs.lkind(root / rel)
         if what not in (None, "absent"):
@@ -143,7 +121,6 @@ def refuse_unwritable(root: Path, dirs: Iterable[str], files: Iterable[str]) -> 
 
 def write_dirs(root: Path, dirs: Mapping[str, Mapping[str, str]]) -> WriteReport:
     """Make each directory (relative path → {file name: text}) hold exactly those files."""
-    refuse_unwritable(root, dirs, ())
     report = WriteReport()
     for parent in sorted({(root / rel).parent for rel in dirs}):
         parent.mkdir(parents=True, exist_ok=True)
@@ -172,24 +149,18 @@ def remove_file(root: Path, rel: str, report: WriteReport) -> None:
 
 def clean_leftovers(parent: Path) -> None:
     """Remove temporary directories that an interrupted run left behind."""
-    if parent.is_dir():
-        for entry in sorted(parent.iterdir()):
-            parked = entry.name.startswith(PARKED_PREFIX)
-            original = entry.with_name(entry.name[len(PARKED_PREFIX) :]) if parked else entry
-            if parked and not original.exists():
-                # Killed between the two renames of the fallback exchange: the old
-                # directory is parked and nothing is in its place; put it back.
-                os.rename(entry, original)
-            elif entry.name.startswith(TMP_PREFIX):
-                _clear(entry)
+    for entry in sorted(parent.glob(TMP_PREFIX + "*")):
+        original = entry.with_name(entry.name.removeprefix(PARKED_PREFIX))
+        if entry.name.startswith(PARKED_PREFIX) and not original.exists():
+            # Killed between the two renames of the fallback exchange: the old
+            # directory is parked and nothing is in its place; put it back.
+            os.rename(entry, original)
+        else:
+            _clear(entry)
 
 
 def write_files(root: Path, files: Mapping[str, str], report: WriteReport, folders: Iterable[str] = ()) -> None:
-    """Write single files (relative path → text), each atomically and only when it changes.
-
-    `folders` are cleaned of leftovers too: those of rendered files left out of
-    `files` because they are known to be unchanged.
-    """
+    """Write single files (relative path → text) atomically when they change; clean `folders` of leftovers too."""
     for directory in sorted({(root / rel).parent for rel in files} | {root / f for f in folders}):
         _clean_tmp_files(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -210,16 +181,12 @@ def same_text(raw: bytes, text: str) -> bool:
         return raw.decode("utf-8", errors="surrogateescape") == text
 
 
-def _old_text(path: Path) -> str | None:
-    try:
-        return repofs.read_text(path)
-    except (FileNotFoundError, repofs.NotAFile, UnicodeDecodeError):
-        return None
-
-
 def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
     path = root / rel
-    old = _old_text(path)
+    try:
+        old: str | None = repofs.read_text(path)
+    except (FileNotFoundError, repofs.NotAFile, UnicodeDecodeError):
+        old = None
     if old == text:
         return
     existed = old is not None or os.path.lexists(path)  # a symlink or a FIFO gen replaces
@@ -234,19 +201,11 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
 
 
 def _clean_tmp_files(directory: Path) -> None:
-    """Remove temporary files that a run killed inside write_files left in a directory.
-
-    Nothing else would: the orphan check skips dot files, and a file whose cluster
-    is gone is never written again. Every run writes every Argo CD file, so each of
-    their folders is cleaned here, under the lock, at the next run.
-    """
-    try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
-        return
-    for entry in entries:
-        if entry.name.startswith(TMP_PREFIX) and not entry.is_dir(follow_symlinks=False):
-            os.unlink(entry.path)
+    # Left by a run killed inside write_files. Nothing else removes them: the orphan check skips
+    # dot files, and every run writes every Argo CD file, so each of their folders passes here.
+    for entry in directory.glob(TMP_PREFIX + "*"):
+        if entry.is_symlink() or not entry.is_dir():
+            entry.unlink()
 
 
 def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteReport) -> None:
@@ -276,12 +235,8 @@ def _write_dir(root: Path, rel: str, files: Mapping[str, str], report: WriteRepo
 
 
 def _create(path: str, text: str) -> None:
-    """Write a file that no one reads yet, in UTF-8, newlines as they are.
-
-    Through os calls: a fleet's render writes thousands of small files, and a
-    text-mode open costs more than the write. A failed write names the file
-    (os.write alone would not: "No space left on device", but where?).
-    """
+    # Through os calls: a text-mode open costs more than the write of a small file. A failed
+    # write names the file (os.write alone would not: "No space left on device", but where?).
     data = memoryview(text.encode("utf-8"))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
@@ -294,19 +249,12 @@ def _create(path: str, text: str) -> None:
 
 
 def _discard(path: Path) -> None:
-    """Remove a temporary file or directory if it is there, whatever happens meanwhile.
-
-    A file-system error is ignored (this runs while another error does). Ctrl-C
-    during the removal is raised once the removal is done, so that it never
-    leaves a half-removed directory for `git add -A` to commit.
-    """
+    # A file-system error is ignored (this runs while another error does). Ctrl-C is raised once
+    # the removal is done: a half-removed directory would be committed by `git add -A`.
     interrupted: KeyboardInterrupt | None = None
     for _ in range(3):
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.is_symlink() or path.exists():
-                path.unlink()
+            _clear(path, ignore_errors=True)
             break
         except KeyboardInterrupt as e:
             interrupted = e
@@ -316,9 +264,9 @@ def _discard(path: Path) -> None:
         raise interrupted
 
 
-def _clear(path: Path) -> None:
+def _clear(path: Path, ignore_errors: bool = False) -> None:
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
+        shutil.rmtree(path, ignore_errors=ignore_errors)
     elif path.exists() or path.is_symlink():
         path.unlink()
 
