@@ -1,125 +1,22 @@
-"""The host paths a spec may name: the system directories that the stack's root containers keep out of."""
+"""The host paths a spec may name: the system directories (in gen/resources/hosts.yaml) kept out of the stack."""
 
 from __future__ import annotations
 
 import posixpath
 
-# Owned whole by the system, the cluster's software or the users: a directory of the
-# stack's own never lies inside one.
-SYSTEM_TREES = frozenset(
-    {
-        "/bin",
-        "/boot",
-        "/dev",
-        "/etc",
-        "/home",
-        "/lib",
-        "/lib32",
-        "/lib64",
-        "/libx32",
-        "/lost+found",
-        "/proc",
-        "/root",
-        "/run",
-        "/sbin",
-        "/snap",
-        "/sys",
-        "/tmp",
-        "/usr",
-        "/var/backups",
-        "/var/cache",
-        "/var/lock",
-        "/var/log",
-        "/var/mail",
-        "/var/run",
-        "/var/spool",
-        "/var/tmp",
-        # Package managers, init, and the cluster's runtime (K3s keeps everything under rancher).
-        "/var/lib/apt",
-        "/var/lib/dpkg",
-        "/var/lib/rpm",
-        "/var/lib/dnf",
-        "/var/lib/yum",
-        "/var/lib/snapd",
-        "/var/lib/systemd",
-        "/var/lib/calico",
-        "/var/lib/cilium",
-        "/var/lib/cni",
-        "/var/lib/containerd",
-        "/var/lib/containers",
-        "/var/lib/docker",
-        "/var/lib/etcd",
-        "/var/lib/k0s",
-        "/var/lib/kubelet",
-        "/var/lib/rancher",
-        "/opt/cni",
-        "/opt/containerd",
-        # /usr/local is open to local software, but not these, which every such package shares.
-        "/usr/local/bin",
-        "/usr/local/etc",
-        "/usr/local/games",
-        "/usr/local/include",
-        "/usr/local/lib",
-        "/usr/local/lib64",
-        "/usr/local/libexec",
-        "/usr/local/man",
-        "/usr/local/sbin",
-        "/usr/local/share",
-        "/usr/local/src",
-    }
-)
+from gen.spec.platforms import host_facts
 
-# Inside a system tree, yet a place where local software gets a directory of its own.
-OPEN_DIRS = frozenset({"/usr/local"})
-
-# Directories that hold many things side by side: a subdirectory may be the stack's, they never are.
-SHARED_DIRS = frozenset({"/", "/media", "/mnt", "/opt", "/srv", "/usr/local", "/var", "/var/lib", "/var/opt"})
-
-# Well-known directories inside the system trees, named so that no mount or file of the stack
-# is one of them (the trees cover what lies inside).
-KNOWN_SYSTEM_DIRS = frozenset(
-    {
-        "/etc/apt",
-        "/etc/cni",
-        "/etc/containerd",
-        "/etc/cron.d",
-        "/etc/default",
-        "/etc/docker",
-        "/etc/init.d",
-        "/etc/kubernetes",
-        "/etc/ld.so.conf.d",
-        "/etc/modprobe.d",
-        "/etc/pam.d",
-        "/etc/profile.d",
-        "/etc/rancher",
-        "/etc/security",
-        "/etc/ssh",
-        "/etc/sudoers.d",
-        "/etc/sysconfig",
-        "/etc/sysctl.d",
-        "/etc/systemd",
-        "/etc/systemd/system",
-        "/etc/yum.repos.d",
-        "/lib/systemd",
-        "/usr/bin",
-        "/usr/include",
-        "/usr/lib",
-        "/usr/lib/systemd",
-        "/usr/lib32",
-        "/usr/lib64",
-        "/usr/libexec",
-        "/usr/sbin",
-        "/usr/share",
-        "/usr/src",
-    }
-)
+_FACTS = host_facts()
+SYSTEM_TREES = frozenset(_FACTS["systemTrees"])
+OPEN_DIRS = frozenset(_FACTS["openDirs"])
+SHARED_DIRS = frozenset(_FACTS["sharedDirs"])
+KNOWN_SYSTEM_DIRS = frozenset(_FACTS["knownSystemDirs"])
 
 # Every parent of one of these is one too (a test keeps it so), so "not a system directory"
 # also means "not a parent of one".
 SYSTEM_DIRS = SYSTEM_TREES | SHARED_DIRS | KNOWN_SYSTEM_DIRS
 
-# Where a distribution keeps systemd EnvironmentFiles of services (Debian, Red Hat).
-ENV_FILE_DIRS = frozenset({"/etc/default", "/etc/sysconfig"})
+ENV_FILE_DIRS = frozenset(_FACTS["envFileDirs"])
 ENV_FILE_PREFIX = "cassandra"
 INCLUDE_FILE_NAME = "cassandra.in.sh"
 
