@@ -244,10 +244,6 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
 # ------------------------------------------------------------------ json
 
 
-def _json_value(value: Any) -> Any:
-    return None if value is MISSING else value
-
-
 def _json_object(change: ObjectChange) -> dict[str, Any]:
     out: dict[str, Any] = {
         "apiVersion": change.key.api_version,
@@ -263,8 +259,8 @@ def _json_object(change: ObjectChange) -> dict[str, Any]:
             {
                 "path": f.path_text(),
                 "op": f.op,
-                "old": _json_value(f.old),
-                "new": _json_value(f.new),
+                "old": None if f.old is MISSING else f.old,
+                "new": None if f.new is MISSING else f.new,
                 "diff": f.line_diff() if f.multiline else None,
                 "source": f.source,
             }
