@@ -71,16 +71,11 @@ def scan_objects(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def scan_object(obj: Mapping[str, Any]) -> list[str]:
-    found: list[str] = []
-    skip: set[str] = set()
-    if obj.get("kind") == "Secret":
-        for field in ("data", "stringData"):
-            if obj.get(field):
-                found.append(
-                    f"{field}: a Secret with values is a secret in git; create it outside the repository "
-                    "and reference it by name"
-                )
-                skip.add(field)
+    skip = {f for f in ("data", "stringData") if obj.get("kind") == "Secret" and obj.get(f)}
+    found = [
+        f"{field}: a Secret with values is a secret in git; create it outside the repository and reference it by name"
+        for field in sorted(skip)
+    ]
     for path, key, value in _walk(obj, "", skip):
         found += _check_value(path, key, value)
     return found
@@ -132,7 +127,8 @@ def _check_value(path: str, key: str | None, value: Any) -> list[str]:
     found = []
     if key is not None and is_credential_key(key) and is_literal(value):
         found.append(f"{path}: a literal value under a credential's name ({key})")
-    found += [f"{path}{_at_line(value, n)}: {what}" for n, what in scan_text(value)]
+    lines = "\n" in value  # a line number only where there is more than one line
+    found += [f"{path}{f' line {n}' if lines else ''}: {what}" for n, what in scan_text(value)]
     return found
 
 
@@ -168,7 +164,3 @@ def _unquote(value: str) -> str:
 
 def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
-
-
-def _at_line(value: str, line: int) -> str:
-    return f" line {line}" if "\n" in value else ""
