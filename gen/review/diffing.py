@@ -65,11 +65,7 @@ class FieldChange:
 
     @property
     def op(self) -> Status:
-        if self.old is MISSING:
-            return "added"
-        if self.new is MISSING:
-            return "removed"
-        return "changed"
+        return "added" if self.old is MISSING else "removed" if self.new is MISSING else "changed"
 
     @property
     def multiline(self) -> bool:
@@ -135,11 +131,8 @@ class Comparison:
 
 def unhashed(kind: str, name: str) -> str:
     """The name without kustomize's hash suffix (only ConfigMaps and Secrets carry one)."""
-    if kind in HASHED_KINDS:
-        m = HASH_SUFFIX.match(name)
-        if m:
-            return m.group("base")
-    return name
+    m = HASH_SUFFIX.match(name) if kind in HASHED_KINDS else None
+    return m["base"] if m else name
 
 
 def index(objects: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, dict[str, Any]], dict[str, str]]:
