@@ -200,17 +200,14 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
             [*head, f"No change to the built manifests between {_code(report.label)} and this branch.", ""]
         )
     head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
-    for s in report.sections:
-        counts = s.comparison.counts()
-        head.append(
-            f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(str(counts[c]) for c in STATUSES) + " |"
-        )
+    head += [
+        f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(map(str, s.comparison.counts().values())) + " |"
+        for s in report.sections
+    ]
     head.append("")
-    impacts = [(s.name, note) for s in report.sections for note in s.impact]
+    impacts = [f"- {_code(s.name)}: {_md_text(note)}" for s in report.sections for note in s.impact]
     if impacts:
-        head += ["**Impact**", ""]
-        head += [f"- {_code(name)}: {_md_text(note)}" for name, note in impacts]
-        head.append("")
+        head += ["**Impact**", "", *impacts, ""]
     notice = (
         "> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
         "{left} object change(s) are not shown. The full diff: {cmd}\n"
