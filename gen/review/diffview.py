@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from gen.components.argocd import overlay_dir
 from gen.errors import printable
@@ -54,23 +54,18 @@ def _field_lines(f: FieldChange, width: int = 80) -> tuple[str, list[str]]:
 # ------------------------------------------------------------------ text
 
 
-class _Paint:
-    CODES: ClassVar[dict[str, str]] = dict(bold="1", red="31", green="32", yellow="33", magenta="35", cyan="36")
+_CODES = dict(bold="1", red="31", green="32", yellow="33", magenta="35", cyan="36")
+_DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
+_Paint = Callable[[str | None, str], str]  # (style or None for none, text) to the text as shown
 
-    def __init__(self, on: bool) -> None:
-        self.on = on
 
-    def __call__(self, style: str, text: str) -> str:
-        return f"\x1b[{self.CODES[style]}m{text}\x1b[0m" if self.on and text else text
-
-    def diff_line(self, line: str) -> str:
-        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
-        return self(style, line) if style else line
+def _painter(on: bool) -> _Paint:
+    return lambda style, text: f"\x1b[{_CODES[style]}m{text}\x1b[0m" if on and style and text else text
 
 
 def text(report: Report, *, color: bool = False) -> str:
     """The report for a terminal; ANSI colours only when color is set."""
-    paint = _Paint(color)
+    paint = _painter(color)
     lines = [paint("bold", f"gen diff: {report.label} ({report.commit[:12]}) {ARROW} working tree")]
     if not report.sections:
         return "\n".join([*lines, f"no change to the built manifests between {report.label} and the working tree", ""])
@@ -111,7 +106,7 @@ def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[
         if f.source:
             line += paint("cyan", f"  <- {f.source}")
         lines.append(line)
-        lines += [f"      {paint.diff_line(x)}" for x in below]
+        lines += [f"      {paint(_DIFF_STYLES.get(x[:1]), x)}" for x in below]
     return lines
 
 
