@@ -94,13 +94,9 @@ def scan_text(text: str) -> list[tuple[int, str]]:
             found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
     for match in _ASSIGNMENT.finditer(text):
         key, sep, value = match["key"], match["sep"], match["value"]
-        if not is_credential_key(key):
-            continue
-        spaced_equals = "=" in sep and sep != "="
-        quoted = value[:1] in ("'", '"')
-        if spaced_equals and not quoted:
-            continue  # an expression (Alloy, HCL), not a literal
-        if is_literal(_unquote(value)):
+        # `key = value` unquoted is an expression (Alloy, HCL), not a literal.
+        expression = "=" in sep and sep != "=" and value[:1] not in ("'", '"')
+        if is_credential_key(key) and not expression and is_literal(_unquote(value)):
             found.append((_line(text, match.start()), f"a literal value for {key}"))
     return sorted(set(found))
 
