@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from gen.validate.objects import ident
@@ -128,28 +128,22 @@ def _check_value(path: str, key: str | None, value: Any) -> list[str]:
     return found
 
 
-def _walk(node: Any, path: str, skip: set[str]) -> Iterator[tuple[str, str | None, Any]]:
-    """(path, the key that names the value, value) for every leaf."""
+def _walk(
+    node: Any, path: str, skip: Collection[str] = (), key: str | None = None
+) -> Iterator[tuple[str, str | None, Any]]:
+    """(path, the key that names the value, value) for every leaf; `skip` are top-level keys left out."""
     if isinstance(node, Mapping):
         # An environment variable or a parameter names its value with `name`.
         named = node.get("name") if isinstance(node.get("value"), str) else None
         for k, v in node.items():
-            if path == "" and k in skip:
-                continue
-            here = f"{path}.{k}" if path else str(k)
-            if k == "value" and isinstance(named, str):
-                yield here, named, v
-            elif isinstance(v, Mapping | list):
-                yield from _walk(v, here, skip)
-            else:
-                yield here, str(k), v
+            if k not in skip:
+                here = f"{path}.{k}" if path else str(k)
+                yield from _walk(v, here, (), named if k == "value" and isinstance(named, str) else str(k))
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            here = f"{path}[{i}]"
-            if isinstance(item, Mapping | list):
-                yield from _walk(item, here, skip)
-            else:
-                yield here, None, item
+            yield from _walk(item, f"{path}[{i}]")
+    else:
+        yield path, key, node
 
 
 def _unquote(value: str) -> str:
