@@ -107,8 +107,7 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     if top and _answer(root, "cat-file", "-t", f"{commit}:{top.rstrip('/')}") != "tree":
         return []  # the fleet's directory did not exist yet: everything in it is new since
     listing = git(root, "ls-tree", "-z", "--name-only", tree).decode("utf-8", "surrogateescape")
-    present = set(listing.split("\0"))
-    wanted = [n for n in names if n in present]
+    wanted = [n for n in names if n in listing.split("\0")]
     if not wanted:
         return []
     argv = ["git", "archive", "--format=tar", tree, "--", *wanted]

@@ -77,9 +77,8 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
             continue
         change = by_key.get(Key.of(obj))
         notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
-        spec = obj.get("spec") or {}
-        if obj.get("kind") == "Deployment" and (spec.get("strategy") or {}).get("type") == "Recreate":
-            if (obj.get("metadata") or {}).get("name") == SERVER_DEPLOYMENT:
+        if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
+            if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT:
                 notes.add(
                     "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready",
                     change,
