@@ -47,11 +47,10 @@ def template() -> dict[str, Any]:
 
 def profile_types(cluster: Cluster) -> list[str]:
     """The profile types the cluster's agents send, process_cpu first."""
-    spec = cluster.spec
     # process_cpu comes from the eBPF agent and from the Java agent's execution samples; it
     # stays even when neither is rendered, as the panel of whatever else sends to the server.
     types = [PROCESS_CPU]
-    cassandra = spec.cassandra
+    cassandra = cluster.spec.cassandra
     if cassandra.enabled and cassandra.state == "present":
         profiler = cassandra.profiler
         if profiler.event == "wall":

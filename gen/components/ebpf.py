@@ -80,14 +80,11 @@ def _template() -> str:
 
 def build(cluster: Cluster) -> Part:
     ebpf = cluster.spec.ebpf
-    patches = []
-    if not ebpf.privileged:
-        patches.append(json_patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops()))
     return Part(
         component="ebpf",
         files={"config.alloy": header(cluster, "//") + config(cluster)},
         generators=[config_map("pyroscope-ebpf-config", ["config.alloy"])],
-        patches=patches,
+        patches=[] if ebpf.privileged else [json_patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops())],
         images=[image_override(BASE_IMAGE, ebpf.image)],
     )
 
