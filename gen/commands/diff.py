@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,13 +117,12 @@ def run(root: Path, ref: str | None, fmt: str, out: Output, *, color: str = "aut
     report = collect(root, ref)
     for note in report.notes:
         out.note(note)
-    use_color = color == "always" or (color == "auto" and _terminal(out))
-    renderers: dict[str, Callable[[], str]] = {
-        "text": lambda: diffview.text(report, color=use_color),
-        "markdown": lambda: diffview.markdown(report, max_chars=max_chars),
-        "json": lambda: diffview.json_text(report),
-    }
-    out.out.write(renderers[fmt]())
+    if fmt == "json":
+        out.out.write(diffview.json_text(report))
+    elif fmt == "markdown":
+        out.out.write(diffview.markdown(report, max_chars=max_chars))
+    else:
+        out.out.write(diffview.text(report, color=color == "always" or (color == "auto" and _terminal(out))))
     return EXIT_OK
 
 
