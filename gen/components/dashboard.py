@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from gen.components.common import resource_text
 from gen.spec.cluster import Cluster
 
 TEMPLATE = "profiling-dashboard.json"
@@ -34,14 +34,9 @@ LOCK = (
 ALL_PROFILE_TYPES = (PROCESS_CPU, WALL, *ALLOC, *LOCK)
 
 
-@cache
-def _template_text() -> str:
-    return (resources.files("gen") / "resources" / TEMPLATE).read_text(encoding="utf-8")
-
-
 def template() -> dict[str, Any]:
     """A fresh copy of the dashboard template, every panel in it."""
-    data: dict[str, Any] = json.loads(_template_text())
+    data: dict[str, Any] = json.loads(resource_text(TEMPLATE))
     return data
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from gen.components.common import (
@@ -16,6 +14,7 @@ from gen.components.common import (
     image_override,
     json_patch,
     patch_op,
+    resource_text,
     server_url,
 )
 from gen.spec.cluster import Cluster
@@ -70,12 +69,7 @@ def config(cluster: Cluster) -> str:
         "SERVER_URL": _q(server_url(cluster)),
     }
     # Placeholders rather than str.format: Alloy's syntax is full of braces.
-    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], _template())
-
-
-@cache
-def _template() -> str:
-    return resources.files("gen").joinpath("resources", "config.alloy.template").read_text(encoding="utf-8")
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], resource_text("config.alloy.template"))
 
 
 def build(cluster: Cluster) -> Part:
