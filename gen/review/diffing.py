@@ -136,11 +136,7 @@ def unhashed(kind: str, name: str) -> str:
 
 
 def index(objects: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, dict[str, Any]], dict[str, str]]:
-    """Objects by key, and the hashed names they use (hashed → unhashed).
-
-    Two objects that would share a key once unhashed keep their full names, so
-    matching never merges distinct objects.
-    """
+    """Objects by key, and the hashed names they use (hashed → unhashed)."""
     by_key: dict[Key, list[dict[str, Any]]] = {}
     for obj in objects:
         full = Key.of(obj)
@@ -148,7 +144,7 @@ def index(objects: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, dict[str, Any
     out: dict[Key, dict[str, Any]] = {}
     hashed: dict[str, str] = {}
     for key, found in by_key.items():
-        if len(found) > 1:
+        if len(found) > 1:  # objects that share a key once unhashed keep their full names: none merge
             out.update((Key.of(obj), obj) for obj in found)
         else:
             out[key] = found[0]

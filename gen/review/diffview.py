@@ -44,11 +44,8 @@ def _field_lines(f: FieldChange, width: int = 80) -> tuple[str, list[str]]:
     old, new = value_text(f.old), value_text(f.new)
     if len(old) + len(new) <= width:
         return f"{old} {ARROW} {new}", []
-    below = []
-    for sign, value in (("-", f.old), ("+", f.new)):
-        if value is not MISSING:
-            below += [f"{sign} {line}" for line in _block(value)]
-    return "", below
+    sides = (("-", f.old), ("+", f.new))
+    return "", [f"{sign} {line}" for sign, value in sides if value is not MISSING for line in _block(value)]
 
 
 # ------------------------------------------------------------------ text
@@ -114,13 +111,9 @@ def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[
 
 
 def _code(value: str, *, cell: bool = False) -> str:
-    """An inline code span that no value can leave: its fence is longer than any backtick run inside.
-
-    Inside a code span markdown and HTML are inert. In a table cell `|` would still
-    end the cell, so there it is escaped (GitHub drops the backslash).
-    """
+    """An inline code span, where markdown and HTML are inert, that no value can leave."""
     text = printable(value)  # on one line: a raw line break would end the table row or list item
-    if cell:
+    if cell:  # `|` would still end a table cell: escaped (GitHub drops the backslash)
         text = text.replace("|", "\\|")
     fence = _fence(text, 1)
     # A space on each side keeps a backtick at either end from joining the fence; both are stripped.

@@ -86,8 +86,7 @@ def _refused(message: str) -> Iterator[None]:
 
 def require_work_tree(root: Path) -> None:
     """Refuse a bare repository (or a git directory): it has no working tree to compare a revision with."""
-    inside = git(root, "rev-parse", "--is-inside-work-tree").decode().strip()
-    if inside != "true":
+    if git(root, "rev-parse", "--is-inside-work-tree").decode().strip() != "true":
         raise RevisionError(f"{root} has no work tree (a bare repository or a git directory): run gen in a clone")
 
 

@@ -147,9 +147,8 @@ def _walk(
 
 
 def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
-        return value[1:-1]
-    return value
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"')
+    return value[1:-1] if quoted else value
 
 
 def _line(text: str, offset: int) -> int:
