@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,13 +117,12 @@ def run(root: Path, ref: str | None, fmt: str, out: Output, *, color: str = "aut
     report = collect(root, ref)
     for note in report.notes:
         out.note(note)
-    use_color = color == "always" or (color == "auto" and _terminal(out))
-    renderers: dict[str, Callable[[], str]] = {
-        "text": lambda: diffview.text(report, color=use_color),
-        "markdown": lambda: diffview.markdown(report, max_chars=max_chars),
-        "json": lambda: diffview.json_text(report),
-    }
-    out.out.write(renderers[fmt]())
+    if fmt == "json":
+        out.out.write(diffview.json_text(report))
+    elif fmt == "markdown":
+        out.out.write(diffview.markdown(report, max_chars=max_chars))
+    else:
+        out.out.write(diffview.text(report, color=color == "always" or (color == "auto" and _terminal(out))))
     return EXIT_OK
 
 
@@ -267,39 +265,35 @@ def _unclaimed(side: Side, rel: str, documents: list[dict[str, Any]]) -> list[st
 
 def _deploys(doc: dict[str, Any]) -> str:
     """What one object the root would sync deploys, in words; its values shown only in a safe alphabet."""
-    meta = _mapping(doc.get("metadata"))
+    meta = _as(dict, doc.get("metadata"))
     kind = _safe(doc.get("kind"))
     what = f"{kind} {_safe(meta.get('namespace'))}/{_safe(meta.get('name'))}"
-    spec = _mapping(doc.get("spec"))
+    spec = _as(dict, doc.get("spec"))
     if kind == "AppProject":
-        repos = ", ".join(_safe(r) for r in _list(spec.get("sourceRepos"))) or "none"
-        dests = ", ".join(_where(_mapping(d)) for d in _list(spec.get("destinations"))) or "none"
+        repos = ", ".join(_safe(r) for r in _as(list, spec.get("sourceRepos"))) or "none"
+        dests = ", ".join(_where(d) for d in _as(list, spec.get("destinations"))) or "none"
         return f"{what} allows repositories {repos} and destinations {dests}"
     if kind != "Application":
         return f"{what}, which is not an Application"
-    sources = [_mapping(x) for x in _list(spec.get("sources"))] or [_mapping(spec.get("source"))]
+    sources = [_as(dict, x) for x in _as(list, spec.get("sources"))] or [_as(dict, spec.get("source"))]
     origin = "; ".join(
         f"{_safe(x.get('repoURL'))} "
         + (f"chart {_safe(x.get('chart'))}" if "chart" in x else f"path {_safe(x.get('path'))}")
         + f" at {_safe(x.get('targetRevision'))}"
         for x in sources
     )
-    return (
-        f"{what} (project {_safe(spec.get('project'))}) deploys {origin} to {_where(_mapping(spec.get('destination')))}"
-    )
+    return f"{what} (project {_safe(spec.get('project'))}) deploys {origin} to {_where(spec.get('destination'))}"
 
 
-def _where(dest: dict[str, Any]) -> str:
+def _where(value: Any) -> str:
+    dest = _as(dict, value)
     target = f"server {_safe(dest.get('server'))}" if "server" in dest else f"name {_safe(dest.get('name'))}"
     return f"{target} namespace {_safe(dest.get('namespace'))}"
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def _as(kind: type, value: Any) -> Any:
+    """value when it is of kind, else an empty one: the file is anybody's."""
+    return value if isinstance(value, kind) else kind()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+~=,-]")

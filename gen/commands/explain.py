@@ -16,7 +16,6 @@ from gen.spec.loader import LoadedCluster, load_clusters
 
 def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
     """(dotted field path, effective value, origin) for every leaf of the effective spec."""
-    data = effective(item)
     rows: list[tuple[str, Any, str]] = []
 
     def walk(value: Any, path: yamlio.Path) -> None:
@@ -26,7 +25,7 @@ def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
             return
         rows.append((".".join(str(p) for p in path), value, origin_text(item, path)))
 
-    walk(data, ())
+    walk(effective(item), ())
     return rows
 
 

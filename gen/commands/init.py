@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import metadata, resources
+from importlib import metadata
 from pathlib import Path
 
+from gen.components.common import resource_text
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
 from gen.render import writer
@@ -56,7 +57,7 @@ def fleet_files(repo_url: str) -> dict[str, str]:
     values = {"@repo_url@": json.dumps(repo_url), "@gen_package@": json.dumps(gen_package())[1:-1]}
     out = {}
     for rel, name in TEMPLATES.items():
-        text = (resources.files("gen") / "resources" / "init" / name).read_text(encoding="utf-8")
+        text = resource_text("init", name)
         for marker, value in values.items():
             text = text.replace(marker, value)
         out[rel] = text

@@ -26,10 +26,9 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
         if len(invalid) != len({p.file for p in problems}):  # a problem outside the specs: nothing renders
             invalid = set(files)
         rendered = render_fleet(root, [n for n in files if n not in invalid], jobs=default_jobs(jobs), specs=True)
+    blank: dict[str, Any] = {"components": [], "destination": None, "namespace": None}
     out: list[dict[str, Any]] = [
-        {"name": n, "status": "invalid", "components": [], "destination": None, "namespace": None}
-        for n in files
-        if n not in rendered.all_names()
+        {"name": n, "status": "invalid", **blank} for n in files if n not in rendered.all_names()
     ]
     for item, cluster in zip(rendered.specs, rendered.clusters, strict=True):
         spec = item.cluster.spec
@@ -45,10 +44,7 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
             }
         )
     ours, foreign = orphan_overlays(root, rendered.all_names())
-    out += [
-        {"name": rel.rsplit("/", 1)[1], "status": "orphan", "components": [], "destination": None, "namespace": None}
-        for rel in ours + foreign
-    ]
+    out += [{"name": rel.rsplit("/", 1)[1], "status": "orphan", **blank} for rel in ours + foreign]
     return sorted(out, key=lambda r: r["name"]), problems
 
 

@@ -113,11 +113,11 @@ def validate_objects(objects: list[Any], version: str) -> list[str]:
     """Strict schema validation of core Kubernetes objects, and the sizes the API server refuses, by object."""
     from gen.validate import k8s_limits, k8s_schema
 
-    findings = []
-    for obj in objects:
-        findings += [f"{ident(obj)}: {problem}" for problem in k8s_schema.validate(obj, version)]
-        findings += [f"{ident(obj)}: {problem}" for problem in k8s_limits.problems(obj)]
-    return findings
+    return [
+        f"{ident(obj)}: {problem}"
+        for obj in objects
+        for problem in [*k8s_schema.validate(obj, version), *k8s_limits.problems(obj)]
+    ]
 
 
 def _version(text: str) -> str:

@@ -17,13 +17,6 @@ DAEMONSET = "pyroscope-cassandra-agent"
 INIT = "/spec/template/spec/initContainers/0"
 
 
-def settings(cluster: Cluster) -> str:
-    """cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources."""
-    return settings_for(
-        cluster.spec.cassandra, cluster.name, header(cluster).rstrip("\n"), server_address=server_url(cluster)
-    )
-
-
 def settings_for(c: Cassandra, cluster_name: str, head: str, *, server_address: str) -> str:
     """The snippet for one cassandra section, under the given header line."""
     return cassandra_scripts.settings_snippet(head, **_snippet_settings(c, cluster_name, server_address))
@@ -101,11 +94,12 @@ def _ops(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def build(cluster: Cluster) -> Part:
+    c, head = cluster.spec.cassandra, header(cluster).rstrip("\n")
     literals = [f"{k}={v}" for k, v in installer_env(cluster).items()]
     return Part(
         component="cassandra-agent",
         # install.sh is the same for every cluster: base/cassandra-agent merges it into this ConfigMap.
-        files={"cassandra-pyroscope.sh": settings(cluster)},
+        files={"cassandra-pyroscope.sh": settings_for(c, cluster.name, head, server_address=server_url(cluster))},
         generators=[config_map(CONFIG_MAP, ["cassandra-pyroscope.sh"], literals=literals)],
         patches=[json_patch("DaemonSet", DAEMONSET, _ops(cluster))],
     )

@@ -100,10 +100,7 @@ def _agent_options(
     ]
     # An empty threshold would switch the profile off anyway; leaving the property out keeps
     # the agent's own default reasoning out of the picture.
-    if alloc is not None:
-        props.append(("profiler.alloc", _token("alloc", alloc)))
-    if lock is not None:
-        props.append(("profiler.lock", _token("lock", lock)))
+    props += [(f"profiler.{n}", _token(n, v)) for n, v in (("alloc", alloc), ("lock", lock)) if v is not None]
     props.append(("upload.interval", _token("upload_interval", upload_interval)))
     pairs = [f"cluster={_token('cluster', cluster)}", f"hostname={HOST_PLACEHOLDER}"]
     for key in sorted(labels):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any, Literal
 
 from gen.spec.cluster import Cluster
@@ -21,6 +23,12 @@ class Part:
     patches: list[dict[str, Any]] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
+
+
+@cache
+def resource_text(*parts: str) -> str:
+    """A file shipped under gen/resources/."""
+    return resources.files("gen").joinpath("resources", *parts).read_text(encoding="utf-8")
 
 
 def header_text(cluster: Cluster) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
+from gen.components.common import resource_text
 from gen.spec.cluster import Cluster
 
 TEMPLATE = "profiling-dashboard.json"
@@ -34,24 +34,18 @@ LOCK = (
 ALL_PROFILE_TYPES = (PROCESS_CPU, WALL, *ALLOC, *LOCK)
 
 
-@cache
-def _template_text() -> str:
-    return (resources.files("gen") / "resources" / TEMPLATE).read_text(encoding="utf-8")
-
-
 def template() -> dict[str, Any]:
     """A fresh copy of the dashboard template, every panel in it."""
-    data: dict[str, Any] = json.loads(_template_text())
+    data: dict[str, Any] = json.loads(resource_text(TEMPLATE))
     return data
 
 
 def profile_types(cluster: Cluster) -> list[str]:
     """The profile types the cluster's agents send, process_cpu first."""
-    spec = cluster.spec
     # process_cpu comes from the eBPF agent and from the Java agent's execution samples; it
     # stays even when neither is rendered, as the panel of whatever else sends to the server.
     types = [PROCESS_CPU]
-    cassandra = spec.cassandra
+    cassandra = cluster.spec.cassandra
     if cassandra.enabled and cassandra.state == "present":
         profiler = cassandra.profiler
         if profiler.event == "wall":
@@ -61,14 +55,6 @@ def profile_types(cluster: Cluster) -> list[str]:
         if profiler.lock is not None:
             types += LOCK
     return types
-
-
-def _variable_source(cluster: Cluster, types: list[str]) -> str:
-    # The variables list the label values of one profile type. The Java agent with the wall
-    # event and no eBPF agent may send no process_cpu at all.
-    if WALL in types and not cluster.spec.ebpf.enabled:
-        return WALL
-    return PROCESS_CPU
 
 
 def _layout(panels: list[dict[str, Any]]) -> None:
@@ -84,20 +70,27 @@ def _layout(panels: list[dict[str, Any]]) -> None:
         row_height = max(row_height, h)
 
 
-def _current(value: str) -> dict[str, Any]:
-    return {"selected": True, "text": value, "value": value}
-
-
 def dashboard(cluster: Cluster) -> dict[str, Any]:
     """The dashboard of one cluster: its datasource, its cluster name, the panels its agents fill."""
-    types = profile_types(cluster)
-    source = _variable_source(cluster, types)
-    app = cluster.spec.cassandra.application_name
-    return _dashboard(cluster.spec.grafana.datasource_uid, tuple(types), source, app, cluster.name)
+    return _dashboard(*_inputs(cluster), cluster.name)
 
 
-def _dashboard(uid: str, types: tuple[str, ...], source: str, app: str, name: str) -> dict[str, Any]:
+def _inputs(cluster: Cluster) -> tuple[str, tuple[str, ...], bool, str]:
+    """What a dashboard is made from besides the cluster's name."""
+    spec = cluster.spec
+    return (
+        spec.grafana.datasource_uid,
+        tuple(profile_types(cluster)),
+        spec.ebpf.enabled,
+        spec.cassandra.application_name,
+    )
+
+
+def _dashboard(uid: str, types: tuple[str, ...], ebpf: bool, app: str, name: str) -> dict[str, Any]:
     datasource = {"type": DATASOURCE_TYPE, "uid": uid}
+    # The variables list the label values of one profile type. The Java agent with the wall
+    # event and no eBPF agent may send no process_cpu at all.
+    source = WALL if WALL in types and not ebpf else PROCESS_CPU
     out = template()
     panels = [p for p in out["panels"] if p["targets"][0]["profileTypeId"] in types]
     for panel in panels:
@@ -111,7 +104,8 @@ def _dashboard(uid: str, types: tuple[str, ...], source: str, app: str, name: st
         variable["datasource"] = copy.deepcopy(datasource)
         variable["query"]["profileTypeId"] = source
         if variable["name"] in defaults:
-            variable["current"] = _current(defaults[variable["name"]])
+            value = defaults[variable["name"]]
+            variable["current"] = {"selected": True, "text": value, "value": value}
     return out
 
 
@@ -121,10 +115,10 @@ _NAME = "\x00cluster\x00"
 
 
 @cache
-def _text_without_name(uid: str, types: tuple[str, ...], source: str, app: str) -> str:
+def _text_without_name(uid: str, types: tuple[str, ...], ebpf: bool, app: str) -> str:
     # json.dumps with indent runs the pure-Python encoder: a fleet shares a few dashboards
     # that differ only in the cluster's name, so each is encoded once.
-    return json.dumps(_dashboard(uid, types, source, app, _NAME), indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(_dashboard(uid, types, ebpf, app, _NAME), indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def dashboard_json(cluster: Cluster, header: str) -> str:
@@ -133,10 +127,5 @@ def dashboard_json(cluster: Cluster, header: str) -> str:
     JSON has no comments: the key keeps the file recognisably gen's (the header test and
     `gen check` read the first line) and Grafana ignores it.
     """
-    types = profile_types(cluster)
-    source = _variable_source(cluster, types)
-    text = _text_without_name(
-        cluster.spec.grafana.datasource_uid, tuple(types), source, cluster.spec.cassandra.application_name
-    )
-    body = text.replace(json.dumps(_NAME)[1:-1], json.dumps(cluster.name)[1:-1])
+    body = _text_without_name(*_inputs(cluster)).replace(json.dumps(_NAME)[1:-1], json.dumps(cluster.name)[1:-1])
     return '{"//": ' + json.dumps(header) + ",\n" + body.removeprefix("{\n") + "\n"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from gen.components.common import (
@@ -16,6 +14,7 @@ from gen.components.common import (
     image_override,
     json_patch,
     patch_op,
+    resource_text,
     server_url,
 )
 from gen.spec.cluster import Cluster
@@ -70,24 +69,16 @@ def config(cluster: Cluster) -> str:
         "SERVER_URL": _q(server_url(cluster)),
     }
     # Placeholders rather than str.format: Alloy's syntax is full of braces.
-    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], _template())
-
-
-@cache
-def _template() -> str:
-    return resources.files("gen").joinpath("resources", "config.alloy.template").read_text(encoding="utf-8")
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], resource_text("config.alloy.template"))
 
 
 def build(cluster: Cluster) -> Part:
     ebpf = cluster.spec.ebpf
-    patches = []
-    if not ebpf.privileged:
-        patches.append(json_patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops()))
     return Part(
         component="ebpf",
         files={"config.alloy": header(cluster, "//") + config(cluster)},
         generators=[config_map("pyroscope-ebpf-config", ["config.alloy"])],
-        patches=patches,
+        patches=[] if ebpf.privileged else [json_patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops())],
         images=[image_override(BASE_IMAGE, ebpf.image)],
     )
 

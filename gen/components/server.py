@@ -82,18 +82,14 @@ def config(cluster: Cluster) -> dict[str, Any]:
         # memberlist users on the node (Tempo, Loki) neither clash with nor join. Messages
         # without this label are dropped (verification is on unless disabled).
         "bind_port": server.memberlist_port,
-        "cluster_label": memberlist_label(cluster),
+        # Memberlist takes any label of at most 255 bytes; a cluster name is at most 40.
+        "cluster_label": f"pyroscope-{cluster.name}",
         "cluster_label_verification_disabled": False,
     }
     out["self_profiling"] = {"disable_push": True}
     # Lab clusters often have no route out; don't phone home.
     out["analytics"] = {"reporting_enabled": False}
     return out
-
-
-def memberlist_label(cluster: Cluster) -> str:
-    # Memberlist takes any label of at most 255 bytes; a cluster name is at most 40.
-    return f"pyroscope-{cluster.name}"
 
 
 STORAGE_NOT_MIGRATED = (
@@ -118,17 +114,14 @@ def crosses_to_v2(old_image: str | None, new_image: str | None) -> bool:
         return False
 
 
-def _container_ports(cluster: Cluster) -> list[dict[str, Any]]:
-    # Declared so that the scheduler counts them as the node's ports on the host network.
-    return [{"name": name, "containerPort": port} for name, port in cluster.spec.server.ports.items()]
-
-
 def build(cluster: Cluster) -> Part:
     spec = cluster.spec
     server = spec.server
+    # Declared so that the scheduler counts them as the node's ports on the host network.
+    ports = [{"name": name, "containerPort": port} for name, port in server.ports.items()]
     deployment_ops = [
         patch_op("replace", "/spec/template/spec/nodeSelector", dict(spec.control_node.node_selector)),
-        patch_op("replace", "/spec/template/spec/containers/0/ports", _container_ports(cluster)),
+        patch_op("replace", "/spec/template/spec/containers/0/ports", ports),
         patch_op("replace", "/spec/template/spec/volumes/1/hostPath/path", server.storage_path),
         # Named in the init container's refusal, which sees the directory only as DATA_MOUNT.
         patch_op("replace", "/spec/template/spec/initContainers/0/args/1", server.storage_path),

@@ -53,9 +53,6 @@ class Key:
         where = f"{self.namespace}/" if self.namespace else ""
         return f"{self.kind} {where}{self.name}"
 
-    def short(self) -> str:
-        return f"{self.kind}/{self.name}"
-
 
 @dataclass
 class FieldChange:
@@ -68,11 +65,7 @@ class FieldChange:
 
     @property
     def op(self) -> Status:
-        if self.old is MISSING:
-            return "added"
-        if self.new is MISSING:
-            return "removed"
-        return "changed"
+        return "added" if self.old is MISSING else "removed" if self.new is MISSING else "changed"
 
     @property
     def multiline(self) -> bool:
@@ -138,19 +131,12 @@ class Comparison:
 
 def unhashed(kind: str, name: str) -> str:
     """The name without kustomize's hash suffix (only ConfigMaps and Secrets carry one)."""
-    if kind in HASHED_KINDS:
-        m = HASH_SUFFIX.match(name)
-        if m:
-            return m.group("base")
-    return name
+    m = HASH_SUFFIX.match(name) if kind in HASHED_KINDS else None
+    return m["base"] if m else name
 
 
 def index(objects: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, dict[str, Any]], dict[str, str]]:
-    """Objects by key, and the hashed names they use (hashed → unhashed).
-
-    Two objects that would share a key once unhashed keep their full names, so
-    matching never merges distinct objects.
-    """
+    """Objects by key, and the hashed names they use (hashed → unhashed)."""
     by_key: dict[Key, list[dict[str, Any]]] = {}
     for obj in objects:
         full = Key.of(obj)
@@ -158,13 +144,12 @@ def index(objects: Iterable[Mapping[str, Any]]) -> tuple[dict[Key, dict[str, Any
     out: dict[Key, dict[str, Any]] = {}
     hashed: dict[str, str] = {}
     for key, found in by_key.items():
-        if len(found) == 1:
-            name = Key.of(found[0]).name
+        if len(found) > 1:  # objects that share a key once unhashed keep their full names: none merge
+            out.update((Key.of(obj), obj) for obj in found)
+        else:
             out[key] = found[0]
-            if name != key.name:
+            if (name := Key.of(found[0]).name) != key.name:
                 hashed[name] = key.name
-            continue
-        out.update((Key.of(obj), obj) for obj in found)
     return out, hashed
 
 
@@ -196,18 +181,15 @@ def compare(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapp
     changes: list[ObjectChange] = []
     for key in sorted(set(old) | set(new), key=lambda k: (k.kind, k.namespace, k.name, k.api_version)):
         a, b = old.get(key), new.get(key)
-        a_name = Key.of(a).name if a is not None else None
-        b_name = Key.of(b).name if b is not None else None
-        na = normalise(a, old_hashed) if a is not None else None
-        nb = normalise(b, new_hashed) if b is not None else None
+        # Named as built (hash suffix included), compared normalised.
+        a_name, na = (Key.of(a).name, normalise(a, old_hashed)) if a is not None else (None, None)
+        b_name, nb = (Key.of(b).name, normalise(b, new_hashed)) if b is not None else (None, None)
         if na is None:
             changes.append(ObjectChange(key, "added", new_name=b_name, new=nb))
         elif nb is None:
             changes.append(ObjectChange(key, "removed", old_name=a_name, old=na))
-        else:
-            fields = field_changes(na, nb)
-            if fields:
-                changes.append(ObjectChange(key, "changed", a_name, b_name, na, nb, fields))
+        elif fields := field_changes(na, nb):
+            changes.append(ObjectChange(key, "changed", a_name, b_name, na, nb, fields))
     return Comparison(changes, old_hashed, new_hashed)
 
 
@@ -280,10 +262,8 @@ def _canonical(value: Any) -> str:
 
 def scalar_text(value: Any) -> str:
     """A value as it would read in YAML: strings bare, null/true/false, numbers as written."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
     if isinstance(value, str | int | float):
         return str(value)
     from gen import yamlio

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from gen.components.argocd import overlay_dir
 from gen.errors import printable
@@ -44,33 +44,25 @@ def _field_lines(f: FieldChange, width: int = 80) -> tuple[str, list[str]]:
     old, new = value_text(f.old), value_text(f.new)
     if len(old) + len(new) <= width:
         return f"{old} {ARROW} {new}", []
-    below = []
-    for sign, value in (("-", f.old), ("+", f.new)):
-        if value is not MISSING:
-            below += [f"{sign} {line}" for line in _block(value)]
-    return "", below
+    sides = (("-", f.old), ("+", f.new))
+    return "", [f"{sign} {line}" for sign, value in sides if value is not MISSING for line in _block(value)]
 
 
 # ------------------------------------------------------------------ text
 
 
-class _Paint:
-    CODES: ClassVar[dict[str, str]] = dict(bold="1", red="31", green="32", yellow="33", magenta="35", cyan="36")
+_CODES = dict(bold="1", red="31", green="32", yellow="33", magenta="35", cyan="36")
+_DIFF_STYLES = {"+": "green", "-": "red", "@": "cyan"}
+_Paint = Callable[[str | None, str], str]  # (style or None for none, text) to the text as shown
 
-    def __init__(self, on: bool) -> None:
-        self.on = on
 
-    def __call__(self, style: str, text: str) -> str:
-        return f"\x1b[{self.CODES[style]}m{text}\x1b[0m" if self.on and text else text
-
-    def diff_line(self, line: str) -> str:
-        style = {"+": "green", "-": "red", "@": "cyan"}.get(line[:1])
-        return self(style, line) if style else line
+def _painter(on: bool) -> _Paint:
+    return lambda style, text: f"\x1b[{_CODES[style]}m{text}\x1b[0m" if on and style and text else text
 
 
 def text(report: Report, *, color: bool = False) -> str:
     """The report for a terminal; ANSI colours only when color is set."""
-    paint = _Paint(color)
+    paint = _painter(color)
     lines = [paint("bold", f"gen diff: {report.label} ({report.commit[:12]}) {ARROW} working tree")]
     if not report.sections:
         return "\n".join([*lines, f"no change to the built manifests between {report.label} and the working tree", ""])
@@ -111,7 +103,7 @@ def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[
         if f.source:
             line += paint("cyan", f"  <- {f.source}")
         lines.append(line)
-        lines += [f"      {paint.diff_line(x)}" for x in below]
+        lines += [f"      {paint(_DIFF_STYLES.get(x[:1]), x)}" for x in below]
     return lines
 
 
@@ -119,13 +111,9 @@ def _text_object(change: ObjectChange, paint: _Paint, *, details: bool) -> list[
 
 
 def _code(value: str, *, cell: bool = False) -> str:
-    """An inline code span that no value can leave: its fence is longer than any backtick run inside.
-
-    Inside a code span markdown and HTML are inert. In a table cell `|` would still
-    end the cell, so there it is escaped (GitHub drops the backslash).
-    """
+    """An inline code span, where markdown and HTML are inert, that no value can leave."""
     text = printable(value)  # on one line: a raw line break would end the table row or list item
-    if cell:
+    if cell:  # `|` would still end a table cell: escaped (GitHub drops the backslash)
         text = text.replace("|", "\\|")
     fence = _fence(text, 1)
     # A space on each side keeps a backtick at either end from joining the fence; both are stripped.
@@ -200,17 +188,14 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
             [*head, f"No change to the built manifests between {_code(report.label)} and this branch.", ""]
         )
     head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
-    for s in report.sections:
-        counts = s.comparison.counts()
-        head.append(
-            f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(str(counts[c]) for c in STATUSES) + " |"
-        )
+    head += [
+        f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(map(str, s.comparison.counts().values())) + " |"
+        for s in report.sections
+    ]
     head.append("")
-    impacts = [(s.name, note) for s in report.sections for note in s.impact]
+    impacts = [f"- {_code(s.name)}: {_md_text(note)}" for s in report.sections for note in s.impact]
     if impacts:
-        head += ["**Impact**", ""]
-        head += [f"- {_code(name)}: {_md_text(note)}" for name, note in impacts]
-        head.append("")
+        head += ["**Impact**", "", *impacts, ""]
     notice = (
         "> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
         "{left} object change(s) are not shown. The full diff: {cmd}\n"
@@ -244,10 +229,6 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
 # ------------------------------------------------------------------ json
 
 
-def _json_value(value: Any) -> Any:
-    return None if value is MISSING else value
-
-
 def _json_object(change: ObjectChange) -> dict[str, Any]:
     out: dict[str, Any] = {
         "apiVersion": change.key.api_version,
@@ -263,8 +244,8 @@ def _json_object(change: ObjectChange) -> dict[str, Any]:
             {
                 "path": f.path_text(),
                 "op": f.op,
-                "old": _json_value(f.old),
-                "new": _json_value(f.new),
+                "old": None if f.old is MISSING else f.old,
+                "new": None if f.new is MISSING else f.new,
                 "diff": f.line_diff() if f.multiline else None,
                 "source": f.source,
             }

@@ -16,6 +16,8 @@ from gen.errors import EXIT_USAGE, ToolError
 
 # What `gen diff` reads of a revision (base/, overlays/, argocd/, clusters/ and fleet.yaml), at most.
 MAX_EXPORT_BYTES = 256 * 1024 * 1024
+# Optional locks off: `git status` would otherwise refresh (write) the index.
+_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
 
 
 class RevisionError(ToolError):
@@ -29,10 +31,8 @@ def git(root: Path, *args: str) -> bytes:
     argv = ["git", *args]
     if shutil.which("git") is None:
         raise ToolError("git is not on PATH", argv)
-    # Optional locks off: `git status` would otherwise refresh (write) the index.
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     try:
-        proc = subprocess.run(argv, cwd=root, capture_output=True, env=env, check=False)
+        proc = subprocess.run(argv, cwd=root, capture_output=True, env={**os.environ, **_ENV}, check=False)
     except OSError as e:
         raise ToolError(f"cannot run git: {e}", argv) from None
     if proc.returncode != 0:
@@ -56,14 +56,21 @@ def default_base(root: Path) -> tuple[str, str]:
 
     The merge base of HEAD with its upstream branch when one is set (what a pull request shows), else HEAD.
     """
-    try:
-        upstream = git(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}").decode().strip()
-    except ToolError as e:
-        if e.code is None:
-            raise
+    upstream = _answer(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+    if upstream is None:
         return "HEAD", "HEAD"  # no upstream, a detached HEAD or no repository: `resolve` says which
     with _refused(f"HEAD and {upstream} have no commit in common: give --base"):
         return git(root, "merge-base", "HEAD", "@{upstream}").decode().strip(), f"merge base with {upstream}"
+
+
+def _answer(root: Path, *args: str) -> str | None:
+    """git's output, stripped; None when git ran and refused (a git that cannot run stays a ToolError)."""
+    try:
+        return git(root, *args).decode().strip()
+    except ToolError as e:
+        if e.code is None:
+            raise
+        return None
 
 
 @contextlib.contextmanager
@@ -79,8 +86,7 @@ def _refused(message: str) -> Iterator[None]:
 
 def require_work_tree(root: Path) -> None:
     """Refuse a bare repository (or a git directory): it has no working tree to compare a revision with."""
-    inside = git(root, "rev-parse", "--is-inside-work-tree").decode().strip()
-    if inside != "true":
+    if git(root, "rev-parse", "--is-inside-work-tree").decode().strip() != "true":
         raise RevisionError(f"{root} has no work tree (a bare repository or a git directory): run gen in a clone")
 
 
@@ -97,20 +103,18 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     """
     top = prefix(root)
     tree = f"{commit}:{top}"
-    if top and not _is_tree(root, f"{commit}:{top.rstrip('/')}"):
+    if top and _answer(root, "cat-file", "-t", f"{commit}:{top.rstrip('/')}") != "tree":
         return []  # the fleet's directory did not exist yet: everything in it is new since
     listing = git(root, "ls-tree", "-z", "--name-only", tree).decode("utf-8", "surrogateescape")
-    present = set(listing.split("\0"))
-    wanted = [n for n in names if n in present]
+    wanted = [n for n in names if n in listing.split("\0")]
     if not wanted:
         return []
     argv = ["git", "archive", "--format=tar", tree, "--", *wanted]
-    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
     findings: list[str] = []
     stopped = False
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=err, env=env)
+            proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=err, env={**os.environ, **_ENV})
         except OSError as e:
             raise ToolError(f"cannot run git: {e}", argv) from None
         assert proc.stdout is not None
@@ -159,15 +163,6 @@ def _extract(tar: tarfile.TarFile, dest: Path, findings: list[str]) -> bool:
         with source, open(target, "xb") as f:
             f.write(source.read())
     return False
-
-
-def _is_tree(root: Path, spec: str) -> bool:
-    try:
-        return git(root, "cat-file", "-t", spec).decode().strip() == "tree"
-    except ToolError as e:
-        if e.code is None:
-            raise
-        return False
 
 
 def dirty(root: Path) -> set[str] | None:

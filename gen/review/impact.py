@@ -30,11 +30,13 @@ CASSANDRA_LEFT = (
 
 
 def _template_path(kind: str) -> tuple[str, ...]:
-    if kind == "CronJob":
-        return ("spec", "jobTemplate", "spec", "template")
-    if kind == "Pod":
-        return ("spec",)
-    return ("spec", "template")
+    return {"CronJob": ("spec", "jobTemplate", "spec", "template"), "Pod": ("spec",)}.get(kind, ("spec", "template"))
+
+
+def _dig(obj: Any, *path: str) -> Any:
+    for key in path:
+        obj = (obj or {}).get(key)
+    return obj
 
 
 def _touches(f: FieldChange, prefix: tuple[str, ...]) -> bool:
@@ -75,9 +77,8 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
             continue
         change = by_key.get(Key.of(obj))
         notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
-        spec = obj.get("spec") or {}
-        if obj.get("kind") == "Deployment" and (spec.get("strategy") or {}).get("type") == "Recreate":
-            if (obj.get("metadata") or {}).get("name") == SERVER_DEPLOYMENT:
+        if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
+            if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT:
                 notes.add(
                     "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready",
                     change,
@@ -99,7 +100,7 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
         checksum = (*template, "metadata", "annotations", layout.CHECKSUM_ANNOTATION)
         touched = [f for f in change.fields if _touches(f, template) and not _touches(f, checksum)]
         if change.status == "changed" and kind in WORKLOAD_KINDS and touched:
-            out.setdefault(change.key.short(), []).append("the pod template changes")
+            out.setdefault(f"{kind}/{change.key.name}", []).append("the pod template changes")
         if change.status != "changed" or kind not in HASHED_KINDS:
             continue
         users = [w for w in _workloads(new_list) if references(w, [change.new_name or ""])]
@@ -124,11 +125,8 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
 
 
 def _carries_checksum(workload: Mapping[str, Any]) -> bool:
-    template: Any = workload
-    for key in _template_path(str(workload.get("kind"))):
-        template = (template or {}).get(key)
-    annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
-    return layout.CHECKSUM_ANNOTATION in annotations
+    template = _template_path(str(workload.get("kind")))
+    return layout.CHECKSUM_ANNOTATION in (_dig(workload, *template, "metadata", "annotations") or {})
 
 
 def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None:
@@ -151,8 +149,8 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None
 
 
 def _server_image(obj: Mapping[str, Any] | None) -> str | None:
-    pod = (((obj or {}).get("spec") or {}).get("template") or {}).get("spec") or {}
-    return next((c.get("image") for c in pod.get("containers") or [] if c.get("name") == "pyroscope"), None)
+    containers = _dig(obj, "spec", "template", "spec", "containers") or []
+    return next((c.get("image") for c in containers if c.get("name") == "pyroscope"), None)
 
 
 def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
@@ -165,10 +163,8 @@ def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
 
 def _installs(obj: Mapping[str, Any] | None) -> bool:
     """Whether a Cassandra agent DaemonSet installs the agent (rather than removing it)."""
-    if obj is None:
-        return False
-    pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-    return all("uninstall" not in (c.get("args") or []) for c in pod.get("initContainers") or [])
+    init = _dig(obj, "spec", "template", "spec", "initContainers") or []
+    return obj is not None and all("uninstall" not in (c.get("args") or []) for c in init)
 
 
 def _cassandra(changes: Iterable[ObjectChange], notes: _Notes) -> None:

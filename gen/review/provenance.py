@@ -45,10 +45,8 @@ def spec_changes(old: LoadedCluster | None, new: LoadedCluster | None) -> list[S
 
 def _exists(data: Any, path: SpecPath) -> bool:
     for part in path:
-        if isinstance(data, Mapping) and part in data:
-            data = data[part]
-            continue
-        if not (isinstance(data, list) and isinstance(part, int) and part < len(data)):
+        keys = data if isinstance(data, Mapping) else range(len(data)) if isinstance(data, list) else ()
+        if part not in keys:
             return False
         data = data[part]
     return True
@@ -114,30 +112,21 @@ KNOWN_EFFECTS: dict[SpecPath, tuple[str, str, tuple[str, ...]]] = {
 
 
 def _known(obj: ObjectChange, f: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange]:
-    out = []
-    for s in specs:
-        effect = KNOWN_EFFECTS.get(s.path)
-        if effect and (obj.key.kind, obj.key.name) == effect[:2] and f.path[: len(effect[2])] == effect[2]:
-            out.append(s)
-    return out
+    effects = [(s, KNOWN_EFFECTS.get(s.path)) for s in specs]
+    return [s for s, e in effects if e and (obj.key.kind, obj.key.name) == e[:2] and f.path[: len(e[2])] == e[2]]
 
 
 def annotate(changes: Sequence[ObjectChange], specs: Sequence[SpecChange], base_changed: bool) -> None:
     """Set `source` on each changed field, and on each object added or removed as a whole."""
+    # A whole object appears or disappears when a component is switched on or off, or base/ changes.
+    toggles = [s.source for s in specs if s.path and s.path[-1] in ("enabled", "state")]
+    whole = ", ".join(dict.fromkeys(toggles)) or (BASE if base_changed else None)
     for obj in changes:
         if obj.status != "changed":
-            obj.source = object_source(specs, base_changed)
+            obj.source = whole
         for f in obj.fields:
             found = explain(f, specs) or _known(obj, f, specs)
             if found:
                 f.source = ", ".join(dict.fromkeys(s.source for s in found))
             elif base_changed:  # otherwise left unattributed rather than guessed
                 f.source = BASE
-
-
-def object_source(specs: Sequence[SpecChange], base_changed: bool) -> str | None:
-    """Why a whole object appears or disappears: a component switched on or off, or base/."""
-    toggles = [s for s in specs if s.path and s.path[-1] in ("enabled", "state")]
-    if toggles:
-        return ", ".join(dict.fromkeys(s.source for s in toggles))
-    return BASE if base_changed else None

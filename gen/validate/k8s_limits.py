@@ -42,12 +42,10 @@ def problems(obj: dict[str, Any]) -> list[str]:
                 f"data and binaryData hold {size} bytes; the API server refuses a ConfigMap over "
                 f"{CONFIG_MAP_DATA_MAX} bytes (1 MiB)"
             )
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    size = len(text.encode("utf-8"))
+    size = len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > OBJECT_MAX:
         found.append(f"the object is {size} bytes; etcd stores no object over {OBJECT_MAX} bytes (1.5 MiB)")
-    metadata = obj.get("metadata") or {}
-    annotations = metadata.get("annotations") or {}
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
     own = sum(len(str(k).encode("utf-8")) + len(str(v).encode("utf-8")) for k, v in annotations.items())
     if own > ANNOTATIONS_MAX:
         found.append(f"metadata.annotations hold {own} bytes; the API server refuses more than {ANNOTATIONS_MAX}")

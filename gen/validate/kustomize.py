@@ -35,6 +35,7 @@ _REMOTE = re.compile(
     r"^[A-Za-z][A-Za-z0-9+.-]*://|^[^/]*@[^/]*:|[?&](?:ref|version|submodules|timeout)="
     r"|^(?:github\.com|gitlab\.com|bitbucket\.org|ssh\.dev\.azure\.com)/"
 )
+LOCAL_ONLY = "gen builds only what the repository holds"
 
 
 def command() -> list[str]:
@@ -130,17 +131,28 @@ def inspect(root: Path, directory: str) -> list[str]:
     return _Walk(root).run(directory)
 
 
+class _RefusedError(Exception):
+    """One finding, which ends the check of the entry (or kustomization) it is about."""
+
+
 class _Walk:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.findings: list[str] = []
         self.read = 0  # bytes of the files named so far
 
+    @contextlib.contextmanager
+    def _noting(self) -> Iterator[None]:
+        try:
+            yield
+        except _RefusedError as e:
+            self.findings.append(str(e))
+
     def run(self, directory: str) -> list[str]:
-        start = self._local(directory, ".", directory)
-        if start is None:
-            return self.findings
-        queue, seen = [start], set()
+        queue: list[str] = []
+        with self._noting():
+            queue.append(self._local(directory, ".", directory))
+        seen = set()
         while queue and len(self.findings) < 50:
             here = queue.pop(0)
             if here in seen:
@@ -149,113 +161,85 @@ class _Walk:
             if len(seen) > MAX_KUSTOMIZATIONS:
                 self.findings.append(f"{directory}: reaches more than {MAX_KUSTOMIZATIONS} kustomizations")
                 break
-            queue += self._kustomization(here)
+            with self._noting():
+                queue += self._kustomization(here)
         return self.findings
 
     def _kustomization(self, here: str) -> list[str]:
         """Check one kustomization directory; the directories it names, to check next."""
         names = [n for n in KUSTOMIZATION_FILES if os.path.lexists(self.root / here / n)]
         if not names:
-            self.findings.append(f"{here}: holds no kustomization.yaml")
-            return []
+            raise _RefusedError(f"{here}: holds no kustomization.yaml")
         if len(names) > 1:
-            self.findings.append(f"{here}: holds both {names[0]} and {names[1]}; kustomize reads one")
-            return []
+            raise _RefusedError(f"{here}: holds both {names[0]} and {names[1]}; kustomize reads one")
         rel = f"{here}/{names[0]}"
         text = self._file(rel, rel, parsed=True)
-        if text is None:
-            return []
         try:
             docs = yamlio.parse_all_plain(text)
         except Exception as e:  # any value the plain loader cannot take (a 100-digit number) is a finding here
-            self.findings.append(f"{rel}: cannot be read: {e}")
-            return []
-        doc = docs[0] if docs else None
-        if not isinstance(doc, dict) or len(docs) != 1:
-            self.findings.append(f"{rel}: not one kustomization mapping")
-            return []
+            raise _RefusedError(f"{rel}: cannot be read: {e}") from None
+        if len(docs) != 1 or not isinstance(docs[0], dict):
+            raise _RefusedError(f"{rel}: not one kustomization mapping")
         dirs = []
-        for field, value, how in _references(doc):
+        for field, value, how in _references(docs[0]):
             where = f"{rel}: {field}"
-            if how == "inline":
-                self._inline(where, value)
-                continue
-            if how == "refused":
-                self.findings.append(f"{where}: helm charts are downloaded; gen builds only what the repository holds")
-                continue
-            target = self._local(where, here, value)
-            if target is None:
-                continue
-            if repofs.lkind(self.root / target) is None:
-                if how == "any":
+            with self._noting():
+                if how == "inline":
+                    problem = yamlio.check_bounds(value) if isinstance(value, str) else None
+                    if problem is not None:
+                        raise _RefusedError(f"{where}: line {problem[0]}: {problem[2]}")
+                elif how == "refused":
+                    raise _RefusedError(f"{where}: helm charts are downloaded; {LOCAL_ONLY}")
+                elif repofs.lkind(self.root / (target := self._local(where, here, value))) is not None:
+                    self._file(where, target, parsed=how != "file")
+                elif how == "any":
                     dirs.append(target)
                 else:
-                    self.findings.append(f"{where}: {value!r} is a directory; a file is expected")
-            else:
-                self._file(where, target, parsed=how != "file")
+                    raise _RefusedError(f"{where}: {value!r} is a directory; a file is expected")
         return dirs
 
-    def _local(self, where: str, here: str, value: Any) -> str | None:
+    def _local(self, where: str, here: str, value: Any) -> str:
         """The path (relative to root) an entry names, when it is a local one reached through no symlink."""
         if not isinstance(value, str) or not value:
-            self.findings.append(f"{where}: {value!r} is not a path")
-            return None
+            raise _RefusedError(f"{where}: {value!r} is not a path")
         if _REMOTE.search(value):
-            self.findings.append(f"{where}: {value!r} is a remote resource; gen builds only what the repository holds")
-            return None
+            raise _RefusedError(f"{where}: {value!r} is a remote resource; {LOCAL_ONLY}")
         if os.path.isabs(value):
-            self.findings.append(f"{where}: {value!r} is an absolute path; paths stay inside the repository")
-            return None
+            raise _RefusedError(f"{where}: {value!r} is an absolute path; paths stay inside the repository")
         target = os.path.normpath(os.path.join(here, value))
         if target == ".." or target.startswith("../"):
-            self.findings.append(f"{where}: {value!r} leads out of the repository")
-            return None
+            raise _RefusedError(f"{where}: {value!r} leads out of the repository")
         parts = target.split("/")
         for n in range(1, len(parts) + 1):
             prefix = "/".join(parts[:n])
             what = repofs.lkind(self.root / prefix)
             if what in {"absent", "under a path that is not a directory"}:
-                self.findings.append(
-                    f"{where}: {value!r} is not in the repository (kustomize would try to fetch it); "
-                    "gen builds only what the repository holds"
+                raise _RefusedError(
+                    f"{where}: {value!r} is not in the repository (kustomize would try to fetch it); {LOCAL_ONLY}"
                 )
-                return None
             if what == "a symbolic link":
                 how = "is" if n == len(parts) else f"goes through {prefix},"
-                self.findings.append(f"{where}: {value!r} {how} a symbolic link; gen follows none")
-                return None
+                raise _RefusedError(f"{where}: {value!r} {how} a symbolic link; gen follows none")
             if what is not None and n < len(parts):
-                self.findings.append(f"{where}: {value!r} goes through {prefix}, {what}")
-                return None
+                raise _RefusedError(f"{where}: {value!r} goes through {prefix}, {what}")
         return target
 
-    def _file(self, where: str, rel: str, *, parsed: bool) -> str | None:
+    def _file(self, where: str, rel: str, *, parsed: bool) -> str:
         """Read a file kustomize would read; its text when it is within bounds."""
         try:
             raw = repofs.read(self.root / rel)
         except repofs.NotAFile as e:
-            self.findings.append(f"{where}: {rel} is {e.why}; gen builds only regular files within its bounds")
-            return None
+            raise _RefusedError(f"{where}: {rel} is {e.why}; gen builds only regular files within its bounds") from None
         except OSError as e:
-            self.findings.append(f"{where}: {rel} cannot be read: {e.strerror or e}")
-            return None
+            raise _RefusedError(f"{where}: {rel} cannot be read: {e.strerror or e}") from None
         self.read += len(raw)
         if self.read > MAX_BUILD_BYTES:
-            self.findings.append(f"{where}: the build would read more than {MAX_BUILD_BYTES} bytes; refused")
-            return None
+            raise _RefusedError(f"{where}: the build would read more than {MAX_BUILD_BYTES} bytes; refused")
         text = raw.decode("utf-8", "replace")
-        if parsed:
-            problem = yamlio.check_bounds(text)
-            if problem is not None:
-                self.findings.append(f"{rel}:{problem[0]}:{problem[1]}: {problem[2]}")
-                return None
+        problem = yamlio.check_bounds(text) if parsed else None
+        if problem is not None:
+            raise _RefusedError(f"{rel}:{problem[0]}:{problem[1]}: {problem[2]}")
         return text
-
-    def _inline(self, where: str, value: Any) -> None:
-        if isinstance(value, str):
-            problem = yamlio.check_bounds(value)
-            if problem is not None:
-                self.findings.append(f"{where}: line {problem[0]}: {problem[2]}")
 
 
 def _references(doc: dict[str, Any]) -> Iterator[tuple[str, Any, str]]:

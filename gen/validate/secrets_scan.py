@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from gen.validate.objects import ident
@@ -71,16 +71,11 @@ def scan_objects(objects: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def scan_object(obj: Mapping[str, Any]) -> list[str]:
-    found: list[str] = []
-    skip: set[str] = set()
-    if obj.get("kind") == "Secret":
-        for field in ("data", "stringData"):
-            if obj.get(field):
-                found.append(
-                    f"{field}: a Secret with values is a secret in git; create it outside the repository "
-                    "and reference it by name"
-                )
-                skip.add(field)
+    skip = {f for f in ("data", "stringData") if obj.get("kind") == "Secret" and obj.get(f)}
+    found = [
+        f"{field}: a Secret with values is a secret in git; create it outside the repository and reference it by name"
+        for field in sorted(skip)
+    ]
     for path, key, value in _walk(obj, "", skip):
         found += _check_value(path, key, value)
     return found
@@ -99,13 +94,9 @@ def scan_text(text: str) -> list[tuple[int, str]]:
             found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
     for match in _ASSIGNMENT.finditer(text):
         key, sep, value = match["key"], match["sep"], match["value"]
-        if not is_credential_key(key):
-            continue
-        spaced_equals = "=" in sep and sep != "="
-        quoted = value[:1] in ("'", '"')
-        if spaced_equals and not quoted:
-            continue  # an expression (Alloy, HCL), not a literal
-        if is_literal(_unquote(value)):
+        # `key = value` unquoted is an expression (Alloy, HCL), not a literal.
+        expression = "=" in sep and sep != "=" and value[:1] not in ("'", '"')
+        if is_credential_key(key) and not expression and is_literal(_unquote(value)):
             found.append((_line(text, match.start()), f"a literal value for {key}"))
     return sorted(set(found))
 
@@ -132,43 +123,33 @@ def _check_value(path: str, key: str | None, value: Any) -> list[str]:
     found = []
     if key is not None and is_credential_key(key) and is_literal(value):
         found.append(f"{path}: a literal value under a credential's name ({key})")
-    found += [f"{path}{_at_line(value, n)}: {what}" for n, what in scan_text(value)]
+    lines = "\n" in value  # a line number only where there is more than one line
+    found += [f"{path}{f' line {n}' if lines else ''}: {what}" for n, what in scan_text(value)]
     return found
 
 
-def _walk(node: Any, path: str, skip: set[str]) -> Iterator[tuple[str, str | None, Any]]:
-    """(path, the key that names the value, value) for every leaf."""
+def _walk(
+    node: Any, path: str, skip: Collection[str] = (), key: str | None = None
+) -> Iterator[tuple[str, str | None, Any]]:
+    """(path, the key that names the value, value) for every leaf; `skip` are top-level keys left out."""
     if isinstance(node, Mapping):
         # An environment variable or a parameter names its value with `name`.
         named = node.get("name") if isinstance(node.get("value"), str) else None
         for k, v in node.items():
-            if path == "" and k in skip:
-                continue
-            here = f"{path}.{k}" if path else str(k)
-            if k == "value" and isinstance(named, str):
-                yield here, named, v
-            elif isinstance(v, Mapping | list):
-                yield from _walk(v, here, skip)
-            else:
-                yield here, str(k), v
+            if k not in skip:
+                here = f"{path}.{k}" if path else str(k)
+                yield from _walk(v, here, (), named if k == "value" and isinstance(named, str) else str(k))
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            here = f"{path}[{i}]"
-            if isinstance(item, Mapping | list):
-                yield from _walk(item, here, skip)
-            else:
-                yield here, None, item
+            yield from _walk(item, f"{path}[{i}]")
+    else:
+        yield path, key, node
 
 
 def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"'):
-        return value[1:-1]
-    return value
+    quoted = len(value) >= 2 and value[0] == value[-1] and value[0] in ("'", '"')
+    return value[1:-1] if quoted else value
 
 
 def _line(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
-
-
-def _at_line(value: str, line: int) -> str:
-    return f" line {line}" if "\n" in value else ""
