@@ -7,7 +7,7 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from gen.components.common import resource_text
+from gen.components.common import filled
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
 from gen.render import writer
@@ -54,14 +54,8 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
 def fleet_files(repo_url: str) -> dict[str, str]:
     """The text of every file gen init writes, by path."""
     # A JSON string is a YAML scalar whatever the user typed.
-    values = {"@repo_url@": json.dumps(repo_url), "@gen_package@": json.dumps(gen_package())[1:-1]}
-    out = {}
-    for rel, name in TEMPLATES.items():
-        text = resource_text("init", name)
-        for marker, value in values.items():
-            text = text.replace(marker, value)
-        out[rel] = text
-    return out
+    values = {"REPO_URL": json.dumps(repo_url), "GEN_PACKAGE": json.dumps(gen_package())[1:-1]}
+    return {rel: filled(values, "init", name) for rel, name in TEMPLATES.items()}
 
 
 @cache

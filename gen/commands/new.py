@@ -6,8 +6,11 @@ import json
 import os
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from gen import repofs
 from gen.components import argocd
+from gen.components.common import filled
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
 from gen.render.rendering import neighbours
@@ -22,53 +25,20 @@ from gen.spec.schema import SCHEMA_FILE
 def scaffold(name: str, *, address: str, repo_url: str, server: str | None, cluster_name: str | None) -> str:
     """The text of a new spec: required fields set, common optional ones commented with their defaults."""
     q = json.dumps  # a JSON string is a valid YAML scalar, whatever the user typed
-    ebpf, grafana, srv, cas, prof = Ebpf(), Grafana(), Server(), Cassandra(), Profiler()
     # A cluster registered in Argo CD under the lab's own name: no other spec deploys there.
     destination = f"server: {q(server)}" if server else f"name: {q(cluster_name or name)}"
-    return f"""\
-# yaml-language-server: $schema=../{SCHEMA_FILE}
-apiVersion: {API_VERSION}
-kind: Cluster
-metadata:
-  name: {name}
-spec:
-  # platform: easy-db-lab  # or kubernetes, for a cluster easy-db-lab did not build
-  # namespace: default     # easy-db-lab: default only; kubernetes: profiling by default
-  controlNode:
-    address: {q(address)}
-  # server:
-  #   image: {srv.image}
-  #   port: {srv.port}
-  #   grpcPort: {srv.grpc_port}
-  #   memberlistPort: {srv.memberlist_port}
-  #   storagePath: {srv.storage_path}
-  #   retention: {srv.retention}
-  # ebpf:
-  #   enabled: {str(ebpf.enabled).lower()}
-  #   sampleRate: {ebpf.sample_rate}
-  #   collectInterval: {ebpf.collect_interval}
-  #   demangle: {ebpf.demangle}
-  # grafana:              # platform kubernetes only: easy-db-lab's Grafana has its own
-  #   enabled: true
-  #   namespace: {grafana.namespace}
-  #   dashboard: {str(grafana.dashboard).lower()}
-  # cassandra:
-  #   enabled: {str(cas.enabled).lower()}
-  #   nodeSelector: {{type: db}}
-  #   agent:
-  #     sha256: null  # pin the jar: curl -sL <agent url> | sha256sum
-  #   profiler:
-  #     event: {prof.event}
-  #     alloc: {prof.alloc}
-  #     lock: {prof.lock}
-  #     uploadInterval: {prof.upload_interval}
-  #   labels: {{}}
-  argocd:
-    repoURL: {q(repo_url)}
-    # targetRevision: main
-    destination:
-      {destination}
-"""
+    values = {"SCHEMA_FILE": SCHEMA_FILE, "API_VERSION": API_VERSION, "NAME": name, "ADDRESS": q(address)}
+    values |= {"REPO_URL": q(repo_url), "DESTINATION": destination}
+    # Every commented option shows its default, as the models give it.
+    for section, model in (("SERVER", Server), ("EBPF", Ebpf), ("GRAFANA", Grafana), ("CASSANDRA", Cassandra)):
+        values |= _defaults(section, model())
+    return filled(values | _defaults("PROFILER", Profiler()), "new-cluster.yaml")
+
+
+def _defaults(section: str, model: BaseModel) -> dict[str, str]:
+    """SECTION_FIELD → the field's default as YAML writes it, for every scalar field of the model."""
+    data = model.model_dump(mode="json")
+    return {f"{section}_{k.upper()}": json.dumps(v) if isinstance(v, bool) else str(v) for k, v in data.items()}
 
 
 def run(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -29,6 +31,12 @@ class Part:
 def resource_text(*parts: str) -> str:
     """A file shipped under gen/resources/."""
     return resources.files("gen").joinpath("resources", *parts).read_text(encoding="utf-8")
+
+
+def filled(values: Mapping[str, str], *parts: str) -> str:
+    """A template under gen/resources/ with each @NAME@ in it replaced by values[NAME]."""
+    # Placeholders rather than str.format: Alloy's syntax and YAML's flow style are full of braces.
+    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], resource_text(*parts))
 
 
 def header_text(cluster: Cluster) -> str:

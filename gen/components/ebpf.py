@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from gen.components.common import (
     Part,
     checkov_skip,
     config_map,
+    filled,
     header,
     image_override,
     json_patch,
     patch_op,
-    resource_text,
     server_url,
 )
 from gen.spec.cluster import Cluster
@@ -68,8 +67,7 @@ def config(cluster: Cluster) -> str:
         "DEMANGLE": _q(ebpf.demangle),
         "SERVER_URL": _q(server_url(cluster)),
     }
-    # Placeholders rather than str.format: Alloy's syntax is full of braces.
-    return re.sub(r"@([A-Z_]+)@", lambda m: values[m[1]], resource_text("config.alloy.template"))
+    return filled(values, "config.alloy.template")
 
 
 def build(cluster: Cluster) -> Part:
