@@ -335,9 +335,9 @@ def _events(data: Any, emit: Any) -> None:
 
 
 _DUMPED: dict[str, str] = {}
-# The documents fleets repeat (a JSON patch, a namespace, a transformer) are small; a large
-# one carries a cluster's own values, and keeping it would only hold memory.
-_DUMPED_MAX_KEY = 1024
+# The documents fleets repeat (JSON patches, a namespace, a transformer) are 1 KiB or so; a
+# kustomization (5 KiB and more) carries a cluster's own values, and keeping it only holds memory.
+_DUMPED_MAX_KEY = 4096
 
 
 def dump(data: Any) -> str:
