@@ -227,3 +227,17 @@ def test_list_shows_every_cluster_when_one_spec_is_invalid(fleet: Path) -> None:
         "lab-tuned    in sync  server,ebpf,grafana,cassandra  lab-tuned / profiling-lab",
     ]
     assert err.startswith("clusters/lab-broken.yaml:8:14: error: spec.controlNode.address: ")
+
+
+def test_list_shows_clusters_that_collide_and_why(fleet: Path) -> None:
+    assert _gen("render", "--all", "--root", str(fleet))[0] == 0
+    copy = (fleet / "clusters" / "lab-minimal.yaml").read_text().replace("lab-minimal", "lab-copy")
+    write_spec(fleet, "lab-copy", copy)
+    code, out, err = _gen("list", "--root", str(fleet), "--format", "json")
+    assert code == 2
+    assert {r["name"]: r["status"] for r in json.loads(out)} == {
+        "lab-copy": "stale",
+        "lab-minimal": "collides",
+        "lab-tuned": "in sync",
+    }
+    assert err.startswith("clusters/lab-minimal.yaml:12:7: error: spec.argocd.destination: deploys to the same")

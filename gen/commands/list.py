@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs
+from gen.components import argocd
 from gen.errors import EXIT_OK, Problem, SpecError
 from gen.output import Output
 from gen.render.rendering import default_jobs, orphan_overlays, render_fleet
@@ -18,14 +19,19 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
     repofs.guard_layout(root)
     files = spec_files(root)
     try:
-        rendered, problems = render_fleet(root, jobs=default_jobs(jobs), specs=True), []
+        rendered, problems = render_fleet(root, jobs=default_jobs(jobs), specs=True, collisions=False), []
     except SpecError as e:
         # The other clusters are still listed; an invalid spec is a row of its own.
         problems = e.problems
         invalid = {Path(p.file).stem for p in problems if Path(p.file).stem in files}
         if len(invalid) != len({p.file for p in problems}):  # a problem outside the specs: nothing renders
             invalid = set(files)
-        rendered = render_fleet(root, [n for n in files if n not in invalid], jobs=default_jobs(jobs), specs=True)
+        chosen = [n for n in files if n not in invalid]
+        rendered = render_fleet(root, chosen, jobs=default_jobs(jobs), specs=True, collisions=False)
+    # Specs that would own the same objects are listed, as colliding, and their errors follow.
+    clashes = argocd.clashes(p for c in rendered.clusters for p in c.scope.placements)
+    problems += [c.problem() for c in clashes]
+    colliding = {Path(c.later.file).stem for c in clashes}
     blank: dict[str, Any] = {"components": [], "destination": None, "namespace": None}
     out: list[dict[str, Any]] = [
         {"name": n, "status": "invalid", **blank} for n in files if n not in rendered.all_names()
@@ -37,7 +43,7 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
         out.append(
             {
                 "name": item.name,
-                "status": "in sync" if cluster.in_sync else "stale",
+                "status": "collides" if item.name in colliding else "in sync" if cluster.in_sync else "stale",
                 "components": ["server"] + [name for name, on in enabled.items() if on],
                 "destination": {"server": dest.server} if dest.server else {"name": dest.name},
                 "namespace": spec.stack_namespace,

@@ -120,6 +120,7 @@ def render_fleet(
     specs: bool = False,
     out: Output | None = None,
     label: str = "rendering",
+    collisions: bool = True,
 ) -> RenderedFleet:
     """Render the named clusters (every one when None), each compared with the disk where it was rendered.
 
@@ -128,7 +129,8 @@ def render_fleet(
     reads only their specs: the committed AppProject gains their destinations
     (and loses nothing until the next full render, so no Application is cut off).
     With `cached` (a full render only), the clusters whose files are current
-    are left out. `specs`: also return the loaded specs; `out`: show progress.
+    are left out. `specs`: also return the loaded specs; `out`: show progress;
+    `collisions`: refuse specs that would own the same objects.
     """
     every = names is None
     files = spec_files(root)
@@ -163,7 +165,7 @@ def render_fleet(
     scope = argocd.Scope.union([*(c.scope for c in clusters), *(e.scope for e in reused.values())])
     mine = scope.placements
     others = set() if every else neighbours(root, files, set(chosen), mine)
-    clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine})
+    clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine}) if collisions else []
     if clashes:
         raise SpecError([c.problem() for c in clashes])
     if fleet_error is not None:
