@@ -140,6 +140,12 @@ def render(  # noqa: PLR0917 - one parameter per option, as click passes them
     default=None,
     help="Also validate the Argo CD objects against the CRD schemas in this folder.",
 )
+@click.option(
+    "--changed-since",
+    metavar="REF",
+    default=None,
+    help="Only the clusters whose overlay, Application or base/ differ from git revision REF.",
+)
 @fleet_options
 @_format("text", "json")
 def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
@@ -148,17 +154,30 @@ def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
     kubernetes_version: str,
     jobs: int | None,
     crds: Path | None,
+    changed_since: str | None,
     root: Path,
     fmt: str,
 ) -> None:
     """Build each overlay with kustomize and validate every object strictly.
 
     With no NAMES, also check the Argo CD objects: strictly, against the CRDs
-    with --crds, their source paths, and destinations that collide.
+    with --crds, their source paths, and destinations that collide (with
+    --changed-since, only when argocd/ or fleet.yaml changed).
     """
     from gen.commands import validate as command
 
-    sys.exit(command.run(root, names, kubernetes_version, jobs, _output(fmt), crds=crds, all_clusters=all_clusters))
+    sys.exit(
+        command.run(
+            root,
+            names,
+            kubernetes_version,
+            jobs,
+            _output(fmt),
+            crds=crds,
+            all_clusters=all_clusters,
+            changed_since=changed_since,
+        )
+    )
 
 
 @cli.command()

@@ -21,6 +21,7 @@ from gen.review import diffing, diffview, gitrepo, impact, provenance
 from gen.spec.fleet import FLEET_FILE
 from gen.spec.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
 from gen.validate import kustomize, secrets_scan
+from gen.validate.builds import Builds
 
 BASE_DIR = "base"
 # What a fleet's built manifests depend on; nothing else is read at REF.
@@ -77,12 +78,12 @@ class Side:
         except GenError:
             return None
 
-    def build(self, name: str, cmd: list[str]) -> list[dict[str, Any]]:
+    def build(self, name: str, cmd: list[str], builds: Builds) -> list[dict[str, Any]]:
         directory = self.root / overlay_dir(name)
         if not os.path.lexists(directory / "kustomization.yaml"):
             return []
         try:
-            text = kustomize.build(directory, cmd)
+            text = builds.build(self.root, overlay_dir(name), cmd)
         except ToolError as e:
             where = f"{overlay_dir(name)} at {self.label}"
             raise ToolError(f"kustomize build of {where} failed", e.command, e.code, e.stderr) from None
@@ -173,19 +174,20 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
 
     # Same overlay, same Application and same base/: the same objects, no build needed.
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
+    builds = Builds(new.root)
     unsafe = [
         f + ("" if side is new else f" (at {ref})")
         for n in todo
         for side in (old, new)
         if n in side.overlays()
-        for f in kustomize.inspect(side.root, overlay_dir(n))
+        for f in builds.inspect(side.root, overlay_dir(n))
     ]
     if unsafe:
         raise UnsafeTreeError(list(dict.fromkeys(unsafe)))
     cmd = kustomize.command() if todo else []
     jobs = [(side, n) for n in todo for side in (old, new)]
     with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
-        built = dict(zip(jobs, pool.map(lambda j: j[0].build(j[1], cmd), jobs), strict=True))
+        built = dict(zip(jobs, pool.map(lambda j: j[0].build(j[1], cmd, builds), jobs), strict=True))
 
     sections = [s for n in todo if (s := _cluster_section(old, new, n, built, base_changed))]
     fleet = diffing.compare(old.documents(PROJECT_FILE, BOOTSTRAP_FILE), new.documents(PROJECT_FILE, BOOTSTRAP_FILE))

@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.components.argocd import ARGOCD_DIR, overlay_dir
+from gen.components.argocd import ARGOCD_DIR, OVERLAYS_DIR, application_file, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
 from gen.render.rendering import compare_file, default_jobs, render_fleet
 from gen.render.shipped_base import BASE_DIR, base_files
 from gen.render.workers import MAX_JOBS, cores
+from gen.review import gitrepo
+from gen.spec.fleet import FLEET_FILE
 from gen.spec.loader import choose, spec_files
 from gen.validate import argo_checks, kustomize, secrets_scan
+from gen.validate.builds import Builds
 from gen.validate.objects import ident
 
 
@@ -30,15 +33,21 @@ def run(
     *,
     crds: Path | None = None,
     all_clusters: bool = False,
+    changed_since: str | None = None,
 ) -> int:
     if names and all_clusters:
         raise UsageError("give cluster names or --all, not both")
+    if changed_since is not None and (names or all_clusters):
+        raise UsageError("--changed-since chooses the clusters: give no cluster names nor --all")
     repofs.guard_layout(root)
     chosen = choose(spec_files(root), names or None)
+    # The Argo CD objects concern the whole fleet: checked when every cluster is.
+    chosen, fleet_wide = (chosen, not names) if changed_since is None else _changed(root, changed_since, chosen, out)
     version = _version(kubernetes_version)
     cmd = kustomize.command()
+    builds = Builds(root)
     # What the specs render now, compared with the disk: the same answer as `gen check`.
-    rendered = render_fleet(root, None if not names else chosen, jobs=default_jobs(jobs), specs=True)
+    rendered = render_fleet(root, None if fleet_wide else chosen, jobs=default_jobs(jobs), specs=True)
     stale = {
         c.name: [f"{overlay_dir(c.name)}: stale: differs from what {item.file} renders (run: gen render {c.name})"]
         for item, c in zip(rendered.specs, rendered.clusters, strict=True)
@@ -64,10 +73,10 @@ def run(
                 return [f"{rel}: not rendered (run: gen render {name})"]
             # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
             # Such an overlay is not built, and that is its finding, whether or not a spec renders it so.
-            unsafe = kustomize.inspect(root, rel)
+            unsafe = builds.inspect(root, rel)
             if unsafe:
                 return unsafe
-            built[name] = yamlio.parse_all_plain(kustomize.build(directory, cmd))
+            built[name] = yamlio.parse_all_plain(builds.build(root, rel, cmd))
             # Valid is not enough: no secret value may be committed in what an overlay builds.
             problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
             # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.
@@ -84,9 +93,9 @@ def run(
     # A problem in base/ shows once, not once per cluster that reaches it.
     findings = list(dict.fromkeys(f for r in results for f in r))
     clusters = [item.cluster for item in rendered.specs]
-    if not names:
-        # The Argo CD objects concern the whole fleet: checked when every cluster is,
-        # and read only when every file there is a regular one within gen's bounds.
+    validated = set(chosen)
+    if fleet_wide:
+        # Read only when every file there is a regular one within gen's bounds.
         unsafe = list(repofs.scan(root, ARGOCD_DIR))
         findings += unsafe or argo_checks.check_repository(root, clusters, crds, objects=built)
     # Nothing here can see the destination cluster: say what it must hold.
@@ -95,7 +104,7 @@ def run(
         f"on the destination cluster: Argo CD creates only {c.spec.stack_namespace}; the Grafana "
         "ConfigMaps sync last, so without it only they fail"
         for c in clusters
-        if c.spec.grafana.enabled
+        if c.spec.grafana.enabled and c.name in validated
     ]
     if out.fmt == "json":
         report = {"kubernetesVersion": version, "overlays": len(built), "problems": findings, "notes": notes}
@@ -107,6 +116,21 @@ def run(
             out.note(note)
         out.note(f"{len(built)} overlay(s) built and validated for Kubernetes {version}: {len(findings)} problem(s)")
     return EXIT_FINDINGS if findings else EXIT_OK
+
+
+def _changed(root: Path, ref: str, names: list[str], out: Output) -> tuple[list[str], bool]:
+    """The clusters whose overlay, Application or base/ differ from ref; whether argocd/ or fleet.yaml do."""
+    commit = gitrepo.resolve(root, ref)
+    gitrepo.require_work_tree(root)
+    paths = gitrepo.changed_since(root, commit, (BASE_DIR, OVERLAYS_DIR, ARGOCD_DIR, FLEET_FILE))
+    tops = {p.split("/", 1)[0] for p in paths}
+    dirs = {"/".join(p.split("/", 2)[:2]) for p in paths}
+    chosen = [n for n in names if BASE_DIR in tops or overlay_dir(n) in dirs or application_file(n) in paths]
+    fleet_wide = ARGOCD_DIR in tops or FLEET_FILE in tops
+    which = f"every one, {BASE_DIR}/ changed" if BASE_DIR in tops else ", ".join(chosen) or "none"
+    argo = "changed: checked" if fleet_wide else "unchanged: not checked"
+    out.note(f"changed since {ref}: {len(chosen)} of {len(names)} cluster(s) validated ({which}); Argo CD files {argo}")
+    return chosen, fleet_wide
 
 
 def validate_objects(objects: list[Any], version: str) -> list[str]:

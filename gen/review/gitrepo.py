@@ -1,4 +1,4 @@
-"""Git plumbing for `diff` and `check`: read a revision's files, never write to the repository."""
+"""Git plumbing for `diff`, `check` and `validate`: read a revision's files, never write to the repository."""
 
 from __future__ import annotations
 
@@ -163,6 +163,17 @@ def _extract(tar: tarfile.TarFile, dest: Path, findings: list[str]) -> bool:
         with source, open(target, "xb") as f:
             f.write(source.read())
     return False
+
+
+def changed_since(root: Path, commit: str, names: Iterable[str]) -> set[str]:
+    """Paths under the named entries of root (relative to it) whose working tree differs from commit.
+
+    Committed, staged and unstaged changes, and untracked files, ignored ones too: a build would read them.
+    """
+    paths = ["--", *names]
+    out = git(root, "diff", "--name-only", "-z", "--no-renames", "--relative", commit, *paths)
+    out += git(root, "ls-files", "-z", "--others", *paths)
+    return set(out.decode("utf-8", "surrogateescape").split("\0")) - {""}
 
 
 def dirty(root: Path) -> set[str] | None:

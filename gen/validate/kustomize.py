@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shutil
@@ -128,7 +129,13 @@ def inspect(root: Path, directory: str) -> list[str]:
     A pull request decides what kustomize reads: every path of every kustomization the build would load
     must be a regular file or real directory in the repository, reached through no symlink, within bounds.
     """
-    return _Walk(root).run(directory)
+    return inspected(root, directory)[0]
+
+
+def inspected(root: Path, directory: str) -> tuple[list[str], bytes]:
+    """What `inspect` finds, and a digest of the path and bytes of every file the build reads, in order."""
+    walk = _Walk(root)
+    return walk.run(directory), walk.digest.digest()
 
 
 class _RefusedError(Exception):
@@ -140,6 +147,7 @@ class _Walk:
         self.root = root
         self.findings: list[str] = []
         self.read = 0  # bytes of the files named so far
+        self.digest = hashlib.blake2b(digest_size=20)
 
     @contextlib.contextmanager
     def _noting(self) -> Iterator[None]:
@@ -233,6 +241,7 @@ class _Walk:
         except OSError as e:
             raise _RefusedError(f"{where}: {rel} cannot be read: {e.strerror or e}") from None
         self.read += len(raw)
+        self.digest.update(f"{len(rel)}:{rel}{len(raw)}:".encode(errors="surrogateescape") + raw)
         if self.read > MAX_BUILD_BYTES:
             raise _RefusedError(f"{where}: the build would read more than {MAX_BUILD_BYTES} bytes; refused")
         text = raw.decode("utf-8", "replace")

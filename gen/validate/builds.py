@@ -1,0 +1,111 @@
+"""kustomize builds kept in the git directory, by the bytes of every file they read and the command that ran."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from gen.components.argocd import OVERLAYS_DIR
+from gen.render.writer import git_dir
+from gen.validate import kustomize
+
+CACHE_DIR = "gen-build-cache"
+_FORMAT = b"1"
+# Entries kept per overlay directory: its working tree's and its base ref's build, with room for a
+# second base ref. The oldest used go first.
+KEPT_PER_OVERLAY = 4
+MIN_KEPT = 64
+
+
+class Builds:
+    """The builds of one command run; kept under the git directory that holds `repo` (none outside git)."""
+
+    def __init__(self, repo: Path) -> None:
+        git = git_dir(repo)
+        self.dir = git / CACHE_DIR if git is not None else None
+        self.repo = repo
+        self._inputs: dict[tuple[Path, str], bytes] = {}  # (root, directory) → digest of what inspect read
+        self._pruned = threading.Lock()
+
+    def inspect(self, root: Path, directory: str) -> list[str]:
+        """`kustomize.inspect`, remembering what the build of a safe directory reads."""
+        findings, digest = kustomize.inspected(root, directory)
+        if not findings:
+            self._inputs[(root, directory)] = digest
+        return findings
+
+    def build(self, root: Path, directory: str, cmd: list[str]) -> str:
+        """`kustomize.build` of root/directory, or its output as stored for exactly the same files and command."""
+        digest = self._inputs.get((root, directory))
+        tool = _identity(cmd)
+        if self.dir is None or digest is None or tool is None:
+            return kustomize.build(root / directory, cmd)
+        entry = self.dir / hashlib.blake2b(_FORMAT + tool + digest, digest_size=20).hexdigest()
+        text = _read(entry)
+        if text is not None:
+            return text
+        text = kustomize.build(root / directory, cmd)
+        # Stored only when the files did not change while kustomize read them.
+        if kustomize.inspected(root, directory)[1] == digest:
+            self._store(entry, text.encode())
+        return text
+
+    def _store(self, entry: Path, data: bytes) -> None:
+        assert self.dir is not None
+        tmp = None
+        try:
+            self.dir.mkdir(exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(hashlib.blake2b(data, digest_size=20).digest() + data)
+            os.replace(tmp, entry)
+        except OSError:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            return  # a cache that cannot be written only costs time
+        if self._pruned.acquire(blocking=False):  # once a run, by the first build stored
+            self._prune()
+
+    def _prune(self) -> None:
+        assert self.dir is not None
+        try:
+            overlays = sum(1 for _ in os.scandir(self.repo / OVERLAYS_DIR))
+        except OSError:
+            overlays = 0
+        with contextlib.suppress(OSError):
+            entries = list(os.scandir(self.dir))
+            keep = max(MIN_KEPT, KEPT_PER_OVERLAY * overlays)
+            if len(entries) > keep:
+                entries.sort(key=lambda e: e.stat().st_mtime_ns)
+                for e in entries[: len(entries) - keep]:
+                    Path(e.path).unlink(missing_ok=True)
+
+
+def _read(entry: Path) -> str | None:
+    """The stored output, when the entry is there and whole."""
+    try:
+        data = entry.read_bytes()
+    except OSError:
+        return None
+    if data[:20] != hashlib.blake2b(data[20:], digest_size=20).digest():
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(entry)  # used now: pruned last
+    return data[20:].decode()
+
+
+def _identity(cmd: list[str]) -> bytes | None:
+    """The command and the binary it runs, by path, size and mtime: another kustomize builds anew."""
+    path = shutil.which(cmd[0])
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return f"{' '.join(cmd)}\0{os.path.realpath(path)}\0{st.st_size}\0{st.st_mtime_ns}\0".encode()
