@@ -15,6 +15,7 @@ from typing import Any
 from gen import repofs, yamlio
 from gen.components.argocd import Placement, Scope, application_file, overlay_dir
 from gen.errors import Problem
+from gen.render.writer import git_dir
 from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 
@@ -80,8 +81,8 @@ class RenderCache:
 
 def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
     """The repository's render cache (empty when there is none yet), or None when it cannot be used."""
-    git = root / ".git"
-    if not git.is_dir() or not (root / FLEET_FILE).is_file():
+    git = git_dir(root)  # a worktree's or a submodule's too
+    if git is None or not (root / FLEET_FILE).is_file():
         # Without fleet.yaml the fleet setting is derived from every spec, so every spec is read anyway.
         return None
     try:
