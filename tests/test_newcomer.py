@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gen import yamlio
 from tests.conftest import PROJECT
 from tests.git_fixtures import GIT_ENV, commit_all, edit, gen, git, init
 
@@ -78,3 +79,17 @@ def test_this_repository_with_a_third_cluster_stays_green(tmp_path: Path) -> Non
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_gen_init_s_workflow_checks_validates_the_change_and_posts_the_diff(tmp_path: Path) -> None:
+    ok("init", str(tmp_path / "fleet"), "--repo-url", REPO_URL)
+    flow = yamlio.parse_plain((tmp_path / "fleet/.github/workflows/pull-request.yaml").read_text(encoding="utf-8"))
+    assert "pull_request" in flow["on"]
+    steps = flow["jobs"]["review"]["steps"]
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "gen check --format github" in runs
+    assert 'gen validate --changed-since "origin/$BASE_REF"' in runs
+    assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
+    assert steps[0]["with"]["fetch-depth"] == 0
+    # The gen that wrote the repository, so that its gen check agrees with the committed files.
+    assert flow["env"]["GEN_PACKAGE"].startswith("gen")
