@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gen.commands import diff as diff_command
 from gen.commands.diff import _terminal
 from gen.components import server
 from gen.output import Output
@@ -422,3 +423,39 @@ def test_a_server_moving_from_1x_to_2x_is_flagged_at_render_and_in_the_diff(flee
     # Once written, the next render has nothing to say.
     assert "not migrated" not in gen("render", "lab-upgrade", "--root", str(repo)).stderr
     assert server.STORAGE_NOT_MIGRATED in _section(_diff_json(repo), "lab-upgrade")["impact"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_clusters_that_change_alike_are_one_group_shown_with_progress_on_a_terminal(fleet: Path) -> None:
+    for name, address in (("lab-two", "10.0.2.10"), ("lab-three", "10.0.3.10"), ("lab-four", "10.0.4.10")):
+        text = (fleet / "clusters/lab-minimal.yaml").read_text().replace("lab-minimal", name)
+        text = text.replace("10.0.1.10", address).replace("server: https://kubernetes.default.svc", f"name: {name}")
+        (fleet / f"clusters/{name}.yaml").write_text(text)
+    repo = rendered_repo(fleet)
+    # Every cluster without a sample rate of its own gets the new default; lab-four also its own retention.
+    (repo / "clusters/_defaults.yaml").write_text(
+        "apiVersion: gen.profiling/v1alpha1\nkind: Defaults\nspec:\n  ebpf:\n    sampleRate: 49\n"
+    )
+    edit(repo / "clusters/lab-four.yaml", "  argocd:\n", "  server:\n    retention: 1h\n  argocd:\n")
+    _render(repo)
+    out, err = io.StringIO(), _Terminal()
+    assert diff_command.run(repo, "HEAD", "json", Output(out=out, err=err)) == 0
+    # Four clusters built on both sides, then compared.
+    assert err.getvalue().split("\r\x1b[2K")[0].endswith(f"\rdiffing [{'#' * 30}] 12/12")
+    doc = json.loads(out.getvalue())
+    [group] = doc["groups"]
+    assert group["clusters"] == ["lab-minimal", "lab-three", "lab-two"]
+    assert group["source"] == "clusters/_defaults.yaml:5"
+    # Each cluster's config names it and its server's address, and its checksum differs: the change is the same.
+    config, daemonset = group["objects"]
+    assert (config["name"], daemonset["name"]) == ("pyroscope-ebpf-config", "pyroscope-ebpf")
+    assert group["impact"] == ["DaemonSet/pyroscope-ebpf: pods restart (ConfigMap pyroscope-ebpf-config changes)"]
+    assert [s["name"] for s in doc["sections"]] == ["lab-four"]
+    assert _section(doc, "lab-four")["counts"]["changed"] == 4  # its server's config and Deployment too
+    quiet = io.StringIO()
+    assert diff_command.run(repo, "HEAD", "text", Output(out=io.StringIO(), err=quiet, quiet=True)) == 0
+    assert quiet.getvalue() == ""

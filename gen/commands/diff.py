@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -17,9 +18,10 @@ from gen.output import Output
 from gen.render import layout, writer
 from gen.render.rendering import default_jobs, render_fleet
 from gen.render.workers import cores
-from gen.review import diffing, diffview, gitrepo, impact, provenance
+from gen.review import diffing, diffview, gitrepo, grouping, impact, provenance
+from gen.spec.defaults import Defaults, load_defaults
 from gen.spec.fleet import FLEET_FILE
-from gen.spec.loader import CLUSTERS_DIR, LoadedCluster, load_clusters, spec_files
+from gen.spec.loader import CLUSTERS_DIR, LoadedCluster, load_text, spec_files
 from gen.validate import kustomize, secrets_scan
 from gen.validate.builds import Builds
 
@@ -71,10 +73,21 @@ class Side:
             out += [d for d in yamlio.parse_all_file(self.root / rel, name) if isinstance(d, dict)]
         return out
 
+    @functools.cached_property
+    def _spec_inputs(self) -> tuple[dict[str, Path], Defaults | None] | None:
+        # Listed and parsed once a side: once a cluster, a defaults diff read clusters/ a fleet's worth of times.
+        try:
+            return spec_files(self.root), load_defaults(self.root)
+        except GenError:
+            return None
+
     def spec(self, name: str) -> LoadedCluster | None:
         """The cluster's spec with defaults applied, or None when it is absent or invalid here."""
+        if self._spec_inputs is None or name not in self._spec_inputs[0]:
+            return None
+        rel = f"{CLUSTERS_DIR}/{self._spec_inputs[0][name].name}"
         try:
-            return load_clusters(self.root, [name])[0]
+            return load_text(yamlio.read(self._spec_inputs[0][name], rel), rel, name, self._spec_inputs[1])
         except GenError:
             return None
 
@@ -99,7 +112,9 @@ class Section:
     status: diffing.Status
     comparison: diffing.Comparison
     impact: list[str] = field(default_factory=list)
-    source: str | None = None  # the spec of an added cluster
+    source: str | None = None  # the spec of an added cluster; the provenance of a group's change
+    clusters: list[str] = field(default_factory=list)  # a group's (scope "group"), shown with the first one's values
+    alike: str | None = field(default=None, repr=False)  # a changed cluster's change up to its name and address
 
 
 @dataclass
@@ -115,7 +130,7 @@ class Report:
 
 
 def run(root: Path, ref: str | None, fmt: str, out: Output, *, color: str = "auto", max_chars: int = 60_000) -> int:
-    report = collect(root, ref)
+    report = collect(root, ref, out)
     for note in report.notes:
         out.note(note)
     if fmt == "json":
@@ -145,7 +160,7 @@ class UnsafeTreeError(GenError):
         return [f"error: {f}" for f in self.findings] + [f"error: {self}; nothing was built"]
 
 
-def collect(root: Path, ref: str | None) -> Report:
+def collect(root: Path, ref: str | None, out: Output | None = None) -> Report:
     """Build both sides of every cluster whose inputs differ and compare them object by object."""
     ref, label = (ref, ref) if ref is not None else gitrepo.default_base(root)
     commit = gitrepo.resolve(root, ref)
@@ -162,12 +177,13 @@ def collect(root: Path, ref: str | None) -> Report:
         unsafe = [f"{f} (at {label})" for f in [*refused, *old.unsafe()]] + new.unsafe()
         if unsafe:
             raise UnsafeTreeError(unsafe)
-        return _compare_sides(old, new, ref, commit)
+        return _compare_sides(old, new, ref, commit, out)
 
 
-def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
+def _compare_sides(old: Side, new: Side, ref: str, commit: str, out: Output | None) -> Report:
     base_changed = old.files(BASE_DIR) != new.files(BASE_DIR)
-    names = sorted(set(old.overlays()) | set(new.overlays()) | set(old.applications()) | set(new.applications()))
+    overlays = {side: set(side.overlays()) for side in (old, new)}
+    names = sorted(overlays[old] | overlays[new] | set(old.applications()) | set(new.applications()))
 
     def inputs(side: Side, name: str) -> dict[str, bytes]:
         return {**side.files(overlay_dir(name)), **side.files(f"{APPLICATIONS_DIR}/{name}.yaml")}
@@ -179,17 +195,31 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         f + ("" if side is new else f" (at {ref})")
         for n in todo
         for side in (old, new)
-        if n in side.overlays()
+        if n in overlays[side]
         for f in builds.inspect(side.root, overlay_dir(n))
     ]
     if unsafe:
         raise UnsafeTreeError(list(dict.fromkeys(unsafe)))
     cmd = kustomize.command() if todo else []
     jobs = [(side, n) for n in todo for side in (old, new)]
-    with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
-        built = dict(zip(jobs, pool.map(lambda j: j[0].build(j[1], cmd, builds), jobs), strict=True))
+    bar = (out or Output()).progress(len(jobs) + len(todo), "diffing")
 
-    sections = [s for n in todo if (s := _cluster_section(old, new, n, built, base_changed))]
+    def build(job: tuple[Side, str]) -> list[dict[str, Any]]:
+        objects = job[0].build(job[1], cmd, builds)
+        bar.advance()
+        return objects
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
+            built = dict(zip(jobs, pool.map(build, jobs), strict=True))
+        sections = []
+        for n in todo:
+            if section := _cluster_section(old, new, n, built, base_changed):
+                sections.append(section)
+            bar.advance()
+    finally:
+        bar.close()
+    sections = grouping.grouped(sections)
     fleet = diffing.compare(old.documents(PROJECT_FILE, BOOTSTRAP_FILE), new.documents(PROJECT_FILE, BOOTSTRAP_FILE))
     if fleet.changes:
         before, after = old.files(FLEET_FILE).get(FLEET_FILE), new.files(FLEET_FILE).get(FLEET_FILE)
@@ -201,12 +231,11 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str) -> Report:
         specs = spec_files(new.root)
     except SpecError:
         specs = {}  # no note about specs that do not load; `gen render` says what is wrong with them
-    overlays = new.overlays()
-    unrendered = sorted(set(specs) - set(overlays))
+    unrendered = sorted(set(specs) - overlays[new])
     notes = [
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]
-    stale = {n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root) if n in overlays}
+    stale = {n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root) if n in overlays[new]}
     notes += [
         f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
         for n, spec in stale.items()
@@ -235,16 +264,20 @@ def _cluster_section(
         return None
     status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
     section = Section(name, "cluster", status, comparison)
+    spec = new.spec(name)
     if status == "changed":
         # Name the spec line (or default, or base/) behind each changed value.
-        specs = provenance.spec_changes(old.spec(name), new.spec(name))
+        specs = provenance.spec_changes(old.spec(name), spec)
         # base/ feeds the overlay only; an Application's unexplained change is not put down to it.
         app_keys = set(diffing.index(new_apps)[0])
         for change in comparison.changes:
             provenance.annotate([change], specs, base_changed and change.key not in app_keys)
-    elif status == "added" and (spec := new.spec(name)) is not None:
+    elif status == "added" and spec is not None:
         section.source = spec.file
     section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
+    if status == "changed":
+        own = [name, spec.cluster.spec.control_node.address] if spec is not None else [name]
+        section.alike = grouping.signature(section, own)
     return section
 
 

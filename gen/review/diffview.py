@@ -31,6 +31,23 @@ def _block(value: Any) -> list[str]:
     return scalar_text(value).splitlines() if isinstance(value, dict | list) else [value_text(value)]
 
 
+def _label(section: Section) -> str:
+    """The cluster's name, or `group 1: 200 clusters`."""
+    return f"{section.name}: {len(section.clusters)} clusters" if section.clusters else section.name
+
+
+# A group lists this many of its clusters by name in text and markdown; json lists them all.
+CLUSTERS_LISTED = 10
+
+
+def _clusters(section: Section, code: Callable[[str], str]) -> str:
+    """A group's clusters (the first few when many) and whose values it shows."""
+    names = ", ".join(code(n) for n in section.clusters[:CLUSTERS_LISTED])
+    more = len(section.clusters) - CLUSTERS_LISTED
+    first = code(section.clusters[0])
+    return f"{names}{f' and {more} more' if more > 0 else ''}; shown as in {first} (each with its own name and address)"
+
+
 def _tally(section: Section) -> str:
     """`status: 1 added, 2 changed`, the counts that are not zero."""
     counts = section.comparison.counts()
@@ -68,7 +85,9 @@ def text(report: Report, *, color: bool = False) -> str:
         return "\n".join([*lines, f"no change to the built manifests between {report.label} and the working tree", ""])
     lines += ["", *_summary_table(report), ""]
     for section in report.sections:
-        lines.append(paint("bold", f"=== {section.name} ({_tally(section)}) ==="))
+        lines.append(paint("bold", f"=== {_label(section)} ({_tally(section)}) ==="))
+        if section.clusters:
+            lines.append(f"  {_clusters(section, str)}")
         if section.source:
             lines.append(f"  from {section.source}")
         lines += [paint("magenta", f"  ! {note}") for note in section.impact]
@@ -79,10 +98,11 @@ def text(report: Report, *, color: bool = False) -> str:
 
 
 def _summary_table(report: Report) -> list[str]:
-    width = max(len("cluster"), *(len(s.name) for s in report.sections))
+    width = max(len("cluster"), *(len(_label(s)) for s in report.sections))
     table: list[tuple[str, str, tuple[object, ...]]] = [("cluster", "status", STATUSES)]
-    table += [(s.name, s.status, tuple(s.comparison.counts()[c] for c in STATUSES)) for s in report.sections]
-    totals = [sum(s.comparison.counts()[c] for s in report.sections) for c in STATUSES]
+    table += [(_label(s), s.status, tuple(s.comparison.counts()[c] for c in STATUSES)) for s in report.sections]
+    # A group's row counts one cluster's changes; the total counts every cluster's.
+    totals = [sum(s.comparison.counts()[c] * max(1, len(s.clusters)) for s in report.sections) for c in STATUSES]
     table.append(("total", "", tuple(totals)))
     return [f"{name:<{width}}  {status:<8} " + " ".join(f"{n:>7}" for n in row) for name, status, row in table]
 
@@ -171,59 +191,107 @@ def _md_object(change: ObjectChange, *, details: bool) -> list[str]:
 
 
 def markdown(report: Report, *, max_chars: int = 60_000) -> str:
-    """A pull-request comment: summary table, impact, one collapsible section per cluster.
+    """A pull-request comment: summary table, impact, one collapsible section per cluster or group.
 
-    Stops before max_chars (GitHub refuses comments over 65,536 characters), saying what it left out.
+    At most max_chars, everything counted (GitHub refuses comments over 65,536 characters): from the
+    first part that does not fit on, every part is left out, and a notice says what and which command shows it.
     """
-    head = [f"### gen diff: {_code(report.label)} ({report.commit[:12]}) {ARROW} working tree", ""]
-    head += [
-        f"- ⚠️ {_code(overlay_dir(name))} is stale against {_code(spec)}: this diff shows the committed overlay "
-        f"(run: {_code(f'gen render {name}')})"
-        for name, spec in report.stale.items()
-    ]
-    if report.stale:
-        head.append("")
-    if not report.sections:
-        return "\n".join(
-            [*head, f"No change to the built manifests between {_code(report.label)} and this branch.", ""]
+    cmd = f"gen diff --base {report.ref}"
+    notice = len(_notice(max_chars, dict.fromkeys(_LEFT_OUT, 10**9), [], cmd)) + _NAMES_ROOM + 40
+    page = _Page(max_chars - notice)
+    page.put(f"### gen diff: {_code(report.label)} ({report.commit[:12]}) {ARROW} working tree\n\n")
+    for name, spec in report.stale.items():
+        line = (
+            f"- ⚠️ {_code(overlay_dir(name))} is stale against {_code(spec)}: this diff shows the committed overlay "
+            f"(run: {_code(f'gen render {name}')})\n"
         )
-    head += ["| cluster | status | added | changed | removed |", "|---|---|--:|--:|--:|"]
-    head += [
-        f"| {_code(s.name, cell=True)} | {s.status} | " + " | ".join(map(str, s.comparison.counts().values())) + " |"
-        for s in report.sections
-    ]
-    head.append("")
-    impacts = [f"- {_code(s.name)}: {_md_text(note)}" for s in report.sections for note in s.impact]
+        page.put(line, "stale note")
+    if report.stale:
+        page.put("\n")
+    if not report.sections:
+        page.put(f"No change to the built manifests between {_code(report.label)} and this branch.\n")
+        return page.text(max_chars, cmd)
+    page.put("| cluster | status | added | changed | removed |\n|---|---|--:|--:|--:|\n")
+    for s in report.sections:
+        row = " | ".join(map(str, s.comparison.counts().values()))
+        page.put(f"| {_code(_label(s), cell=True)} | {s.status} | {row} |\n", "summary row")
+    page.put("\n")
+    impacts = [f"- {_code(_label(s))}: {_md_text(note)}\n" for s in report.sections for note in s.impact]
     if impacts:
-        head += ["**Impact**", "", *impacts, ""]
-    notice = (
-        "> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
-        "{left} object change(s) are not shown. The full diff: {cmd}\n"
-    )
-    budget = max_chars - len(notice) - 200  # room for the notice and the closing tags
-    text_out = "\n".join(head) + "\n"
-    left = 0
+        page.put("**Impact**\n\n")
+        for note in impacts:
+            page.put(note, "impact note")
+        page.put("\n")
+    closing = "</details>\n\n"
     for s in report.sections:
         # Inside <summary> only HTML counts: the name is escaped as HTML, on one line.
-        name = html.escape(printable(s.name))
-        opening = ["<details>", f"<summary><b>{name}</b> ({_tally(s)})</summary>", ""]
+        opening = ["<details>", f"<summary><b>{html.escape(printable(_label(s)))}</b> ({_tally(s)})</summary>", ""]
+        if s.clusters:
+            opening += [_clusters(s, _code) + ".", ""]
         if s.source:
             opening += [f"From {_code(s.source)}.", ""]
-        closing = "</details>\n\n"
-        if left or len(text_out) + len("\n".join(opening)) + len(closing) > budget:
-            left += len(s.comparison.changes)
-            continue
-        text_out += "\n".join(opening) + "\n"
-        for change in s.comparison.changes:
-            block = "\n".join(_md_object(change, details=s.status == "changed")) + "\n"
-            if left or len(text_out) + len(block) + len(closing) > budget:
-                left += 1
-                continue
-            text_out += block
-        text_out += closing
-    if left:
-        text_out += notice.format(limit=max_chars, left=left, cmd=_code(f"gen diff --base {report.ref}"))
-    return text_out
+        blocks = [
+            "\n".join(_md_object(change, details=s.status == "changed")) + "\n" for change in s.comparison.changes
+        ]
+        blocks[0] = "\n".join(opening) + "\n" + blocks[0]  # no section opens without a change to show
+        shown = [page.put(b, "object change", reserve=len(closing), section=_label(s)) for b in blocks]
+        if shown[0]:
+            page.put(closing, always=True)
+    return page.text(max_chars, cmd)
+
+
+# What a cut comment says it left out, in this order; the sections cut are named within this many characters.
+_LEFT_OUT = ("object change", "stale note", "summary row", "impact note")
+_NAMES_ROOM = 500
+
+
+class _Page:
+    """Markdown up to a budget: from the first part that does not fit on, every part is left out and counted."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.parts: list[str] = []
+        self.size = 0
+        self.left: dict[str, int] = dict.fromkeys(_LEFT_OUT, 0)
+        self.cut: dict[str, None] = {}  # the sections with object changes left out, in order
+        self.full = False
+
+    def put(
+        self, text: str, kind: str | None = None, *, reserve: int = 0, section: str | None = None, always: bool = False
+    ) -> bool:
+        """Add text if it fits with `reserve` characters to spare (`always`: reserved before); else count it."""
+        self.full = self.full or (not always and self.size + len(text) + reserve > self.budget)
+        if self.full and not always:
+            if kind is not None:
+                self.left[kind] += 1
+            if section is not None:
+                self.cut[section] = None
+            return False
+        self.parts.append(text)
+        self.size += len(text)
+        return True
+
+    def text(self, limit: int, cmd: str) -> str:
+        if self.full:
+            self.parts.append(_notice(limit, self.left, list(self.cut), cmd))
+        return "".join(self.parts)
+
+
+def _notice(limit: int, left: dict[str, int], sections: list[str], cmd: str) -> str:
+    names = ""
+    for i, name in enumerate(sections):
+        if len(names) + len(_code(name)) + 2 > _NAMES_ROOM:
+            names += f" and {len(sections) - i} more"
+            break
+        names += (", " if names else "") + _code(name)
+    others = ", ".join(f"{n} {kind}(s)" for kind, n in left.items() if n and kind != "object change")
+    return (
+        f"\n> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
+        + f"{left['object change']} object change(s) are not shown"
+        + (f" (of {names})" if names else "")
+        + (f"; nor are {others}" if others else "")
+        + f". The full diff: {_code(cmd)}\n"
+    )
 
 
 # ------------------------------------------------------------------ json
@@ -261,22 +329,31 @@ def _about(section: Section) -> dict[str, str]:
     return {"name": section.name, "scope": section.scope, "status": section.status}
 
 
+def _json_section(section: Section) -> dict[str, Any]:
+    return {
+        **_about(section),
+        **({"clusters": section.clusters} if section.clusters else {}),
+        "source": section.source,
+        "counts": section.comparison.counts(),
+        "impact": section.impact,
+        "objects": [_json_object(c) for c in section.comparison.changes],
+    }
+
+
 def json_text(report: Report) -> str:
-    """The whole report as one JSON document (stable key order)."""
+    """The whole report as one JSON document (stable key order): groups, then the sections outside any group."""
+    summary = [
+        {**_about(s), "name": name, "scope": "cluster", "group": s.name, **s.comparison.counts()}
+        for s in report.sections
+        for name in s.clusters
+    ]
+    summary += [{**_about(s), "group": None, **s.comparison.counts()} for s in report.sections if not s.clusters]
     doc = {
         "base": {"ref": report.ref, "commit": report.commit},
         "head": "working tree",
         "stale": [{"name": name, "spec": spec} for name, spec in report.stale.items()],
-        "summary": [{**_about(s), **s.comparison.counts()} for s in report.sections],
-        "sections": [
-            {
-                **_about(s),
-                "source": s.source,
-                "counts": s.comparison.counts(),
-                "impact": s.impact,
-                "objects": [_json_object(c) for c in s.comparison.changes],
-            }
-            for s in report.sections
-        ],
+        "summary": sorted(summary, key=lambda row: (row["scope"] == "fleet", row["name"])),
+        "groups": [_json_section(s) for s in report.sections if s.clusters],
+        "sections": [_json_section(s) for s in report.sections if not s.clusters],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

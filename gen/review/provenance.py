@@ -70,7 +70,12 @@ def _appears(value: Any, text: str) -> bool:
     if not text or value is MISSING or value is None or isinstance(value, Mapping | list):
         return False
     token = scalar_text(value)
-    return bool(token.strip()) and re.search(rf"(?<![A-Za-z0-9]){re.escape(token)}(?![A-Za-z0-9])", text) is not None
+    return bool(token.strip()) and whole_token(token).search(text) is not None
+
+
+def whole_token(token: str) -> re.Pattern[str]:
+    """token where no letter or digit touches it: `lab-1` in `http://lab-1:4100`, not in `lab-10`."""
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(token)}(?![A-Za-z0-9])")
 
 
 def explain(change: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange]:
