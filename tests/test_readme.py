@@ -211,6 +211,19 @@ def test_the_diff_shown_is_gen_diff_s(fleet: Path) -> None:
     assert shown(output_block("=== lab-east"), result.stdout)
 
 
+def test_the_grouped_diff_shown_is_gen_diff_s(fleet: Path) -> None:
+    (fleet / "clusters/lab-minimal.yaml").unlink()
+    for i, name in enumerate(("lab-east", "lab-north", "lab-south", "lab-west"), 1):
+        own = LAB_EAST.replace("lab-east", name).replace("10.0.1.10", f"10.0.{i}.10")
+        write_spec(fleet, name, own.replace("  ebpf:\n    sampleRate: 97\n", ""))
+    repo = rendered_repo(fleet)
+    defaults = "apiVersion: gen.profiling/v1alpha1\nkind: Defaults\nspec:\n  ebpf:\n    sampleRate: 49\n"
+    (repo / "clusters/_defaults.yaml").write_text(defaults)
+    assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+    result = gen("diff", "--base", "HEAD", "--root", str(repo))
+    assert shown(output_block("=== group 1"), result.stdout)
+
+
 def test_the_firewall_example_names_the_ports_the_server_binds(fleet: Path) -> None:
     [block] = [b for b in blocks("sh") if "iptables" in b]
     named = {int(p) for ports in re.findall(r"--dports? ([\d,]+)", block) for p in ports.split(",")}
