@@ -434,6 +434,8 @@ def test_clusters_that_change_alike_are_one_group_shown_with_progress_on_a_termi
     for name, address in (("lab-two", "10.0.2.10"), ("lab-three", "10.0.3.10"), ("lab-four", "10.0.4.10")):
         text = (fleet / "clusters/lab-minimal.yaml").read_text().replace("lab-minimal", name)
         text = text.replace("10.0.1.10", address).replace("server: https://kubernetes.default.svc", f"name: {name}")
+        if name != "lab-four":  # a namespace of its own, which the grouping sets aside like the name
+            text = text.replace("spec:\n", f"spec:\n  platform: kubernetes\n  namespace: ns-{name}\n", 1)
         (fleet / f"clusters/{name}.yaml").write_text(text)
     repo = rendered_repo(fleet)
     # Every cluster without a sample rate of its own gets the new default; lab-four also its own retention.

@@ -276,7 +276,9 @@ def _cluster_section(
         section.source = spec.file
     section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
     if status == "changed":
-        own = [name, spec.cluster.spec.control_node.address] if spec is not None else [name]
+        # A cluster's own name, address and namespace: a fleet-wide change reads the same in each.
+        cluster = spec.cluster.spec if spec is not None else None
+        own = [name] if cluster is None else [name, cluster.control_node.address, cluster.stack_namespace]
         section.alike = grouping.signature(section, own)
     return section
 

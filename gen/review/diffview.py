@@ -45,7 +45,8 @@ def _clusters(section: Section, code: Callable[[str], str]) -> str:
     names = ", ".join(code(n) for n in section.clusters[:CLUSTERS_LISTED])
     more = len(section.clusters) - CLUSTERS_LISTED
     first = code(section.clusters[0])
-    return f"{names}{f' and {more} more' if more > 0 else ''}; shown as in {first} (each with its own name and address)"
+    own = "each with its own name, address and namespace"
+    return f"{names}{f' and {more} more' if more > 0 else ''}; shown as in {first} ({own})"
 
 
 def _tally(section: Section) -> str:

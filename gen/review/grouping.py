@@ -1,4 +1,4 @@
-"""Clusters whose built manifests change the same way, up to their own name and address, shown as one section."""
+"""Clusters whose built manifests change the same way, up to their own name, address and namespace, as one section."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ GROUP_MIN = 3
 
 
 def signature(section: Section, own: Iterable[str]) -> str:
-    """The section's changes as text, with the cluster's own name and address (`own`, whole tokens) made alike."""
+    """The section's changes as text, the cluster's own name, address and namespace (`own`, whole tokens) made alike."""
     changes = [
         [c.key.label(), c.key.api_version, c.status, c.source, c.impact, c.new if c.status == "added" else None]
         + [_field(f) for f in c.fields]
