@@ -114,6 +114,19 @@ def check_file(root: Path, rel: str) -> Iterator[str]:
         yield f"{rel}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
 
 
+def scan_file(root: Path, rel: str) -> Iterator[str]:
+    """Findings for one YAML file, as `scan` gives them for each it finds: its kind, its size, its YAML bounds."""
+    from gen import yamlio
+
+    found = list(check_file(root, rel))
+    if found or not os.path.lexists(root / rel):
+        yield from found
+        return
+    problem = yamlio.check_bounds(read_text(root / rel))
+    if problem is not None:
+        yield f"{rel}:{problem[0]}:{problem[1]}: {problem[2]}"
+
+
 def files_under(root: Path, rel: str) -> dict[str, bytes]:
     """Every regular file under rel (or rel itself) by path from root, for a tree `scan` found nothing in."""
     top = root / rel

@@ -19,7 +19,7 @@ from gen.render import layout, writer
 from gen.render.rendering import default_jobs, render_fleet
 from gen.render.workers import cores
 from gen.review import diffing, diffview, gitrepo, grouping, impact, provenance
-from gen.spec.defaults import Defaults, load_defaults
+from gen.spec.defaults import DEFAULTS_FILE, Defaults, load_defaults
 from gen.spec.fleet import FLEET_FILE
 from gen.spec.loader import CLUSTERS_DIR, LoadedCluster, load_text, spec_files
 from gen.validate import kustomize, secrets_scan
@@ -39,12 +39,17 @@ class Side:
     root: Path
     label: str  # "working tree" or the ref
 
-    def unsafe(self) -> list[str]:
-        """Every entry of the tree that is not a regular file or a directory within gen's bounds."""
+    def unsafe(self, names: list[str] | None) -> list[str]:
+        """What diff reads of the named clusters (all when None) that is no regular file or directory in bounds."""
         # The YAML of what is built is checked by `kustomize.inspect`, for the clusters built;
-        # the Argo CD files are parsed here, so all of them.
-        found = [f for rel in (BASE_DIR, OVERLAYS_DIR) for f in repofs.scan(self.root, rel, yaml_check=False)]
-        found += repofs.scan(self.root, ARGOCD_DIR)
+        # the Argo CD files are parsed here.
+        if names is None:
+            trees, argo = [OVERLAYS_DIR], [ARGOCD_DIR]
+        else:
+            trees = [overlay_dir(n) for n in names]
+            argo = [PROJECT_FILE, BOOTSTRAP_FILE, *(f"{APPLICATIONS_DIR}/{n}.yaml" for n in names)]
+        found = [f for rel in (BASE_DIR, *trees) for f in repofs.scan(self.root, rel, yaml_check=False)]
+        found += [f for rel in argo for f in (repofs.scan if rel == ARGOCD_DIR else repofs.scan_file)(self.root, rel)]
         return found + list(repofs.check_file(self.root, FLEET_FILE))
 
     def overlays(self) -> list[str]:
@@ -166,29 +171,69 @@ def collect(root: Path, ref: str | None, out: Output | None = None) -> Report:
     commit = gitrepo.resolve(root, ref)
     gitrepo.require_work_tree(root)
     repofs.guard_layout(root)
+    # What git says differs since the commit picks the clusters: the cost is the change's, not the fleet's.
+    changed = gitrepo.changed_since(root, commit, TREE)
+    base_changed = any(p.startswith(BASE_DIR + "/") for p in changed)
+    names = None if base_changed else _clusters_in(changed)  # base/ feeds every build
     with tempfile.TemporaryDirectory(prefix="gen-diff-") as tmp:
         old = Side(Path(tmp), label)
-        refused = gitrepo.export(root, commit, TREE, old.root)
+        refused = gitrepo.export(root, commit, TREE if names is None else _inputs(names), old.root)
         # The working tree's files are built as they are, not re-rendered: what Argo CD applies once
         # merged (`gen check` is the gate that they match the specs).
         new = Side(root, WORKING_TREE)
         # Both sides come from a pull request's point of view: neither is read through a
         # symlink nor built with anything kustomize would fetch.
-        unsafe = [f"{f} (at {label})" for f in [*refused, *old.unsafe()]] + new.unsafe()
+        unsafe = [f"{f} (at {label})" for f in [*refused, *old.unsafe(names)]] + new.unsafe(names)
         if unsafe:
             raise UnsafeTreeError(unsafe)
-        return _compare_sides(old, new, ref, commit, out)
+        rendering = {DEFAULTS_FILE, FLEET_FILE} & changed  # every spec renders anew
+        stale_names = None if rendering else sorted({*(names or []), *_clusters_in(changed, CLUSTERS_DIR)})
+        return _compare_sides(old, new, ref, commit, out, names, base_changed, stale_names)
 
 
-def _compare_sides(old: Side, new: Side, ref: str, commit: str, out: Output | None) -> Report:
-    base_changed = old.files(BASE_DIR) != new.files(BASE_DIR)
+def _clusters_in(paths: set[str], folder: str | None = None) -> list[str]:
+    """The clusters whose overlay or Application (or, given CLUSTERS_DIR, spec) is among the paths."""
+    found = set()
+    for path in paths:
+        if folder == CLUSTERS_DIR:
+            top, _, rest = path.partition("/")
+            if top == CLUSTERS_DIR and "/" not in rest and not rest.startswith("_"):
+                found.add(rest.rsplit(".", 1)[0])
+        elif path.startswith(OVERLAYS_DIR + "/"):
+            found.add(path.split("/")[1])
+        elif path.startswith(APPLICATIONS_DIR + "/"):
+            found.add(path.removeprefix(APPLICATIONS_DIR + "/").removesuffix(".yaml"))
+    return sorted(found)
+
+
+def _inputs(names: list[str]) -> list[str]:
+    """The paths of the fleet a diff of these clusters reads at the base revision."""
+    each = [
+        p
+        for n in names
+        for p in (overlay_dir(n), f"{APPLICATIONS_DIR}/{n}.yaml", f"{CLUSTERS_DIR}/{n}.yaml", f"{CLUSTERS_DIR}/{n}.yml")
+    ]
+    return [BASE_DIR, FLEET_FILE, PROJECT_FILE, BOOTSTRAP_FILE, DEFAULTS_FILE, *each]
+
+
+def _compare_sides(  # noqa: PLR0917 - the choices collect made
+    old: Side,
+    new: Side,
+    ref: str,
+    commit: str,
+    out: Output | None,
+    chosen: list[str] | None,
+    base_changed: bool,
+    stale_names: list[str] | None,
+) -> Report:
     overlays = {side: set(side.overlays()) for side in (old, new)}
-    names = sorted(overlays[old] | overlays[new] | set(old.applications()) | set(new.applications()))
+    every = sorted(overlays[old] | overlays[new] | set(old.applications()) | set(new.applications()))
 
     def inputs(side: Side, name: str) -> dict[str, bytes]:
         return {**side.files(overlay_dir(name)), **side.files(f"{APPLICATIONS_DIR}/{name}.yaml")}
 
     # Same overlay, same Application and same base/: the same objects, no build needed.
+    names = every if chosen is None else chosen
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
     builds = Builds(new.root)
     unsafe = [
@@ -235,7 +280,7 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str, out: Output | No
     notes = [
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]
-    stale = {n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root) if n in overlays[new]}
+    stale = {n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root, stale_names) if n in overlays[new]}
     notes += [
         f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
         for n, spec in stale.items()
@@ -243,10 +288,13 @@ def _compare_sides(old: Side, new: Side, ref: str, commit: str, out: Output | No
     return Report(ref, old.label, commit, sections, notes, stale)
 
 
-def _stale(root: Path) -> list[str]:
-    """The clusters whose overlay or Application is not what their spec renders now (`gen check`'s answer)."""
+def _stale(root: Path, names: list[str] | None) -> list[str]:
+    """Of the named clusters (all when None), those whose overlay or Application is not what their spec renders now."""
+    if names == []:
+        return []
     try:
-        rendered = render_fleet(root, jobs=default_jobs(None))
+        chosen = None if names is None else [n for n in names if n in spec_files(root)]
+        rendered = render_fleet(root, chosen, jobs=default_jobs(None), collisions=False)
     except GenError:
         return []  # specs that do not render: `gen render` says why
     return [c.name for c in rendered.clusters if not c.in_sync]

@@ -96,7 +96,7 @@ def prefix(root: Path) -> str:
 
 
 def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[str]:
-    """Extract the named top-level entries of root as they are at commit into dest; what was refused.
+    """Extract the named entries of root (paths from it) as they are at commit into dest; what was refused.
 
     Only directories and regular files within `repofs.MAX_FILE_BYTES` are extracted: anything else
     is a finding, one line each. The archive is streamed, so a huge tree is never held in memory.
@@ -105,8 +105,9 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     tree = f"{commit}:{top}"
     if top and _answer(root, "cat-file", "-t", f"{commit}:{top.rstrip('/')}") != "tree":
         return []  # the fleet's directory did not exist yet: everything in it is new since
-    listing = git(root, "ls-tree", "-z", "--name-only", tree).decode("utf-8", "surrogateescape")
-    wanted = [n for n in names if n in listing.split("\0")]
+    names = list(names)
+    listing = git(root, "ls-tree", "-z", "--name-only", tree, "--", *names).decode("utf-8", "surrogateescape")
+    wanted = [n for n in names if n in listing.split("\0")]  # git archive refuses a path it does not have
     if not wanted:
         return []
     argv = ["git", "archive", "--format=tar", tree, "--", *wanted]
