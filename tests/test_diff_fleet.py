@@ -124,7 +124,8 @@ def test_text_shows_the_change_once_with_its_clusters_and_source(outputs: dict[s
     assert lines[4 + len(OWN)] == f"total                                 0     {len(GROUPED) + 2 * len(OWN)}       0"
     assert lines[6 + len(OWN) : 9 + len(OWN)] == [
         "=== group 1: 160 clusters (changed: 1 changed) ===",
-        f"  {', '.join(GROUPED[:10])} and 150 more; shown as in lab-001 (each with its own name, address and namespace)",
+        f"  {', '.join(GROUPED[:10])} and 150 more; shown as in lab-001"
+        " (each with its own name, address and namespace)",
         "  from clusters/_defaults.yaml:5",
     ]
     assert lines.count("~ ConfigMap config.yaml") == 1 + len(OWN)
