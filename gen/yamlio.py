@@ -109,6 +109,8 @@ def read(path: os.PathLike[str] | str, filename: str) -> bytes:
         raise SpecError([Problem(filename, 1, 1, "", f"cannot be read: {e.strerror or e}")]) from None
 
 
+# A pure function of the text, and every overlay's build reads the same base/ files: checked once each.
+@functools.lru_cache(maxsize=1024)
 def check_bounds(text: str) -> tuple[int, int, str] | None:
     """Where a YAML text (of any number of documents) leaves the bounds of a manifest, as (line, column, why)."""
     # On libyaml's events as they arrive: an alias bomb or 100 000 brackets cost no more than the bound.
