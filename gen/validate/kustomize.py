@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -142,6 +143,12 @@ class _RefusedError(Exception):
     """One finding, which ends the check of the entry (or kustomization) it is about."""
 
 
+@functools.lru_cache(maxsize=256)
+def _kustomization_docs(text: str) -> list[Any]:
+    # Every overlay reaches the same base/ kustomizations: each text is parsed once (and only read).
+    return yamlio.parse_all_plain(text)
+
+
 class _Walk:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -183,7 +190,7 @@ class _Walk:
         rel = f"{here}/{names[0]}"
         text = self._file(rel, rel, parsed=True)
         try:
-            docs = yamlio.parse_all_plain(text)
+            docs = _kustomization_docs(text)
         except Exception as e:  # any value the plain loader cannot take (a 100-digit number) is a finding here
             raise _RefusedError(f"{rel}: cannot be read: {e}") from None
         if len(docs) != 1 or not isinstance(docs[0], dict):
