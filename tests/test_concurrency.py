@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 import pytest
 
@@ -44,9 +45,10 @@ class _Gen:
         assert self.process.stderr is not None
         threading.Thread(target=self._read, args=(self.process.stderr,), daemon=True).start()
 
-    def _read(self, stream: object) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            self.lines.put(line.rstrip("\n"))
+    def _read(self, stream: TextIO) -> None:
+        with stream:
+            for line in stream:
+                self.lines.put(line.rstrip("\n"))
 
     def wait_for_line(self, prefix: str) -> str:
         deadline = time.monotonic() + TIMEOUT
@@ -60,8 +62,11 @@ class _Gen:
         raise AssertionError(f"no line starting with {prefix!r} on stderr")
 
     def finish(self) -> tuple[int, str]:
-        stdout, _ = self.process.communicate(timeout=TIMEOUT)
-        return self.process.returncode, stdout
+        # Not communicate(): it would close stderr under the thread that reads it.
+        assert self.process.stdout is not None
+        with self.process.stdout:
+            stdout = self.process.stdout.read()
+        return self.process.wait(timeout=TIMEOUT), stdout
 
 
 def _waiting_line(root: Path) -> str:

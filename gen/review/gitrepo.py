@@ -119,13 +119,17 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
         except OSError as e:
             raise ToolError(f"cannot run git: {e}", argv) from None
         assert proc.stdout is not None
+        done = False  # read to the end: git exits by itself (killing it then would race its exit)
         try:
             with proc.stdout, tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
                 stopped = _extract(tar, dest, findings)
+                while not stopped and proc.stdout.read(1 << 16):  # the archive's trailing padding
+                    pass
+                done = not stopped
         except tarfile.TarError:
-            pass  # git's own failure, reported below
+            done = True  # git's own failure, reported below
         finally:
-            if proc.poll() is None:
+            if not done and proc.poll() is None:
                 proc.kill()
             code = proc.wait()
         if code != 0 and not stopped:  # stopped: killed here
