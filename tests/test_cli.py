@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import snapshot
+from tests.conftest import PROJECT, snapshot
 from tests.git_fixtures import gen, rendered_repo
 
 # Every command that reads a fleet, with arguments that make it succeed on the tests' examples.
@@ -76,12 +76,15 @@ def test_completion_scripts_and_cluster_names(fleet: Path) -> None:
         result = gen("completion", shell)
         assert result.exit_code == 0
         assert "_GEN_COMPLETE" in result.stdout
-    env = {**os.environ, "COMP_WORDS": "gen render lab-t", "COMP_CWORD": "2", "_GEN_COMPLETE": "bash_complete"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "gen", "--root", str(fleet), "render", "lab-t"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.stdout.split() == ["plain,lab-tuned"]
+    # The shell passes the words typed so far in COMP_WORDS, and runs gen wherever it is: here, not in a fleet.
+    for words in (f"gen --root {fleet} render lab-t", f"gen render --root {fleet} lab-t"):
+        env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(words.split().index("lab-t"))}
+        proc = subprocess.run(
+            [sys.executable, "-m", "gen"],
+            env={**env, "_GEN_COMPLETE": "bash_complete", "PYTHONPATH": str(PROJECT)},
+            cwd=fleet.parent,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.stdout.split() == ["plain,lab-tuned"], words
