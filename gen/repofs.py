@@ -116,15 +116,29 @@ def check_file(root: Path, rel: str) -> Iterator[str]:
 
 def scan_file(root: Path, rel: str) -> Iterator[str]:
     """Findings for one YAML file, as `scan` gives them for each it finds: its kind, its size, its YAML bounds."""
+    try:
+        st = os.lstat(root / rel)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    yield from _entry_findings(root, rel, st, yaml=True)
+
+
+def _entry_findings(root: Path, rel: str, st: os.stat_result, yaml: bool) -> Iterator[str]:
+    """What is wrong with one entry that is not a directory: its kind, its size, (`yaml`) its YAML bounds."""
     from gen import yamlio
 
-    found = list(check_file(root, rel))
-    if found or not os.path.lexists(root / rel):
-        yield from found
-        return
-    problem = yamlio.check_bounds(read_text(root / rel))
-    if problem is not None:
-        yield f"{rel}:{problem[0]}:{problem[1]}: {problem[2]}"
+    if not stat.S_ISREG(st.st_mode):
+        yield f"{rel}: {kind_of(st.st_mode)}, not a regular file; gen builds only regular files"
+    elif st.st_size > MAX_FILE_BYTES:
+        yield f"{rel}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
+    elif yaml:
+        try:
+            problem = yamlio.check_bounds(read_text(root / rel))
+        except (OSError, UnicodeDecodeError) as e:
+            yield f"{rel}: cannot be read: {getattr(e, 'why', None) or e}"
+            return
+        if problem is not None:
+            yield f"{rel}:{problem[0]}:{problem[1]}: {problem[2]}"
 
 
 def files_under(root: Path, rel: str) -> dict[str, bytes]:
@@ -164,7 +178,6 @@ def guard_layout(root: Path) -> None:
 
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
     """Findings under rel: what is no regular file or real directory, too large, or (`yaml_check`) past YAML bounds."""
-    from gen import yamlio
 
     top = root / rel
     what = lkind(top)
@@ -191,15 +204,6 @@ def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
                 stack.append(path)
-            elif not stat.S_ISREG(st.st_mode):
-                yield f"{path}: {kind_of(st.st_mode)}, not a regular file; gen builds only regular files"
-            elif st.st_size > MAX_FILE_BYTES:
-                yield f"{path}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
-            elif yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization"):
-                try:
-                    problem = yamlio.check_bounds(read_text(entry.path))
-                except (OSError, UnicodeDecodeError) as e:
-                    yield f"{path}: cannot be read: {getattr(e, 'why', None) or e}"
-                    continue
-                if problem is not None:
-                    yield f"{path}:{problem[0]}:{problem[1]}: {problem[2]}"
+            else:
+                yaml = yaml_check and (entry.name.endswith((".yaml", ".yml")) or entry.name == "Kustomization")
+                yield from _entry_findings(root, path, st, yaml)

@@ -109,10 +109,22 @@ def read(path: os.PathLike[str] | str, filename: str) -> bytes:
         raise SpecError([Problem(filename, 1, 1, "", f"cannot be read: {e.strerror or e}")]) from None
 
 
-# A pure function of the text, and every overlay's build reads the same base/ files: checked once each.
-@functools.lru_cache(maxsize=1024)
 def check_bounds(text: str) -> tuple[int, int, str] | None:
     """Where a YAML text (of any number of documents) leaves the bounds of a manifest, as (line, column, why)."""
+    # A pure function of the text, and every overlay's build reads the same base/ files: a small
+    # text is checked once (a large one is rare, and is not kept in memory for it).
+    return _checked_bounds(text) if len(text) <= _MEMO_MAX_TEXT else _bounds(text)
+
+
+_MEMO_MAX_TEXT = 64 * 1024
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_bounds(text: str) -> tuple[int, int, str] | None:
+    return _bounds(text)
+
+
+def _bounds(text: str) -> tuple[int, int, str] | None:
     # On libyaml's events as they arrive: an alias bomb or 100 000 brackets cost no more than the bound.
     parser = CParser(text)
     depth = nodes = 0

@@ -6,6 +6,7 @@ import functools
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,7 +281,9 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     notes = [
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]
-    stale = {n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root, stale_names) if n in overlays[new]}
+    stale = {
+        n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root, stale_names, specs) if n in overlays[new]
+    }
     notes += [
         f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
         for n, spec in stale.items()
@@ -288,12 +291,12 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     return Report(ref, old.label, commit, sections, notes, stale)
 
 
-def _stale(root: Path, names: list[str] | None) -> list[str]:
+def _stale(root: Path, names: list[str] | None, specs: Mapping[str, Path]) -> list[str]:
     """Of the named clusters (all when None), those whose overlay or Application is not what their spec renders now."""
-    if names == []:
+    chosen = None if names is None else [n for n in names if n in specs]  # a removed cluster has nothing to render
+    if chosen == []:
         return []
     try:
-        chosen = None if names is None else [n for n in names if n in spec_files(root)]
         rendered = render_fleet(root, chosen, jobs=default_jobs(None), collisions=False)
     except GenError:
         return []  # specs that do not render: `gen render` says why
