@@ -31,6 +31,7 @@ class Builds:
         self.repo = repo
         self._inputs: dict[tuple[Path, str], bytes] = {}  # (root, directory) → digest of what inspect read
         self._pruned = threading.Lock()
+        self._tools: dict[tuple[str, ...], bytes | None] = {}  # the kustomize of this run, looked up once
 
     def inspect(self, root: Path, directory: str) -> list[str]:
         """`kustomize.inspect`, remembering what the build of a safe directory reads."""
@@ -42,7 +43,10 @@ class Builds:
     def build(self, root: Path, directory: str, cmd: list[str]) -> str:
         """`kustomize.build` of root/directory, or its output as stored for exactly the same files and command."""
         digest = self._inputs.get((root, directory))
-        tool = _identity(cmd)
+        key = tuple(cmd)
+        if key not in self._tools:
+            self._tools[key] = _identity(cmd)
+        tool = self._tools[key]
         if self.dir is None or digest is None or tool is None:
             return kustomize.build(root / directory, cmd)
         entry = self.dir / hashlib.blake2b(_FORMAT + tool + digest, digest_size=20).hexdigest()
