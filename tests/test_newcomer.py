@@ -12,6 +12,13 @@ from tests.conftest import PROJECT
 from tests.git_fixtures import GIT_ENV, commit_all, edit, gen, git, init
 
 REPO_URL = "https://github.com/acme/lab-fleet.git"
+REPOSITORY_TESTS = [
+    "tests/test_readme.py",
+    "tests/test_check.py",
+    "tests/test_fleet_features.py",
+    "tests/test_security.py",
+    "tests/test_package_layout.py",
+]
 FLEET_URL = "https://github.com/acme/profiling-gitops.git"  # this repository's fleet.yaml
 
 
@@ -68,10 +75,11 @@ def test_this_repository_with_a_third_cluster_stays_green(tmp_path: Path) -> Non
     assert len(list((clone / "clusters").glob("*.yaml"))) == len(before) + 1
     ok("check", "--root", str(clone))
     ok("validate", "--root", str(clone))
-    # The tests that read the repository's own files, run from the clone as CI would.
+    # The tests that read the repository's own files (the README, the schema, the hooks, base/), run
+    # from the clone as CI would; every other test builds its fleet from tests/fixtures/.
     env = {**os.environ, **GIT_ENV}
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "tests/test_readme.py"],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *REPOSITORY_TESTS],
         cwd=clone,
         env=env,
         capture_output=True,
