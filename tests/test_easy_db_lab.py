@@ -150,6 +150,9 @@ def test_a_config_change_rolls_only_the_pods_that_mount_it(tmp_path: Path) -> No
     assert checksum("pyroscope-ebpf", before) != checksum("pyroscope-ebpf", after)
     for name in ("pyroscope", "pyroscope-cassandra-agent"):
         assert checksum(name, before) == checksum(name, after), name
+    # The checksum joins the annotations the base template carries; it does not replace them.
+    agent = after[("DaemonSet", edl.NAMESPACE, "pyroscope-cassandra-agent")]
+    assert "checksum/installer" in agent["spec"]["template"]["metadata"]["annotations"]
 
 
 def test_the_ebpf_profile_of_the_cassandra_jvm_is_kept_apart_from_the_java_agents(tmp_path: Path) -> None:
