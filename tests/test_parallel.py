@@ -31,7 +31,7 @@ from gen.commands import list as list_command
 from gen.commands import render as render_command
 from gen.errors import Problem, SpecError
 from gen.output import Output, Progress
-from gen.render import layout
+from gen.render import layout, workers
 from gen.render import rendering as render_module
 from gen.spec.cluster import Cluster
 from tests.conftest import FIXTURES, PROJECT, snapshot
@@ -46,7 +46,7 @@ Outcome = tuple[int, str, str]  # exit code, stdout, stderr
 
 def test_the_fleet_is_large_enough_for_workers() -> None:
     # Otherwise every comparison below would compare the one-process path with itself.
-    assert CLUSTERS >= render_module.PARALLEL_MIN_CLUSTERS
+    assert CLUSTERS >= workers.PARALLEL_MIN_CLUSTERS
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +317,7 @@ def test_a_worker_that_dies_is_one_error_line_not_a_hang(
 
 _SLOW_GEN = """
 import sys, time
-from gen.render import layout
+from gen.render import layout, workers
 from gen.cli import main
 
 real = layout.render_cluster
@@ -402,11 +402,12 @@ def test_check_shows_its_progress_on_a_terminal_and_clears_it(template: Path, tm
 
 
 def test_chunks_are_contiguous_and_even() -> None:
-    names = [f"c{i}" for i in range(10)]
-    chunks = render_module._chunks(names, 3)
-    assert chunks == [names[0:4], names[4:7], names[7:10]]
-    assert render_module._chunks(names, 20) == [[n] for n in names]
-    assert render_module._chunks([], 4) == [[]]
+    names = [f"c{i}" for i in range(102)]
+    chunks = workers.chunked(names, 2)
+    assert [len(c) for c in chunks] == [13] * 6 + [12] * 2
+    assert [n for c in chunks for n in c] == names
+    assert workers.chunked(names[:10], 2) == [names[:10]], "too few to be worth a worker"
+    assert workers.chunked([], 4) == [[]]
 
 
 def test_a_spec_error_crosses_processes_with_its_problems() -> None:

@@ -7,7 +7,6 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from gen import repofs, yamlio
 from gen.components.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, OVERLAYS_DIR, PROJECT_FILE, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.output import Output
-from gen.render import layout, writer
+from gen.render import layout, workers, writer
 from gen.render.rendering import default_jobs, render_fleet
 from gen.render.workers import cores
 from gen.review import diffing, diffview, gitrepo, grouping, impact, provenance
@@ -102,11 +101,11 @@ class Side:
         if not os.path.lexists(directory / "kustomization.yaml"):
             return []
         try:
-            text = builds.build(self.root, overlay_dir(name), cmd)
+            docs = builds.build(self.root, overlay_dir(name), cmd)
         except ToolError as e:
             where = f"{overlay_dir(name)} at {self.label}"
             raise ToolError(f"kustomize build of {where} failed", e.command, e.code, e.stderr) from None
-        return [d for d in yamlio.parse_all_plain(text) if isinstance(d, dict)]
+        return [d for d in docs if isinstance(d, dict)]
 
 
 @dataclass
@@ -236,33 +235,22 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     # Same overlay, same Application and same base/: the same objects, no build needed.
     names = every if chosen is None else chosen
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
-    builds = Builds(new.root)
-    unsafe = [
-        f + ("" if side is new else f" (at {ref})")
-        for n in todo
-        for side in (old, new)
-        if n in overlays[side]
-        for f in builds.inspect(side.root, overlay_dir(n))
-    ]
-    if unsafe:
-        raise UnsafeTreeError(list(dict.fromkeys(unsafe)))
-    cmd = kustomize.command() if todo else []
-    jobs = [(side, n) for n in todo for side in (old, new)]
-    bar = (out or Output()).progress(len(jobs) + len(todo), "diffing")
+    jobs = cores()
+    chunks = workers.chunked(todo, jobs)
+    bar = (out or Output()).progress(2 * len(todo), "diffing")
 
-    def build(job: tuple[Side, str]) -> list[dict[str, Any]]:
-        objects = job[0].build(job[1], cmd, builds)
-        bar.advance()
-        return objects
+    def advance(k: int) -> None:
+        bar.advance(len(chunks[k]))
 
     try:
-        with ThreadPoolExecutor(max_workers=min(len(jobs), cores()) or 1) as pool:
-            built = dict(zip(jobs, pool.map(build, jobs), strict=True))
-        sections = []
-        for n in todo:
-            if section := _cluster_section(old, new, n, built, base_changed):
-                sections.append(section)
-            bar.advance()
+        # Everything kustomize would read, on both sides, is checked before anything is built.
+        checked = workers.map_chunks(_inspect, [(old, new, ref, c, overlays) for c in chunks], jobs, advance)
+        unsafe = [f for findings, _ in checked for f in findings]
+        if unsafe:
+            raise UnsafeTreeError(list(dict.fromkeys(unsafe)))
+        cmd = kustomize.command() if todo else []
+        args = [(old, new, c, digests, cmd, base_changed) for c, (_, digests) in zip(chunks, checked, strict=True)]
+        sections = [s for found in workers.map_chunks(_sections, args, jobs, advance) for s in found]
     finally:
         bar.close()
     sections = grouping.grouped(sections)
@@ -291,25 +279,54 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     return Report(ref, old.label, commit, sections, notes, stale)
 
 
+def _inspect(
+    old: Side, new: Side, ref: str, names: list[str], overlays: dict[Side, set[str]]
+) -> tuple[list[str], dict[tuple[Path, str], bytes]]:
+    """What keeps the clusters' overlays from being built, on either side; the digest of what each build reads."""
+    builds = Builds(new.root)
+    findings = [
+        f + ("" if side is new else f" (at {ref})")
+        for n in names
+        for side in (old, new)
+        if n in overlays[side]
+        for f in builds.inspect(side.root, overlay_dir(n))
+    ]
+    return findings, builds.inputs
+
+
+def _sections(  # noqa: PLR0917 - one chunk's arguments
+    old: Side, new: Side, names: list[str], inputs: dict[tuple[Path, str], bytes], cmd: list[str], base_changed: bool
+) -> list[Section]:
+    """The clusters built on both sides and compared: one section for each that differs."""
+    builds = Builds(new.root, inputs)
+    found = []
+    for n in names:
+        built = (old.build(n, cmd, builds), new.build(n, cmd, builds))
+        if section := _cluster_section(old, new, n, built, base_changed):
+            found.append(section)
+    return found
+
+
 def _stale(root: Path, names: list[str] | None, specs: Mapping[str, Path]) -> list[str]:
     """Of the named clusters (all when None), those whose overlay or Application is not what their spec renders now."""
     chosen = None if names is None else [n for n in names if n in specs]  # a removed cluster has nothing to render
     if chosen == []:
         return []
     try:
-        rendered = render_fleet(root, chosen, jobs=default_jobs(None), collisions=False)
+        # The render cache's clusters are current: what a full render would leave out is not stale.
+        rendered = render_fleet(root, chosen, jobs=default_jobs(None), cached=True, collisions=False)
     except GenError:
         return []  # specs that do not render: `gen render` says why
     return [c.name for c in rendered.clusters if not c.in_sync]
 
 
 def _cluster_section(
-    old: Side, new: Side, name: str, built: dict[tuple[Side, str], list[dict[str, Any]]], base_changed: bool
+    old: Side, new: Side, name: str, built: tuple[list[dict[str, Any]], list[dict[str, Any]]], base_changed: bool
 ) -> Section | None:
     """The cluster's overlay objects and Application compared, or None when they are the same."""
     app = f"{APPLICATIONS_DIR}/{name}.yaml"
     old_apps, new_apps = old.documents(app), new.documents(app)
-    old_objs, new_objs = built[(old, name)] + old_apps, built[(new, name)] + new_apps
+    old_objs, new_objs = built[0] + old_apps, built[1] + new_apps
     comparison = diffing.compare(old_objs, new_objs)
     if not comparison.changes:
         return None

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from gen import repofs, yamlio
+from gen import repofs
 from gen.components.argocd import ARGOCD_DIR, OVERLAYS_DIR, application_file, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
@@ -76,7 +76,7 @@ def run(
             unsafe = builds.inspect(root, rel)
             if unsafe:
                 return unsafe
-            built[name] = yamlio.parse_all_plain(builds.build(root, rel, cmd))
+            built[name] = builds.build(root, rel, cmd)
             # Valid is not enough: no secret value may be committed in what an overlay builds.
             problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
             # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +20,6 @@ from gen.spec.defaults import load_defaults
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
 from gen.spec.loader import LoadedCluster, choose, load_clusters, load_text, spec_files
 from gen.spec.schema import SCHEMA_FILE, schema_text
-
-# Below this many clusters a render stays in this process: starting the workers and
-# collecting their results costs about what splitting the work saves. Measured on 2
-# cores (`gen check`, in sync): with workers, 20 clusters took 30% longer, 50 about
-# the same, 100 a quarter less.
-PARALLEL_MIN_CLUSTERS = 50
-# Chunks per job: the progress bar moves as each is done, and no result is large.
-CHUNKS_PER_JOB = 4
 
 
 @dataclass(frozen=True)
@@ -145,7 +137,7 @@ def render_fleet(
     except Exception as e:
         given, fleet_error = None, e
 
-    chunks = _chunks(todo, jobs * CHUNKS_PER_JOB if len(todo) >= PARALLEL_MIN_CLUSTERS else 1)
+    chunks = workers.chunked(todo, jobs)
     bar = out.progress(len(todo), label) if out is not None else None
     try:
         results = workers.map_chunks(
@@ -330,18 +322,6 @@ def _storage_migration(root: Path, item: LoadedCluster, overlay: Mapping[str, st
     if not server.crosses_to_v2(server.image_of(old), server.image_of(new)):
         return []
     return [item.problem(("spec", "server", "image"), server.STORAGE_NOT_MIGRATED)]
-
-
-def _chunks(names: Sequence[str], count: int) -> list[list[str]]:
-    """`names` cut into `count` contiguous runs whose lengths differ by one at most (none empty)."""
-    count = max(1, min(count, len(names)))
-    size, extra = divmod(len(names), count)
-    out, start = [], 0
-    for k in range(count):
-        end = start + size + (k < extra)
-        out.append(list(names[start:end]))
-        start = end
-    return out
 
 
 def default_jobs(jobs: int | None) -> int:

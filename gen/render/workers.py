@@ -29,6 +29,27 @@ def cores() -> int:
     return max(1, min(found, MAX_JOBS))
 
 
+# Below this many clusters the work stays in this process: starting the workers and
+# collecting their results costs about what splitting the work saves. Measured on 2
+# cores (`gen check`, in sync): with workers, 20 clusters took 30% longer, 50 about
+# the same, 100 a quarter less.
+PARALLEL_MIN_CLUSTERS = 50
+# Chunks per job: the progress bar moves as each is done, and no result is large.
+CHUNKS_PER_JOB = 4
+
+
+def chunked(names: Sequence[str], jobs: int) -> list[list[str]]:
+    """`names` cut into contiguous runs for `jobs` workers, whose lengths differ by one at most (none empty)."""
+    count = max(1, min(jobs * CHUNKS_PER_JOB if len(names) >= PARALLEL_MIN_CLUSTERS else 1, len(names)))
+    size, extra = divmod(len(names), count)
+    out, start = [], 0
+    for k in range(count):
+        end = start + size + (k < extra)
+        out.append(list(names[start:end]))
+        start = end
+    return out
+
+
 class WorkerError(RuntimeError):
     """A worker process died (killed, or out of memory): never a user error."""
 

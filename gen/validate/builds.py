@@ -1,21 +1,24 @@
-"""kustomize builds kept in the git directory, by the bytes of every file they read and the command that ran."""
+"""kustomize builds, parsed, kept in the git directory by the bytes of every file they read and the command that ran."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import marshal
 import os
 import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
+from gen import yamlio
 from gen.components.argocd import OVERLAYS_DIR
 from gen.render.writer import git_dir
 from gen.validate import kustomize
 
 CACHE_DIR = "gen-build-cache"
-_FORMAT = b"1"
+_FORMAT = b"2"
 # Entries kept per overlay directory: its working tree's and its base ref's build, with room for a
 # second base ref. The oldest used go first.
 KEPT_PER_OVERLAY = 4
@@ -25,11 +28,12 @@ MIN_KEPT = 64
 class Builds:
     """The builds of one command run; kept under the git directory that holds `repo` (none outside git)."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, inputs: dict[tuple[Path, str], bytes] | None = None) -> None:
         git = git_dir(repo)
         self.dir = git / CACHE_DIR if git is not None else None
         self.repo = repo
-        self._inputs: dict[tuple[Path, str], bytes] = {}  # (root, directory) → digest of what inspect read
+        # (root, directory) → digest of what inspect read: given, when another process inspected.
+        self.inputs = inputs if inputs is not None else {}
         self._pruned = threading.Lock()
         self._tools: dict[tuple[str, ...], bytes | None] = {}  # the kustomize of this run, looked up once
 
@@ -37,27 +41,28 @@ class Builds:
         """`kustomize.inspect`, remembering what the build of a safe directory reads."""
         findings, digest = kustomize.inspected(root, directory)
         if not findings:
-            self._inputs[(root, directory)] = digest
+            self.inputs[(root, directory)] = digest
         return findings
 
-    def build(self, root: Path, directory: str, cmd: list[str]) -> str:
-        """`kustomize.build` of root/directory, or its output as stored for exactly the same files and command."""
-        digest = self._inputs.get((root, directory))
+    def build(self, root: Path, directory: str, cmd: list[str]) -> list[Any]:
+        """The documents kustomize builds of root/directory, or as stored for exactly the same files and command."""
+        digest = self.inputs.get((root, directory))
         key = tuple(cmd)
         if key not in self._tools:
             self._tools[key] = _identity(cmd)
         tool = self._tools[key]
         if self.dir is None or digest is None or tool is None:
-            return kustomize.build(root / directory, cmd)
+            return yamlio.parse_all_plain(kustomize.build(root / directory, cmd))
         entry = self.dir / hashlib.blake2b(_FORMAT + tool + digest, digest_size=20).hexdigest()
-        text = _read(entry)
-        if text is not None:
-            return text
-        text = kustomize.build(root / directory, cmd)
+        docs = _read(entry)
+        if docs is not None:
+            return docs
+        docs = yamlio.parse_all_plain(kustomize.build(root / directory, cmd))
         # Stored only when the files did not change while kustomize read them.
         if kustomize.inspected(root, directory)[1] == digest:
-            self._store(entry, text.encode())
-        return text
+            # Parsed: loading marshal's plain data is many times faster than parsing the YAML again.
+            self._store(entry, marshal.dumps(docs))
+        return docs
 
     def _store(self, entry: Path, data: bytes) -> None:
         assert self.dir is not None
@@ -90,8 +95,8 @@ class Builds:
                     Path(e.path).unlink(missing_ok=True)
 
 
-def _read(entry: Path) -> str | None:
-    """The stored output, when the entry is there and whole."""
+def _read(entry: Path) -> list[Any] | None:
+    """The stored documents, when the entry is there and whole."""
     try:
         data = entry.read_bytes()
     except OSError:
@@ -100,7 +105,8 @@ def _read(entry: Path) -> str | None:
         return None
     with contextlib.suppress(OSError):
         os.utime(entry)  # used now: pruned last
-    return data[20:].decode()
+    docs: list[Any] = marshal.loads(data[20:])
+    return docs
 
 
 def _identity(cmd: list[str]) -> bytes | None:
