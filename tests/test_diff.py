@@ -374,6 +374,16 @@ def test_same_content_under_reordered_keys_is_no_change() -> None:
     assert diffing.compare([a], [b]).changes == []
 
 
+def test_a_value_that_changes_type_only_is_a_change() -> None:
+    # 1, 1.0 and true are equal to Python: `replicas: 1` → `replicas: true` is still a change.
+    a = _ds("cfg")
+    for value in (True, 1.0):
+        b = json.loads(json.dumps(a))
+        a["spec"]["replicas"], b["spec"]["replicas"] = 1, value
+        [change] = diffing.compare([a], [b]).changes
+        assert [(f.path_text(), f.old, f.new) for f in change.fields] == [("spec.replicas", 1, value)]
+
+
 def test_named_list_entries_are_matched_by_name() -> None:
     a = _ds("cfg")
     b = json.loads(json.dumps(a))

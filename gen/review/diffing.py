@@ -182,8 +182,8 @@ def compare(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapp
     for key in sorted(set(old) | set(new), key=lambda k: (k.kind, k.namespace, k.name, k.api_version)):
         a, b = old.get(key), new.get(key)
         # Named as built (hash suffix included), compared normalised.
-        a_name, na = (Key.of(a).name, normalise(a, old_hashed)) if a is not None else (None, None)
-        b_name, nb = (Key.of(b).name, normalise(b, new_hashed)) if b is not None else (None, None)
+        a_name, na = (Key.of(a).name, normalise(a, old_hashed) if old_hashed else a) if a is not None else (None, None)
+        b_name, nb = (Key.of(b).name, normalise(b, new_hashed) if new_hashed else b) if b is not None else (None, None)
         if na is None:
             changes.append(ObjectChange(key, "added", new_name=b_name, new=nb))
         elif nb is None:
@@ -202,6 +202,10 @@ def field_changes(old: Any, new: Any, path: tuple[PathPart, ...] = (), *, leaves
     """
     if leaves:
         old, new = _or_empty(old, new), _or_empty(new, old)
+    # Equal in value and in type (== takes 1, 1.0 and true for one another): nothing below differs.
+    # A fleet-wide change leaves most of each object alone, and the C comparison skips it whole.
+    if old == new and repr(old) == repr(new):
+        return []
     if isinstance(old, Mapping) and isinstance(new, Mapping):
         out: list[FieldChange] = []
         for k in sorted(set(old) | set(new), key=str):

@@ -151,7 +151,8 @@ def _kustomization_docs(text: str) -> list[Any]:
 
 class _Walk:
     def __init__(self, root: Path) -> None:
-        self.root = root
+        self.root = os.fspath(root) + "/"  # paths joined as text: a walk makes thousands
+        self.kinds: dict[str, str | None] = {}  # what each path on the way is, looked up once a walk
         self.findings: list[str] = []
         self.read = 0  # bytes of the files named so far
         self.digest = hashlib.blake2b(digest_size=20)
@@ -182,7 +183,7 @@ class _Walk:
 
     def _kustomization(self, here: str) -> list[str]:
         """Check one kustomization directory; the directories it names, to check next."""
-        names = [n for n in KUSTOMIZATION_FILES if os.path.lexists(self.root / here / n)]
+        names = [n for n in KUSTOMIZATION_FILES if os.path.lexists(f"{self.root}{here}/{n}")]
         if not names:
             raise _RefusedError(f"{here}: holds no kustomization.yaml")
         if len(names) > 1:
@@ -205,7 +206,7 @@ class _Walk:
                         raise _RefusedError(f"{where}: line {problem[0]}: {problem[2]}")
                 elif how == "refused":
                     raise _RefusedError(f"{where}: helm charts are downloaded; {LOCAL_ONLY}")
-                elif repofs.lkind(self.root / (target := self._local(where, here, value))) is not None:
+                elif repofs.lkind(self.root + (target := self._local(where, here, value))) is not None:
                     self._file(where, target, parsed=how != "file")
                 elif how == "any":
                     dirs.append(target)
@@ -227,7 +228,9 @@ class _Walk:
         parts = target.split("/")
         for n in range(1, len(parts) + 1):
             prefix = "/".join(parts[:n])
-            what = repofs.lkind(self.root / prefix)
+            if prefix not in self.kinds:
+                self.kinds[prefix] = repofs.lkind(self.root + prefix)
+            what = self.kinds[prefix]
             if what in {"absent", "under a path that is not a directory"}:
                 raise _RefusedError(
                     f"{where}: {value!r} is not in the repository (kustomize would try to fetch it); {LOCAL_ONLY}"
@@ -242,7 +245,7 @@ class _Walk:
     def _file(self, where: str, rel: str, *, parsed: bool) -> str:
         """Read a file kustomize would read; its text when it is within bounds."""
         try:
-            raw = repofs.read(self.root / rel)
+            raw = repofs.read(self.root + rel)
         except repofs.NotAFile as e:
             raise _RefusedError(f"{where}: {rel} is {e.why}; gen builds only regular files within its bounds") from None
         except OSError as e:
