@@ -111,6 +111,12 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
         path = rng.choice(sorted(spec_files(root).values()))
         path.write_bytes(path.read_bytes())
 
+    def edit_spec_hidden() -> None:
+        i = rng.randrange(12)
+        path = root / "clusters" / f"c{i:02d}.yaml"
+        if path.exists():
+            _edit_keeping_times(path, rng)
+
     def hand_edit() -> None:
         path = _overlay_file(root, rng)
         path.write_text(path.read_text() + "# edited\n")
@@ -153,6 +159,7 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
     return [
         edit_spec,
         rewrite_same_spec,
+        edit_spec_hidden,
         hand_edit,
         hand_edit_hidden,
         delete_file,
@@ -188,6 +195,24 @@ def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
     assert [c.name for c in again.clusters] == ["c05"]
     assert len(again.reused) == 11
     assert [w.file for w in again.warnings] == [f"clusters/c{i:02d}.yaml" for i in (0, 3, 6, 9)]
+
+
+def test_specs_are_known_by_their_stats_and_a_touched_one_by_its_bytes(repo: Path) -> None:
+    for _ in range(2):
+        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+        time.sleep(0.02)
+    cache = open_cache(repo, spec_files(repo))
+    assert cache is not None
+    assert (len(cache.reusable()), cache.read) == (12, {}), "no spec read"
+    for path in spec_files(repo).values():
+        path.write_bytes(path.read_bytes())  # a checkout: new times, the same bytes
+    time.sleep(0.02)
+    result = gen("render", "--all", "--root", str(repo))
+    assert (result.exit_code, result.stdout) == (0, "12 cluster(s) up to date\n")
+    time.sleep(0.02)
+    cache = open_cache(repo, spec_files(repo))
+    assert cache is not None
+    assert (len(cache.reusable()), cache.read) == (12, {}), "the new times were kept"
 
 
 def test_a_file_edited_within_the_tick_of_the_last_render_is_not_trusted(repo: Path) -> None:

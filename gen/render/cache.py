@@ -1,4 +1,5 @@
-"""Which clusters a full render may leave out: those whose inputs and files are as the last one left them."""
+"""What a render may take from the last one: the clusters whose inputs and files are as it left them,
+and committed files already parsed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import marshal
 import os
 import struct
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 
 CACHE_NAME = "gen-render.cache"
-_FORMAT = 3
+_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Entry:
     """What the last full render knew of one cluster."""
 
     spec: bytes  # digest of the spec file's bytes
+    spec_stats: bytes  # the spec's stats when it was read: the same stats, the same bytes
     names: tuple[str, ...]  # the files of its overlay
     stats: bytes  # size, mtime, ctime and inode of each of `_paths`, packed
     warnings: tuple[Problem, ...]
@@ -37,39 +39,52 @@ class Entry:
 class RenderCache:
     """The cache of one repository, as read at the start of a render."""
 
-    def __init__(self, root: Path, path: Path, key: bytes, specs: dict[str, bytes]) -> None:
+    def __init__(self, root: Path, path: Path, key: bytes, specs: Mapping[str, Path]) -> None:
         self.root = root
         self.path = path
         self.key = key  # gen's code, fleet.yaml and the defaults: all clusters depend on them
-        self.specs = specs  # cluster name → digest of its spec, read now
+        self.specs = {name: path.relative_to(root).as_posix() for name, path in specs.items()}
+        self.read: dict[str, tuple[bytes, bytes]] = {}  # digest and stats of the specs read before rendering
         self.entries: dict[str, Entry] = {}
         self.stamp = 0  # the cache file's mtime: files not older than it are not trusted
         self._stored: dict[str, tuple[Any, ...]] = {}  # each entry as read, to store again unchanged
 
     def reusable(self) -> dict[str, Entry]:
-        """The clusters whose files are known to be what a render would write, by name."""
-        return {
-            name: entry
-            for name, entry in self.entries.items()
-            if self.specs.get(name) == entry.spec
-            and _stats(self.root, _paths(name, entry.names), self.stamp) == entry.stats
-        }
+        """The clusters whose files are known to be what a render would write, by name.
+
+        A spec is known by its stats, as git knows a file in its index; one whose stats changed is
+        read, and it is the same spec when its bytes are.
+        """
+        found = {}
+        for name, rel in self.specs.items():
+            entry = self.entries.get(name)
+            current = entry is not None and _stats(self.root, _paths(name, entry.names), self.stamp) == entry.stats
+            if current and entry is not None and _stats(self.root, [rel], self.stamp) == entry.spec_stats:
+                found[name] = entry
+                continue
+            try:
+                stats = _stats(self.root, [rel]) or b""  # taken before the read: a write after it changes them
+                self.read[name] = (_digest(repofs.read(self.root / rel)), stats)
+            except OSError:
+                continue  # its render says what is wrong with it
+            if current and entry is not None and self.read[name][0] == entry.spec:
+                found[name] = replace(entry, spec_stats=stats)  # the same bytes, touched
+        return found
 
     def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Scope]], reused: Mapping[str, Entry]) -> None:
         """Record, under the lock, the clusters just rendered and written (name → warnings, scope) and the reused."""
         entries = {n: e for n, e in reused.items() if n in self.specs}
-        if not rendered and entries.keys() == self.entries.keys():
+        if not rendered and entries == self.entries:
             return  # the cache says it all already: a render with nothing to do writes no file
         for name, (warnings, scope) in rendered.items():
-            spec = self.specs.get(name)
             try:
                 names = tuple(sorted(os.listdir(self.root / overlay_dir(name))))
             except OSError:
                 continue
             stats = _stats(self.root, _paths(name, names))
-            if spec is not None and stats is not None:
-                entries[name] = Entry(spec, names, stats, tuple(warnings), scope)
-        plain = {n: self._stored[n] if reused.get(n) is e else _plain(e) for n, e in entries.items()}
+            if name in self.read and stats is not None:
+                entries[name] = Entry(*self.read[name], names, stats, tuple(warnings), scope)
+        plain = {n: self._stored[n] if self.entries.get(n) is e else _plain(e) for n, e in entries.items()}
         data = (_FORMAT, self.key, dict(sorted(plain.items())))
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
@@ -86,11 +101,10 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
         # Without fleet.yaml the fleet setting is derived from every spec, so every spec is read anyway.
         return None
     try:
-        specs = {name: _digest(repofs.read(path)) for name, path in spec_files.items()}
         key = _key(root)
     except OSError:
         return None
-    cache = RenderCache(root, git / CACHE_NAME, key, specs)
+    cache = RenderCache(root, git / CACHE_NAME, key, spec_files)
     try:
         with open(cache.path, "rb") as f:
             stamp = os.fstat(f.fileno()).st_mtime_ns
@@ -154,10 +168,37 @@ def _plain(e: Entry) -> tuple[Any, ...]:
     names = tuple(sys.intern(n) for n in e.names)
     destinations = frozenset(tuple(sys.intern(x) for x in d) for d in e.scope.destinations)
     placements = tuple(astuple(p) for p in e.scope.placements)
-    return (e.spec, names, e.stats, warnings, destinations, placements)
+    return (e.spec, e.spec_stats, names, e.stats, warnings, destinations, placements)
 
 
 def _entry(t: tuple[Any, ...]) -> Entry:
-    spec, names, stats, warnings, destinations, placements = t
+    spec, spec_stats, names, stats, warnings, destinations, placements = t
     scope = Scope(destinations, frozenset(Placement(*p) for p in placements))
-    return Entry(spec, names, stats, tuple(Problem(*w) for w in warnings), scope)
+    return Entry(spec, spec_stats, names, stats, tuple(Problem(*w) for w in warnings), scope)
+
+
+def remembered_parse(root: Path, rel: str, parse: Callable[[bytes], list[Any]]) -> list[Any]:
+    """`parse` of the file's bytes, kept in the git directory for those bytes: a file as large as the
+    fleet (the AppProject) is parsed once, not by every render of one cluster.
+
+    OSError when the file cannot be read; what `parse` raises.
+    """
+    raw = repofs.read(root / rel)
+    git = git_dir(root)
+    if git is None:
+        return parse(raw)
+    memo, digest = git / f"gen-parsed-{rel.replace('/', '-')}", _digest(raw)
+    try:
+        fmt, stored, docs = marshal.loads(memo.read_bytes())
+        if fmt == _FORMAT and stored == digest and isinstance(docs, list):
+            return docs
+    except (OSError, EOFError, ValueError, TypeError):
+        pass  # none yet, or one this gen cannot read
+    docs = parse(raw)
+    tmp = memo.with_name(memo.name + ".tmp")
+    try:
+        tmp.write_bytes(marshal.dumps((_FORMAT, digest, docs)))
+        os.replace(tmp, memo)
+    except (OSError, ValueError):
+        tmp.unlink(missing_ok=True)  # a memo that cannot be written only costs time
+    return docs

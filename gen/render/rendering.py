@@ -14,7 +14,7 @@ from gen.components.argocd import OVERLAYS_DIR, overlay_dir
 from gen.errors import Problem, SpecError
 from gen.output import Output
 from gen.render import layout, workers, writer
-from gen.render.cache import Entry, RenderCache, open_cache
+from gen.render.cache import Entry, RenderCache, open_cache, remembered_parse
 from gen.render.shipped_base import BASE_DIR, base_files
 from gen.spec.defaults import load_defaults
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
@@ -170,7 +170,7 @@ def render_fleet(
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
     documents = {argocd.BOOTSTRAP_FILE: argocd.bootstrap(fleet), argocd.PROJECT_FILE: [argocd.project(scope, fleet)]}
     if not every:
-        committed = _committed_docs(root / argocd.PROJECT_FILE)
+        committed = _committed_docs(root, argocd.PROJECT_FILE)
         if committed:
             documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
@@ -340,12 +340,15 @@ def written_order(files: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(files.items(), key=lambda item: (item[0] != SCHEMA_FILE, item[0])))
 
 
-def _committed_docs(path: Path) -> list[Any]:
-    try:
-        text = repofs.read_text(path)
+def _committed_docs(root: Path, rel: str) -> list[Any]:
+    def parse(raw: bytes) -> list[Any]:
+        text = raw.decode("utf-8")
         if yamlio.check_bounds(text) is not None:
             return []
         return yamlio.parse_all_plain(text)
+
+    try:
+        return remembered_parse(root, rel, parse)
     except (OSError, UnicodeDecodeError, ValueError):
         return []
 
