@@ -223,12 +223,6 @@ def _no_credentials(instead: str) -> AfterValidator:
     return _refuse(problem)
 
 
-def _sha256(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^[0-9a-fA-F]{64}$", value):
-        raise ValueError("must be 64 hexadecimal characters")
-    return value.lower() if value else value
-
-
 def _profile_labels(value: dict[str, str]) -> dict[str, str]:
     for k, val in value.items():
         for what, text, limit in (("key", k, units.MAX_LABEL_KEY), ("value", val, units.MAX_LABEL_VALUE)):
@@ -420,9 +414,11 @@ class Agent(Model):
         _no_credentials("serve the jar where the hosts can fetch it without them"),
         _matches(r"^https?://[^\s'\"`$\\]+$", "must be an http(s) URL without spaces or quotes"),
     ] = Field(None, description="Where the hosts fetch the agent's jar instead of Maven Central.")
-    sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
-        None, description="SHA-256 of the jar: the installer refuses any other."
-    )
+    sha256: Annotated[
+        str | None,
+        _matches(r"^[0-9a-fA-F]{64}$", "must be 64 hexadecimal characters"),
+        AfterValidator(lambda value: None if value is None else value.lower()),
+    ] = Field(None, description="SHA-256 of the jar: the installer refuses any other.")
 
     @property
     def download_url(self) -> str:
