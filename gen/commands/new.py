@@ -6,8 +6,6 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import BaseModel
-
 from gen import repofs
 from gen.components import argocd
 from gen.components.common import filled
@@ -29,16 +27,11 @@ def scaffold(name: str, *, address: str, repo_url: str, server: str | None, clus
     destination = f"server: {q(server)}" if server else f"name: {q(cluster_name or name)}"
     values = {"SCHEMA_FILE": SCHEMA_FILE, "API_VERSION": API_VERSION, "NAME": name, "ADDRESS": q(address)}
     values |= {"REPO_URL": q(repo_url), "DESTINATION": destination}
-    # Every commented option shows its default, as the models give it.
-    for section, model in (("SERVER", Server), ("EBPF", Ebpf), ("GRAFANA", Grafana), ("CASSANDRA", Cassandra)):
-        values |= _defaults(section, model())
-    return filled(values | _defaults("PROFILER", Profiler()), "new-cluster.yaml")
-
-
-def _defaults(section: str, model: BaseModel) -> dict[str, str]:
-    """SECTION_FIELD → the field's default as YAML writes it, for every scalar field of the model."""
-    data = model.model_dump(mode="json")
-    return {f"{section}_{k.upper()}": json.dumps(v) if isinstance(v, bool) else str(v) for k, v in data.items()}
+    # Every commented option shows its default (@MODEL_FIELD@), as the models give it and YAML writes it.
+    for model in (Server, Ebpf, Grafana, Cassandra, Profiler):
+        for k, v in model().model_dump(mode="json").items():
+            values[f"{model.__name__.upper()}_{k.upper()}"] = json.dumps(v) if isinstance(v, bool) else str(v)
+    return filled(values, "new-cluster.yaml")
 
 
 def run(

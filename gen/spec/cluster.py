@@ -129,10 +129,6 @@ def _matches(pattern: str | re.Pattern[str], message: str) -> AfterValidator:
     return _refuse(lambda value: None if value is None or re.match(pattern, value) else message.format(value=value))
 
 
-def _dedicated(example: str) -> AfterValidator:
-    return _refuse(lambda value: hostpaths.dedicated_dir_problem(value, example))
-
-
 def _split_image(image: str) -> tuple[str, str, str]:
     """An image reference's repository, tag and digest (each "" when absent)."""
     name, _, digest = image.partition("@")
@@ -227,12 +223,6 @@ def _no_credentials(instead: str) -> AfterValidator:
     return _refuse(problem)
 
 
-def _sha256(value: str | None) -> str | None:
-    if value is not None and not re.match(r"^[0-9a-fA-F]{64}$", value):
-        raise ValueError("must be 64 hexadecimal characters")
-    return value.lower() if value else value
-
-
 def _profile_labels(value: dict[str, str]) -> dict[str, str]:
     for k, val in value.items():
         for what, text, limit in (("key", k, units.MAX_LABEL_KEY), ("value", val, units.MAX_LABEL_VALUE)):
@@ -254,12 +244,10 @@ def _profile_labels(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-_DNS_LABEL_MESSAGE = "must be a DNS-1123 label (lowercase letters, digits and '-')"
-Name = Annotated[str, Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
-Namespace = Annotated[str, Field(max_length=63), Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE)]
+_DNS_LABEL = Pattern(units.DNS1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits and '-')")
+Name = Annotated[str, _DNS_LABEL]
+Namespace = Annotated[str, Field(max_length=63), _DNS_LABEL]
 HostPath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_absolute_path)]
-IncludePath = Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_include_path)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
 Image = Annotated[str, AfterValidator(_image)]
 NodeSelector = Annotated[dict[str, str], AfterValidator(_node_selector)]
 GoDuration = Annotated[str, AfterValidator(_go_duration)]
@@ -276,7 +264,7 @@ class Metadata(Model):
     name: Annotated[
         str,
         Field(max_length=MAX_NAME),
-        Pattern(units.DNS1123_LABEL, _DNS_LABEL_MESSAGE),
+        _DNS_LABEL,
         refused(
             _RESERVED_NAME,
             f"{_RESERVED_NAME!r} is reserved: its Application would be named {ROOT_NAME!r}, the "
@@ -309,8 +297,8 @@ class Server(Model):
             "and easy-db-lab's own Pyroscope already bind on the control node; use another (the default is 7947)",
         ),
     ] = Field(7947, description="Memberlist port (not 7946, which other servers on the control node bind).")
-    storage_path: Annotated[HostPath, _dedicated("/var/lib/pyroscope")] = Field(
-        "/mnt/db1/pyroscope", description="Host directory of the stack's own that holds the profiles."
+    storage_path: Annotated[HostPath, _refuse(lambda v: hostpaths.dedicated_dir_problem(v, "/var/lib/pyroscope"))] = (
+        Field("/mnt/db1/pyroscope", description="Host directory of the stack's own that holds the profiles.")
     )
     retention: Annotated[
         str,
@@ -323,8 +311,8 @@ class Server(Model):
         description="Run on the control node's network; false puts the server on the pod network with only its "
         "HTTP port on the node, so that a NetworkPolicy can admit just allowFrom.",
     )
-    allow_from: Annotated[list[Cidr], Field(min_length=1, max_length=64)] | None = Field(
-        None, description="CIDRs allowed to reach the server (with hostNetwork: false only)."
+    allow_from: Annotated[list[Annotated[str, AfterValidator(_cidr)]], Field(min_length=1, max_length=64)] | None = (
+        Field(None, description="CIDRs allowed to reach the server (with hostNetwork: false only).")
     )
 
     @model_validator(mode="after")
@@ -390,7 +378,7 @@ def major_of(image: str) -> int:
 class Ebpf(Model):
     enabled: bool = Field(True, description="Run the Alloy eBPF profiler on every node.")
     image: Image = Field("grafana/alloy:v1.18.1", description="Alloy image.")
-    sample_rate: Annotated[int, Field(ge=1, le=1000)] = Field(97, description="Samples per second.")
+    sample_rate: int = Field(97, ge=1, le=1000, description="Samples per second.")
     collect_interval: GoDuration = Field("15s", description="How often profiles are collected (whole seconds).")
     # Alloy's own default is none, which leaves C++ frames mangled.
     demangle: Literal["none", "simplified", "templates", "full"] = Field(
@@ -409,14 +397,12 @@ class Grafana(Model):
     )
     namespace: Namespace = Field("monitoring", description="Namespace of Grafana, whose sidecar reads them.")
     dashboard: bool = Field(True, description="Render the profiling dashboard.")
-    datasource_name: Annotated[str, Field(min_length=1, max_length=190)] = Field(
-        "Pyroscope", description="Name of the Pyroscope datasource."
+    datasource_name: str = Field(
+        "Pyroscope", min_length=1, max_length=190, description="Name of the Pyroscope datasource."
     )
-    datasource_uid: Annotated[
-        str,
-        Field(max_length=40),
-        Pattern(r"^[A-Za-z0-9_-]+$", "may hold only letters, digits, '-' and '_'"),
-    ] = Field("pyroscope", description="UID of the Pyroscope datasource.")
+    datasource_uid: Annotated[str, Pattern(r"^[A-Za-z0-9_-]+$", "may hold only letters, digits, '-' and '_'")] = Field(
+        "pyroscope", max_length=40, description="UID of the Pyroscope datasource."
+    )
 
 
 class Agent(Model):
@@ -428,9 +414,11 @@ class Agent(Model):
         _no_credentials("serve the jar where the hosts can fetch it without them"),
         _matches(r"^https?://[^\s'\"`$\\]+$", "must be an http(s) URL without spaces or quotes"),
     ] = Field(None, description="Where the hosts fetch the agent's jar instead of Maven Central.")
-    sha256: Annotated[str | None, AfterValidator(_sha256)] = Field(
-        None, description="SHA-256 of the jar: the installer refuses any other."
-    )
+    sha256: Annotated[
+        str | None,
+        _matches(r"^[0-9a-fA-F]{64}$", "must be 64 hexadecimal characters"),
+        AfterValidator(lambda value: None if value is None else value.lower()),
+    ] = Field(None, description="SHA-256 of the jar: the installer refuses any other.")
 
     @property
     def download_url(self) -> str:
@@ -479,10 +467,10 @@ class Cassandra(Model):
     node_selector: NodeSelector = Field({"type": "db"}, description="Node labels that pick the Cassandra hosts.")
     tolerations: list[Toleration] = Field([], description="Tolerations of the installer.")
     agent: Agent = Field(Agent(), description="The Java agent's jar.")
-    install_dir: Annotated[HostPath, _dedicated("/usr/local/pyroscope")] = Field(
-        "/usr/local/pyroscope", description="Host directory of the stack's own for the jar and the snippet."
+    install_dir: Annotated[HostPath, _refuse(lambda v: hostpaths.dedicated_dir_problem(v, "/usr/local/pyroscope"))] = (
+        Field("/usr/local/pyroscope", description="Host directory of the stack's own for the jar and the snippet.")
     )
-    include_file: IncludePath = Field(
+    include_file: Annotated[str, Field(max_length=units.MAX_PATH), AfterValidator(_include_path)] = Field(
         "/usr/local/cassandra/*/bin/cassandra.in.sh",
         description="Cassandra's include file (one whole segment may be *, for each installed version).",
     )

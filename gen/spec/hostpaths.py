@@ -9,12 +9,9 @@ from gen.spec.platforms import host_facts
 _FACTS = host_facts()
 SYSTEM_TREES = frozenset(_FACTS["systemTrees"])
 OPEN_DIRS = frozenset(_FACTS["openDirs"])
-SHARED_DIRS = frozenset(_FACTS["sharedDirs"])
-KNOWN_SYSTEM_DIRS = frozenset(_FACTS["knownSystemDirs"])
-
 # Every parent of one of these is one too (a test keeps it so), so "not a system directory"
 # also means "not a parent of one".
-SYSTEM_DIRS = SYSTEM_TREES | SHARED_DIRS | KNOWN_SYSTEM_DIRS
+SYSTEM_DIRS = SYSTEM_TREES.union(_FACTS["sharedDirs"], _FACTS["knownSystemDirs"])
 
 ENV_FILE_DIRS = frozenset(_FACTS["envFileDirs"])
 ENV_FILE_PREFIX = "cassandra"

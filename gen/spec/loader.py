@@ -119,8 +119,6 @@ def choose(files: Mapping[str, Path], names: Iterable[str] | None) -> list[str]:
     unknown = [n for n in chosen if n not in files]
     if not unknown:
         return chosen
-    from gen.spec.units import close_match
-
     # Cluster names share their prefixes ("lab-"): only a near miss is a suggestion.
     named = [n + (f" (did you mean {m}?)" if (m := close_match(n, list(files), 0.8)) else "") for n in unknown]
     known = ", ".join(files) if len(files) <= MAX_NAMES_LISTED else f"{len(files)} clusters, see gen list"
