@@ -111,6 +111,17 @@ def test_an_error_in_the_defaults_points_at_the_defaults_file_once(fleet: Path) 
     ]
 
 
+def test_a_fleet_or_defaults_file_of_another_gen_version_is_named_as_such(fleet: Path) -> None:
+    wanted = "version 'gen.profiling/v9' is not supported (this gen reads gen.profiling/v1alpha1)"
+    for rel, line in (("fleet.yaml", 2), ("clusters/_defaults.yaml", 1)):
+        path = fleet / rel
+        original = path.read_text() if path.exists() else DEFAULTS
+        path.write_text(original.replace("gen.profiling/v1alpha1", "gen.profiling/v9"))
+        code, _, err = _gen("render", "--all", "--root", str(fleet))
+        assert (code, err.strip().splitlines()) == (2, [f"{rel}:{line}:13: error: apiVersion: {wanted}"])
+        path.write_text(original)
+
+
 def test_changing_the_defaults_re_renders_the_affected_clusters(fleet: Path) -> None:
     assert _gen("render", "--all", "--root", str(fleet))[0] == 0
     (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS)

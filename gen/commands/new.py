@@ -46,7 +46,7 @@ def run(
 ) -> int:
     if server and cluster_name:
         raise UsageError("give --destination-server or --destination-name, not both")
-    if not units.DNS1123_LABEL.match(name) or len(name) > MAX_NAME:
+    if not units.DNS1123_LABEL.fullmatch(name) or len(name) > MAX_NAME:
         raise UsageError(f"{name!r} is not a cluster name: a DNS-1123 label of at most {MAX_NAME} characters")
     repofs.guard_layout(root)
     path = root / CLUSTERS_DIR / f"{name}.yaml"

@@ -75,7 +75,7 @@ def _absolute_path(value: str) -> str:
     normal = "/" + "/".join(p for p in parts if p not in ("", "."))
     if normal != value:
         raise ValueError(f"must be normalised (write {normal!r})")
-    if any(not re.match(r"^[A-Za-z0-9._+@-]+$", p) for p in parts[1:]):
+    if any(not re.fullmatch(r"[A-Za-z0-9._+@-]+", p) for p in parts[1:]):
         raise ValueError("may hold only letters, digits and . _ + @ - in each part")
     return value
 
@@ -126,7 +126,7 @@ def refused(bad: object, message: str) -> AfterValidator:
 
 def _matches(pattern: str | re.Pattern[str], message: str) -> AfterValidator:
     """Refuse a string (None passes) that `pattern` does not match from its start; `message` may name {value!r}."""
-    return _refuse(lambda value: None if value is None or re.match(pattern, value) else message.format(value=value))
+    return _refuse(lambda value: None if value is None or re.fullmatch(pattern, value) else message.format(value=value))
 
 
 def _split_image(image: str) -> tuple[str, str, str]:
@@ -139,13 +139,13 @@ def _split_image(image: str) -> tuple[str, str, str]:
 
 def _image(value: str) -> str:
     repo, tag, digest = _split_image(value)
-    if digest and not re.match(r"^sha256:[0-9a-f]{64}$", digest):
+    if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
         raise ValueError("digest must be sha256: followed by 64 lowercase hex digits")
-    if not re.match(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$", repo):
+    if not re.fullmatch(r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*", repo):
         raise ValueError(f"{value!r} is not an image reference")
     if tag == "latest":
         raise ValueError("the tag 'latest' is refused; pin a version")
-    if tag and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", tag):
+    if tag and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
         raise ValueError(f"{tag!r} is not a valid image tag")
     if not tag and not digest:
         raise ValueError("image must carry a tag or a digest (e.g. name:1.2.3)")
@@ -194,9 +194,9 @@ def _one_event(value: object) -> object:
 
 def _node_selector(value: dict[str, str]) -> dict[str, str]:
     for k, v in value.items():
-        if not units.LABEL_NAME.match(k):
+        if not units.LABEL_NAME.fullmatch(k):
             raise ValueError(f"{k!r} is not a valid node label key")
-        if not units.LABEL_VALUE.match(v):
+        if not units.LABEL_VALUE.fullmatch(v):
             raise ValueError(f"{v!r} (for {k!r}) is not a valid node label value")
     return value
 
@@ -235,11 +235,11 @@ def _profile_labels(value: dict[str, str]) -> dict[str, str]:
                 raise ValueError(f"label {what} {short_repr(text)} must not contain ',' or '='")
         if k in RESERVED_PROFILE_LABELS:
             raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
-        if not units.PROFILE_LABEL_KEY.match(k):
+        if not units.PROFILE_LABEL_KEY.fullmatch(k):
             raise ValueError(
                 f"label key {short_repr(k)} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
             )
-        if not units.PROFILE_TOKEN.match(val):
+        if not units.PROFILE_TOKEN.fullmatch(val):
             raise ValueError(f"label value {short_repr(val)} may hold only letters, digits and . _ : / @ + -")
     return value
 

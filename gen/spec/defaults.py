@@ -11,7 +11,7 @@ from pydantic import Field
 
 from gen import yamlio
 from gen.errors import Problem, SpecError
-from gen.spec.cluster import API_VERSION, Model
+from gen.spec.cluster import Model
 
 DEFAULTS_FILE = "clusters/_defaults.yaml"
 # Mappings whose keys are alternatives ("exactly one of server or name"): the cluster's
@@ -55,8 +55,6 @@ def load_defaults(root: Path) -> Defaults | None:
     spec = doc.data["spec"]
     if "metadata" in spec or "name" in spec:  # a top-level metadata is an unknown field of the model
         raise SpecError([Problem(DEFAULTS_FILE, *doc.where(("spec",)), "metadata", "defaults apply to spec only")])
-    if doc.data["apiVersion"] != API_VERSION:  # another gen version, which validate_model leaves to its caller
-        raise SpecError([Problem(DEFAULTS_FILE, 1, 1, "apiVersion", f"must be {API_VERSION}")])
     return Defaults(DEFAULTS_FILE, doc, spec)
 
 

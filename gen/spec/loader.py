@@ -135,9 +135,6 @@ def load_text(
     """Parse and validate one spec (over the fleet's defaults); raise SpecError listing each problem."""
     doc = yamlio.load(raw, file)
     problems = []
-    if _other_version(doc):  # named as such, rather than as a value the apiVersion field refuses
-        message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
-        problems.append(Problem(file, *doc.where(("apiVersion",)), "apiVersion", message))
     meta = doc.data.get("metadata")
     name = meta.get("name") if isinstance(meta, dict) else None
     if expected_name is not None and isinstance(name, str) and name != expected_name:
@@ -158,11 +155,15 @@ def validate_model(
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:
-        return None, [
+        found = [
             Problem(*_locate(file, doc, defaults, i.loc, i.kind == "unknown"), dotted(i.loc), i.message)
             for i in issues(model, e)
             if not (i.loc == ("apiVersion",) and _other_version(doc))
         ]
+    if _other_version(doc):  # named as such, rather than as a value the apiVersion field refuses
+        message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
+        found.insert(0, Problem(file, *doc.where(("apiVersion",)), "apiVersion", message))
+    return None, found
 
 
 class Issue(NamedTuple):

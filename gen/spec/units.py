@@ -52,7 +52,7 @@ MAX_PATH = 4095
 
 def go_duration_ns(text: str) -> int | None:
     """Nanoseconds of a Go duration made of integer parts (`1m30s`), or None when malformed."""
-    if not _GO_DURATION.match(text):
+    if not _GO_DURATION.fullmatch(text):
         return None
     return sum(int(n) * _GO_UNITS_NS[u] for n, u in _GO_PART.findall(text))
 
@@ -63,7 +63,7 @@ def is_host_address(text: str) -> bool:
         ipaddress.ip_address(text)
         return True
     except ValueError:
-        return bool(_DNS_NAME.match(text)) and not text.replace(".", "").isdigit()
+        return bool(_DNS_NAME.fullmatch(text)) and not text.replace(".", "").isdigit()
 
 
 def close_match(word: str, choices: list[str], cutoff: float = 0.6) -> str | None:
