@@ -268,13 +268,14 @@ def list_clusters(fmt: str, root: Path) -> None:
 
 @cli.command()
 @_jobs("render processes")
+@click.option("--no-cache", is_flag=True, help="Render every cluster, also those whose files are known to be current.")
 @fleet_options
 @_format("text", "github", "json", about="github prints CI annotations; json one document.")
-def check(jobs: int | None, root: Path, fmt: str) -> None:
+def check(jobs: int | None, no_cache: bool, root: Path, fmt: str) -> None:
     """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
     from gen.commands import check as command
 
-    sys.exit(command.run(root, _output(fmt), jobs=jobs))
+    sys.exit(command.run(root, _output(fmt), jobs=jobs, cached=not no_cache))
 
 
 @cli.command()

@@ -95,7 +95,7 @@ def test_gen_init_s_workflow_checks_validates_the_change_and_posts_the_diff(tmp_
     assert "pull_request" in flow["on"]
     steps = flow["jobs"]["review"]["steps"]
     runs = "\n".join(s.get("run", "") for s in steps)
-    assert "gen check --format github" in runs
+    assert "gen check --no-cache --format github" in runs
     assert 'gen validate --changed-since "origin/$BASE_REF"' in runs
     assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
     assert steps[0]["with"]["fetch-depth"] == 0

@@ -215,6 +215,19 @@ def test_specs_are_known_by_their_stats_and_a_touched_one_by_its_bytes(repo: Pat
     assert (len(cache.reusable()), cache.read) == (12, {}), "the new times were kept"
 
 
+def test_check_trusts_the_cache_only_for_untouched_files(repo: Path) -> None:
+    for _ in range(2):
+        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+        time.sleep(0.02)
+    # The same answer, with the same counts, from the cache as from a full render.
+    answers = {(r.exit_code, r.stderr) for r in (gen("check", *a, "--root", str(repo)) for a in ([], ["--no-cache"]))}
+    assert answers == {(0, "gen: 12 cluster(s), 104 file(s): in sync with the specs\n")}
+    _edit_keeping_times(repo / "overlays" / "c03" / "config.yaml", random.Random(3))
+    result = gen("check", "--root", str(repo))
+    assert result.exit_code == 1
+    assert result.stdout.startswith("overlays/c03/config.yaml: ")
+
+
 def test_a_file_edited_within_the_tick_of_the_last_render_is_not_trusted(repo: Path) -> None:
     for _ in range(2):
         assert gen("render", "--all", "--root", str(repo)).exit_code == 0
