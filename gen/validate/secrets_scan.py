@@ -77,7 +77,10 @@ def scan_object(obj: Mapping[str, Any]) -> list[str]:
         for field in sorted(skip)
     ]
     for path, key, value in _walk(obj, "", skip):
-        found += _check_value(path, key, value)
+        if key is not None and is_credential_key(key) and is_literal(value):
+            found.append(f"{path}: a literal value under a credential's name ({key})")
+        lines = "\n" in value  # a line number only where there is more than one line
+        found += [f"{path}{f' line {n}' if lines else ''}: {what}" for n, what in scan_text(value)]
     return found
 
 
@@ -117,21 +120,10 @@ def is_literal(value: str) -> bool:
     return text.lower() not in _EMPTY_WORDS and not _REFERENCE.match(text)
 
 
-def _check_value(path: str, key: str | None, value: Any) -> list[str]:
-    if not isinstance(value, str):
-        return []
-    found = []
-    if key is not None and is_credential_key(key) and is_literal(value):
-        found.append(f"{path}: a literal value under a credential's name ({key})")
-    lines = "\n" in value  # a line number only where there is more than one line
-    found += [f"{path}{f' line {n}' if lines else ''}: {what}" for n, what in scan_text(value)]
-    return found
-
-
 def _walk(
     node: Any, path: str, skip: Collection[str] = (), key: str | None = None
-) -> Iterator[tuple[str, str | None, Any]]:
-    """(path, the key that names the value, value) for every leaf; `skip` are top-level keys left out."""
+) -> Iterator[tuple[str, str | None, str]]:
+    """(path, the key that names the value, value) for every string leaf; `skip` are top-level keys left out."""
     if isinstance(node, Mapping):
         # An environment variable or a parameter names its value with `name`.
         named = node.get("name") if isinstance(node.get("value"), str) else None
@@ -142,7 +134,7 @@ def _walk(
     elif isinstance(node, list):
         for i, item in enumerate(node):
             yield from _walk(item, f"{path}[{i}]")
-    else:
+    elif isinstance(node, str):
         yield path, key, node
 
 
