@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
 from typing import Any
+
+from gen.components.common import resource_text
 
 JAR_NAME = "pyroscope.jar"
 SNIPPET_NAME = "cassandra-pyroscope.sh"
 BEGIN_MARKER = "# BEGIN gen-profiling"
 END_MARKER = "# END gen-profiling"
+_TEMPLATE = "cassandra-pyroscope.sh.in"
 # The template starts with this line, so that shellcheck reads it as it is.
 _DIRECTIVE = "# shellcheck shell=sh\n"
 
@@ -23,21 +24,6 @@ _LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 _HOST_PATH = re.compile(r"^(/[A-Za-z0-9._+@-]+)+$")
 # Brackets for an IPv6 literal; inside double quotes, and never a file name that could match.
 _SERVER_URL = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
-
-
-@cache
-def _resource(name: str) -> str:
-    text = resources.files("gen").joinpath("resources", name).read_text(encoding="utf-8")
-    if not text.startswith(_DIRECTIVE):
-        raise RuntimeError(f"gen/resources/{name} must start with {_DIRECTIVE!r}")
-    return text
-
-
-def _header(header: str) -> str:
-    # The header must stay one comment line: the shellcheck directive has to be the second line.
-    if not header.startswith("#") or "\n" in header or "\r" in header:
-        raise ValueError(f"header must be one comment line starting with '#', got {header!r}")
-    return f"{header}\n"
 
 
 def _token(what: str, value: str) -> str:
@@ -54,9 +40,14 @@ def settings_snippet(header: str, **settings: Any) -> str:
     """
     jar, props = _agent_options(**settings)
     lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
+    template = resource_text(_TEMPLATE)
+    if not template.startswith(_DIRECTIVE):
+        raise RuntimeError(f"gen/resources/{_TEMPLATE} must start with {_DIRECTIVE!r}")
+    # The header must stay one comment line: the shellcheck directive has to be the second line.
+    if not header.startswith("#") or "\n" in header or "\r" in header:
+        raise ValueError(f"header must be one comment line starting with '#', got {header!r}")
     # Plain placeholder replacement rather than str.format: the shell text is full of braces.
-    body = _resource("cassandra-pyroscope.sh.in").replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
-    return _header(header) + body
+    return f"{header}\n" + template.replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
 
 
 def options_size(*, host_name_max: int, **settings: Any) -> int:
