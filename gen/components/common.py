@@ -64,14 +64,8 @@ def image_override(base_name: str, ref: str) -> dict[str, str]:
     tag = ""
     if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
-    entry = {"name": base_name}
-    if name != base_name:
-        entry["newName"] = name
-    if tag:
-        entry["newTag"] = tag
-    if digest:
-        entry["digest"] = digest
-    return entry
+    entry = {"name": base_name, "newName": "" if name == base_name else name, "newTag": tag, "digest": digest}
+    return {k: v for k, v in entry.items() if v}
 
 
 def patch_op(op: Literal["add", "replace", "remove"], path: str, value: Any = None) -> dict[str, Any]:
@@ -100,16 +94,7 @@ def config_map(
     wave: str = "0",
     literals: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A configMapGenerator entry, in the given Argo CD sync wave."""
-    entry: dict[str, Any] = {"name": name}
-    if namespace:
-        entry["namespace"] = namespace
-    entry["files"] = files
-    if literals:
-        entry["literals"] = literals
-    options: dict[str, Any] = {}
-    if labels:
-        options["labels"] = labels
-    options["annotations"] = {"argocd.argoproj.io/sync-wave": wave}
-    entry["options"] = options
-    return entry
+    """A configMapGenerator entry, in the given Argo CD sync wave; what is not given is left out."""
+    entry = {"name": name, "namespace": namespace, "files": files, "literals": literals}
+    options = {"labels": labels, "annotations": {"argocd.argoproj.io/sync-wave": wave}}
+    return {k: v for k, v in entry.items() if v} | {"options": {k: v for k, v in options.items() if v}}
