@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from pathlib import PurePosixPath
 from typing import Any
 
 from gen.components import cassandra_scripts
@@ -70,10 +71,9 @@ def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
         ("host-env-dir", posixpath.dirname(c.env_file), "Directory"),
     ]
     kept: list[tuple[str, str, str]] = []
-    for name, path, kind in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
-        if any(path == k[1] or path.startswith(k[1].rstrip("/") + "/") for k in kept):
-            continue
-        kept.append((name, path, kind))
+    for entry in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
+        if not any(PurePosixPath(entry[1]).is_relative_to(k[1]) for k in kept):
+            kept.append(entry)
     return sorted(kept, key=lambda k: k[1])
 
 
