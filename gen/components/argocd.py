@@ -320,19 +320,14 @@ class Source:
     """Where one spec says its overlay is read from, and where in the file it says so."""
 
     file: str
-    repo_url: str
-    target_revision: str
-    where: dict[str, tuple[int, int]]  # spec.argocd field name → (line, column)
-
-
-_SOURCE_FIELDS = (("repoURL", "repo_url"), ("targetRevision", "target_revision"))
+    fields: dict[str, tuple[str, tuple[int, int]]]  # repoURL, targetRevision → (value, (line, column))
 
 
 def source(lc: LoadedCluster) -> Source:
     """A loaded spec's `Source`."""
     argo = lc.cluster.spec.argocd
-    where = {field: lc.positions.where(("spec", "argocd", field)) for field, _ in _SOURCE_FIELDS}
-    return Source(lc.file, argo.repo_url, argo.target_revision, where)
+    values = {"repoURL": argo.repo_url, "targetRevision": argo.target_revision}
+    return Source(lc.file, {f: (v, lc.positions.where(("spec", "argocd", f))) for f, v in values.items()})
 
 
 def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
@@ -348,14 +343,14 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
     problems = [
         Problem(
             other.file,
-            *other.where[field],
+            *other.fields[field][1],
             f"spec.argocd.{field}",
-            f"{getattr(other, attr)!r} differs from {getattr(first, attr)!r} in {first.file}; without {FLEET_FILE} "
+            f"{other.fields[field][0]!r} differs from {value!r} in {first.file}; without {FLEET_FILE} "
             f"all clusters must agree on it: write {FLEET_FILE} to say which one the Argo CD bootstrap uses",
         )
-        for field, attr in _SOURCE_FIELDS
+        for field, (value, _) in first.fields.items()
         for other in sources[1:]
-        if getattr(other, attr) != getattr(first, attr)
+        if other.fields[field][0] != value
     ]
     if problems:
         raise SpecError(problems)
@@ -364,4 +359,4 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
 
 def derived_fleet(first: Source) -> Fleet:
     """The setting derived from the first spec, once all are known to agree with it."""
-    return Fleet.model_validate({"repoURL": first.repo_url, "targetRevision": first.target_revision})
+    return Fleet.model_validate({field: value for field, (value, _) in first.fields.items()})

@@ -33,11 +33,7 @@ def _token(what: str, value: str) -> str:
 
 
 def settings_snippet(header: str, **settings: Any) -> str:
-    """Full text of cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources.
-
-    `settings` are `_agent_options`'s: the agent's install directory, application name,
-    profiler thresholds, cluster, server address and labels.
-    """
+    """Full text of cassandra-pyroscope.sh, which cassandra.in.sh sources (`settings`: `_agent_options`'s)."""
     jar, props = _agent_options(**settings)
     lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
     template = resource_text(_TEMPLATE)
@@ -51,10 +47,7 @@ def settings_snippet(header: str, **settings: Any) -> str:
 
 
 def options_size(*, host_name_max: int, **settings: Any) -> int:
-    """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name.
-
-    `settings` are `settings_snippet`'s.
-    """
+    """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name."""
     jar, props = _agent_options(**settings)
     words = [f"-javaagent:{jar}", *(f"-Dpyroscope.{name}={value}" for name, value in props)]
     text = " ".join(words).replace(HOST_PLACEHOLDER, "h" * host_name_max)
