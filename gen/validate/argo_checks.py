@@ -16,6 +16,7 @@ from gen import repofs, yamlio
 from gen.components.argocd import (
     APPLICATIONS_DIR,
     ARGOCD_DIR,
+    CLUSTER_KINDS,
     PROJECT_FILE,
     RESOURCES_FINALIZER,
     SYNC_OPTIONS,
@@ -277,7 +278,7 @@ def _unknown_fields(value: Any, schema: Mapping[str, Any], path: tuple[Any, ...]
 # ------------------------------------------------------------------ destinations
 
 # Kinds without a namespace among those the stack renders.
-_CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
+_CLUSTER_SCOPED = frozenset(kind for _, kind in CLUSTER_KINDS)
 
 
 def _placement(app: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], str]]:
