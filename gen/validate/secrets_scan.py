@@ -92,15 +92,13 @@ def scan_text(text: str) -> list[tuple[int, str]]:
             # A pattern with a `value` group matches a credential only when that value is written out.
             if "value" not in pattern.groupindex or is_literal(match["value"]):
                 found.append((_line(text, match.start()), what))
-    for match in _JVM_PROPERTY.finditer(text):
-        if is_credential_key(match["key"]) and is_literal(_unquote(match["value"])):
-            found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
-    for match in _ASSIGNMENT.finditer(text):
-        key, sep, value = match["key"], match["sep"], match["value"]
-        # `key = value` unquoted is an expression (Alloy, HCL), not a literal.
-        expression = "=" in sep and sep != "=" and value[:1] not in ("'", '"')
-        if is_credential_key(key) and not expression and is_literal(_unquote(value)):
-            found.append((_line(text, match.start()), f"a literal value for {key}"))
+    for pattern, prefix in ((_JVM_PROPERTY, "-D"), (_ASSIGNMENT, "")):
+        for match in pattern.finditer(text):
+            key, sep, value = match["key"], match.groupdict().get("sep", ""), match["value"]
+            # `key = value` unquoted is an expression (Alloy, HCL), not a literal.
+            expression = "=" in sep and sep != "=" and value[:1] not in ("'", '"')
+            if is_credential_key(key) and not expression and is_literal(_unquote(value)):
+                found.append((_line(text, match.start()), f"a literal value for {prefix}{key}"))
     return sorted(set(found))
 
 
