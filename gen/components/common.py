@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,12 +49,9 @@ def header(cluster: Cluster, comment: str = "#") -> str:
 def server_url(cluster: Cluster) -> str:
     """http://<address>:<port>, with IPv6 addresses in brackets as URLs need them."""
     address = cluster.spec.control_node.address
-    try:
-        if ipaddress.ip_address(address).version == 6:
-            address = f"[{address}]"
-    except ValueError:
-        pass
-    return f"http://{address}:{cluster.spec.server.port}"
+    # The spec admits IP addresses and DNS names: only an IPv6 address holds a colon.
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{cluster.spec.server.port}"
 
 
 def image_override(base_name: str, ref: str) -> dict[str, str]:
