@@ -76,13 +76,6 @@ def _retry() -> dict[str, Any]:
     return {"limit": 5, "backoff": {"duration": "10s", "factor": 2, "maxDuration": "3m"}}
 
 
-def _labels(cluster: str | None = None) -> dict[str, str]:
-    labels = {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": PART_OF}
-    if cluster is not None:
-        labels["cluster"] = cluster
-    return labels
-
-
 def _kinds(kinds: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"group": g, "kind": k} for g, k in kinds]
 
@@ -90,8 +83,10 @@ def _kinds(kinds: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
 def _argo_object(
     kind: str, name: str, fleet: Fleet, spec: dict[str, Any], cluster: str | None = None
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {"name": name, "namespace": fleet.argocd_namespace, "labels": _labels(cluster)}
+    labels = {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": PART_OF}
+    metadata: dict[str, Any] = {"name": name, "namespace": fleet.argocd_namespace, "labels": labels}
     if cluster is not None:
+        labels["cluster"] = cluster
         metadata["finalizers"] = [RESOURCES_FINALIZER]
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
@@ -111,17 +106,16 @@ def application_file(cluster: str) -> str:
     return f"{APPLICATIONS_DIR}/{cluster}.yaml"
 
 
-def _destination(cluster: Cluster) -> dict[str, str]:
-    dest = cluster.spec.argocd.destination
-    # The spec guarantees exactly one of server and name.
-    out = {"server": dest.server} if dest.server is not None else {"name": str(dest.name)}
-    out["namespace"] = cluster.spec.stack_namespace
-    return out
+def target(server: object, name: object) -> tuple[str, str]:
+    """A destination's cluster as written: ("server", url), else ("name", its name)."""
+    return ("server", str(server)) if server is not None else ("name", str(name))
 
 
 def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
     """The Argo CD Application that syncs `overlays/<name>` to the cluster."""
     argo = cluster.spec.argocd
+    # The spec guarantees exactly one of server and name.
+    field, value = target(argo.destination.server, argo.destination.name)
     sync: dict[str, Any] = {}
     if argo.automated:
         sync["automated"] = {"prune": True, "selfHeal": True}
@@ -132,14 +126,10 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
     spec = {
         "project": argo.project or fleet.project,
         "source": {"repoURL": argo.repo_url, "targetRevision": argo.target_revision, "path": overlay_dir(cluster.name)},
-        "destination": _destination(cluster),
+        "destination": {field: value, "namespace": cluster.spec.stack_namespace},
         "syncPolicy": sync,
     }
     return _argo_object("Application", app_name(cluster.name), fleet, spec, cluster.name)
-
-
-def _destination_key(server: str | None, name: str | None, namespace: str) -> tuple[str, str, str]:
-    return ("server", server, namespace) if server is not None else ("name", str(name), namespace)
 
 
 @dataclass(frozen=True, order=True)
@@ -165,7 +155,7 @@ def placement(lc: LoadedCluster) -> Placement:
     spec = lc.cluster.spec
     dest = spec.argocd.destination
     at = lc.problem(DESTINATION, "")
-    where = ("server", dest.server) if dest.server is not None else ("name", str(dest.name))
+    where = target(dest.server, dest.name)
     grafana = spec.grafana.namespace if spec.grafana.enabled else None
     return Placement(lc.file, (at.file, at.line, at.col), where, spec.stack_namespace, spec.ebpf.enabled, grafana)
 
@@ -245,10 +235,10 @@ def scope(clusters: Iterable[Cluster]) -> Scope:
     """What the AppProject must allow for these specs."""
     pairs: set[tuple[str, str, str]] = set()
     for c in clusters:
-        dest = c.spec.argocd.destination
-        pairs.add(_destination_key(dest.server, dest.name, c.spec.stack_namespace))
+        where = target(c.spec.argocd.destination.server, c.spec.argocd.destination.name)
+        pairs.add((*where, c.spec.stack_namespace))
         if c.spec.grafana.enabled:
-            pairs.add(_destination_key(dest.server, dest.name, c.spec.grafana.namespace))
+            pairs.add((*where, c.spec.grafana.namespace))
     return Scope(frozenset(pairs))
 
 
@@ -330,19 +320,14 @@ class Source:
     """Where one spec says its overlay is read from, and where in the file it says so."""
 
     file: str
-    repo_url: str
-    target_revision: str
-    where: dict[str, tuple[int, int]]  # spec.argocd field name → (line, column)
-
-
-_SOURCE_FIELDS = (("repoURL", "repo_url"), ("targetRevision", "target_revision"))
+    fields: dict[str, tuple[str, tuple[int, int]]]  # repoURL, targetRevision → (value, (line, column))
 
 
 def source(lc: LoadedCluster) -> Source:
     """A loaded spec's `Source`."""
     argo = lc.cluster.spec.argocd
-    where = {field: lc.positions.where(("spec", "argocd", field)) for field, _ in _SOURCE_FIELDS}
-    return Source(lc.file, argo.repo_url, argo.target_revision, where)
+    values = {"repoURL": argo.repo_url, "targetRevision": argo.target_revision}
+    return Source(lc.file, {f: (v, lc.positions.where(("spec", "argocd", f))) for f, v in values.items()})
 
 
 def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
@@ -358,14 +343,14 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
     problems = [
         Problem(
             other.file,
-            *other.where[field],
+            *other.fields[field][1],
             f"spec.argocd.{field}",
-            f"{getattr(other, attr)!r} differs from {getattr(first, attr)!r} in {first.file}; without {FLEET_FILE} "
+            f"{other.fields[field][0]!r} differs from {value!r} in {first.file}; without {FLEET_FILE} "
             f"all clusters must agree on it: write {FLEET_FILE} to say which one the Argo CD bootstrap uses",
         )
-        for field, attr in _SOURCE_FIELDS
+        for field, (value, _) in first.fields.items()
         for other in sources[1:]
-        if getattr(other, attr) != getattr(first, attr)
+        if other.fields[field][0] != value
     ]
     if problems:
         raise SpecError(problems)
@@ -374,4 +359,4 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
 
 def derived_fleet(first: Source) -> Fleet:
     """The setting derived from the first spec, once all are known to agree with it."""
-    return Fleet.model_validate({"repoURL": first.repo_url, "targetRevision": first.target_revision})
+    return Fleet.model_validate({field: value for field, (value, _) in first.fields.items()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+from pathlib import PurePosixPath
 from typing import Any
 
 from gen.components import cassandra_scripts
@@ -43,20 +44,6 @@ def _snippet_settings(c: Cassandra, cluster_name: str, server_address: str) -> d
     )
 
 
-def installer_env(cluster: Cluster) -> dict[str, str]:
-    """The installer's inputs; kept in the ConfigMap so that a new pin changes its hash."""
-    c = cluster.spec.cassandra
-    return {
-        "AGENT_URL": c.agent.download_url,
-        "AGENT_SHA256": c.agent.sha256 or "",
-        "INSTALL_DIR": c.install_dir,
-        "INCLUDE_FILE": c.include_file,
-        "ENV_FILE": c.env_file,
-        "PYROSCOPE_SERVER_ADDRESS": server_url(cluster),
-        "CLUSTER_NAME": cluster.name,
-    }
-
-
 def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
     """(volume name, host directory, hostPath type) for each directory the installer writes.
 
@@ -70,10 +57,9 @@ def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
         ("host-env-dir", posixpath.dirname(c.env_file), "Directory"),
     ]
     kept: list[tuple[str, str, str]] = []
-    for name, path, kind in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
-        if any(path == k[1] or path.startswith(k[1].rstrip("/") + "/") for k in kept):
-            continue
-        kept.append((name, path, kind))
+    for entry in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
+        if not any(PurePosixPath(entry[1]).is_relative_to(k[1]) for k in kept):
+            kept.append(entry)
     return sorted(kept, key=lambda k: k[1])
 
 
@@ -94,12 +80,22 @@ def _ops(cluster: Cluster) -> list[dict[str, Any]]:
 
 
 def build(cluster: Cluster) -> Part:
-    c, head = cluster.spec.cassandra, header(cluster).rstrip("\n")
-    literals = [f"{k}={v}" for k, v in installer_env(cluster).items()]
+    c, head, server = cluster.spec.cassandra, header(cluster).rstrip("\n"), server_url(cluster)
+    # The installer's inputs: kept in the ConfigMap so that a new pin changes its hash.
+    env = {
+        "AGENT_URL": c.agent.download_url,
+        "AGENT_SHA256": c.agent.sha256 or "",
+        "INSTALL_DIR": c.install_dir,
+        "INCLUDE_FILE": c.include_file,
+        "ENV_FILE": c.env_file,
+        "PYROSCOPE_SERVER_ADDRESS": server,
+        "CLUSTER_NAME": cluster.name,
+    }
+    literals = [f"{k}={v}" for k, v in env.items()]
     return Part(
         component="cassandra-agent",
         # install.sh is the same for every cluster: base/cassandra-agent merges it into this ConfigMap.
-        files={"cassandra-pyroscope.sh": settings_for(c, cluster.name, head, server_address=server_url(cluster))},
+        files={"cassandra-pyroscope.sh": settings_for(c, cluster.name, head, server_address=server)},
         generators=[config_map(CONFIG_MAP, ["cassandra-pyroscope.sh"], literals=literals)],
         patches=[json_patch("DaemonSet", DAEMONSET, _ops(cluster))],
     )

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from functools import cache
-from importlib import resources
 from typing import Any
+
+from gen.components.common import resource_text
 
 JAR_NAME = "pyroscope.jar"
 SNIPPET_NAME = "cassandra-pyroscope.sh"
 BEGIN_MARKER = "# BEGIN gen-profiling"
 END_MARKER = "# END gen-profiling"
+_TEMPLATE = "cassandra-pyroscope.sh.in"
 # The template starts with this line, so that shellcheck reads it as it is.
 _DIRECTIVE = "# shellcheck shell=sh\n"
 
@@ -25,21 +26,6 @@ _HOST_PATH = re.compile(r"^(/[A-Za-z0-9._+@-]+)+$")
 _SERVER_URL = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
 
 
-@cache
-def _resource(name: str) -> str:
-    text = resources.files("gen").joinpath("resources", name).read_text(encoding="utf-8")
-    if not text.startswith(_DIRECTIVE):
-        raise RuntimeError(f"gen/resources/{name} must start with {_DIRECTIVE!r}")
-    return text
-
-
-def _header(header: str) -> str:
-    # The header must stay one comment line: the shellcheck directive has to be the second line.
-    if not header.startswith("#") or "\n" in header or "\r" in header:
-        raise ValueError(f"header must be one comment line starting with '#', got {header!r}")
-    return f"{header}\n"
-
-
 def _token(what: str, value: str) -> str:
     if not _TOKEN.match(value):
         raise ValueError(f"{what} {value!r} may hold only letters, digits and . _ : / @ + -")
@@ -47,23 +33,21 @@ def _token(what: str, value: str) -> str:
 
 
 def settings_snippet(header: str, **settings: Any) -> str:
-    """Full text of cassandra-pyroscope.sh, the snippet that cassandra.in.sh sources.
-
-    `settings` are `_agent_options`'s: the agent's install directory, application name,
-    profiler thresholds, cluster, server address and labels.
-    """
+    """Full text of cassandra-pyroscope.sh, which cassandra.in.sh sources (`settings`: `_agent_options`'s)."""
     jar, props = _agent_options(**settings)
     lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
+    template = resource_text(_TEMPLATE)
+    if not template.startswith(_DIRECTIVE):
+        raise RuntimeError(f"gen/resources/{_TEMPLATE} must start with {_DIRECTIVE!r}")
+    # The header must stay one comment line: the shellcheck directive has to be the second line.
+    if not header.startswith("#") or "\n" in header or "\r" in header:
+        raise ValueError(f"header must be one comment line starting with '#', got {header!r}")
     # Plain placeholder replacement rather than str.format: the shell text is full of braces.
-    body = _resource("cassandra-pyroscope.sh.in").replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
-    return _header(header) + body
+    return f"{header}\n" + template.replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
 
 
 def options_size(*, host_name_max: int, **settings: Any) -> int:
-    """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name.
-
-    `settings` are `settings_snippet`'s.
-    """
+    """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name."""
     jar, props = _agent_options(**settings)
     words = [f"-javaagent:{jar}", *(f"-Dpyroscope.{name}={value}" for name, value in props)]
     text = " ".join(words).replace(HOST_PLACEHOLDER, "h" * host_name_max)

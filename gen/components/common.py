@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,12 +49,9 @@ def header(cluster: Cluster, comment: str = "#") -> str:
 def server_url(cluster: Cluster) -> str:
     """http://<address>:<port>, with IPv6 addresses in brackets as URLs need them."""
     address = cluster.spec.control_node.address
-    try:
-        if ipaddress.ip_address(address).version == 6:
-            address = f"[{address}]"
-    except ValueError:
-        pass
-    return f"http://{address}:{cluster.spec.server.port}"
+    # The spec admits IP addresses and DNS names: only an IPv6 address holds a colon.
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{cluster.spec.server.port}"
 
 
 def image_override(base_name: str, ref: str) -> dict[str, str]:
@@ -64,14 +60,8 @@ def image_override(base_name: str, ref: str) -> dict[str, str]:
     tag = ""
     if ":" in name.rsplit("/", 1)[-1]:
         name, tag = name.rsplit(":", 1)
-    entry = {"name": base_name}
-    if name != base_name:
-        entry["newName"] = name
-    if tag:
-        entry["newTag"] = tag
-    if digest:
-        entry["digest"] = digest
-    return entry
+    entry = {"name": base_name, "newName": "" if name == base_name else name, "newTag": tag, "digest": digest}
+    return {k: v for k, v in entry.items() if v}
 
 
 def patch_op(op: Literal["add", "replace", "remove"], path: str, value: Any = None) -> dict[str, Any]:
@@ -100,16 +90,7 @@ def config_map(
     wave: str = "0",
     literals: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A configMapGenerator entry, in the given Argo CD sync wave."""
-    entry: dict[str, Any] = {"name": name}
-    if namespace:
-        entry["namespace"] = namespace
-    entry["files"] = files
-    if literals:
-        entry["literals"] = literals
-    options: dict[str, Any] = {}
-    if labels:
-        options["labels"] = labels
-    options["annotations"] = {"argocd.argoproj.io/sync-wave": wave}
-    entry["options"] = options
-    return entry
+    """A configMapGenerator entry, in the given Argo CD sync wave; what is not given is left out."""
+    entry = {"name": name, "namespace": namespace, "files": files, "literals": literals}
+    options = {"labels": labels, "annotations": {"argocd.argoproj.io/sync-wave": wave}}
+    return {k: v for k, v in entry.items() if v} | {"options": {k: v for k, v in options.items() if v}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from functools import cache
 from typing import Any
@@ -94,14 +93,14 @@ def _dashboard(uid: str, types: tuple[str, ...], ebpf: bool, app: str, name: str
     out = template()
     panels = [p for p in out["panels"] if p["targets"][0]["profileTypeId"] in types]
     for panel in panels:
-        panel["datasource"] = copy.deepcopy(datasource)
+        panel["datasource"] = dict(datasource)
         for target in panel["targets"]:
-            target["datasource"] = copy.deepcopy(datasource)
+            target["datasource"] = dict(datasource)
     _layout(panels)
     out["panels"] = panels
     defaults = {"cluster": name, "service_name": app}
     for variable in out["templating"]["list"]:
-        variable["datasource"] = copy.deepcopy(datasource)
+        variable["datasource"] = dict(datasource)
         variable["query"]["profileTypeId"] = source
         if variable["name"] in defaults:
             value = defaults[variable["name"]]

@@ -47,20 +47,13 @@ def _q(text: str) -> str:
     return json.dumps(text)
 
 
-def cassandra_service_name(cluster: Cluster) -> str:
-    """The service_name of the Cassandra JVM's eBPF profile: never the Java agent's own.
-
-    On easy-db-lab the image's agent profiles the JVM as `cassandra` even when gen's
-    agent is off, so the eBPF name stays apart in every case.
-    """
-    return f"{cluster.spec.cassandra.application_name}-ebpf"
-
-
 def config(cluster: Cluster) -> str:
     """config.alloy: pods on this node joined with every host process, then profiled."""
     ebpf = cluster.spec.ebpf
     values = {
-        "CASSANDRA_SERVICE_NAME": _q(cassandra_service_name(cluster)),
+        # The Cassandra JVM's eBPF profile is never named as the Java agent's: on easy-db-lab the image's
+        # agent profiles the JVM as `cassandra` even when gen's agent is off.
+        "CASSANDRA_SERVICE_NAME": _q(f"{cluster.spec.cassandra.application_name}-ebpf"),
         "CLUSTER": _q(cluster.name),
         "SAMPLE_RATE": str(ebpf.sample_rate),
         "COLLECT_INTERVAL": _q(ebpf.collect_interval),

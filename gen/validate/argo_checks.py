@@ -16,11 +16,13 @@ from gen import repofs, yamlio
 from gen.components.argocd import (
     APPLICATIONS_DIR,
     ARGOCD_DIR,
+    CLUSTER_KINDS,
     PROJECT_FILE,
     RESOURCES_FINALIZER,
     SYNC_OPTIONS,
     app_name,
     application_file,
+    target,
 )
 from gen.components.grafana import DATASOURCE_CONFIGMAP
 from gen.errors import UsageError
@@ -187,10 +189,11 @@ _OBJECT_META = frozenset(
 
 
 @functools.lru_cache(maxsize=8)
-def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
+def _crd_validators(crd_dir: str) -> dict[tuple[str, str], Any]:
     # Parsing the three CRDs costs most of a second; `gen validate` and the tests
-    # ask for the same folder many times.
-    schemas: dict[tuple[str, str], dict[str, Any]] = {}
+    # ask for the same folder many times. Imported here, so rendering never pays for it; it has no stubs.
+    validators = importlib.import_module("jsonschema.validators")
+    found = {}
     for path in sorted(Path(crd_dir).glob("*.y*ml")):
         for doc in yamlio.parse_all_plain(path.read_text(encoding="utf-8")):
             if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
@@ -200,8 +203,8 @@ def _crd_schemas(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
                 schema = version.get("schema", {}).get("openAPIV3Schema")
                 if version.get("served") and isinstance(schema, dict):
                     key = (f"{spec.get('group')}/{version.get('name')}", spec["names"]["kind"])
-                    schemas[key] = _json_schema(schema)
-    return schemas
+                    found[key] = validators.Draft7Validator(_json_schema(schema))
+    return found
 
 
 def _json_schema(node: Any) -> Any:
@@ -235,27 +238,21 @@ def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding
     """
     if not crd_dir.is_dir():
         raise UsageError(f"--crds {crd_dir}: no such directory")
-    schemas = _crd_schemas(str(crd_dir.resolve()))
-    if not schemas:
+    validators = _crd_validators(str(crd_dir.resolve()))
+    if not validators:
         raise UsageError(f"--crds {crd_dir}: holds no CustomResourceDefinition")
-    # Imported here, so rendering never pays for it; it has no stubs.
-    validators = importlib.import_module("jsonschema.validators")
     findings: list[Finding] = []
-    compiled: dict[tuple[str, str], Any] = {}
     for obj in objs:
         key = (str(obj.get("apiVersion")), str(obj.get("kind")))
-        schema = schemas.get(key)
-        if schema is None:
+        validator = validators.get(key)
+        if validator is None:
             findings.append(f"{ident(obj)}: apiVersion: no served CRD version for {key[0]} {key[1]} in {crd_dir}")
             continue
-        if key not in compiled:
-            compiled[key] = validators.Draft7Validator(schema)
-        validator = compiled[key]
         errors = sorted((_dotted(e.absolute_path), e.message) for e in validator.iter_errors(obj))
         findings += [f"{ident(obj)}: {where or 'object'}: {message}" for where, message in errors]
         meta = obj.get("metadata")
         unknown = [f"metadata.{k}" for k in sorted(set(meta) - _OBJECT_META)] if isinstance(meta, Mapping) else []
-        _unknown_fields(obj, schema, (), unknown)
+        _unknown_fields(obj, validator.schema, (), unknown)
         findings += [f"{ident(obj)}: {f}: unknown field {f} (the API server would drop it)" for f in unknown]
     return findings
 
@@ -281,21 +278,14 @@ def _unknown_fields(value: Any, schema: Mapping[str, Any], path: tuple[Any, ...]
 # ------------------------------------------------------------------ destinations
 
 # Kinds without a namespace among those the stack renders.
-_CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding"})
-
-Where = tuple[str, str]  # ("server", url) or ("name", cluster name)
+_CLUSTER_SCOPED = frozenset(kind for _, kind in CLUSTER_KINDS)
 
 
-def _placement(app: Mapping[str, Any]) -> tuple[Where, str]:
-    dest = app.get("spec", {}).get("destination", {})
-    where = ("server", str(dest["server"])) if dest.get("server") is not None else ("name", str(dest.get("name")))
-    return where, str(dest.get("namespace"))
-
-
-def _cluster_of(app: Mapping[str, Any]) -> str:
-    meta = app.get("metadata", {})
-    labels = meta.get("labels") or {}
-    return str(labels.get("cluster") or meta.get("name"))
+def _placement(app: Mapping[str, Any]) -> tuple[str, tuple[tuple[str, str], str]]:
+    """An Application's cluster, and where it deploys: (its `target`, namespace)."""
+    meta, dest = app.get("metadata", {}), app.get("spec", {}).get("destination", {})
+    cluster = (meta.get("labels") or {}).get("cluster") or meta.get("name")
+    return str(cluster), (target(dest.get("server"), dest.get("name")), str(dest.get("namespace")))
 
 
 def _shared(owners: Iterable[tuple[str, Any]]) -> list[tuple[Any, str]]:
@@ -320,11 +310,11 @@ def check_destinations(
     `name` in another cannot be matched here: Argo CD alone knows that they are the same cluster.
     """
     placed = [
-        (_cluster_of(app), _placement(app))
+        _placement(app)
         for app in apps
         if app.get("kind") == "Application" and app.get("metadata", {}).get("name") != ROOT_NAME
     ]
-    dest_of: dict[str, tuple[Where, str]] = dict(placed)
+    dest_of = dict(placed)
     findings = [
         f"clusters {names}: all deploy to {where[0]} {where[1]} namespace {ns} and would manage the same objects; "
         "give each its own namespace or destination"
@@ -450,13 +440,8 @@ def check_claimed(
 
 def rendered_files(root: Path) -> dict[str, list[dict[str, Any]]]:
     """The committed Argo CD files under root, parsed, by path relative to root (sorted)."""
-    base = root / ARGOCD_DIR
-    out: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(base.rglob("*.yaml")):
-        rel = path.relative_to(root).as_posix()
-        docs = yamlio.parse_all_file(path, rel)
-        out[rel] = [d for d in docs if isinstance(d, dict)]
-    return out
+    rels = [path.relative_to(root).as_posix() for path in sorted((root / ARGOCD_DIR).rglob("*.yaml"))]
+    return {rel: [d for d in yamlio.parse_all_file(root / rel, rel) if isinstance(d, dict)] for rel in rels}
 
 
 def check_repository(

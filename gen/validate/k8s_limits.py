@@ -21,22 +21,17 @@ SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 _NO_LAST_APPLIED = ("Replace=true", "ServerSideApply=true")
 
 
-def config_map_data_size(obj: dict[str, Any]) -> int:
-    """Bytes of a ConfigMap's values as the API server counts them (binaryData decoded)."""
-    size = sum(len(str(v).encode("utf-8")) for v in (obj.get("data") or {}).values())
-    for value in (obj.get("binaryData") or {}).values():
-        try:
-            size += len(base64.b64decode(str(value), validate=True))
-        except (binascii.Error, ValueError):
-            size += len(str(value))  # the schema check reports it; count it as it is
-    return size
-
-
 def problems(obj: dict[str, Any]) -> list[str]:
     """Every size limit this object breaks, each with its numbers."""
     found = []
     if obj.get("kind") == "ConfigMap" and str(obj.get("apiVersion")) == "v1":
-        size = config_map_data_size(obj)
+        # Bytes of its values as the API server counts them (binaryData decoded).
+        size = sum(len(str(v).encode("utf-8")) for v in (obj.get("data") or {}).values())
+        for value in (obj.get("binaryData") or {}).values():
+            try:
+                size += len(base64.b64decode(str(value), validate=True))
+            except (binascii.Error, ValueError):
+                size += len(str(value))  # the schema check reports it; count it as it is
         if size > CONFIG_MAP_DATA_MAX:
             found.append(
                 f"data and binaryData hold {size} bytes; the API server refuses a ConfigMap over "

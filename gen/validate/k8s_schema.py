@@ -14,23 +14,17 @@ def _definitions(schema_dir: str) -> Any:
     return schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", schema_dir)
 
 
-def _schema_dir(version: str) -> str:
-    from kubernetes_validate.utils import all_versions, major_minor
-
-    # The schemas of the newest version that is not newer than the one asked for.
-    chosen = [v for v in all_versions() if major_minor(v) <= major_minor(version)][-1]
-    return f"v{chosen}-local-strict"
-
-
 # kubernetes-validate's own `validate()` rebuilds its registry for every object (about 15 ms);
 # a fleet validates thousands, so a validator is built once per kind from the same schema files.
 @functools.cache
 def _validator(version: str, api_version: str, kind: str) -> Any:
     import jsonschema
-    from kubernetes_validate.utils import schema_contents
+    from kubernetes_validate.utils import all_versions, major_minor, schema_contents
     from referencing import Registry, Resource
 
-    schema_dir = _schema_dir(version)
+    # The schemas of the newest version that is not newer than the one asked for.
+    chosen = [v for v in all_versions() if major_minor(v) <= major_minor(version)][-1]
+    schema_dir = f"v{chosen}-local-strict"
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     schema = schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group_version}.json", version)
     registry: Any = Resource.from_contents(schema) @ Registry()

@@ -77,7 +77,10 @@ def scan_object(obj: Mapping[str, Any]) -> list[str]:
         for field in sorted(skip)
     ]
     for path, key, value in _walk(obj, "", skip):
-        found += _check_value(path, key, value)
+        if key is not None and is_credential_key(key) and is_literal(value):
+            found.append(f"{path}: a literal value under a credential's name ({key})")
+        lines = "\n" in value  # a line number only where there is more than one line
+        found += [f"{path}{f' line {n}' if lines else ''}: {what}" for n, what in scan_text(value)]
     return found
 
 
@@ -89,15 +92,13 @@ def scan_text(text: str) -> list[tuple[int, str]]:
             # A pattern with a `value` group matches a credential only when that value is written out.
             if "value" not in pattern.groupindex or is_literal(match["value"]):
                 found.append((_line(text, match.start()), what))
-    for match in _JVM_PROPERTY.finditer(text):
-        if is_credential_key(match["key"]) and is_literal(_unquote(match["value"])):
-            found.append((_line(text, match.start()), f"a literal value for -D{match['key']}"))
-    for match in _ASSIGNMENT.finditer(text):
-        key, sep, value = match["key"], match["sep"], match["value"]
-        # `key = value` unquoted is an expression (Alloy, HCL), not a literal.
-        expression = "=" in sep and sep != "=" and value[:1] not in ("'", '"')
-        if is_credential_key(key) and not expression and is_literal(_unquote(value)):
-            found.append((_line(text, match.start()), f"a literal value for {key}"))
+    for pattern, prefix in ((_JVM_PROPERTY, "-D"), (_ASSIGNMENT, "")):
+        for match in pattern.finditer(text):
+            key, sep, value = match["key"], match.groupdict().get("sep", ""), match["value"]
+            # `key = value` unquoted is an expression (Alloy, HCL), not a literal.
+            expression = "=" in sep and sep != "=" and value[:1] not in ("'", '"')
+            if is_credential_key(key) and not expression and is_literal(_unquote(value)):
+                found.append((_line(text, match.start()), f"a literal value for {prefix}{key}"))
     return sorted(set(found))
 
 
@@ -117,21 +118,10 @@ def is_literal(value: str) -> bool:
     return text.lower() not in _EMPTY_WORDS and not _REFERENCE.match(text)
 
 
-def _check_value(path: str, key: str | None, value: Any) -> list[str]:
-    if not isinstance(value, str):
-        return []
-    found = []
-    if key is not None and is_credential_key(key) and is_literal(value):
-        found.append(f"{path}: a literal value under a credential's name ({key})")
-    lines = "\n" in value  # a line number only where there is more than one line
-    found += [f"{path}{f' line {n}' if lines else ''}: {what}" for n, what in scan_text(value)]
-    return found
-
-
 def _walk(
     node: Any, path: str, skip: Collection[str] = (), key: str | None = None
-) -> Iterator[tuple[str, str | None, Any]]:
-    """(path, the key that names the value, value) for every leaf; `skip` are top-level keys left out."""
+) -> Iterator[tuple[str, str | None, str]]:
+    """(path, the key that names the value, value) for every string leaf; `skip` are top-level keys left out."""
     if isinstance(node, Mapping):
         # An environment variable or a parameter names its value with `name`.
         named = node.get("name") if isinstance(node.get("value"), str) else None
@@ -142,7 +132,7 @@ def _walk(
     elif isinstance(node, list):
         for i, item in enumerate(node):
             yield from _walk(item, f"{path}[{i}]")
-    else:
+    elif isinstance(node, str):
         yield path, key, node
 
 
