@@ -149,6 +149,11 @@ def test_alloc_and_lock_are_left_out_when_unset() -> None:
         (HEADER, {"cluster": "a,b"}),
         (HEADER, {"server_address": "http://10.1.2.3:4040 -Dx=y"}),
         (HEADER, {"server_address": "$PYROSCOPE_SERVER_ADDRESS"}),
+        # A final line break would end the shell line: `$` alone lets it through.
+        (HEADER, {"labels": {"dc": "east\n"}}),
+        (HEADER, {"labels": {"dc\n": "east"}}),
+        (HEADER, {"install_dir": INSTALL_DIR + "\n"}),
+        (HEADER, {"server_address": SERVER_ADDRESS + "\n"}),
     ],
 )
 def test_unsafe_values_are_refused(header: str, overrides: dict[str, object]) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gen.components.common import resource_text
+from gen.spec import units
 
 JAR_NAME = "pyroscope.jar"
 SNIPPET_NAME = "cassandra-pyroscope.sh"
@@ -19,15 +20,14 @@ _DIRECTIVE = "# shellcheck shell=sh\n"
 # Every rendered value lands inside shell quotes and then in one word of JVM_EXTRA_OPTS, which
 # cassandra-env.sh splits on blanks. The spec models already restrict values to this set; the
 # check here keeps a caller that bypasses them from producing a script that breaks on the host.
-_TOKEN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
-_LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# Whole-string matches: `$` alone lets a final line break through, which would end the shell line.
 _HOST_PATH = re.compile(r"^(/[A-Za-z0-9._+@-]+)+$")
 # Brackets for an IPv6 literal; inside double quotes, and never a file name that could match.
 _SERVER_URL = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
 
 
 def _token(what: str, value: str) -> str:
-    if not _TOKEN.match(value):
+    if not units.PROFILE_TOKEN.fullmatch(value):
         raise ValueError(f"{what} {value!r} may hold only letters, digits and . _ : / @ + -")
     return value
 
@@ -71,9 +71,9 @@ def _agent_options(
     labels: Mapping[str, str],
 ) -> tuple[str, list[tuple[str, str]]]:
     """The agent jar's path and the -Dpyroscope. properties, as (name, value) in order."""
-    if not _HOST_PATH.match(install_dir):
+    if not _HOST_PATH.fullmatch(install_dir):
         raise ValueError(f"install_dir {install_dir!r} must be a normalised absolute path")
-    if not _SERVER_URL.match(server_address):
+    if not _SERVER_URL.fullmatch(server_address):
         raise ValueError(f"server_address {server_address!r} must be http(s)://<host>:<port>")
     jar = f"{install_dir}/{JAR_NAME}"
     props = [
@@ -88,7 +88,7 @@ def _agent_options(
     props.append(("upload.interval", _token("upload_interval", upload_interval)))
     pairs = [f"cluster={_token('cluster', cluster)}", f"hostname={HOST_PLACEHOLDER}"]
     for key in sorted(labels):
-        if not _LABEL_KEY.match(key):
+        if not units.PROFILE_LABEL_KEY.fullmatch(key):
             raise ValueError(f"label key {key!r} must be a letter or '_' then letters, digits, _ .")
         pairs.append(f"{key}={_token('label value', labels[key])}")
     props.append(("labels", ",".join(pairs)))
