@@ -275,9 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         cli.main(args=args, prog_name="gen")
-    except SystemExit:
-        raise
-    except Exception as e:
+    except Exception as e:  # not SystemExit (click's exit) nor KeyboardInterrupt: neither is an Exception
         if "--debug" in args:
             raise
         print(f"gen: unexpected error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)
