@@ -52,10 +52,7 @@ def resolve(root: Path, ref: str) -> str:
 
 
 def default_base(root: Path) -> tuple[str, str]:
-    """What `gen diff` compares with when given no base: (the revision, how it was chosen).
-
-    The merge base of HEAD with its upstream branch when one is set (what a pull request shows), else HEAD.
-    """
+    """`gen diff`'s default base and how it was chosen: the merge base with upstream (as a pull request), else HEAD."""
     upstream = _answer(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
     if upstream is None:
         return "HEAD", "HEAD"  # no upstream, a detached HEAD or no repository: `resolve` says which
