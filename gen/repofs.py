@@ -174,7 +174,6 @@ def guard_layout(root: Path) -> None:
 
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
     """Findings under rel: what is no regular file or real directory, too large, or (`yaml_check`) past YAML bounds."""
-
     top = root / rel
     what = lkind(top)
     if what == "absent":
