@@ -18,6 +18,7 @@ SERVER_DEPLOYMENT = "pyroscope"
 # snippet sourced by cassandra.in.sh, and the jar pin.
 CASSANDRA_RESTART_PATHS = {("data", k) for k in ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")}
 
+SERVER_RECREATE = "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready"
 CASSANDRA_RESTART = (
     "Cassandra must be restarted node by node to load the changed agent settings "
     "(the installer only rewrites the files on the hosts; a running JVM keeps its agent)"
@@ -74,13 +75,8 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
         change = by_key.get(Key.of(obj))
         notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
         if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
-            if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT:
-                notes.add(
-                    "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready",
-                    change,
-                )
-            else:
-                notes.add(f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart", change)
+            recreate = f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart"
+            notes.add(SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
     return notes.items
