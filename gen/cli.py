@@ -95,7 +95,6 @@ def _jobs(what: str) -> Callable[[F], F]:
         "--jobs",
         "-j",
         type=click.IntRange(min=1, max=MAX_JOBS),
-        default=None,
         help=f"Parallel {what}, at most {MAX_JOBS} (default: one per usable core, at most {MAX_JOBS}).",
     )
 
@@ -129,13 +128,11 @@ def render(root: Path, fmt: str, no_cache: bool, **options: Any) -> None:
 @click.option(
     "--crds",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
     help="Also validate the Argo CD objects against the CRD schemas in this folder.",
 )
 @click.option(
     "--changed-since",
     metavar="REF",
-    default=None,
     help="Only the clusters whose overlay, Application or base/ differ from git revision REF.",
 )
 @fleet_options
@@ -170,12 +167,11 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--address", required=True, help="IP or DNS name of the control node.")
-@click.option("--repo-url", default=None, help="Git URL of the fleet repository (default: fleet.yaml's repoURL).")
-@click.option("--destination-server", "server", default=None, help="API server URL to deploy to.")
+@click.option("--repo-url", help="Git URL of the fleet repository (default: fleet.yaml's repoURL).")
+@click.option("--destination-server", "server", help="API server URL to deploy to.")
 @click.option(
     "--destination-name",
     "cluster_name",
-    default=None,
     help="Name of the cluster registered in Argo CD to deploy to (default: NAME).",
 )
 @fleet_options
@@ -188,7 +184,7 @@ def new(root: Path, **options: Any) -> None:
 
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--repo-url", default=None, help="Git URL Argo CD reads the new repository from (asked when omitted).")
+@click.option("--repo-url", help="Git URL Argo CD reads the new repository from (asked when omitted).")
 @fleet_options
 def init(directory: Path | None, repo_url: str | None, root: Path) -> None:
     """Start a fleet repository in DIRECTORY (default: --root): fleet.yaml, clusters/, base/, CI and hooks."""
