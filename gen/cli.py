@@ -23,18 +23,15 @@ def _root(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Pa
 
 def _quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        ctx.find_root().obj["quiet"] = True
-
-
-ROOT_PATH = click.Path(file_okay=False, path_type=Path)
-ROOT_HELP = "The fleet repository (holds fleet.yaml and clusters/; default: the current directory)."
-QUIET_HELP = "Print only results and problems: no summary, no progress, no list of written files."
+        ctx.find_root().ensure_object(dict)["quiet"] = True
 
 
 def fleet_options(f: F) -> F:
     """--root and --quiet, which every command takes after its name as well as before it."""
-    f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_quiet, help=QUIET_HELP)(f)
-    return click.option("--root", type=ROOT_PATH, default=None, callback=_root, help=ROOT_HELP)(f)
+    quiet = "Print only results and problems: no summary, no progress, no list of written files."
+    f = click.option("--quiet", "-q", is_flag=True, expose_value=False, callback=_quiet, help=quiet)(f)
+    root = "The fleet repository (holds fleet.yaml and clusters/; default: the current directory)."
+    return click.option("--root", type=click.Path(file_okay=False, path_type=Path), callback=_root, help=root)(f)
 
 
 def _cluster_names(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
@@ -54,9 +51,6 @@ def _output(fmt: str = "text") -> Output:
 
 def _format(*choices: str, about: str | None = None) -> Callable[[F], F]:
     return click.option("--format", "fmt", type=click.Choice(choices), default="text", show_default=True, help=about)
-
-
-FORMAT = _format("text", "github", about="github prints CI annotations.")
 
 
 class _Group(click.Group):
@@ -84,13 +78,13 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of unexpected errors.")
-@click.option("--root", type=ROOT_PATH, default=None, help=ROOT_HELP)
-@click.option("--quiet", "-q", is_flag=True, help=QUIET_HELP)
+@fleet_options
 @click.version_option(package_name="gen")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, root: Path | None, quiet: bool) -> None:
+def cli(ctx: click.Context, debug: bool, root: Path) -> None:
     """Render and check the continuous-profiling stack of Cassandra lab clusters."""
-    ctx.obj = {"debug": debug, "quiet": quiet, "root": root}
+    del root  # each command reads it, given before its name or after
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 def _jobs(what: str) -> Callable[[F], F]:
@@ -101,7 +95,6 @@ def _jobs(what: str) -> Callable[[F], F]:
         "--jobs",
         "-j",
         type=click.IntRange(min=1, max=MAX_JOBS),
-        default=None,
         help=f"Parallel {what}, at most {MAX_JOBS} (default: one per usable core, at most {MAX_JOBS}).",
     )
 
@@ -114,14 +107,12 @@ def _jobs(what: str) -> Callable[[F], F]:
     "--no-cache", is_flag=True, help="With --all, render every cluster, also those whose files are known to be current."
 )
 @fleet_options
-@FORMAT
-def render(  # noqa: PLR0917 - one parameter per option, as click passes them
-    names: tuple[str, ...], all_clusters: bool, jobs: int | None, no_cache: bool, root: Path, fmt: str
-) -> None:
+@_format("text", "github", about="github prints CI annotations.")
+def render(root: Path, fmt: str, no_cache: bool, **options: Any) -> None:
     """Render the overlays of NAMES (or --all) and write them."""
     from gen.commands import render as command
 
-    sys.exit(command.run(root, names, all_clusters, _output(fmt), jobs=jobs, cached=not no_cache))
+    sys.exit(command.run(root, out=_output(fmt), cached=not no_cache, **options))
 
 
 @cli.command()
@@ -137,27 +128,16 @@ def render(  # noqa: PLR0917 - one parameter per option, as click passes them
 @click.option(
     "--crds",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
     help="Also validate the Argo CD objects against the CRD schemas in this folder.",
 )
 @click.option(
     "--changed-since",
     metavar="REF",
-    default=None,
     help="Only the clusters whose overlay, Application or base/ differ from git revision REF.",
 )
 @fleet_options
 @_format("text", "json")
-def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
-    names: tuple[str, ...],
-    all_clusters: bool,
-    kubernetes_version: str,
-    jobs: int | None,
-    crds: Path | None,
-    changed_since: str | None,
-    root: Path,
-    fmt: str,
-) -> None:
+def validate(root: Path, fmt: str, **options: Any) -> None:
     """Build each overlay with kustomize and validate every object strictly.
 
     With no NAMES, also check the Argo CD objects: strictly, against the CRDs
@@ -166,18 +146,7 @@ def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
     """
     from gen.commands import validate as command
 
-    sys.exit(
-        command.run(
-            root,
-            names,
-            kubernetes_version,
-            jobs,
-            _output(fmt),
-            crds=crds,
-            all_clusters=all_clusters,
-            changed_since=changed_since,
-        )
-    )
+    sys.exit(command.run(root, out=_output(fmt), **options))
 
 
 @cli.command()
@@ -198,31 +167,24 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("--address", required=True, help="IP or DNS name of the control node.")
-@click.option("--repo-url", default=None, help="Git URL of the fleet repository (default: fleet.yaml's repoURL).")
-@click.option("--destination-server", "server", default=None, help="API server URL to deploy to.")
+@click.option("--repo-url", help="Git URL of the fleet repository (default: fleet.yaml's repoURL).")
+@click.option("--destination-server", "server", help="API server URL to deploy to.")
 @click.option(
     "--destination-name",
     "cluster_name",
-    default=None,
     help="Name of the cluster registered in Argo CD to deploy to (default: NAME).",
 )
 @fleet_options
-def new(  # noqa: PLR0917 - one parameter per option, as click passes them
-    name: str, address: str, repo_url: str | None, server: str | None, cluster_name: str | None, root: Path
-) -> None:
+def new(root: Path, **options: Any) -> None:
     """Scaffold clusters/NAME.yaml with the required fields and the common options."""
     from gen.commands import new as command
 
-    sys.exit(
-        command.run(
-            root, name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name, out=_output()
-        )
-    )
+    sys.exit(command.run(root, out=_output(), **options))
 
 
 @cli.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--repo-url", default=None, help="Git URL Argo CD reads the new repository from (asked when omitted).")
+@click.option("--repo-url", help="Git URL Argo CD reads the new repository from (asked when omitted).")
 @fleet_options
 def init(directory: Path | None, repo_url: str | None, root: Path) -> None:
     """Start a fleet repository in DIRECTORY (default: --root): fleet.yaml, clusters/, base/, CI and hooks."""
@@ -310,9 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         cli.main(args=args, prog_name="gen")
-    except SystemExit:
-        raise
-    except Exception as e:
+    except Exception as e:  # not SystemExit (click's exit) nor KeyboardInterrupt: neither is an Exception
         if "--debug" in args:
             raise
         print(f"gen: unexpected error: {type(e).__name__}: {e} (rerun with --debug for the traceback)", file=sys.stderr)

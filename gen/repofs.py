@@ -149,13 +149,9 @@ def files_under(root: Path, rel: str) -> dict[str, bytes]:
         return {}
     if what is not None:
         return {rel: read(top)}
-    out = {}
-    for here, dirs, names in os.walk(top):  # never into a symlinked directory
-        dirs.sort()
-        for name in sorted(names):
-            path = Path(here, name)
-            out[path.relative_to(root).as_posix()] = read(path)
-    return dict(sorted(out.items()))
+    # os.walk never goes into a symlinked directory.
+    found = (Path(here, name) for here, _, names in os.walk(top) for name in names)
+    return dict(sorted((path.relative_to(root).as_posix(), read(path)) for path in found))
 
 
 def guard_layout(root: Path) -> None:
@@ -178,7 +174,6 @@ def guard_layout(root: Path) -> None:
 
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
     """Findings under rel: what is no regular file or real directory, too large, or (`yaml_check`) past YAML bounds."""
-
     top = root / rel
     what = lkind(top)
     if what == "absent":

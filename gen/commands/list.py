@@ -76,6 +76,6 @@ def _print(table: list[dict[str, Any]], fmt: str, out: Output) -> None:
         )
         for r in table
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    widths = [max(map(len, column)) for column in zip(*lines, strict=True)]
     for line in lines:
         out.line("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

@@ -42,11 +42,9 @@ CLUSTERS_LISTED = 10
 
 def _clusters(section: Section, code: Callable[[str], str]) -> str:
     """A group's clusters (the first few when many) and whose values it shows."""
-    names = ", ".join(code(n) for n in section.clusters[:CLUSTERS_LISTED])
     more = len(section.clusters) - CLUSTERS_LISTED
-    first = code(section.clusters[0])
-    own = "each with its own name, address and namespace"
-    return f"{names}{f' and {more} more' if more > 0 else ''}; shown as in {first} ({own})"
+    names = ", ".join(code(n) for n in section.clusters[:CLUSTERS_LISTED]) + (f" and {more} more" if more > 0 else "")
+    return f"{names}; shown as in {code(section.clusters[0])} (each with its own name, address and namespace)"
 
 
 def _tally(section: Section) -> str:
@@ -194,35 +192,25 @@ def _md_object(change: ObjectChange, *, details: bool) -> list[str]:
 def markdown(report: Report, *, max_chars: int = 60_000) -> str:
     """A pull-request comment: summary table, impact, one collapsible section per cluster or group.
 
-    At most max_chars, everything counted (GitHub refuses comments over 65,536 characters): from the
-    first part that does not fit on, every part is left out, and a notice says what and which command shows it.
+    At most max_chars, everything counted (GitHub refuses comments over 65,536 characters): see `_Page`.
     """
-    cmd = f"gen diff --base {report.ref}"
-    notice = len(_notice(max_chars, dict.fromkeys(_LEFT_OUT, 10**9), [], cmd)) + _NAMES_ROOM + 40
-    page = _Page(max_chars - notice)
+    page = _Page(max_chars, f"gen diff --base {report.ref}")
     page.put(f"### gen diff: {_code(report.label)} ({report.commit[:12]}) {ARROW} working tree\n\n")
-    for name, spec in report.stale.items():
-        line = (
-            f"- ⚠️ {_code(overlay_dir(name))} is stale against {_code(spec)}: this diff shows the committed overlay "
-            f"(run: {_code(f'gen render {name}')})\n"
-        )
-        page.put(line, "stale note")
-    if report.stale:
-        page.put("\n")
+    stale = [
+        f"- ⚠️ {_code(overlay_dir(name))} is stale against {_code(spec)}: this diff shows the committed overlay "
+        f"(run: {_code(f'gen render {name}')})\n"
+        for name, spec in report.stale.items()
+    ]
+    page.put_all(stale, "stale note")
     if not report.sections:
         page.put(f"No change to the built manifests between {_code(report.label)} and this branch.\n")
-        return page.text(max_chars, cmd)
-    page.put("| cluster | status | added | changed | removed |\n|---|---|--:|--:|--:|\n")
-    for s in report.sections:
-        row = " | ".join(map(str, s.comparison.counts().values()))
-        page.put(f"| {_code(_label(s), cell=True)} | {s.status} | {row} |\n", "summary row")
-    page.put("\n")
+    rows = [
+        f"| {_code(_label(s), cell=True)} | {s.status} | {' | '.join(map(str, s.comparison.counts().values()))} |\n"
+        for s in report.sections
+    ]
+    page.put_all(rows, "summary row", "| cluster | status | added | changed | removed |\n|---|---|--:|--:|--:|\n")
     impacts = [f"- {_code(_label(s))}: {_md_text(note)}\n" for s in report.sections for note in s.impact]
-    if impacts:
-        page.put("**Impact**\n\n")
-        for note in impacts:
-            page.put(note, "impact note")
-        page.put("\n")
+    page.put_all(impacts, "impact note", "**Impact**\n\n")
     closing = "</details>\n\n"
     for s in report.sections:
         # Inside <summary> only HTML counts: the name is escaped as HTML, on one line.
@@ -238,7 +226,7 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
         shown = [page.put(b, "object change", reserve=len(closing), section=_label(s)) for b in blocks]
         if shown[0]:
             page.put(closing, always=True)
-    return page.text(max_chars, cmd)
+    return page.text()
 
 
 # What a cut comment says it left out, in this order; the sections cut are named within this many characters.
@@ -247,10 +235,13 @@ _NAMES_ROOM = 500
 
 
 class _Page:
-    """Markdown up to a budget: from the first part that does not fit on, every part is left out and counted."""
+    """Markdown up to limit: from the first part that does not fit on, every part is left out, counted in a notice."""
 
-    def __init__(self, budget: int) -> None:
-        self.budget = budget
+    def __init__(self, limit: int, cmd: str) -> None:
+        self.limit = limit
+        self.cmd = cmd  # the command that shows everything
+        # What the notice may need: every count in the billions, and the names of the sections cut.
+        self.budget = limit - len(self.notice(dict.fromkeys(_LEFT_OUT, 10**9), [])) - _NAMES_ROOM - 40
         self.parts: list[str] = []
         self.size = 0
         self.left: dict[str, int] = dict.fromkeys(_LEFT_OUT, 0)
@@ -272,27 +263,33 @@ class _Page:
         self.size += len(text)
         return True
 
-    def text(self, limit: int, cmd: str) -> str:
+    def put_all(self, parts: list[str], kind: str, head: str = "") -> None:
+        if parts:  # head, the parts, a blank line
+            self.put(head)
+            for text in parts:
+                self.put(text, kind)
+            self.put("\n")
+
+    def text(self) -> str:
         if self.full:
-            self.parts.append(_notice(limit, self.left, list(self.cut), cmd))
+            self.parts.append(self.notice(self.left, list(self.cut)))
         return "".join(self.parts)
 
-
-def _notice(limit: int, left: dict[str, int], sections: list[str], cmd: str) -> str:
-    names = ""
-    for i, name in enumerate(sections):
-        if len(names) + len(_code(name)) + 2 > _NAMES_ROOM:
-            names += f" and {len(sections) - i} more"
-            break
-        names += (", " if names else "") + _code(name)
-    others = ", ".join(f"{n} {kind}(s)" for kind, n in left.items() if n and kind != "object change")
-    return (
-        f"\n> [!WARNING]\n> Truncated at {limit:,} characters (GitHub comments hold at most 65,536): "
-        + f"{left['object change']} object change(s) are not shown"
-        + (f" (of {names})" if names else "")
-        + (f"; nor are {others}" if others else "")
-        + f". The full diff: {_code(cmd)}\n"
-    )
+    def notice(self, left: dict[str, int], sections: list[str]) -> str:
+        names = ""
+        for i, name in enumerate(sections):
+            if len(names) + len(_code(name)) + 2 > _NAMES_ROOM:
+                names += f" and {len(sections) - i} more"
+                break
+            names += (", " if names else "") + _code(name)
+        others = ", ".join(f"{n} {kind}(s)" for kind, n in left.items() if n and kind != "object change")
+        return (
+            f"\n> [!WARNING]\n> Truncated at {self.limit:,} characters (GitHub comments hold at most 65,536): "
+            + f"{left['object change']} object change(s) are not shown"
+            + (f" (of {names})" if names else "")
+            + (f"; nor are {others}" if others else "")
+            + f". The full diff: {_code(self.cmd)}\n"
+        )
 
 
 # ------------------------------------------------------------------ json

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from gen import repofs
@@ -52,10 +52,7 @@ def resolve(root: Path, ref: str) -> str:
 
 
 def default_base(root: Path) -> tuple[str, str]:
-    """What `gen diff` compares with when given no base: (the revision, how it was chosen).
-
-    The merge base of HEAD with its upstream branch when one is set (what a pull request shows), else HEAD.
-    """
+    """`gen diff`'s default base and how it was chosen: the merge base with upstream (as a pull request), else HEAD."""
     upstream = _answer(root, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
     if upstream is None:
         return "HEAD", "HEAD"  # no upstream, a detached HEAD or no repository: `resolve` says which
@@ -95,7 +92,7 @@ def prefix(root: Path) -> str:
     return git(root, "rev-parse", "--show-prefix").decode().strip()
 
 
-def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[str]:
+def export(root: Path, commit: str, names: Sequence[str], dest: Path) -> list[str]:
     """Extract the named entries of root (paths from it) as they are at commit into dest; what was refused.
 
     Only directories and regular files within `repofs.MAX_FILE_BYTES` are extracted: anything else
@@ -105,7 +102,6 @@ def export(root: Path, commit: str, names: Iterable[str], dest: Path) -> list[st
     tree = f"{commit}:{top}"
     if top and _answer(root, "cat-file", "-t", f"{commit}:{top.rstrip('/')}") != "tree":
         return []  # the fleet's directory did not exist yet: everything in it is new since
-    names = list(names)
     listing = git(root, "ls-tree", "-z", "--name-only", tree, "--", *names).decode("utf-8", "surrogateescape")
     wanted = [n for n in names if n in listing.split("\0")]  # git archive refuses a path it does not have
     if not wanted:

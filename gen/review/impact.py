@@ -18,6 +18,7 @@ SERVER_DEPLOYMENT = "pyroscope"
 # snippet sourced by cassandra.in.sh, and the jar pin.
 CASSANDRA_RESTART_PATHS = {("data", k) for k in ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")}
 
+SERVER_RECREATE = "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready"
 CASSANDRA_RESTART = (
     "Cassandra must be restarted node by node to load the changed agent settings "
     "(the installer only rewrites the files on the hosts; a running JVM keeps its agent)"
@@ -40,11 +41,7 @@ def _dig(obj: Any, *path: str) -> Any:
 
 
 def _touches(f: FieldChange, prefix: tuple[str, ...]) -> bool:
-    return tuple(f.path[: len(prefix)]) == prefix
-
-
-def _workloads(objects: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [o for o in objects if o.get("kind") in WORKLOAD_KINDS]
+    return f.path[: len(prefix)] == prefix
 
 
 class _Notes:
@@ -66,32 +63,27 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
     `new_objects` are the working tree's built objects as kustomize made them
     (hashed names included), to find the pods that use a changed ConfigMap.
     """
-    new_list = list(new_objects)
+    workloads = [o for o in new_objects if o.get("kind") in WORKLOAD_KINDS]
     notes = _Notes()
     by_key = {c.key: c for c in comparison.changes}
     _pruned_applications(comparison.changes, notes)
-    restarts = _restarts(comparison, new_list, notes)
-    for obj in _workloads(new_list):
+    restarts = _restarts(comparison, workloads, notes)
+    for obj in workloads:
         reasons = restarts.get(ident(obj))
         if not reasons:
             continue
         change = by_key.get(Key.of(obj))
         notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
         if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
-            if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT:
-                notes.add(
-                    "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready",
-                    change,
-                )
-            else:
-                notes.add(f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart", change)
+            recreate = f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart"
+            notes.add(SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
     return notes.items
 
 
-def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: _Notes) -> dict[str, list[str]]:
-    """Why each workload's pods restart, by `Kind/name`."""
+def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes: _Notes) -> dict[str, list[str]]:
+    """Why each of the new workloads' pods restart, by `Kind/name`."""
     out: dict[str, list[str]] = {}
     for change in comparison.changes:
         kind = change.key.kind
@@ -103,7 +95,7 @@ def _restarts(comparison: Comparison, new_list: list[Mapping[str, Any]], notes: 
             out.setdefault(f"{kind}/{change.key.name}", []).append("the pod template changes")
         if change.status != "changed" or kind not in HASHED_KINDS:
             continue
-        users = [w for w in _workloads(new_list) if references(w, [change.new_name or ""])]
+        users = [w for w in workloads if references(w, [change.new_name or ""])]
         if not users:
             continue
         names = ", ".join(ident(w) for w in users)

@@ -94,11 +94,10 @@ def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[Sp
     before, after = _parse(old, file), _parse(new, file)
     if after is None:
         return []
-    out = []
-    for c in field_changes(before.data if before else {}, after.data, leaves=True):
-        where = after.values.get(c.path)
-        out.append(SpecChange(c.path, c.old, c.new, f"{file}:{where[0]}" if where else BUILT_IN))
-    return out
+    return [
+        SpecChange(c.path, c.old, c.new, f"{file}:{after.values[c.path][0]}" if c.path in after.values else BUILT_IN)
+        for c in field_changes(before.data if before else {}, after.data, leaves=True)
+    ]
 
 
 def _parse(raw: bytes | None, file: str) -> yamlio.Positioned | None:
