@@ -42,10 +42,10 @@ def _loaded(tmp_path: Path, **specs: str) -> list[LoadedCluster]:
     return [load(tmp_path, name) for name in sorted(specs)]
 
 
-def _documents(clusters: list[Cluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
-    """Every Argo CD file for these clusters, by path, sorted, as a full render writes them."""
-    docs = {argo.BOOTSTRAP_FILE: argo.bootstrap(fleet), argo.PROJECT_FILE: [argo.project(argo.scope(clusters), fleet)]}
-    docs.update((argo.application_file(c.name), [argo.application(c, fleet)]) for c in clusters)
+def _documents(specs: list[LoadedCluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
+    """Every Argo CD file for these specs, by path, sorted, as a full render writes them."""
+    docs = {argo.BOOTSTRAP_FILE: argo.bootstrap(fleet), argo.PROJECT_FILE: [argo.project(argo.scope(specs), fleet)]}
+    docs.update((argo.application_file(lc.name), [argo.application(lc.cluster, fleet)]) for lc in specs)
     return dict(sorted(docs.items()))
 
 
@@ -149,7 +149,7 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
     )
     setting = _resolve_fleet(None, clusters)
     repo = tmp_path / "repo"
-    docs = _documents([lc.cluster for lc in clusters], setting)
+    docs = _documents(clusters, setting)
     write_documents(repo, docs)
 
     synced = _synced_by_root(repo, docs[argo.BOOTSTRAP_FILE])
@@ -161,7 +161,7 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
 
     # Spec b is removed: its Application is no longer rendered, so the root prunes it.
     shutil.rmtree(repo)
-    kept = [lc.cluster for lc in clusters if lc.name != "b"]
+    kept = [lc for lc in clusters if lc.name != "b"]
     docs = _documents(kept, setting)
     assert sorted(p for p in docs if p.startswith(argo.APPLICATIONS_DIR + "/")) == [
         "argocd/applications/a.yaml",
@@ -213,7 +213,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     )
     ssh = "git@github.com:acme/profiling-gitops.git"
     allowing = Fleet.model_validate({"repoURL": REPO, "sourceRepos": [ssh]})
-    project = argo.project(argo.scope(lc.cluster for lc in reversed(clusters)), allowing)
+    project = argo.project(argo.scope(reversed(clusters)), allowing)
 
     assert project["metadata"] == {
         "name": "profiling",
@@ -223,7 +223,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     spec = project["spec"]
     # fleet.yaml's repositories: a spec names one of them, never widens them.
     assert spec["sourceRepos"] == [ssh, REPO]
-    assert argo.project(argo.scope(lc.cluster for lc in clusters), FLEET)["spec"]["sourceRepos"] == [REPO]
+    assert argo.project(argo.scope(clusters), FLEET)["spec"]["sourceRepos"] == [REPO]
     assert spec["destinations"] == [
         {"name": "remote", "namespace": "grafana"},
         {"name": "remote", "namespace": "prof-b"},
@@ -249,9 +249,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
 
 
 def test_documents_are_deterministic(tmp_path: Path) -> None:
-    clusters = [
-        lc.cluster for lc in _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", grafana_namespace="g"))
-    ]
+    clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", grafana_namespace="g"))
     once = {p: yamlio.dump_all(d) for p, d in _documents(clusters, FLEET).items()}
     backwards = _documents(list(reversed(clusters)), FLEET)
     again = {p: yamlio.dump_all(d) for p, d in backwards.items()}
@@ -387,7 +385,7 @@ def _rendered(tmp_path: Path) -> list[dict[str, Any]]:
     clusters = _loaded(
         tmp_path, a=spec_text("a"), b=spec_text("b", namespace="x", server=None, dest_name="k", automated=False)
     )
-    return _all_objects(_documents([lc.cluster for lc in clusters], FLEET))
+    return _all_objects(_documents(clusters, FLEET))
 
 
 def test_strict_model_accepts_everything_rendered(tmp_path: Path) -> None:
@@ -516,7 +514,7 @@ def test_shared_cluster_scoped_objects_are_reported(tmp_path: Path) -> None:
 def test_sources_must_exist_and_be_kustomizations(tmp_path: Path) -> None:
     clusters = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", namespace="b"), c=spec_text("c", namespace="c"))
     setting = _resolve_fleet(None, clusters)
-    docs = _documents([lc.cluster for lc in clusters], setting)
+    docs = _documents(clusters, setting)
     write_documents(tmp_path, docs)
     (tmp_path / "overlays" / "a").mkdir(parents=True)
     (tmp_path / "overlays" / "a" / "kustomization.yaml").write_text("resources: []\n")
@@ -547,7 +545,7 @@ def test_example_clusters(tmp_path: Path) -> None:
     clusters = [
         load_text((FIXTURES / "clusters" / f"{n}.yaml").read_bytes(), f"clusters/{n}.yaml", n) for n in EXAMPLES
     ]
-    docs = _documents([lc.cluster for lc in clusters], FLEET)
+    docs = _documents(clusters, FLEET)
     objs = _all_objects(docs)
     for lc in clusters:
         app = docs[argo.application_file(lc.name)][0]

@@ -219,27 +219,24 @@ def clashes(placements: Iterable[Placement], only: Iterable[str] | None = None) 
 
 @dataclass(frozen=True)
 class Scope:
-    """The destinations of some specs, which the AppProject must allow; merged by union across workers."""
+    """Where some specs deploy, which the AppProject must allow; merged by union across workers."""
 
-    destinations: frozenset[tuple[str, str, str]] = frozenset()
-    placements: frozenset[Placement] = frozenset()  # to find the specs that would collide
+    placements: frozenset[Placement] = frozenset()
+
+    @property
+    def destinations(self) -> frozenset[tuple[str, str, str]]:
+        """(field, cluster, namespace) of each namespace the specs deploy into: the stack's and Grafana's."""
+        return frozenset((*p.where, ns) for p in self.placements for ns in (p.namespace, p.grafana) if ns is not None)
 
     @classmethod
     def union(cls, scopes: Iterable[Scope]) -> Scope:
         # In one pass: a union per cluster would copy the growing set each time (quadratic in the fleet).
-        both = [(s.destinations, s.placements) for s in scopes]
-        return cls(frozenset().union(*(d for d, _ in both)), frozenset().union(*(p for _, p in both)))
+        return cls(frozenset().union(*(s.placements for s in scopes)))
 
 
-def scope(clusters: Iterable[Cluster]) -> Scope:
+def scope(specs: Iterable[LoadedCluster]) -> Scope:
     """What the AppProject must allow for these specs."""
-    pairs: set[tuple[str, str, str]] = set()
-    for c in clusters:
-        where = target(c.spec.argocd.destination.server, c.spec.argocd.destination.name)
-        pairs.add((*where, c.spec.stack_namespace))
-        if c.spec.grafana.enabled:
-            pairs.add((*where, c.spec.grafana.namespace))
-    return Scope(frozenset(pairs))
+    return Scope(frozenset(placement(lc) for lc in specs))
 
 
 def project(allowed: Scope, fleet: Fleet) -> dict[str, Any]:

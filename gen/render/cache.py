@@ -21,7 +21,7 @@ from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 
 CACHE_NAME = "gen-render.cache"
-_FORMAT = 4
+_FORMAT = 5
 
 
 @dataclass(frozen=True)
@@ -166,14 +166,13 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
 def _plain(e: Entry) -> tuple[Any, ...]:
     warnings = [(sys.intern(w.file), w.line, w.col, sys.intern(w.field), sys.intern(w.message)) for w in e.warnings]
     names = tuple(sys.intern(n) for n in e.names)
-    destinations = frozenset(tuple(sys.intern(x) for x in d) for d in e.scope.destinations)
     placements = tuple(astuple(p) for p in e.scope.placements)
-    return (e.spec, e.spec_stats, names, e.stats, warnings, destinations, placements)
+    return (e.spec, e.spec_stats, names, e.stats, warnings, placements)
 
 
 def _entry(t: tuple[Any, ...]) -> Entry:
-    spec, spec_stats, names, stats, warnings, destinations, placements = t
-    scope = Scope(destinations, frozenset(Placement(*p) for p in placements))
+    spec, spec_stats, names, stats, warnings, placements = t
+    scope = Scope(frozenset(Placement(*p) for p in placements))
     return Entry(spec, spec_stats, names, stats, tuple(Problem(*w) for w in warnings), scope)
 
 

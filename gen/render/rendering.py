@@ -248,7 +248,7 @@ def neighbours(
 
 
 def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
-    scope = argocd.Scope(argocd.scope([item.cluster]).destinations, frozenset([argocd.placement(item)]))
+    scope = argocd.scope([item])
     return ClusterRender(item.name, spec_warnings(item), scope, len(overlay) + len(app), [], overlay, app, [])
 
 
