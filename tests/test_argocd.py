@@ -15,7 +15,7 @@ from gen import yamlio
 from gen.components import argocd as argo
 from gen.errors import SpecError, UsageError
 from gen.render import layout
-from gen.spec.cluster import ROOT_NAME, Cluster
+from gen.spec.cluster import ROOT_NAME
 from gen.spec.fleet import Fleet, load_fleet, load_fleet_text
 from gen.spec.loader import LoadedCluster, load_text
 from gen.validate import kustomize
@@ -580,10 +580,9 @@ def test_example_clusters(tmp_path: Path) -> None:
 
 def test_check_repository(tmp_path: Path) -> None:
     assert check_repository(tmp_path, []) == ["argocd/: nothing rendered (run: gen render --all)"]
-    clusters = [
-        lc.cluster for lc in _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", server=None, dest_name="b-k8s"))
-    ]
-    write_documents(tmp_path, _documents(clusters, FLEET))
+    specs = _loaded(tmp_path, a=spec_text("a"), b=spec_text("b", server=None, dest_name="b-k8s"))
+    clusters = [lc.cluster for lc in specs]
+    write_documents(tmp_path, _documents(specs, FLEET))
     for c in clusters:
         for rel, text in layout.render_cluster(c).items():
             (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
