@@ -16,6 +16,7 @@ from typing import Any
 from gen import repofs, yamlio
 from gen.components.argocd import Placement, Scope, application_file, overlay_dir
 from gen.errors import Problem
+from gen.render.workers import collector_paused
 from gen.render.writer import git_dir
 from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
@@ -43,7 +44,7 @@ class RenderCache:
         self.root = root
         self.path = path
         self.key = key  # gen's code, fleet.yaml and the defaults: all clusters depend on them
-        self.specs = {name: path.relative_to(root).as_posix() for name, path in specs.items()}
+        self.specs = {name: f"{path.parent.name}/{path.name}" for name, path in specs.items()}  # clusters/NAME.yaml
         self.read: dict[str, tuple[bytes, bytes]] = {}  # digest and stats of the specs read before rendering
         self.entries: dict[str, Entry] = {}
         self.stamp = 0  # the cache file's mtime: files not older than it are not trusted
@@ -58,8 +59,9 @@ class RenderCache:
         found = {}
         for name, rel in self.specs.items():
             entry = self.entries.get(name)
-            current = entry is not None and _stats(self.root, _paths(name, entry.names), self.stamp) == entry.stats
-            if current and entry is not None and _stats(self.root, [rel], self.stamp) == entry.spec_stats:
+            paths = _paths(name, entry.names) if entry is not None else []
+            # One call for the spec and every file: most often they are all as the last render left them.
+            if entry is not None and _stats(self.root, [rel, *paths], self.stamp) == entry.spec_stats + entry.stats:
                 found[name] = entry
                 continue
             try:
@@ -67,7 +69,8 @@ class RenderCache:
                 self.read[name] = (_digest(repofs.read(self.root / rel)), stats)
             except OSError:
                 continue  # its render says what is wrong with it
-            if current and entry is not None and self.read[name][0] == entry.spec:
+            same = entry is not None and self.read[name][0] == entry.spec
+            if same and entry is not None and _stats(self.root, paths, self.stamp) == entry.stats:
                 found[name] = replace(entry, spec_stats=stats)  # the same bytes, touched
         return found
 
@@ -106,11 +109,13 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
         return None
     cache = RenderCache(root, git / CACHE_NAME, key, spec_files)
     try:
-        with open(cache.path, "rb") as f:
+        # Tens of thousands of small objects, none in a cycle: the collector would walk them again and again.
+        with open(cache.path, "rb") as f, collector_paused():
             stamp = os.fstat(f.fileno()).st_mtime_ns
             fmt, stored_key, entries = marshal.load(f)
         if fmt == _FORMAT and stored_key == key:
-            cache.entries = {n: _entry(e) for n, e in entries.items()}
+            with collector_paused():
+                cache.entries = {n: _entry(e) for n, e in entries.items()}
             cache.stamp = stamp
             cache._stored = entries
     except (OSError, EOFError, ValueError, TypeError):

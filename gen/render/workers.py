@@ -62,7 +62,7 @@ def map_chunks(
     The first chunk (in order) that raised raises here, once every chunk is done.
     """
     if jobs <= 1 or len(chunks) <= 1:
-        with _collector_paused():
+        with collector_paused():
             out = []
             for k, args in enumerate(chunks):
                 out.append(work(*args))
@@ -104,11 +104,11 @@ def _start_worker(parent: int) -> None:
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # the parent died before that took effect
         os._exit(1)
-    gc.disable()  # see _collector_paused; a worker lives for one command
+    gc.disable()  # see collector_paused; a worker lives for one command
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     # A render makes many long-lived objects and few cycles: the collector would walk the
     # loaded specs again and again, about a sixth of a render's time, for no memory won.
     enabled = gc.isenabled()

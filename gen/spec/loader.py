@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,9 +74,10 @@ def spec_files(root: Path) -> dict[str, Path]:
         if not dot or suffix not in ("yaml", "yml") or entry.name.startswith(("_", ".")):
             continue
         rel = f"{CLUSTERS_DIR}/{entry.name}"
-        mode = entry.stat(follow_symlinks=False).st_mode
-        if not stat.S_ISREG(mode):
-            problems.append(Problem(rel, 1, 1, "", f"{repofs.kind_of(mode)}; a cluster spec must be a regular file"))
+        # The directory listing's own file type first: a fleet's worth of lstat calls saved.
+        if not entry.is_file(follow_symlinks=False):
+            kind = repofs.kind_of(entry.stat(follow_symlinks=False).st_mode)
+            problems.append(Problem(rel, 1, 1, "", f"{kind}; a cluster spec must be a regular file"))
         elif stem in found:
             other = found[stem].relative_to(root).as_posix()
             problems.append(Problem(rel, 1, 1, "", f"{other} holds cluster {stem!r} too; keep one of the two files"))
