@@ -323,11 +323,15 @@ def _events(data: Any, emit: Any) -> None:
             # cannot hold it. Not cached: such a text is most often one cluster's own.
             emit(_new_scalar_event(_STR, data, "|"))
         else:
-            emit(_scalar_event(_STR, str(data)))
+            emit(_scalar_event(_STR, data))
     elif kind is dict or isinstance(data, Mapping):
         emit(_START)
         for k, v in data.items():
-            _events(k, emit)
+            # A key is a short text, repeated from document to document: its event is made once.
+            if type(k) is str and "\n" not in k:
+                emit(_scalar_event(_STR, k))
+            else:
+                _events(k, emit)
             _events(v, emit)
         emit(_END)
     elif kind is list or kind is tuple:
