@@ -17,7 +17,6 @@ from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.output import Output
 from gen.render import layout, workers, writer
 from gen.render.rendering import default_jobs, render_fleet
-from gen.render.workers import cores
 from gen.review import diffing, diffview, gitrepo, grouping, impact, provenance
 from gen.spec.defaults import DEFAULTS_FILE, Defaults, load_defaults
 from gen.spec.fleet import FLEET_FILE
@@ -235,7 +234,7 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     # Same overlay, same Application and same base/: the same objects, no build needed.
     names = every if chosen is None else chosen
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
-    jobs = cores()
+    jobs = workers.cores()
     chunks = workers.chunked(todo, jobs)
     bar = (out or Output()).progress(2 * len(todo), "diffing")
 

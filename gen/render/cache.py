@@ -113,11 +113,10 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
         with open(cache.path, "rb") as f, collector_paused():
             stamp = os.fstat(f.fileno()).st_mtime_ns
             fmt, stored_key, entries = marshal.load(f)
-        if fmt == _FORMAT and stored_key == key:
-            with collector_paused():
+            if fmt == _FORMAT and stored_key == key:
                 cache.entries = {n: _entry(e) for n, e in entries.items()}
-            cache.stamp = stamp
-            cache._stored = entries
+                cache.stamp = stamp
+                cache._stored = entries
     except (OSError, EOFError, ValueError, TypeError):
         pass  # no cache yet, or one this gen cannot read: a full render
     return cache
