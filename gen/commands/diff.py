@@ -297,7 +297,7 @@ def _sections(  # noqa: PLR0917 - one chunk's arguments
     old: Side, new: Side, names: list[str], inputs: dict[tuple[Path, str], bytes], cmd: list[str], base_changed: bool
 ) -> list[Section]:
     """The clusters built on both sides and compared: one section for each that differs."""
-    builds = Builds(new.root, inputs)
+    builds = Builds(new.root, inputs, settled={old.root})
     found = []
     for n in names:
         built = (old.build(n, cmd, builds), new.build(n, cmd, builds))

@@ -173,6 +173,8 @@ def render_fleet(
         committed = _committed_docs(root, argocd.PROJECT_FILE)
         if committed:
             documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
+            if documents[argocd.PROJECT_FILE] == committed:
+                del documents[argocd.PROJECT_FILE]  # it admits these clusters already: not emitted again
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
     fleet_files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
     loaded = [item for r in results for item in r.specs]

@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,15 @@ MIN_KEPT = 64
 class Builds:
     """The builds of one command run; kept under the git directory that holds `repo` (none outside git)."""
 
-    def __init__(self, repo: Path, inputs: dict[tuple[Path, str], bytes] | None = None) -> None:
+    def __init__(
+        self, repo: Path, inputs: dict[tuple[Path, str], bytes] | None = None, settled: Collection[Path] = ()
+    ) -> None:
         git = git_dir(repo)
         self.dir = git / CACHE_DIR if git is not None else None
         self.repo = repo
         # (root, directory) → digest of what inspect read: given, when another process inspected.
         self.inputs = inputs if inputs is not None else {}
+        self.settled = settled  # roots no one else writes (a revision gen exported): not read again after a build
         self._pruned = threading.Lock()
         self._tools: dict[tuple[str, ...], bytes | None] = {}  # the kustomize of this run, looked up once
 
@@ -59,7 +63,7 @@ class Builds:
             return docs
         docs = yamlio.parse_all_plain(kustomize.build(root / directory, cmd))
         # Stored only when the files did not change while kustomize read them.
-        if kustomize.inspected(root, directory)[1] == digest:
+        if root in self.settled or kustomize.inspected(root, directory)[1] == digest:
             # Parsed: loading marshal's plain data is many times faster than parsing the YAML again.
             self._store(entry, marshal.dumps(docs))
         return docs
