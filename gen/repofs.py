@@ -71,7 +71,10 @@ def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     fd, st = _open_regular(path)
     with open(fd, "rb") as f:
         # The size is checked before a byte is read, and again after: the file may grow meanwhile.
-        if st.st_size > limit or len(data := f.read(limit + 1)) > limit:
+        # Read as large as it is (a read of the whole bound would allocate the bound each time).
+        if st.st_size <= limit and len(data := f.read(st.st_size + 1)) > st.st_size:
+            data += f.read(limit - st.st_size)  # it grew: the rest, up to one byte past the bound
+        if st.st_size > limit or len(data) > limit:
             raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
     return data
 

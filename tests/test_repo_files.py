@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gen import repofs
 from tests.conftest import snapshot
 from tests.git_fixtures import commit_all, gen, rendered_repo
 from tests.repo_fixtures import replace, run, tree_state
@@ -378,3 +379,13 @@ def test_yaml_aliases_that_would_multiply_a_small_file_are_refused(rendered: Pat
     assert result.stdout.splitlines() == [
         "overlays/lab-minimal/laughs.yaml:6:6: YAML anchors and aliases are not allowed"
     ]
+
+
+def test_a_file_is_read_whole_up_to_its_bound_and_refused_past_it(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    for size in (0, 1, 9, 10):
+        path.write_bytes(b"x" * size)
+        assert repofs.read(path, limit=10) == b"x" * size
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(repofs.NotAFile, match="larger than 10 bytes"):
+        repofs.read(path, limit=10)
