@@ -103,7 +103,7 @@ def main() -> None:
                     root, "diff", "--base", "HEAD"
                 )
                 again = median([gen(root, "diff", "--base", "HEAD") for _ in range(args.repeat)])
-                rows.setdefault("`gen diff`, `_defaults.yaml` changed, base side cached", {})[n] = again
+                rows.setdefault("`gen diff`, `_defaults.yaml` changed, run again", {})[n] = again
                 markdown = gen(root, "diff", "--base", "HEAD", "--format", "markdown").stdout
                 rows.setdefault("markdown comment of that diff, characters", {})[n] = Run(len(markdown), 0, 0, 0, "")
             reset(root)

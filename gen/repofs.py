@@ -69,9 +69,9 @@ def _open_regular(path: str | os.PathLike[str]) -> tuple[int, os.stat_result]:
 def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large."""
     fd, st = _open_regular(path)
-    with open(fd, "rb") as f:
+    with open(fd, "rb", buffering=0) as f:
         # The size is checked before a byte is read, and again after: the file may grow meanwhile.
-        # Read as large as it is (a read of the whole bound would allocate the bound each time).
+        # One read as large as it is, unbuffered (a read of the whole bound would allocate the bound).
         if st.st_size <= limit and len(data := f.read(st.st_size + 1)) > st.st_size:
             data += f.read(limit - st.st_size)  # it grew: the rest, up to one byte past the bound
         if st.st_size > limit or len(data) > limit:
