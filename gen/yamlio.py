@@ -207,11 +207,13 @@ class _CComposer(CParser, Resolver):  # type: ignore[misc]
 # text that cannot hold one (nor a tag, a directive or deep flow nesting) is given to it, and only
 # up to a size whose block nesting its recursion in C takes in its stride.
 _FAST_MAX_TEXT = 16 * 1024
+_FAST_MAX_BRACKETS = 8
 
 
 def _fast_root(text: str) -> Node | None:
     """The document's root, composed in C; None when ruamel's composer must read the text (it says why)."""
-    if len(text) > _FAST_MAX_TEXT or any(c in text for c in "&*!%") or text.count("[") + text.count("{") > 8:
+    brackets = text.count("[") + text.count("{")
+    if len(text) > _FAST_MAX_TEXT or brackets > _FAST_MAX_BRACKETS or any(c in text for c in "&*!%"):
         return None
     composer = _CComposer(text)
     try:
