@@ -3,6 +3,7 @@ and committed files already parsed."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import os
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from gen import repofs, yamlio
 from gen.components.argocd import Placement, Scope, application_file, overlay_dir
@@ -22,6 +23,7 @@ from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 
 CACHE_NAME = "gen-render.cache"
+T = TypeVar("T")
 _FORMAT = 5
 
 
@@ -124,19 +126,24 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
 
 def _key(root: Path) -> bytes:
     """Everything besides its spec that a cluster's files depend on."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{_FORMAT} {sys.version} {yamlio.library_identity()}\0".encode())
-    package = Path(__file__).resolve().parents[1]  # the whole of gen, not this subpackage
-    # The code and the text it renders from (gen/resources/), not the bytecode.
-    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        st = path.stat()
-        h.update(f"{path.relative_to(package)} {st.st_size} {st.st_mtime_ns}\0".encode())
+    h = hashlib.blake2b(_code(), digest_size=16)
     for rel in (FLEET_FILE, DEFAULTS_FILE):
         try:
             # Not followed through a symlink, nor waited on as a FIFO: the load refuses those.
             h.update(_digest(repofs.read(root / rel)))
         except FileNotFoundError:
             h.update(b"-")
+    return h.digest()
+
+
+@functools.cache
+def _code() -> bytes:
+    """This gen's identity: its code and the text it renders from (gen/resources/), Python and the YAML library."""
+    h = hashlib.blake2b(f"{_FORMAT} {sys.version} {yamlio.library_identity()}\0".encode(), digest_size=16)
+    package = Path(__file__).resolve().parents[1]  # the whole of gen, not this subpackage; not the bytecode
+    for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        st = path.stat()
+        h.update(f"{path.relative_to(package)} {st.st_size} {st.st_mtime_ns}\0".encode())
     return h.digest()
 
 
@@ -180,28 +187,25 @@ def _entry(t: tuple[Any, ...]) -> Entry:
     return Entry(spec, spec_stats, names, stats, tuple(Problem(*w) for w in warnings), scope)
 
 
-def remembered_parse(root: Path, rel: str, parse: Callable[[bytes], list[Any]]) -> list[Any]:
-    """`parse` of the file's bytes, kept in the git directory for those bytes: a file as large as the
-    fleet (the AppProject) is parsed once, not by every render of one cluster.
-
-    OSError when the file cannot be read; what `parse` raises.
+def remembered(root: Path, name: str, source: bytes, make: Callable[[], T]) -> T:
+    """make(), a pure function of `source` and of gen, kept in the git directory under `name`: work
+    as large as the fleet (the AppProject, parsed or emitted) is done once for each version of it.
     """
-    raw = repofs.read(root / rel)
     git = git_dir(root)
     if git is None:
-        return parse(raw)
-    memo, digest = git / f"gen-parsed-{rel.replace('/', '-')}", _digest(raw)
+        return make()
+    memo, digest = git / f"gen-{name}", _digest(_code() + source)
     try:
-        fmt, stored, docs = marshal.loads(memo.read_bytes())
-        if fmt == _FORMAT and stored == digest and isinstance(docs, list):
-            return docs
+        stored, value = marshal.loads(memo.read_bytes())
+        if stored == digest:
+            return cast(T, value)
     except (OSError, EOFError, ValueError, TypeError):
         pass  # none yet, or one this gen cannot read
-    docs = parse(raw)
+    value = make()
     tmp = memo.with_name(memo.name + ".tmp")
     try:
-        tmp.write_bytes(marshal.dumps((_FORMAT, digest, docs)))
+        tmp.write_bytes(marshal.dumps((digest, cast(Any, value))))
         os.replace(tmp, memo)
     except (OSError, ValueError):
         tmp.unlink(missing_ok=True)  # a memo that cannot be written only costs time
-    return docs
+    return value

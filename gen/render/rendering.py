@@ -14,7 +14,7 @@ from gen.components.argocd import OVERLAYS_DIR, overlay_dir
 from gen.errors import Problem, SpecError
 from gen.output import Output
 from gen.render import layout, workers, writer
-from gen.render.cache import Entry, RenderCache, open_cache, remembered_parse
+from gen.render.cache import Entry, RenderCache, open_cache, remembered
 from gen.render.shipped_base import BASE_DIR, base_files
 from gen.spec.defaults import load_defaults
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
@@ -176,7 +176,14 @@ def render_fleet(
             if documents[argocd.PROJECT_FILE] == committed:
                 del documents[argocd.PROJECT_FILE]  # it admits these clusters already: not emitted again
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
+    project = documents.pop(argocd.PROJECT_FILE, None)
     fleet_files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
+    if project is not None:
+        # It grows with the fleet: emitted once for each version of its documents.
+        text = remembered(
+            root, "emitted-project", repr(project).encode(), lambda: argo_text(argocd.PROJECT_FILE, project)
+        )
+        fleet_files[argocd.PROJECT_FILE] = text
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, dict(sorted(reused.items())), loaded, cache)
 
@@ -343,14 +350,15 @@ def written_order(files: Mapping[str, str]) -> dict[str, str]:
 
 
 def _committed_docs(root: Path, rel: str) -> list[Any]:
-    def parse(raw: bytes) -> list[Any]:
+    def parse() -> list[Any]:
         text = raw.decode("utf-8")
         if yamlio.check_bounds(text) is not None:
             return []
         return yamlio.parse_all_plain(text)
 
     try:
-        return remembered_parse(root, rel, parse)
+        raw = repofs.read(root / rel)
+        return remembered(root, f"parsed-{rel.replace('/', '-')}", raw, parse)
     except (OSError, UnicodeDecodeError, ValueError):
         return []
 
