@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from pathlib import Path
 
+from gen.components.argocd import overlay_dir
 from gen.render import writer
-from gen.render.rendering import render
+from gen.render.rendering import render_fleet, written_order
+from gen.spec.loader import LoadedCluster
 
 Files = dict[str, str]
+
+
+@dataclass
+class Rendered:
+    """Everything gen renders for a fleet, in memory: what `gen render --all` writes, by path."""
+
+    clusters: list[LoadedCluster]
+    overlays: dict[str, Files]  # directory → {file name: text}
+    files: Files  # the files outside overlays/
+
+    def all_files(self) -> Files:
+        out = dict(self.files)
+        out.update((f"{d}/{name}", text) for d, files in self.overlays.items() for name, text in files.items())
+        return dict(sorted(out.items()))
+
+
+def render(root: Path) -> Rendered:
+    """Every file of the fleet at root, rendered in this process by the function `gen render` writes with."""
+    fleet = render_fleet(root, compare=False, specs=True)
+    overlays = {overlay_dir(c.name): dict(c.overlay or {}) for c in fleet.clusters}
+    files = written_order({**fleet.files, **{rel: text for c in fleet.clusters for rel, text in c.files.items()}})
+    return Rendered(fleet.specs, overlays, files)
 
 
 def numbered_spec(index: int, version: int) -> str:

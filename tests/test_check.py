@@ -7,8 +7,8 @@ import re
 import shutil
 from pathlib import Path
 
-from gen.render.rendering import render
 from tests.conftest import snapshot
+from tests.fleet_fixtures import render
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 
 

@@ -20,9 +20,8 @@ import pytest
 
 from gen.errors import LockError
 from gen.render import writer
-from gen.render.rendering import render
 from tests.conftest import FIXTURES, PROJECT, snapshot
-from tests.fleet_fixtures import check_old_or_new, write_specs
+from tests.fleet_fixtures import check_old_or_new, render, write_specs
 
 # Long enough for a blocked process to have written something if the lock were not real.
 BLOCKED_SECONDS = 0.5

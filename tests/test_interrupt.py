@@ -6,7 +6,7 @@ subprocess is killed after a random delay. The delays are spread over the
 measured length of a full run, so the kills land before, during and after the
 writes. After each kill, every overlay directory and every Argo CD file must be
 exactly what it held before the run or exactly the new rendering (both computed
-in memory by `gen.render.rendering.render`); `.gen-tmp-*` entries are allowed only as
+in memory by `tests.fleet_fixtures.render`); `.gen-tmp-*` entries are allowed only as
 leftovers. A last uninterrupted run must repair everything and leave no leftovers.
 """
 

@@ -16,10 +16,10 @@ from gen import yamlio
 from gen.cli import cli
 from gen.commands.validate import validate_objects
 from gen.render import layout
-from gen.render.rendering import render
 from gen.spec.loader import load_text
 from gen.validate import kustomize
 from tests.conftest import EXAMPLES, FIXTURES, snapshot
+from tests.fleet_fixtures import render
 
 GOLDEN = Path(__file__).parent / "golden"
 GRAFANA_CONFIGMAPS = ("pyroscope-datasource", "pyroscope-dashboard")

@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from gen import yamlio
 from gen.cli import cli
 from gen.components.ebpf import CAPABILITIES, TRACEFS
-from gen.render.rendering import render
 from gen.spec.loader import load_clusters, load_text
 from gen.validate import kustomize, secrets_scan
 from tests.conftest import EXAMPLES, PROJECT, make_fleet, snapshot, write_spec
+from tests.fleet_fixtures import render
 
 SKIP_KEY = re.compile(r"^checkov\.io/skip(\d+|-[a-z-]+)$")
 SKIP_VALUE = re.compile(r"^(?P<check>CKV2?_K8S_\d+)=(?P<reason>[^=]+)$")

@@ -16,9 +16,9 @@ import pytest
 
 from gen import yamlio
 from gen.components import ebpf, server
-from gen.render.rendering import render
 from gen.spec.loader import load_text
 from tests.conftest import SHARED
+from tests.fleet_fixtures import render
 
 UPSTREAM = SHARED / "upstream"
 pytestmark = pytest.mark.skipif(not UPSTREAM.is_dir(), reason=f"{UPSTREAM} is absent (a fresh clone has no ../shared)")

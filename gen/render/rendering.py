@@ -74,34 +74,6 @@ class RenderedFleet:
             self.cache.save({c.name: (c.warnings, c.scope) for c in self.clusters}, self.reused)
 
 
-@dataclass
-class Rendered:
-    """Everything gen generates for the chosen clusters, by path relative to the repository root."""
-
-    clusters: list[LoadedCluster]
-    overlays: dict[str, dict[str, str]] = field(default_factory=dict)  # dir → {file name: text}
-    files: dict[str, str] = field(default_factory=dict)  # single files outside overlays/
-    warnings: list[Problem] = field(default_factory=list)
-
-    def all_files(self) -> dict[str, str]:
-        out = dict(self.files)
-        for directory, files in self.overlays.items():
-            for name, text in files.items():
-                out[f"{directory}/{name}"] = text
-        return dict(sorted(out.items()))
-
-
-def render(root: Path, names: Iterable[str] | None = None) -> Rendered:
-    """Every file of the named clusters (all when None) and the fleet-wide files, in memory, in this process."""
-    fleet = render_fleet(root, names, compare=False, specs=True)
-    out = Rendered(fleet.specs, warnings=fleet.warnings)
-    for c in fleet.clusters:
-        assert c.overlay is not None, "not compared: every file kept"
-        out.overlays[overlay_dir(c.name)] = c.overlay
-    out.files = written_order({**fleet.files, **{rel: t for c in fleet.clusters for rel, t in c.files.items()}})
-    return out
-
-
 def render_fleet(
     root: Path,
     names: Iterable[str] | None = None,
