@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from gen.components import cassandra_scripts
-from gen.components.common import Part, config_map, header, json_patch, patch_op, server_url
+from gen.components.common import Part, Patch, config_map, header, patch_op, server_url
 from gen.spec import units
 from gen.spec.cluster import Cassandra, Cluster
 from gen.spec.hostpaths import include_mount
@@ -97,5 +97,5 @@ def build(cluster: Cluster) -> Part:
         # install.sh is the same for every cluster: base/cassandra-agent merges it into this ConfigMap.
         files={"cassandra-pyroscope.sh": settings_for(c, cluster.name, head, server_address=server)},
         generators=[config_map(CONFIG_MAP, ["cassandra-pyroscope.sh"], literals=literals)],
-        patches=[json_patch("DaemonSet", DAEMONSET, _ops(cluster))],
+        patches=[Patch("DaemonSet", DAEMONSET, _ops(cluster))],
     )

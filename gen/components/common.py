@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from gen.spec.cluster import Cluster
 
@@ -21,7 +21,7 @@ class Part:
     component: str | None = None  # the hand-maintained base under base/
     files: dict[str, str] = field(default_factory=dict)  # rendered files of the overlay, name → text
     generators: list[dict[str, Any]] = field(default_factory=list)  # configMapGenerator entries
-    patches: list[dict[str, Any]] = field(default_factory=list)
+    patches: list[Patch] = field(default_factory=list)
     images: list[dict[str, str]] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)
 
@@ -74,11 +74,12 @@ def checkov_skip(n: int) -> str:
     return f"/metadata/annotations/checkov.io~1skip{n}"
 
 
-def json_patch(kind: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
-    """A patch entry whose body is a JSON 6902 operation list (emitted as YAML text)."""
-    from gen import yamlio
+class Patch(NamedTuple):
+    """JSON 6902 operations on one object of base/ (the overlay holds one patch per object)."""
 
-    return {"target": {"kind": kind, "name": name}, "patch": yamlio.dump(ops)}
+    kind: str
+    name: str
+    ops: list[dict[str, Any]]
 
 
 def config_map(

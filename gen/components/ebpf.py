@@ -7,12 +7,12 @@ from typing import Any
 
 from gen.components.common import (
     Part,
+    Patch,
     checkov_skip,
     config_map,
     filled,
     header,
     image_override,
-    json_patch,
     patch_op,
     server_url,
 )
@@ -69,7 +69,7 @@ def build(cluster: Cluster) -> Part:
         component="ebpf",
         files={"config.alloy": header(cluster, "//") + config(cluster)},
         generators=[config_map("pyroscope-ebpf-config", ["config.alloy"])],
-        patches=[] if ebpf.privileged else [json_patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops())],
+        patches=[] if ebpf.privileged else [Patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops())],
         images=[image_override(BASE_IMAGE, ebpf.image)],
     )
 

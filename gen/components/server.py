@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gen import yamlio
-from gen.components.common import Part, checkov_skip, config_map, header, image_override, json_patch, patch_op
+from gen.components.common import Part, Patch, checkov_skip, config_map, header, image_override, patch_op
 from gen.spec.cluster import RAFT_PORT, Cluster, major_of
 
 BASE_IMAGE = "grafana/pyroscope"
@@ -137,8 +137,8 @@ def build(cluster: Cluster) -> Part:
         files=files,
         generators=[config_map("pyroscope-config", ["config.yaml"])],
         patches=[
-            json_patch("Deployment", "pyroscope", deployment_ops),
-            json_patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]),
+            Patch("Deployment", "pyroscope", deployment_ops),
+            Patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]),
         ],
         images=[image_override(BASE_IMAGE, server.image)],
         resources=resources,
