@@ -185,11 +185,15 @@ def test_cached_render_equals_a_full_one_after_any_change(repo: Path, tmp_path: 
         _render_both(repo, tmp_path)
 
 
-def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
-    # The second render trusts whatever the first wrote within the clock tick of its cache.
+def _render_twice(repo: Path) -> None:
+    """A full render, then another past the clock tick of its cache: the cache trusts what the first wrote."""
     for _ in range(2):
         assert gen("render", "--all", "--root", str(repo)).exit_code == 0
         time.sleep(0.02)
+
+
+def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
+    _render_twice(repo)
     write_spec(repo, "c05", spec(5, port=4200))
     again = render_fleet(repo, cached=True)
     assert [c.name for c in again.clusters] == ["c05"]
@@ -198,9 +202,7 @@ def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
 
 
 def test_specs_are_known_by_their_stats_and_a_touched_one_by_its_bytes(repo: Path) -> None:
-    for _ in range(2):
-        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
-        time.sleep(0.02)
+    _render_twice(repo)
     cache = open_cache(repo, spec_files(repo))
     assert cache is not None
     assert (len(cache.reusable()), cache.read) == (12, {}), "no spec read"
@@ -216,9 +218,7 @@ def test_specs_are_known_by_their_stats_and_a_touched_one_by_its_bytes(repo: Pat
 
 
 def test_check_trusts_the_cache_only_for_untouched_files(repo: Path) -> None:
-    for _ in range(2):
-        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
-        time.sleep(0.02)
+    _render_twice(repo)
     # The same answer, with the same counts, from the cache as from a full render.
     answers = {(r.exit_code, r.stderr) for r in (gen("check", *a, "--root", str(repo)) for a in ([], ["--no-cache"]))}
     assert answers == {(0, "gen: 12 cluster(s), 104 file(s): in sync with the specs\n")}
@@ -229,9 +229,7 @@ def test_check_trusts_the_cache_only_for_untouched_files(repo: Path) -> None:
 
 
 def test_a_file_edited_within_the_tick_of_the_last_render_is_not_trusted(repo: Path) -> None:
-    for _ in range(2):
-        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
-        time.sleep(0.02)
+    _render_twice(repo)
     cache = open_cache(repo, spec_files(repo))
     assert cache is not None
     assert len(cache.reusable()) == 12
@@ -268,9 +266,7 @@ def test_no_cache_renders_every_cluster_and_leaves_the_cache_alone(repo: Path) -
 
 
 def test_a_render_with_nothing_to_do_writes_no_file_at_all(repo: Path) -> None:
-    for _ in range(2):
-        assert gen("render", "--all", "--root", str(repo)).exit_code == 0
-        time.sleep(0.02)
+    _render_twice(repo)
     before = {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()}
     assert gen("render", "--all", "--root", str(repo)).stdout == "12 cluster(s) up to date\n"
     assert {p: p.stat().st_mtime_ns for p in repo.rglob("*") if p.is_file()} == before
