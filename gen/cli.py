@@ -108,11 +108,13 @@ def _jobs(what: str) -> Callable[[F], F]:
 )
 @fleet_options
 @_format("text", "github", about="github prints CI annotations.")
-def render(root: Path, fmt: str, no_cache: bool, **options: Any) -> None:
+def render(  # noqa: PLR0917 - one parameter per option, as click passes them
+    names: tuple[str, ...], all_clusters: bool, jobs: int | None, no_cache: bool, root: Path, fmt: str
+) -> None:
     """Render the overlays of NAMES (or --all) and write them."""
     from gen.commands import render as command
 
-    sys.exit(command.run(root, out=_output(fmt), cached=not no_cache, **options))
+    sys.exit(command.run(root, names, all_clusters, _output(fmt), jobs=jobs, cached=not no_cache))
 
 
 @cli.command()
@@ -137,7 +139,16 @@ def render(root: Path, fmt: str, no_cache: bool, **options: Any) -> None:
 )
 @fleet_options
 @_format("text", "json")
-def validate(root: Path, fmt: str, **options: Any) -> None:
+def validate(  # noqa: PLR0917 - one parameter per option, as click passes them
+    names: tuple[str, ...],
+    all_clusters: bool,
+    kubernetes_version: str,
+    jobs: int | None,
+    crds: Path | None,
+    changed_since: str | None,
+    root: Path,
+    fmt: str,
+) -> None:
     """Build each overlay with kustomize and validate every object strictly.
 
     With no NAMES, also check the Argo CD objects: strictly, against the CRDs
@@ -146,7 +157,18 @@ def validate(root: Path, fmt: str, **options: Any) -> None:
     """
     from gen.commands import validate as command
 
-    sys.exit(command.run(root, out=_output(fmt), **options))
+    sys.exit(
+        command.run(
+            root,
+            names,
+            kubernetes_version,
+            jobs,
+            _output(fmt),
+            crds=crds,
+            all_clusters=all_clusters,
+            changed_since=changed_since,
+        )
+    )
 
 
 @cli.command()
@@ -175,11 +197,17 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
     help="Name of the cluster registered in Argo CD to deploy to (default: NAME).",
 )
 @fleet_options
-def new(root: Path, **options: Any) -> None:
+def new(  # noqa: PLR0917 - one parameter per option, as click passes them
+    name: str, address: str, repo_url: str | None, server: str | None, cluster_name: str | None, root: Path
+) -> None:
     """Scaffold clusters/NAME.yaml with the required fields and the common options."""
     from gen.commands import new as command
 
-    sys.exit(command.run(root, out=_output(), **options))
+    sys.exit(
+        command.run(
+            root, name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name, out=_output()
+        )
+    )
 
 
 @cli.command()
