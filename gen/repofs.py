@@ -70,12 +70,13 @@ def read(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> bytes:
     """A regular file's bytes: FileNotFoundError when absent, NotAFile when it is anything else or too large."""
     fd, st = _open_regular(path)
     with open(fd, "rb", buffering=0) as f:
-        # The size is checked before a byte is read, and again after: the file may grow meanwhile.
-        # One read as large as it is, unbuffered (a read of the whole bound would allocate the bound).
-        if st.st_size <= limit and len(data := f.read(st.st_size + 1)) > st.st_size:
-            data += f.read(limit - st.st_size)  # it grew: the rest, up to one byte past the bound
-        if st.st_size > limit or len(data) > limit:
-            raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
+        # One read as large as the file, unbuffered (a read of the whole bound would allocate the bound).
+        data = f.read(st.st_size + 1) if st.st_size <= limit else b""
+        if st.st_size < len(data) <= limit:  # it grew meanwhile: the rest, up to one byte past the bound
+            data += f.read(limit + 1 - len(data))
+    # The size is checked before a byte is read, and again after.
+    if st.st_size > limit or len(data) > limit:
+        raise NotAFile(path, f"larger than {limit} bytes", too_large=True)
     return data
 
 
