@@ -108,7 +108,7 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
             write_spec(root, f"c{i:02d}", spec(i, port=4100 + rng.randrange(50), dc=f"dc{rng.randrange(3)}"))
 
     def rewrite_same_spec() -> None:
-        path = rng.choice(sorted(spec_files(root).values()))
+        path = root / rng.choice(sorted(spec_files(root).values()))
         path.write_bytes(path.read_bytes())
 
     def edit_spec_hidden() -> None:
@@ -139,7 +139,7 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
         (root / "clusters" / "_defaults.yaml").write_text(DEFAULTS.replace("abababab", pair * 4, 1))
 
     def remove_spec() -> None:
-        path = rng.choice(sorted(spec_files(root).values()))
+        path = root / rng.choice(sorted(spec_files(root).values()))
         path.unlink()
 
     def add_spec() -> None:
@@ -153,7 +153,8 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
             path.write_text(path.read_text().replace("port:", "prot:"))
 
     def fix_specs() -> None:
-        for path in spec_files(root).values():
+        for rel in spec_files(root).values():
+            path = root / rel
             path.write_text(path.read_text().replace("prot:", "port:"))
 
     return [
@@ -206,7 +207,7 @@ def test_specs_are_known_by_their_stats_and_a_touched_one_by_its_bytes(repo: Pat
     cache = open_cache(repo, spec_files(repo))
     assert cache is not None
     assert (len(cache.reusable()), cache.read) == (12, {}), "no spec read"
-    for path in spec_files(repo).values():
+    for path in (repo / rel for rel in spec_files(repo).values()):
         path.write_bytes(path.read_bytes())  # a checkout: new times, the same bytes
     time.sleep(0.02)
     result = gen("render", "--all", "--root", str(repo))

@@ -78,7 +78,7 @@ class Side:
         return out
 
     @functools.cached_property
-    def _spec_inputs(self) -> tuple[dict[str, Path], Defaults | None] | None:
+    def _spec_inputs(self) -> tuple[dict[str, str], Defaults | None] | None:
         # Listed and parsed once a side: once a cluster, a defaults diff read clusters/ a fleet's worth of times.
         try:
             return spec_files(self.root), load_defaults(self.root)
@@ -89,9 +89,9 @@ class Side:
         """The cluster's spec with defaults applied, or None when it is absent or invalid here."""
         if self._spec_inputs is None or name not in self._spec_inputs[0]:
             return None
-        rel = f"{CLUSTERS_DIR}/{self._spec_inputs[0][name].name}"
+        rel = self._spec_inputs[0][name]
         try:
-            return load_text(yamlio.read(self._spec_inputs[0][name], rel), rel, name, self._spec_inputs[1])
+            return load_text(yamlio.read(self.root / rel, rel), rel, name, self._spec_inputs[1])
         except GenError:
             return None
 
@@ -268,9 +268,7 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     notes = [
         f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
     ]
-    stale = {
-        n: specs[n].relative_to(new.root).as_posix() for n in _stale(new.root, stale_names, specs) if n in overlays[new]
-    }
+    stale = {n: specs[n] for n in _stale(new.root, stale_names, specs) if n in overlays[new]}
     notes += [
         f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
         for n, spec in stale.items()
@@ -306,7 +304,7 @@ def _sections(  # noqa: PLR0917 - one chunk's arguments
     return found
 
 
-def _stale(root: Path, names: list[str] | None, specs: Mapping[str, Path]) -> list[str]:
+def _stale(root: Path, names: list[str] | None, specs: Mapping[str, str]) -> list[str]:
     """Of the named clusters (all when None), those whose overlay or Application is not what their spec renders now."""
     chosen = None if names is None else [n for n in names if n in specs]  # a removed cluster has nothing to render
     if chosen == []:

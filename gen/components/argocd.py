@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from gen.components.common import PART_OF
 from gen.errors import Problem, SpecError, UsageError
@@ -132,9 +132,11 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
     return _argo_object("Application", app_name(cluster.name), fleet, spec, cluster.name)
 
 
-@dataclass(frozen=True, order=True)
-class Placement:
-    """Where one spec deploys and what it would own there that another spec could own too."""
+class Placement(NamedTuple):
+    """Where one spec deploys and what it would own there that another spec could own too.
+
+    A tuple: the render cache keeps it as one, and a fleet's worth of them are made again at each render.
+    """
 
     file: str
     at: tuple[str, int, int]  # where its spec.argocd.destination is written (the defaults file when inherited)
@@ -160,16 +162,22 @@ def placement(lc: LoadedCluster) -> Placement:
     return Placement(lc.file, (at.file, at.line, at.col), where, spec.stack_namespace, spec.ebpf.enabled, grafana)
 
 
-def _claims(p: Placement) -> dict[tuple[str, ...], tuple[str, str]]:
-    """What a spec owns on its destination that two Applications cannot share: key → (what, how to avoid it)."""
-    out: dict[tuple[str, ...], tuple[str, str]] = {
-        ("namespace", p.namespace): (f"every object in namespace {p.namespace}", "another namespace")
-    }
+def _claims(p: Placement) -> list[tuple[str, str]]:
+    """What a spec owns on its destination that two Applications cannot share, as keys of `_CLAIMED`."""
+    keys = [("namespace", p.namespace)]
     if p.ebpf:
-        out["ebpf",] = (f"ClusterRole/ClusterRoleBinding {EBPF_RBAC}", "ebpf.enabled: false on one of them")
+        keys.append(("ebpf", EBPF_RBAC))
     if p.grafana is not None:
-        out["grafana", p.grafana] = (f"the Grafana ConfigMaps in namespace {p.grafana}", "another grafana.namespace")
-    return out
+        keys.append(("grafana", p.grafana))
+    return keys
+
+
+# A claim's kind → (what two specs would both own, how to avoid it), said only when they do.
+_CLAIMED = {
+    "namespace": ("every object in namespace {}", "another namespace"),
+    "ebpf": ("ClusterRole/ClusterRoleBinding {}", "ebpf.enabled: false on one of them"),
+    "grafana": ("the Grafana ConfigMaps in namespace {}", "another grafana.namespace"),
+}
 
 
 @dataclass(frozen=True)
@@ -202,18 +210,19 @@ def clashes(placements: Iterable[Placement], only: Iterable[str] | None = None) 
     wanted = None if only is None else set(only)
     owner: dict[tuple[Any, ...], Placement] = {}
     found = []
-    for p in sorted(placements, key=lambda p: p.file):  # one spec a file; not the dataclass's slow ordering
-        shared: dict[Placement, dict[tuple[str, ...], tuple[str, str]]] = {}
-        for key, claim in _claims(p).items():
+    for p in sorted(placements):  # by file: one spec a file
+        shared: dict[Placement, list[tuple[str, str]]] = {}
+        for key in _claims(p):
             first = owner.setdefault((p.where, *key), p)
             if first is not p:
-                shared.setdefault(first, {})[key] = claim
-        for first, by_key in shared.items():
+                shared.setdefault(first, []).append(key)
+        for first, keys in shared.items():
             if wanted is not None and not {p.file, first.file} & wanted:
                 continue
             # Grafana's ConfigMaps in the namespace both stacks share are among its every object.
-            claims = [c for k, c in by_key.items() if k[0] != "grafana" or ("namespace", k[1]) not in by_key]
-            found.append(Clash(p, first, ", ".join(c[0] for c in claims), " and ".join(c[1] for c in claims)))
+            kept = [(kind, v) for kind, v in keys if kind != "grafana" or ("namespace", v) not in keys]
+            owns = ", ".join(_CLAIMED[kind][0].format(v) for kind, v in kept)
+            found.append(Clash(p, first, owns, " and ".join(_CLAIMED[kind][1] for kind, _ in kept)))
     return found
 
 

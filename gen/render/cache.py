@@ -4,15 +4,16 @@ and committed files already parsed."""
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import marshal
 import os
 import struct
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import astuple, dataclass, replace
+from dataclasses import astuple
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from gen import repofs, yamlio
 from gen.components.argocd import Placement, Scope, application_file, overlay_dir
@@ -27,30 +28,36 @@ T = TypeVar("T")
 _FORMAT = 5
 
 
-@dataclass(frozen=True)
-class Entry:
-    """What the last full render knew of one cluster."""
+class Entry(NamedTuple):
+    """What the last full render knew of one cluster, in plain data: as marshal stores and loads it."""
 
     spec: bytes  # digest of the spec file's bytes
     spec_stats: bytes  # the spec's stats when it was read: the same stats, the same bytes
     names: tuple[str, ...]  # the files of its overlay
     stats: bytes  # size, mtime, ctime and inode of each of `_paths`, packed
-    warnings: tuple[Problem, ...]
-    scope: Scope
+    warnings: tuple[tuple[Any, ...], ...]  # each Problem's fields
+    placements: tuple[tuple[Any, ...], ...]  # each Placement's
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [Problem(*w) for w in self.warnings]
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(frozenset(map(Placement._make, self.placements)))
 
 
 class RenderCache:
     """The cache of one repository, as read at the start of a render."""
 
-    def __init__(self, root: Path, path: Path, key: bytes, specs: Mapping[str, Path]) -> None:
+    def __init__(self, root: Path, path: Path, key: bytes, specs: Mapping[str, str]) -> None:
         self.root = root
         self.path = path
         self.key = key  # gen's code, fleet.yaml and the defaults: all clusters depend on them
-        self.specs = {name: f"{path.parent.name}/{path.name}" for name, path in specs.items()}  # clusters/NAME.yaml
+        self.specs = specs  # clusters/NAME.yaml by name
         self.read: dict[str, tuple[bytes, bytes]] = {}  # digest and stats of the specs read before rendering
         self.entries: dict[str, Entry] = {}
         self.stamp = 0  # the cache file's mtime: files not older than it are not trusted
-        self._stored: dict[str, tuple[Any, ...]] = {}  # each entry as read, to store again unchanged
 
     def reusable(self) -> dict[str, Entry]:
         """The clusters whose files are known to be what a render would write, by name.
@@ -73,7 +80,7 @@ class RenderCache:
                 continue  # its render says what is wrong with it
             same = entry is not None and self.read[name][0] == entry.spec
             if same and entry is not None and _stats(self.root, paths, self.stamp) == entry.stats:
-                found[name] = replace(entry, spec_stats=stats)  # the same bytes, touched
+                found[name] = entry._replace(spec_stats=stats)  # the same bytes, touched
         return found
 
     def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Scope]], reused: Mapping[str, Entry]) -> None:
@@ -88,9 +95,11 @@ class RenderCache:
                 continue
             stats = _stats(self.root, _paths(name, names))
             if name in self.read and stats is not None:
-                entries[name] = Entry(*self.read[name], names, stats, tuple(warnings), scope)
-        plain = {n: self._stored[n] if self.entries.get(n) is e else _plain(e) for n, e in entries.items()}
-        data = (_FORMAT, self.key, dict(sorted(plain.items())))
+                # Repeated strings interned, so that marshal stores each once.
+                fields = tuple(tuple(map(_intern, astuple(w))) for w in warnings)
+                placements = tuple(tuple(p) for p in scope.placements)
+                entries[name] = Entry(*self.read[name], tuple(map(sys.intern, names)), stats, fields, placements)
+        data = (_FORMAT, self.key, {n: tuple(e) for n, e in sorted(entries.items())})
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             tmp.write_bytes(marshal.dumps(data))
@@ -99,7 +108,7 @@ class RenderCache:
             tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
 
 
-def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
+def open_cache(root: Path, spec_files: Mapping[str, str]) -> RenderCache | None:
     """The repository's render cache (empty when there is none yet), or None when it cannot be used."""
     git = git_dir(root)  # a worktree's or a submodule's too
     if git is None or not (root / FLEET_FILE).is_file():
@@ -114,13 +123,16 @@ def open_cache(root: Path, spec_files: dict[str, Path]) -> RenderCache | None:
         # Tens of thousands of small objects, none in a cycle: the collector would walk them again and again.
         with open(cache.path, "rb") as f, collector_paused():
             stamp = os.fstat(f.fileno()).st_mtime_ns
-            fmt, stored_key, entries = marshal.load(f)
+            # One read: marshal.load on a file asks it for every object it reads.
+            fmt, stored_key, entries = marshal.loads(f.read())
             if fmt == _FORMAT and stored_key == key:
-                cache.entries = {n: _entry(e) for n, e in entries.items()}
+                cache.entries = {n: Entry._make(e) for n, e in entries.items()}
                 cache.stamp = stamp
-                cache._stored = entries
     except (OSError, EOFError, ValueError, TypeError):
         pass  # no cache yet, or one this gen cannot read: a full render
+    # They live as long as the command, and the collector, walking them at every full collection
+    # after this, would make a render after one change grow with the fleet.
+    gc.freeze()
     return cache
 
 
@@ -163,7 +175,7 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
     values: list[int] = []
     for rel in paths:
         try:
-            st = os.stat(prefix + rel, follow_symlinks=False)
+            st = os.lstat(prefix + rel)
         except OSError:
             return None
         if stamp is not None and (st.st_mtime_ns >= stamp or st.st_ctime_ns >= stamp):
@@ -172,19 +184,8 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
     return struct.pack(f"<{len(values)}q", *values)
 
 
-# marshal stores only plain data, and loading it runs no code. Repeated strings are
-# interned so that it stores each once.
-def _plain(e: Entry) -> tuple[Any, ...]:
-    warnings = [(sys.intern(w.file), w.line, w.col, sys.intern(w.field), sys.intern(w.message)) for w in e.warnings]
-    names = tuple(sys.intern(n) for n in e.names)
-    placements = tuple(astuple(p) for p in e.scope.placements)
-    return (e.spec, e.spec_stats, names, e.stats, warnings, placements)
-
-
-def _entry(t: tuple[Any, ...]) -> Entry:
-    spec, spec_stats, names, stats, warnings, placements = t
-    scope = Scope(frozenset(Placement(*p) for p in placements))
-    return Entry(spec, spec_stats, names, stats, tuple(Problem(*w) for w in warnings), scope)
+def _intern(value: T) -> T:
+    return cast(T, sys.intern(value)) if isinstance(value, str) else value
 
 
 def remembered(root: Path, name: str, source: bytes, make: Callable[[], T]) -> T:

@@ -136,7 +136,7 @@ def render_fleet(
         raise fleet_error
     fleet = argocd.resolve_sources(given, [s for r in results for s in r.sources])
 
-    by_name = {name: list(e.warnings) for name, e in reused.items()}
+    by_name = {name: e.problems for name, e in reused.items()}
     by_name.update((c.name, c.warnings) for c in clusters)
     # In the order the clusters were asked for; a full render's are sorted.
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
@@ -170,7 +170,7 @@ class _Chunk:
     specs: list[LoadedCluster] = field(default_factory=list)
 
 
-def render_chunk(root: Path, files: dict[str, Path], fleet: Fleet | None, compare: bool, specs: bool) -> _Chunk:
+def render_chunk(root: Path, files: dict[str, str], fleet: Fleet | None, compare: bool, specs: bool) -> _Chunk:
     """Load, validate and render a run of clusters, each compared with the disk when `compare`."""
     try:
         loaded = load_clusters(root, list(files), files)
@@ -202,7 +202,7 @@ def render_chunk(root: Path, files: dict[str, Path], fleet: Fleet | None, compar
 
 
 def neighbours(
-    root: Path, files: Mapping[str, Path], chosen: set[str], mine: Iterable[argocd.Placement]
+    root: Path, files: Mapping[str, str], chosen: set[str], mine: Iterable[argocd.Placement]
 ) -> set[argocd.Placement]:
     """The placements of the specs not rendered that may share a destination with `mine`.
 
@@ -216,13 +216,13 @@ def neighbours(
     except (OSError, SpecError):
         return set()
     found = set()
-    for name, path in files.items():
+    for name, rel in files.items():
         if name in chosen:
             continue
         try:
-            raw = repofs.read(path)
+            raw = repofs.read(root / rel)
             if everyone or any(n in raw for n in needles):
-                found.add(argocd.placement(load_text(raw, path.relative_to(root).as_posix(), name, defaults)))
+                found.add(argocd.placement(load_text(raw, rel, name, defaults)))
         except (OSError, SpecError):
             continue
     return found

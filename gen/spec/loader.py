@@ -60,14 +60,17 @@ def _locate(
     return (file, *((doc.keys.get(path) if key else None) or doc.where(path)))
 
 
-def spec_files(root: Path) -> dict[str, Path]:
-    """Every cluster spec by name (not `_*` files); SpecError for a non-regular file, or for x.yaml next to x.yml."""
+def spec_files(root: Path) -> dict[str, str]:
+    """Every cluster spec's path relative to root, by name (not `_*` files).
+
+    SpecError for a non-regular file, or for x.yaml next to x.yml.
+    """
     folder = root / CLUSTERS_DIR
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    found: dict[str, Path] = {}
+    found: dict[str, str] = {}
     problems = []
     for entry in entries:
         stem, dot, suffix = entry.name.rpartition(".")
@@ -79,17 +82,17 @@ def spec_files(root: Path) -> dict[str, Path]:
             kind = repofs.kind_of(entry.stat(follow_symlinks=False).st_mode)
             problems.append(Problem(rel, 1, 1, "", f"{kind}; a cluster spec must be a regular file"))
         elif stem in found:
-            other = found[stem].relative_to(root).as_posix()
-            problems.append(Problem(rel, 1, 1, "", f"{other} holds cluster {stem!r} too; keep one of the two files"))
+            why = f"{found[stem]} holds cluster {stem!r} too; keep one of the two files"
+            problems.append(Problem(rel, 1, 1, "", why))
         else:
-            found[stem] = folder / entry.name
+            found[stem] = rel
     if problems:
         raise SpecError(problems)
     return dict(sorted(found.items()))
 
 
 def load_clusters(
-    root: Path, names: Iterable[str] | None = None, files: Mapping[str, Path] | None = None
+    root: Path, names: Iterable[str] | None = None, files: Mapping[str, str] | None = None
 ) -> list[LoadedCluster]:
     """Load and validate the named clusters (all when None); raise one SpecError for all problems."""
     files = spec_files(root) if files is None else files
@@ -101,10 +104,9 @@ def load_clusters(
         problems.extend(e.problems)
         defaults = None
     for name in choose(files, names):
-        path = files[name]
-        rel = path.relative_to(root).as_posix()
+        rel = files[name]
         try:
-            loaded.append(load_text(yamlio.read(path, rel), rel, name, defaults))
+            loaded.append(load_text(yamlio.read(root / rel, rel), rel, name, defaults))
         except SpecError as e:
             problems.extend(e.problems)
     if problems:
@@ -113,7 +115,7 @@ def load_clusters(
     return loaded
 
 
-def choose(files: Mapping[str, Path], names: Iterable[str] | None) -> list[str]:
+def choose(files: Mapping[str, str], names: Iterable[str] | None) -> list[str]:
     """The named clusters (every one when None), each once; a name without a spec is a UsageError."""
     chosen = list(files) if names is None else list(dict.fromkeys(names))
     unknown = [n for n in chosen if n not in files]
