@@ -44,7 +44,10 @@ def _loaded(tmp_path: Path, **specs: str) -> list[LoadedCluster]:
 
 def _documents(specs: list[LoadedCluster], fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
     """Every Argo CD file for these specs, by path, sorted, as a full render writes them."""
-    docs = {argo.BOOTSTRAP_FILE: argo.bootstrap(fleet), argo.PROJECT_FILE: [argo.project(argo.scope(specs), fleet)]}
+    docs = {
+        argo.BOOTSTRAP_FILE: argo.bootstrap(fleet),
+        argo.PROJECT_FILE: [argo.project(map(argo.placement, specs), fleet)],
+    }
     docs.update((argo.application_file(lc.name), [argo.application(lc.cluster, fleet)]) for lc in specs)
     return dict(sorted(docs.items()))
 
@@ -213,7 +216,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     )
     ssh = "git@github.com:acme/profiling-gitops.git"
     allowing = Fleet.model_validate({"repoURL": REPO, "sourceRepos": [ssh]})
-    project = argo.project(argo.scope(reversed(clusters)), allowing)
+    project = argo.project(map(argo.placement, reversed(clusters)), allowing)
 
     assert project["metadata"] == {
         "name": "profiling",
@@ -223,7 +226,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
     spec = project["spec"]
     # fleet.yaml's repositories: a spec names one of them, never widens them.
     assert spec["sourceRepos"] == [ssh, REPO]
-    assert argo.project(argo.scope(clusters), FLEET)["spec"]["sourceRepos"] == [REPO]
+    assert argo.project(map(argo.placement, clusters), FLEET)["spec"]["sourceRepos"] == [REPO]
     assert spec["destinations"] == [
         {"name": "remote", "namespace": "grafana"},
         {"name": "remote", "namespace": "prof-b"},

@@ -29,7 +29,7 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
         chosen = [n for n in files if n not in invalid]
         rendered = render_fleet(root, chosen, jobs=default_jobs(jobs), specs=True, collisions=False)
     # Specs that would own the same objects are listed, as colliding, and their errors follow.
-    clashes = argocd.clashes(p for c in rendered.clusters for p in c.scope.placements)
+    clashes = argocd.clashes(c.placement for c in rendered.clusters)
     problems += [c.problem() for c in clashes]
     colliding = {Path(c.later.file).stem for c in clashes}
     blank: dict[str, Any] = {"components": [], "destination": None, "namespace": None}

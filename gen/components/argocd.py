@@ -226,39 +226,20 @@ def clashes(placements: Iterable[Placement], only: Iterable[str] | None = None) 
     return found
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Where some specs deploy, which the AppProject must allow; merged by union across workers."""
-
-    placements: frozenset[Placement] = frozenset()
-
-    @property
-    def destinations(self) -> frozenset[tuple[str, str, str]]:
-        """(field, cluster, namespace) of each namespace the specs deploy into: the stack's and Grafana's."""
-        return frozenset((*p.where, ns) for p in self.placements for ns in (p.namespace, p.grafana) if ns is not None)
-
-    @classmethod
-    def union(cls, scopes: Iterable[Scope]) -> Scope:
-        # In one pass: a union per cluster would copy the growing set each time (quadratic in the fleet).
-        return cls(frozenset().union(*(s.placements for s in scopes)))
-
-
-def scope(specs: Iterable[LoadedCluster]) -> Scope:
-    """What the AppProject must allow for these specs."""
-    return Scope(frozenset(placement(lc) for lc in specs))
-
-
-def project(allowed: Scope, fleet: Fleet) -> dict[str, Any]:
+def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:
     """The fleet's least-privilege AppProject: fleet.yaml's repositories, the specs' destinations, the stack's kinds.
+
+    Each namespace a spec deploys into is allowed on its cluster: the stack's and Grafana's.
 
     The destinations are those of all specs, not only of those in this project: moving a cluster
     into it is then a one-line change to its spec.
     """
+    allowed = {(*p.where, ns) for p in placements for ns in (p.namespace, p.grafana) if ns is not None}
     spec = {
         "description": "Profiling stack rendered by gen: only the fleet repository, the "
         "clusters and namespaces of the specs, and the kinds the stack creates",
         "sourceRepos": fleet.repos,
-        "destinations": [{field: value, "namespace": ns} for field, value, ns in sorted(allowed.destinations)],
+        "destinations": [{field: value, "namespace": ns} for field, value, ns in sorted(allowed)],
         "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
         "namespaceResourceWhitelist": _kinds(NAMESPACED_KINDS),
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
 
 from gen import repofs, yamlio
-from gen.components.argocd import Placement, Scope, application_file, overlay_dir
+from gen.components.argocd import Placement, application_file, overlay_dir
 from gen.errors import Problem
 from gen.render.workers import collector_paused
 from gen.render.writer import git_dir
@@ -36,15 +36,11 @@ class Entry(NamedTuple):
     names: tuple[str, ...]  # the files of its overlay
     stats: bytes  # size, mtime, ctime and inode of each of `_paths`, packed
     warnings: tuple[tuple[Any, ...], ...]  # each Problem's fields
-    placements: tuple[tuple[Any, ...], ...]  # each Placement's
+    placement: tuple[Any, ...]  # its Placement's fields
 
     @property
     def problems(self) -> list[Problem]:
         return [Problem(*w) for w in self.warnings]
-
-    @property
-    def scope(self) -> Scope:
-        return Scope(frozenset(map(Placement._make, self.placements)))
 
 
 class RenderCache:
@@ -83,12 +79,12 @@ class RenderCache:
                 found[name] = entry._replace(spec_stats=stats)  # the same bytes, touched
         return found
 
-    def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Scope]], reused: Mapping[str, Entry]) -> None:
+    def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Placement]], reused: Mapping[str, Entry]) -> None:
         """Record, under the lock, the clusters just rendered and written (name → warnings, scope) and the reused."""
         entries = {n: e for n, e in reused.items() if n in self.specs}
         if not rendered and entries == self.entries:
             return  # the cache says it all already: a render with nothing to do writes no file
-        for name, (warnings, scope) in rendered.items():
+        for name, (warnings, placement) in rendered.items():
             try:
                 names = tuple(sorted(os.listdir(self.root / overlay_dir(name))))
             except OSError:
@@ -97,8 +93,8 @@ class RenderCache:
             if name in self.read and stats is not None:
                 # Repeated strings interned, so that marshal stores each once.
                 fields = tuple(tuple(map(_intern, astuple(w))) for w in warnings)
-                placements = tuple(tuple(p) for p in scope.placements)
-                entries[name] = Entry(*self.read[name], tuple(map(sys.intern, names)), stats, fields, placements)
+                names = tuple(map(sys.intern, names))
+                entries[name] = Entry(*self.read[name], names, stats, fields, tuple(placement))
         data = (_FORMAT, self.key, {n: tuple(e) for n, e in sorted(entries.items())})
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:

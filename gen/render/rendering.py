@@ -37,7 +37,7 @@ class ClusterRender:
 
     name: str
     warnings: list[Problem]  # settings that are valid but unsafe
-    scope: argocd.Scope  # what the AppProject must admit for it
+    placement: argocd.Placement  # where it deploys: what the AppProject must admit for it
     rendered: int  # how many files it renders
     differences: list[Difference]  # empty: in sync
     overlay: dict[str, str] | None  # file name → text, when its overlay directory differs (or was not compared)
@@ -71,7 +71,7 @@ class RenderedFleet:
     def remember(self) -> None:
         """Record in the cache what was rendered, once it is written (under the repository's lock)."""
         if self.cache is not None:
-            self.cache.save({c.name: (c.warnings, c.scope) for c in self.clusters}, self.reused)
+            self.cache.save({c.name: (c.warnings, c.placement) for c in self.clusters}, self.reused)
 
 
 def render_fleet(
@@ -126,8 +126,7 @@ def render_fleet(
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # an error in the defaults: one line, not one per cluster
     clusters = [c for r in results for c in r.clusters]
-    scope = argocd.Scope.union([*(c.scope for c in clusters), *(e.scope for e in reused.values())])
-    mine = scope.placements
+    mine = {c.placement for c in clusters} | {argocd.Placement._make(e.placement) for e in reused.values()}
     others = set() if every else neighbours(root, files, set(chosen), mine)
     clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine}) if collisions else []
     if clashes:
@@ -140,7 +139,7 @@ def render_fleet(
     by_name.update((c.name, c.warnings) for c in clusters)
     # In the order the clusters were asked for; a full render's are sorted.
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
-    documents = {argocd.BOOTSTRAP_FILE: argocd.bootstrap(fleet), argocd.PROJECT_FILE: [argocd.project(scope, fleet)]}
+    documents = {argocd.BOOTSTRAP_FILE: argocd.bootstrap(fleet), argocd.PROJECT_FILE: [argocd.project(mine, fleet)]}
     if not every:
         committed = _committed_docs(root, argocd.PROJECT_FILE)
         if committed:
@@ -229,8 +228,8 @@ def neighbours(
 
 
 def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
-    scope = argocd.scope([item])
-    return ClusterRender(item.name, spec_warnings(item), scope, len(overlay) + len(app), [], overlay, app, [])
+    place = argocd.placement(item)
+    return ClusterRender(item.name, spec_warnings(item), place, len(overlay) + len(app), [], overlay, app, [])
 
 
 def _compared(root: Path, item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
