@@ -32,7 +32,7 @@ spec:
 """
 
 
-def spec(i: int, port: int = 4040, dc: str = "dc1") -> str:
+def spec(i: int, port: int = 4040, dc: str = "dc1", destination: int | None = None) -> str:
     # Every third cluster leaves its agent unpinned: a warning that must survive a reuse.
     agent = "    agent:\n      sha256: null\n" if i % 3 == 0 else ""
     return f"""apiVersion: gen.profiling/v1alpha1
@@ -54,7 +54,7 @@ spec:
   argocd:
     repoURL: https://github.com/acme/profiling-gitops.git
     destination:
-      name: k8s-{i:02d}
+      name: k8s-{i if destination is None else destination:02d}
 """
 
 
@@ -106,6 +106,16 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
         i = rng.randrange(12)
         if (root / "clusters" / f"c{i:02d}.yaml").exists():
             write_spec(root, f"c{i:02d}", spec(i, port=4100 + rng.randrange(50), dc=f"dc{rng.randrange(3)}"))
+
+    def move_spec() -> None:
+        # Onto another cluster's destination now and then: the AppProject changes, or two specs collide.
+        i = rng.randrange(12)
+        if (root / "clusters" / f"c{i:02d}.yaml").exists():
+            write_spec(root, f"c{i:02d}", spec(i, destination=rng.choice([i, i, (i + 2) % 12, 20 + i])))
+
+    def hand_edit_project() -> None:
+        path = root / "argocd" / "project.yaml"
+        path.write_text(path.read_text() + "# edited\n")
 
     def rewrite_same_spec() -> None:
         path = root / rng.choice(sorted(spec_files(root).values()))
@@ -159,6 +169,8 @@ def _operations(root: Path, rng: random.Random) -> list[Callable[[], None]]:
 
     return [
         edit_spec,
+        move_spec,
+        hand_edit_project,
         rewrite_same_spec,
         edit_spec_hidden,
         hand_edit,
@@ -200,6 +212,18 @@ def test_an_unchanged_fleet_is_not_rendered_again(repo: Path) -> None:
     assert [c.name for c in again.clusters] == ["c05"]
     assert len(again.reused) == 11
     assert [w.file for w in again.warnings] == [f"clusters/c{i:02d}.yaml" for i in (0, 3, 6, 9)]
+
+
+def test_a_spec_that_moves_is_checked_against_the_whole_fleet_again(repo: Path) -> None:
+    _render_twice(repo)
+    write_spec(repo, "c05", spec(5, destination=30))  # a cluster of its own: the AppProject admits it
+    assert gen("render", "--all", "--root", str(repo)).exit_code == 0
+    assert "name: k8s-30\n    namespace: profiling-1" in (repo / "argocd" / "project.yaml").read_text()
+    time.sleep(0.02)
+    write_spec(repo, "c05", spec(5, destination=3))  # c03's cluster, in the same namespace: a collision
+    result = gen("render", "--all", "--root", str(repo))
+    assert result.exit_code == 2
+    assert "clusters/c05.yaml" in result.stderr and "as clusters/c03.yaml" in result.stderr
 
 
 def test_specs_are_known_by_their_stats_and_a_touched_one_by_its_bytes(repo: Path) -> None:

@@ -25,7 +25,7 @@ from gen.spec.fleet import FLEET_FILE
 
 CACHE_NAME = "gen-render.cache"
 T = TypeVar("T")
-_FORMAT = 5
+_FORMAT = 6
 
 
 class Entry(NamedTuple):
@@ -54,6 +54,7 @@ class RenderCache:
         self.read: dict[str, tuple[bytes, bytes]] = {}  # digest and stats of the specs read before rendering
         self.entries: dict[str, Entry] = {}
         self.stamp = 0  # the cache file's mtime: files not older than it are not trusted
+        self.project: str | None = None  # the AppProject's text, as the last full render made it
 
     def reusable(self) -> dict[str, Entry]:
         """The clusters whose files are known to be what a render would write, by name.
@@ -79,10 +80,22 @@ class RenderCache:
                 found[name] = entry._replace(spec_stats=stats)  # the same bytes, touched
         return found
 
-    def save(self, rendered: Mapping[str, tuple[Sequence[Problem], Placement]], reused: Mapping[str, Entry]) -> None:
-        """Record, under the lock, the clusters just rendered and written (name → warnings, scope) and the reused."""
+    def same_fleet(self, rendered: Mapping[str, Placement]) -> bool:
+        """Whether the specs, and where each deploys, are those of the last full render: its AppProject stands,
+        and no two of them collide (it would not have been saved)."""
+        return (
+            self.project is not None
+            and self.entries.keys() == self.specs.keys()
+            and all(tuple(p) == self.entries[n].placement for n, p in rendered.items())
+        )
+
+    def save(
+        self, rendered: Mapping[str, tuple[Sequence[Problem], Placement]], reused: Mapping[str, Entry], project: str
+    ) -> None:
+        """Record, under the lock, the clusters just rendered and written (name → warnings, placement), the reused
+        and the AppProject's text."""
         entries = {n: e for n, e in reused.items() if n in self.specs}
-        if not rendered and entries == self.entries:
+        if not rendered and entries == self.entries and project == self.project:
             return  # the cache says it all already: a render with nothing to do writes no file
         for name, (warnings, placement) in rendered.items():
             try:
@@ -95,7 +108,7 @@ class RenderCache:
                 fields = tuple(tuple(map(_intern, astuple(w))) for w in warnings)
                 names = tuple(map(sys.intern, names))
                 entries[name] = Entry(*self.read[name], names, stats, fields, tuple(placement))
-        data = (_FORMAT, self.key, {n: tuple(e) for n, e in sorted(entries.items())})
+        data = (_FORMAT, self.key, {n: tuple(e) for n, e in entries.items()}, project)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             tmp.write_bytes(marshal.dumps(data))
@@ -120,10 +133,10 @@ def open_cache(root: Path, spec_files: Mapping[str, str]) -> RenderCache | None:
         with open(cache.path, "rb") as f, collector_paused():
             stamp = os.fstat(f.fileno()).st_mtime_ns
             # One read: marshal.load on a file asks it for every object it reads.
-            fmt, stored_key, entries = marshal.loads(f.read())
+            fmt, stored_key, entries, project = marshal.loads(f.read())
             if fmt == _FORMAT and stored_key == key:
                 cache.entries = {n: Entry._make(e) for n, e in entries.items()}
-                cache.stamp = stamp
+                cache.stamp, cache.project = stamp, project
     except (OSError, EOFError, ValueError, TypeError):
         pass  # no cache yet, or one this gen cannot read: a full render
     # They live as long as the command, and the collector, walking them at every full collection

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
 from gen.components import argocd, server
-from gen.components.argocd import OVERLAYS_DIR, overlay_dir
+from gen.components.argocd import OVERLAYS_DIR, Placement, overlay_dir
 from gen.errors import Problem, SpecError
 from gen.output import Output
 from gen.render import layout, workers, writer
@@ -71,7 +72,8 @@ class RenderedFleet:
     def remember(self) -> None:
         """Record in the cache what was rendered, once it is written (under the repository's lock)."""
         if self.cache is not None:
-            self.cache.save({c.name: (c.warnings, c.placement) for c in self.clusters}, self.reused)
+            rendered = {c.name: (c.warnings, c.placement) for c in self.clusters}
+            self.cache.save(rendered, self.reused, self.files[argocd.PROJECT_FILE])
 
 
 def render_fleet(
@@ -126,7 +128,9 @@ def render_fleet(
     if problems:
         raise SpecError(list(dict.fromkeys(problems)))  # an error in the defaults: one line, not one per cluster
     clusters = [c for r in results for c in r.clusters]
-    mine = {c.placement for c in clusters} | {argocd.Placement._make(e.placement) for e in reused.values()}
+    # The fleet-wide work, as large as the fleet, is left out when no spec moved since the last full render.
+    kept = cache.project if cache is not None and cache.same_fleet({c.name: c.placement for c in clusters}) else None
+    mine = set() if kept else {c.placement for c in clusters} | {Placement._make(e.placement) for e in reused.values()}
     others = set() if every else neighbours(root, files, set(chosen), mine)
     clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine}) if collisions else []
     if clashes:
@@ -139,24 +143,26 @@ def render_fleet(
     by_name.update((c.name, c.warnings) for c in clusters)
     # In the order the clusters were asked for; a full render's are sorted.
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
-    documents = {argocd.BOOTSTRAP_FILE: argocd.bootstrap(fleet), argocd.PROJECT_FILE: [argocd.project(mine, fleet)]}
-    if not every:
-        committed = _committed_docs(root, argocd.PROJECT_FILE)
-        if committed:
-            documents[argocd.PROJECT_FILE] = [_widen_project(documents[argocd.PROJECT_FILE][0], committed[0])]
-            if documents[argocd.PROJECT_FILE] == committed:
-                del documents[argocd.PROJECT_FILE]  # it admits these clusters already: not emitted again
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
-    project = documents.pop(argocd.PROJECT_FILE, None)
-    fleet_files.update((rel, argo_text(rel, docs)) for rel, docs in documents.items())
-    if project is not None:
-        # It grows with the fleet: emitted once for each version of its documents.
-        text = remembered(
-            root, "emitted-project", repr(project).encode(), lambda: argo_text(argocd.PROJECT_FILE, project)
-        )
-        fleet_files[argocd.PROJECT_FILE] = text
+    fleet_files.update(_argo_files(root, fleet, mine, kept, every))
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, dict(sorted(reused.items())), loaded, cache)
+
+
+def _argo_files(root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool) -> dict[str, str]:
+    """The bootstrap's text and the AppProject's: `kept`, else made, and for some clusters only when it must widen."""
+    files = {argocd.BOOTSTRAP_FILE: argo_text(argocd.BOOTSTRAP_FILE, argocd.bootstrap(fleet))}
+    if kept:
+        return {**files, argocd.PROJECT_FILE: kept}
+    project = [argocd.project(placements, fleet)]
+    committed = [] if every else _committed_docs(root, argocd.PROJECT_FILE)
+    if committed:
+        project = [_widen_project(project[0], committed[0])]
+        if project == committed:
+            return files  # it admits these clusters already: not emitted again
+    # It grows with the fleet: emitted once for each version of its documents.
+    text = remembered(root, "emitted-project", repr(project).encode(), partial(argo_text, argocd.PROJECT_FILE, project))
+    return {**files, argocd.PROJECT_FILE: text}
 
 
 @dataclass
