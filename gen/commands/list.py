@@ -33,9 +33,8 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
     problems += [c.problem() for c in clashes]
     colliding = {Path(c.later.file).stem for c in clashes}
     blank: dict[str, Any] = {"components": [], "destination": None, "namespace": None}
-    out: list[dict[str, Any]] = [
-        {"name": n, "status": "invalid", **blank} for n in files if n not in rendered.all_names()
-    ]
+    listed = set(rendered.all_names)
+    out: list[dict[str, Any]] = [{"name": n, "status": "invalid", **blank} for n in files if n not in listed]
     for item, cluster in zip(rendered.specs, rendered.clusters, strict=True):
         spec = item.cluster.spec
         enabled = {"ebpf": spec.ebpf.enabled, "grafana": spec.grafana.enabled, "cassandra": spec.cassandra.enabled}
@@ -49,7 +48,7 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
                 "namespace": spec.stack_namespace,
             }
         )
-    ours, foreign = orphan_overlays(root, rendered.all_names())
+    ours, foreign = orphan_overlays(root, rendered.all_names)
     out += [{"name": rel.rsplit("/", 1)[1], "status": "orphan", **blank} for rel in ours + foreign]
     return sorted(out, key=lambda r: r["name"]), problems
 

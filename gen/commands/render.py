@@ -38,13 +38,13 @@ def run(
         writer.refuse_unwritable(root, dirs, files)
         report = writer.write_dirs(root, dirs)
         # Every folder a rendered file is in, unchanged ones too, is cleaned of leftovers.
-        folders = {rel.rsplit("/", 1)[0] for rel in rendered.argo_files()}
+        folders = {rel.rsplit("/", 1)[0] for rel in rendered.argo_files}
         writer.write_files(root, files, report, folders)
         if all_clusters:
-            ours, foreign = orphan_overlays(root, rendered.all_names())
+            ours, foreign = orphan_overlays(root, rendered.all_names)
             for rel in ours:
                 writer.remove_dir(root, rel, report)
-            stale, alien = orphan_files(root, rendered.argo_files())
+            stale, alien = orphan_files(root, rendered.argo_files)
             for rel in stale:
                 writer.remove_file(root, rel, report)
             for rel in foreign:
@@ -56,5 +56,5 @@ def run(
         for rel in rels:
             out.detail(f"{verb} {rel}")
     if not report.touched:
-        out.detail(f"{len(rendered.all_names())} cluster(s) up to date")
+        out.detail(f"{len(rendered.all_names)} cluster(s) up to date")
     return EXIT_OK

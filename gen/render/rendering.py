@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +57,19 @@ class RenderedFleet:
     clusters: list[ClusterRender]
     files: dict[str, str]  # the AppProject and the bootstrap (and the schema and base/ for a full render), by path
     warnings: list[Problem]
-    reused: dict[str, Entry]  # clusters left out by the render cache (their files are current), by name
+    reused: dict[str, Entry]  # clusters left out by the render cache (their files are current), by name, sorted
     specs: list[LoadedCluster]  # when asked for, one per rendered cluster
     cache: RenderCache | None = None
 
+    @cached_property
     def all_names(self) -> list[str]:
         """Every cluster of the fleet this render stands for, the ones left out included."""
         return sorted([*(c.name for c in self.clusters), *self.reused])
 
+    @cached_property
     def argo_files(self) -> set[str]:
         """The Argo CD files this render claims: what `orphan_files` must not call orphaned."""
-        return {*self.files, *(argocd.application_file(n) for n in self.all_names())}
+        return {*self.files, *(argocd.application_file(n) for n in self.all_names)}
 
     def remember(self) -> None:
         """Record in the cache what was rendered, once it is written (under the repository's lock)."""
@@ -146,7 +148,7 @@ def render_fleet(
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
     fleet_files.update(_argo_files(root, fleet, mine, kept, every))
     loaded = [item for r in results for item in r.specs]
-    return RenderedFleet(clusters, written_order(fleet_files), warnings, dict(sorted(reused.items())), loaded, cache)
+    return RenderedFleet(clusters, written_order(fleet_files), warnings, reused, loaded, cache)
 
 
 def _argo_files(root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool) -> dict[str, str]:
