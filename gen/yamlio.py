@@ -349,37 +349,47 @@ _START, _END = MappingStartEvent(None, None, True, flow_style=False), MappingEnd
 _SEQ_START, _SEQ_END = SequenceStartEvent(None, None, True, flow_style=False), SequenceEndEvent()
 
 
-def _new_scalar_event(tag: str, value: str, style: str | None = None) -> ScalarEvent:
+def _scalar_event(tag: str, value: str, style: str | None = None) -> ScalarEvent:
     """A scalar as ruamel's serializer would send it: plain only where the resolver reads back its tag."""
     plain = _EitherVersionResolver().resolve(ScalarNode, value, (True, False)) == tag
     return ScalarEvent(None, tag, (plain, tag == _STR), value, style=style)
 
 
-# Fleets repeat their values, and an event is never changed once made.
-_scalar_event = functools.lru_cache(100_000)(_new_scalar_event)
+# Fleets repeat their texts, and an event is never changed once made: one for each text, up to a bound.
+_TEXTS: dict[str, ScalarEvent] = {}
+_NULL, _TRUE, _FALSE = (
+    _scalar_event(_STD + tag, v) for tag, v in (("null", "null"), ("bool", "true"), ("bool", "false"))
+)
+
+
+def _text_event(value: str) -> ScalarEvent:
+    if len(_TEXTS) > 100_000:
+        _TEXTS.clear()
+    event = _TEXTS[value] = _scalar_event(_STR, value)
+    return event
 
 
 def _events(data: Any, emit: Any) -> None:
     """Hand data to libyaml's emitter as events: block style, keys in insertion order, no anchors."""
     # Not through ruamel's representer and serializer: with them, `render --all` of
-    # 1,000 clusters took 2.6 s of CPU rather than 1.9 s (fleet_bench.py).
+    # 1,000 clusters took 2.6 s of CPU rather than 1.9 s (fleet_bench.py). A one-line text is
+    # looked up in line, the most frequent event by far.
     kind = type(data)
-    if isinstance(data, str):
-        if "\n" in data:
-            # Multi-line text (a config file) as a literal block; libyaml quotes it where a block
-            # cannot hold it. Not cached: such a text is most often one cluster's own.
-            emit(_new_scalar_event(_STR, data, "|"))
-        else:
-            emit(_scalar_event(_STR, data))
-    elif kind is dict or isinstance(data, Mapping):
+    if kind is str:
+        # Multi-line text (a config file) as a literal block; libyaml quotes it where a block
+        # cannot hold it. Not kept: such a text is most often one cluster's own.
+        emit(_scalar_event(_STR, data, "|") if "\n" in data else _TEXTS.get(data) or _text_event(data))
+    elif kind is dict:
         emit(_START)
         for k, v in data.items():
-            # A key is a short text, repeated from document to document: its event is made once.
             if type(k) is str and "\n" not in k:
-                emit(_scalar_event(_STR, k))
+                emit(_TEXTS.get(k) or _text_event(k))
             else:
                 _events(k, emit)
-            _events(v, emit)
+            if type(v) is str and "\n" not in v:
+                emit(_TEXTS.get(v) or _text_event(v))
+            else:
+                _events(v, emit)
         emit(_END)
     elif kind is list or kind is tuple:
         emit(_SEQ_START)
@@ -387,29 +397,33 @@ def _events(data: Any, emit: Any) -> None:
             _events(v, emit)
         emit(_SEQ_END)
     elif data is None:
-        emit(_scalar_event(_STD + "null", "null"))
+        emit(_NULL)
     elif kind is bool:
-        emit(_scalar_event(_STD + "bool", "true" if data else "false"))
+        emit(_TRUE if data else _FALSE)
     elif kind is int:
         emit(_scalar_event(_STD + "int", str(data)))
     elif kind is float:
         # YAML spells infinity and not-a-number .inf and .nan, Python inf and nan.
         emit(_scalar_event(_STD + "float", repr(data).lower().replace("inf", ".inf").replace("nan", ".nan")))
+    elif isinstance(data, Mapping):
+        _events(dict(data), emit)
+    elif isinstance(data, str):
+        _events(str(data), emit)
     else:
         raise TypeError(f"cannot emit {kind.__name__} as YAML")
 
 
 _DUMPED: dict[str, str] = {}
-# The documents fleets repeat (JSON patches, a namespace, a transformer) are 1 KiB or so; a
-# kustomization (5 KiB and more) carries a cluster's own values, and keeping it only holds memory.
-_DUMPED_MAX_KEY = 4096
 
 
-def dump(data: Any) -> str:
-    """Emit one YAML document; the data model is JSON's (dicts, lists, str, int, float, bool, None)."""
-    # Output is a pure function of the data: emit a repeated document once.
-    key = repr(data)
-    text = _DUMPED.get(key)
+def dump(data: Any, *, repeated: bool = False) -> str:
+    """Emit one YAML document; the data model is JSON's (dicts, lists, str, int, float, bool, None).
+
+    `repeated`: a small document the fleet repeats (a JSON patch, a namespace), emitted once.
+    """
+    # Output is a pure function of the data.
+    key = repr(data) if repeated else ""
+    text = _DUMPED.get(key) if repeated else None
     if text is None:
         buf = io.StringIO()
         emitter = CEmitter(buf, indent=2, width=4096, allow_unicode=True, line_break="\n")
@@ -422,10 +436,10 @@ def dump(data: Any) -> str:
         finally:
             emitter.dispose()
         text = buf.getvalue()
-        if len(key) <= _DUMPED_MAX_KEY:
-            _DUMPED[key] = text
+        if repeated:
             if len(_DUMPED) > 10_000:
                 _DUMPED.clear()
+            _DUMPED[key] = text
     return text
 
 

@@ -134,8 +134,10 @@ def kustomization(cluster: Cluster, components: list[Part]) -> dict[str, Any]:
         "configMapGenerator": [g for p in components for g in p.generators],
         # Exact names; the pods roll through the checksum in their template instead.
         "generatorOptions": {"disableNameSuffixHash": True},
-        "patches": [{"target": {"kind": k, "name": n}, "patch": yamlio.dump(o)} for (k, n), o in ops.items()],
-        "transformers": [yamlio.dump(t) for t in transformers],
+        "patches": [
+            {"target": {"kind": k, "name": n}, "patch": yamlio.dump(o, repeated=True)} for (k, n), o in ops.items()
+        ],
+        "transformers": [yamlio.dump(t, repeated=True) for t in transformers],
     }
     return {k: v for k, v in out.items() if v or k not in ("resources", "images", "patches")}
 
@@ -147,7 +149,7 @@ def render_cluster(cluster: Cluster) -> dict[str, str]:
     head = header(cluster)
     files = {f"{top}/kustomization.yaml": head + yamlio.dump(kustomization(cluster, components))}
     if not cluster.spec.takes_over_easy_db_lab:
-        files[f"{top}/{NAMESPACE_FILE}"] = head + yamlio.dump(namespace(cluster))
+        files[f"{top}/{NAMESPACE_FILE}"] = head + yamlio.dump(namespace(cluster), repeated=True)
     for part in components:
         for name, text in part.files.items():
             files[f"{top}/{name}"] = text
