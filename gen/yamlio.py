@@ -342,6 +342,7 @@ class _EitherVersionResolver(BaseResolver):
 
 for _versions, *_resolver in implicit_resolvers:
     _EitherVersionResolver.add_implicit_resolver_base(*_resolver)
+_RESOLVER = _EitherVersionResolver()
 
 
 _STR = _STD + "str"
@@ -351,7 +352,9 @@ _SEQ_START, _SEQ_END = SequenceStartEvent(None, None, True, flow_style=False), S
 
 def _scalar_event(tag: str, value: str, style: str | None = None) -> ScalarEvent:
     """A scalar as ruamel's serializer would send it: plain only where the resolver reads back its tag."""
-    plain = _EitherVersionResolver().resolve(ScalarNode, value, (True, False)) == tag
+    # A block scalar (style "|") is never written plain. The tag's suffix is compared: comparing the
+    # Tag itself decodes it character by character each time.
+    plain = style is None and _RESOLVER.resolve(ScalarNode, value, (True, False)).suffix == tag
     return ScalarEvent(None, tag, (plain, tag == _STR), value, style=style)
 
 
