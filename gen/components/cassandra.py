@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import posixpath
-from pathlib import PurePosixPath
 from typing import Any
 
 from gen.components import cassandra_scripts
@@ -58,7 +57,7 @@ def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
     ]
     kept: list[tuple[str, str, str]] = []
     for entry in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
-        if not any(PurePosixPath(entry[1]).is_relative_to(k[1]) for k in kept):
+        if not any(entry[1] == k[1] or entry[1].startswith(k[1].rstrip("/") + "/") for k in kept):
             kept.append(entry)
     return sorted(kept, key=lambda k: k[1])
 

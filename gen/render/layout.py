@@ -169,6 +169,10 @@ def _check_config_maps(components: list[Part]) -> None:
     for gen in (g for part in components for g in part.generators):
         pairs = [(name, texts.get(name, "")) for name in gen.get("files", [])]
         pairs += [str(lit).partition("=")[::2] for lit in gen.get("literals", [])]
+        # Most often there is no need to measure: JSON writes a key's character as at most twelve
+        # bytes (a surrogate pair, "\ud83d\ude00") and a value's byte as at most six ("\u0000").
+        if sum(12 * len(k) + 6 * len(v.encode("utf-8")) + 4 for k, v in pairs) <= limit:
+            continue
         size = sum(len(json.dumps(k)) + len(json.dumps(v, ensure_ascii=False).encode("utf-8")) for k, v in pairs)
         if size > limit:
             raise ConfigMapTooLargeError(
