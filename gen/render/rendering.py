@@ -141,7 +141,7 @@ def render_fleet(
         raise fleet_error
     fleet = argocd.resolve_sources(given, [s for r in results for s in r.sources])
 
-    by_name = {name: e.problems for name, e in reused.items()}
+    by_name = {name: e.problems for name, e in reused.items() if e.warnings}
     by_name.update((c.name, c.warnings) for c in clusters)
     # In the order the clusters were asked for; a full render's are sorted.
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
