@@ -4,7 +4,6 @@ and committed files already parsed."""
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 import marshal
 import os
@@ -139,9 +138,6 @@ def open_cache(root: Path, spec_files: Mapping[str, str]) -> RenderCache | None:
                 cache.stamp, cache.project = stamp, project
     except (OSError, EOFError, ValueError, TypeError):
         pass  # no cache yet, or one this gen cannot read: a full render
-    # They live as long as the command, and the collector, walking them at every full collection
-    # after this, would make a render after one change grow with the fleet.
-    gc.freeze()
     return cache
 
 

@@ -146,12 +146,14 @@ def render_fleet(
     # In the order the clusters were asked for; a full render's are sorted.
     warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
-    fleet_files.update(_argo_files(root, fleet, mine, kept, every))
+    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every))
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, reused, loaded, cache)
 
 
-def _argo_files(root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool) -> dict[str, str]:
+def _bootstrap_and_project(
+    root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool
+) -> dict[str, str]:
     """The bootstrap's text and the AppProject's: `kept`, else made, and for some clusters only when it must widen."""
     files = {argocd.BOOTSTRAP_FILE: argo_text(argocd.BOOTSTRAP_FILE, argocd.bootstrap(fleet))}
     if kept:
