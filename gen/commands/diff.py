@@ -253,7 +253,10 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     finally:
         bar.close()
     sections = grouping.grouped(sections)
-    fleet = diffing.compare(old.documents(PROJECT_FILE, BOOTSTRAP_FILE), new.documents(PROJECT_FILE, BOOTSTRAP_FILE))
+    # The AppProject is as large as the fleet: parsed only when its bytes (or the bootstrap's) changed.
+    argo = (PROJECT_FILE, BOOTSTRAP_FILE)
+    same = all(old.files(rel) == new.files(rel) for rel in argo)
+    fleet = diffing.compare([], []) if same else diffing.compare(old.documents(*argo), new.documents(*argo))
     if fleet.changes:
         before, after = old.files(FLEET_FILE).get(FLEET_FILE), new.files(FLEET_FILE).get(FLEET_FILE)
         # The fleet-wide Argo CD objects are made from fleet.yaml.
