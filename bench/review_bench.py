@@ -5,7 +5,8 @@ a table (Markdown) for the README.
 
 For each size, a fleet of that many clusters (fleet_bench.py's specs) is rendered and committed in a
 temporary git repository; then each case changes it the way a pull request would and times one
-command in a fresh process. A `_defaults.yaml` change touches every cluster, so it is timed on the
+command in a fresh process, the sizes taking turns run by run. A `_defaults.yaml` change touches
+every cluster, so it is timed on the
 `--defaults-sizes` only: once with nothing cached, once again with the base side built before.
 """
 
@@ -58,16 +59,21 @@ def edit_defaults(root: Path, k: int) -> None:
     (root / "clusters" / "_defaults.yaml").write_text(DEFAULTS + f"  server:\n    retention: {48 + k}h\n")
 
 
-def timed(root: Path, change: Callable[[Path, int], None], render: bool, args: list[str], repeat: int) -> Run:
-    """Median of `gen ARGS` runs, each on a fresh copy of the change (rendered first when `render`)."""
-    runs = []
-    for k in range(repeat):
-        reset(root)
-        change(root, k)
-        if render:
-            gen(root, "render", "--all")
-        runs.append(gen(root, *args))
-    return median(runs)
+def once(root: Path, change: Callable[[Path, int], None], k: int, render: bool, args: list[str]) -> Run:
+    """`gen ARGS` on a fresh copy of the k-th change (rendered first when `render`)."""
+    reset(root)
+    change(root, k)
+    if render:
+        gen(root, "render", "--all")
+    return gen(root, *args)
+
+
+CASES = {
+    "`gen render NAME` after its spec changed": (edit_spec, False, ["render", "lab-0007"]),
+    "`gen render --all` after one spec changed": (edit_spec, False, ["render", "--all"]),
+    "`gen diff`, one spec changed": (edit_spec, True, ["diff", "--base", "HEAD"]),
+    "`gen validate --changed-since HEAD`, one spec changed": (edit_spec, True, ["validate", "--changed-since", "HEAD"]),
+}
 
 
 def main() -> None:
@@ -82,36 +88,34 @@ def main() -> None:
     rows: dict[str, dict[int, Run]] = {}
 
     with tempfile.TemporaryDirectory(prefix="gen-review-bench-") as tmp:
-        for n in sizes:
-            root = fleet(Path(tmp), n)
-            cases = {
-                "`gen render NAME` after its spec changed": (edit_spec, False, ["render", "lab-0007"]),
-                "`gen render --all` after one spec changed": (edit_spec, False, ["render", "--all"]),
-                "`gen diff`, one spec changed": (edit_spec, True, ["diff", "--base", "HEAD"]),
-                "`gen validate --changed-since HEAD`, one spec changed": (
-                    edit_spec,
-                    True,
-                    ["validate", "--changed-since", "HEAD"],
-                ),
-            }
-            for name, (change, render, command) in cases.items():
-                rows.setdefault(name, {})[n] = timed(root, change, render, command, args.repeat)
-            if n in defaults_sizes:
-                reset(root)
-                edit_defaults(root, 0)
-                gen(root, "render", "--all")
-                rows.setdefault("`gen diff`, `_defaults.yaml` changed, cold", {})[n] = gen(
-                    root, "diff", "--base", "HEAD"
-                )
-                again = median([gen(root, "diff", "--base", "HEAD") for _ in range(args.repeat)])
-                rows.setdefault("`gen diff`, `_defaults.yaml` changed, run again", {})[n] = again
-                markdown = gen(root, "diff", "--base", "HEAD", "--format", "markdown").stdout
-                rows.setdefault("markdown comment of that diff, characters", {})[n] = Run(len(markdown), 0, 0, 0, "")
+        # Every fleet first, each kept until the end: deleting one makes the disk busy while another
+        # is timed. A render fills its render cache, as a user's own render did.
+        roots = {n: fleet(Path(tmp), n) for n in sizes}
+        for root in roots.values():
+            gen(root, "render", "--all")
+        for name, (change, render, command) in CASES.items():
+            # The sizes take turns, run by run: this machine's speed drifts over minutes, and the
+            # growth from one size to the next must not be that drift.
+            runs: dict[int, list[Run]] = {n: [] for n in sizes}
+            for k in range(args.repeat):
+                for n, root in roots.items():
+                    runs[n].append(once(root, change, k, render, command))
+            rows[name] = {n: median(r) for n, r in runs.items()}
+        for n in defaults_sizes:
+            root = roots[n]
+            reset(root)
+            edit_defaults(root, 0)
+            gen(root, "render", "--all")
+            rows.setdefault("`gen diff`, `_defaults.yaml` changed, cold", {})[n] = gen(root, "diff", "--base", "HEAD")
+            again = median([gen(root, "diff", "--base", "HEAD") for _ in range(args.repeat)])
+            rows.setdefault("`gen diff`, `_defaults.yaml` changed, run again", {})[n] = again
+            markdown = gen(root, "diff", "--base", "HEAD", "--format", "markdown").stdout
+            rows.setdefault("markdown comment of that diff, characters", {})[n] = Run(len(markdown), 0, 0, 0, "")
+        for n, root in roots.items():
             reset(root)
             rows.setdefault("`gen validate --all`", {})[n] = (
                 gen(root, "validate", "--all") if n <= 100 else Run(0, 0, 0, 0, "")
             )
-            # Each fleet stays until the end: deleting one makes the disk busy while the next is timed.
 
     print(f"{os.cpu_count()} cores; wall seconds (user seconds), medians of {args.repeat} runs\n")
     print("| case | " + " | ".join(f"{n} clusters" for n in sizes) + " | growth |")

@@ -80,8 +80,10 @@ class RenderCache:
         return found
 
     def same_fleet(self, rendered: Mapping[str, Placement]) -> bool:
-        """Whether the specs, and where each deploys, are those of the last full render: its AppProject stands,
-        and no two of them collide (it would not have been saved)."""
+        """Whether every spec deploys where it did at the last full render (`rendered`: the ones rendered again).
+
+        That render's AppProject then stands, and no two specs collide: it would not have been saved.
+        """
         return (
             self.project is not None
             and self.entries.keys() == self.specs.keys()
@@ -91,9 +93,11 @@ class RenderCache:
     def save(
         self, rendered: Mapping[str, tuple[Sequence[Problem], Placement]], reused: Mapping[str, Entry], project: str
     ) -> None:
-        """Record, under the lock, the clusters just rendered and written (name → warnings, placement), the reused
-        and the AppProject's text."""
-        entries = {n: e for n, e in reused.items() if n in self.specs}
+        """Record, under the lock, the clusters just rendered and written, the reused and the AppProject's text.
+
+        `rendered`: each cluster's warnings and placement, by name.
+        """
+        entries = dict(reused)
         if not rendered and entries == self.entries and project == self.project:
             return  # the cache says it all already: a render with nothing to do writes no file
         for name, (warnings, placement) in rendered.items():
