@@ -6,8 +6,8 @@ a table (Markdown) for the README.
 For each size, a fleet of that many clusters (fleet_bench.py's specs) is rendered and committed in a
 temporary git repository; then each case changes it the way a pull request would and times one
 command in a fresh process, the sizes taking turns run by run. A `_defaults.yaml` change touches
-every cluster, so it is timed on the
-`--defaults-sizes` only: once with nothing cached, once again with the base side built before.
+every cluster, so it is timed on the `--defaults-sizes` only: once with nothing cached, once again
+with the base side built before.
 """
 
 from __future__ import annotations
