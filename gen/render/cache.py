@@ -111,13 +111,7 @@ class RenderCache:
                 fields = tuple(tuple(map(_intern, astuple(w))) for w in warnings)
                 names = tuple(map(sys.intern, names))
                 entries[name] = Entry(*self.read[name], names, stats, fields, tuple(placement))
-        data = (_FORMAT, self.key, {n: tuple(e) for n, e in entries.items()}, project)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            tmp.write_bytes(marshal.dumps(data))
-            os.replace(tmp, self.path)
-        except OSError:
-            tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
+        _store(self.path, (_FORMAT, self.key, {n: tuple(e) for n, e in entries.items()}, project))
 
 
 def open_cache(root: Path, spec_files: Mapping[str, str]) -> RenderCache | None:
@@ -212,10 +206,15 @@ def remembered(root: Path, name: str, source: bytes, make: Callable[[], T]) -> T
     except (OSError, EOFError, ValueError, TypeError):
         pass  # none yet, or one this gen cannot read
     value = make()
-    tmp = memo.with_name(memo.name + ".tmp")
-    try:
-        tmp.write_bytes(marshal.dumps((digest, cast(Any, value))))
-        os.replace(tmp, memo)
-    except (OSError, ValueError):
-        tmp.unlink(missing_ok=True)  # a memo that cannot be written only costs time
+    _store(memo, (digest, value))
     return value
+
+
+def _store(path: Path, data: Any) -> None:
+    """Write plain data with marshal, through a temporary file and a rename: never half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(marshal.dumps(data))
+        os.replace(tmp, path)
+    except (OSError, ValueError):
+        tmp.unlink(missing_ok=True)  # a cache that cannot be written only costs time
