@@ -68,19 +68,19 @@ def test_this_repository_with_its_examples_replaced_stays_green(tmp_path: Path) 
     ok("render", "--all", "--root", str(clone))
     ok(
         "new",
-        "lab-third",
+        "prod-east",
         "--address",
         "10.0.3.10",
         "--repo-url",
         FLEET_URL,
         "--destination-name",
-        "lab-third",
+        "prod-east",
         "--root",
         str(clone),
     )
-    ok("render", "lab-third", "--root", str(clone))
+    ok("render", "prod-east", "--root", str(clone))
     commit_all(clone, "the examples replaced by a cluster of our own")
-    assert sorted(p.name for p in (clone / "clusters").glob("*.yaml")) == ["lab-third.yaml"]
+    assert sorted(p.name for p in (clone / "clusters").glob("*.yaml")) == ["prod-east.yaml"]
     ok("check", "--root", str(clone))
     ok("validate", "--root", str(clone))
     # The tests that read the repository's own files (the README, the schema, the hooks, base/), run
