@@ -7,7 +7,6 @@ from typing import Any
 
 from gen.components import cassandra_scripts
 from gen.components.common import Part, Patch, config_map, header, patch_op, server_url
-from gen.spec import units
 from gen.spec.cluster import Cassandra, Cluster
 from gen.spec.hostpaths import include_mount
 
@@ -24,9 +23,7 @@ def settings_for(c: Cassandra, cluster_name: str, head: str, *, server_address: 
 
 def jvm_options_size(c: Cassandra, cluster_name: str, *, server_address: str) -> int:
     """Bytes the snippet adds to every Cassandra JVM's command line, at the longest host name."""
-    return cassandra_scripts.options_size(
-        host_name_max=units.HOST_NAME_MAX, **_snippet_settings(c, cluster_name, server_address)
-    )
+    return cassandra_scripts.options_size(**_snippet_settings(c, cluster_name, server_address))
 
 
 def _snippet_settings(c: Cassandra, cluster_name: str, server_address: str) -> dict[str, Any]:
@@ -56,10 +53,11 @@ def host_dirs(cluster: Cluster) -> list[tuple[str, str, str]]:
         ("host-env-dir", posixpath.dirname(c.env_file), "Directory"),
     ]
     kept: list[tuple[str, str, str]] = []
-    for entry in sorted(wanted, key=lambda w: (len(w[1]), w[1])):
+    # By path: a directory sorts before every directory inside it, which starts with its path.
+    for entry in sorted(wanted, key=lambda w: w[1]):
         if not any(entry[1] == k[1] or entry[1].startswith(k[1].rstrip("/") + "/") for k in kept):
             kept.append(entry)
-    return sorted(kept, key=lambda k: k[1])
+    return kept
 
 
 def _ops(cluster: Cluster) -> list[dict[str, Any]]:

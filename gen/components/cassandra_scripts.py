@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gen.components.common import resource_text
+from gen.components.common import filled, resource_text
 from gen.spec import units
 
 JAR_NAME = "pyroscope.jar"
@@ -36,21 +36,19 @@ def settings_snippet(header: str, **settings: Any) -> str:
     """Full text of cassandra-pyroscope.sh, which cassandra.in.sh sources (`settings`: `_agent_options`'s)."""
     jar, props = _agent_options(**settings)
     lines = [f'    gen_profiling_opts="$gen_profiling_opts -Dpyroscope.{name}={value}"' for name, value in props]
-    template = resource_text(_TEMPLATE)
-    if not template.startswith(_DIRECTIVE):
+    if not resource_text(_TEMPLATE).startswith(_DIRECTIVE):
         raise RuntimeError(f"gen/resources/{_TEMPLATE} must start with {_DIRECTIVE!r}")
     # The header must stay one comment line: the shellcheck directive has to be the second line.
     if not header.startswith("#") or "\n" in header or "\r" in header:
         raise ValueError(f"header must be one comment line starting with '#', got {header!r}")
-    # Plain placeholder replacement rather than str.format: the shell text is full of braces.
-    return f"{header}\n" + template.replace("@JAR@", jar).replace("@PROPS@", "\n".join(lines))
+    return f"{header}\n" + filled({"JAR": jar, "PROPS": "\n".join(lines)}, _TEMPLATE)
 
 
-def options_size(*, host_name_max: int, **settings: Any) -> int:
+def options_size(**settings: Any) -> int:
     """Bytes of the words the snippet adds to JVM_EXTRA_OPTS (blanks included), for the longest host name."""
     jar, props = _agent_options(**settings)
     words = [f"-javaagent:{jar}", *(f"-Dpyroscope.{name}={value}" for name, value in props)]
-    text = " ".join(words).replace(HOST_PLACEHOLDER, "h" * host_name_max)
+    text = " ".join(words).replace(HOST_PLACEHOLDER, "h" * units.HOST_NAME_MAX)
     return len(text.encode("utf-8"))
 
 
