@@ -116,18 +116,13 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
     argo = cluster.spec.argocd
     # The spec guarantees exactly one of server and name.
     field, value = target(argo.destination.server, argo.destination.name)
-    sync: dict[str, Any] = {}
-    if argo.automated:
-        sync["automated"] = {"prune": True, "selfHeal": True}
-    sync["syncOptions"] = [
-        o for o in SYNC_OPTIONS if o != "CreateNamespace=true" or not cluster.spec.takes_over_easy_db_lab
-    ]
-    sync["retry"] = _retry()
+    automated = {"automated": {"prune": True, "selfHeal": True}} if argo.automated else {}
+    options = [o for o in SYNC_OPTIONS if o != "CreateNamespace=true" or not cluster.spec.takes_over_easy_db_lab]
     spec = {
         "project": argo.project or fleet.project,
         "source": {"repoURL": argo.repo_url, "targetRevision": argo.target_revision, "path": overlay_dir(cluster.name)},
         "destination": {field: value, "namespace": cluster.spec.stack_namespace},
-        "syncPolicy": sync,
+        "syncPolicy": {**automated, "syncOptions": options, "retry": _retry()},
     }
     return _argo_object("Application", app_name(cluster.name), fleet, spec, cluster.name)
 
@@ -153,7 +148,6 @@ EBPF_RBAC = "pyroscope-ebpf"
 
 
 def placement(lc: LoadedCluster) -> Placement:
-    """A loaded spec's `Placement`."""
     spec = lc.cluster.spec
     dest = spec.argocd.destination
     at = lc.problem(DESTINATION, "")
@@ -311,7 +305,6 @@ class Source:
 
 
 def source(lc: LoadedCluster) -> Source:
-    """A loaded spec's `Source`."""
     argo = lc.cluster.spec.argocd
     values = {"repoURL": argo.repo_url, "targetRevision": argo.target_revision}
     return Source(lc.file, {f: (v, lc.positions.where(("spec", "argocd", f))) for f, v in values.items()})
