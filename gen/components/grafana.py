@@ -9,9 +9,6 @@ from gen.components import dashboard
 from gen.components.common import Part, config_map, header, header_text, server_url
 from gen.spec.cluster import Cluster
 
-SIDECAR_LABEL = {"grafana_datasource": "1"}
-DASHBOARD_LABEL = {"grafana_dashboard": "1"}
-DASHBOARD_KEY = "pyroscope-profiling.json"
 # After every workload (waves 0 to 2): the Grafana namespace is not the stack's, and when it is
 # missing these ConfigMaps fail their wave, which must then hold nothing else back.
 GRAFANA_WAVE = "5"
@@ -41,10 +38,10 @@ def datasource(cluster: Cluster) -> dict[str, Any]:
 def build(cluster: Cluster) -> Part:
     grafana = cluster.spec.grafana
     files = {"datasource.yaml": header(cluster) + yamlio.dump(datasource(cluster))}
-    maps = [(DATASOURCE_CONFIGMAP, "pyroscope.yaml=datasource.yaml", SIDECAR_LABEL)]
+    maps = [(DATASOURCE_CONFIGMAP, "pyroscope.yaml=datasource.yaml", {"grafana_datasource": "1"})]
     if grafana.dashboard:
         files["dashboard.json"] = dashboard.dashboard_json(cluster, header_text(cluster))
-        maps.append(("pyroscope-dashboard", f"{DASHBOARD_KEY}=dashboard.json", DASHBOARD_LABEL))
+        maps.append(("pyroscope-dashboard", "pyroscope-profiling.json=dashboard.json", {"grafana_dashboard": "1"}))
     generators = [
         config_map(name, [entry], namespace=grafana.namespace, labels=labels, wave=GRAFANA_WAVE)
         for name, entry, labels in maps

@@ -11,16 +11,7 @@ from gen.spec.cluster import RAFT_PORT, Cluster, major_of
 
 BASE_IMAGE = "grafana/pyroscope"
 DATA_MOUNT = "/data"  # where base/server mounts storagePath inside the container
-# The defaults (4 MB/s, burst 2 MB) answer JFR uploads with alloc and lock on with 429.
-INGESTION_RATE_MB = 16
-INGESTION_BURST_MB = 32
-# The pod labels of base/server and base/ebpf, and their selectors (easy-db-lab's, which
-# the NetworkPolicy selects on too).
-SERVER_LABELS = {"app.kubernetes.io/name": "pyroscope", "app.kubernetes.io/component": "server"}
-SERVER_SELECTOR = {"app.kubernetes.io/name": "pyroscope"}
-EBPF_SELECTOR = {"app.kubernetes.io/name": "pyroscope-ebpf"}
 NETWORK_POLICY_FILE = "networkpolicy.yaml"
-POD_HOSTNAME = "pyroscope"
 HOST_PORT_SKIP = (
     "CKV_K8S_26=server.hostNetwork false: the HTTP port is a hostPort on the control node, so that the Java "
     "agents on the database hosts still reach the server at the control node's address; NetworkPolicy "
@@ -73,8 +64,9 @@ def config(cluster: Cluster) -> dict[str, Any]:
     # Queries reach back 1w by default, whatever the retention. For both keys 0 means
     # no limit, so retention 0 (keep forever) gives max_query_lookback 0 (query all of it).
     limits["max_query_lookback"] = server.retention
-    limits["ingestion_rate_mb"] = INGESTION_RATE_MB
-    limits["ingestion_burst_size_mb"] = INGESTION_BURST_MB
+    # The defaults (4 MB/s, burst 2 MB) answer JFR uploads with alloc and lock on with 429.
+    limits["ingestion_rate_mb"] = 16
+    limits["ingestion_burst_size_mb"] = 32
     out["limits"] = limits
     out["server"] = {"http_listen_port": server.port, "grpc_listen_port": server.grpc_port}
     out["memberlist"] = {
@@ -153,7 +145,7 @@ def _pod_network_ops(cluster: Cluster) -> list[dict[str, Any]]:
     return [
         patch_op("replace", f"{template}/hostNetwork", False),
         patch_op("replace", f"{template}/dnsPolicy", "ClusterFirst"),
-        patch_op("add", f"{template}/hostname", POD_HOSTNAME),
+        patch_op("add", f"{template}/hostname", "pyroscope"),
         patch_op("add", f"{template}/containers/0/ports/0/hostPort", cluster.spec.server.port),
         # The host-network exceptions of base/server no longer hold; the hostPort is one.
         patch_op("replace", checkov_skip(1), HOST_PORT_SKIP),
@@ -168,9 +160,10 @@ def network_policy(cluster: Cluster) -> dict[str, Any]:
     by `allowFrom`; the eBPF agent and Grafana on the control node keep pod addresses, admitted by selector.
     """
     spec = cluster.spec
+    # The pod labels and selectors are base/server's and base/ebpf's (easy-db-lab's).
     sources: list[dict[str, Any]] = []
     if spec.ebpf.enabled:
-        sources.append({"podSelector": {"matchLabels": dict(EBPF_SELECTOR)}})
+        sources.append({"podSelector": {"matchLabels": {"app.kubernetes.io/name": "pyroscope-ebpf"}}})
     if spec.grafana.enabled:
         sources.append({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": spec.grafana.namespace}}})
     sources += [{"ipBlock": {"cidr": cidr}} for cidr in spec.server.allow_from or []]
@@ -179,11 +172,11 @@ def network_policy(cluster: Cluster) -> dict[str, Any]:
         "kind": "NetworkPolicy",
         "metadata": {
             "name": "pyroscope",
-            "labels": dict(SERVER_LABELS),
+            "labels": {"app.kubernetes.io/name": "pyroscope", "app.kubernetes.io/component": "server"},
             "annotations": {"argocd.argoproj.io/sync-wave": "1"},
         },
         "spec": {
-            "podSelector": {"matchLabels": dict(SERVER_SELECTOR)},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "pyroscope"}},
             "policyTypes": ["Ingress"],
             "ingress": [{"from": sources, "ports": [{"protocol": "TCP", "port": spec.server.port}]}],
         },
