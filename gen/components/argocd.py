@@ -223,8 +223,6 @@ def clashes(placements: Iterable[Placement], only: Iterable[str] | None = None) 
 def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:
     """The fleet's least-privilege AppProject: fleet.yaml's repositories, the specs' destinations, the stack's kinds.
 
-    Each namespace a spec deploys into is allowed on its cluster: the stack's and Grafana's.
-
     The destinations are those of all specs, not only of those in this project: moving a cluster
     into it is then a one-line change to its spec.
     """
