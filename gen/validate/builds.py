@@ -42,8 +42,8 @@ class Builds:
         self._tools: dict[tuple[str, ...], bytes | None] = {}  # the kustomize of this run, looked up once
 
     def inspect(self, root: Path, directory: str) -> list[str]:
-        """`kustomize.inspect`, remembering what the build of a safe directory reads."""
-        findings, digest = kustomize.inspected(root, directory)
+        """The findings of `kustomize.inspect`, remembering what the build of a safe directory reads."""
+        findings, digest = kustomize.inspect(root, directory)
         if not findings:
             self.inputs[(root, directory)] = digest
         return findings
@@ -63,7 +63,7 @@ class Builds:
             return docs
         docs = yamlio.parse_all_plain(kustomize.build(root / directory, cmd))
         # Stored only when the files did not change while kustomize read them.
-        if root in self.settled or kustomize.inspected(root, directory)[1] == digest:
+        if root in self.settled or kustomize.inspect(root, directory)[1] == digest:
             # Parsed: loading marshal's plain data is many times faster than parsing the YAML again.
             self._store(entry, marshal.dumps(docs))
         return docs

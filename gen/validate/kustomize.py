@@ -132,17 +132,13 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 # ------------------------------------------------------------ before a build
 
 
-def inspect(root: Path, directory: str) -> list[str]:
-    """What keeps kustomize from building `directory` (relative to root): one line per file and entry.
+def inspect(root: Path, directory: str) -> tuple[list[str], bytes]:
+    """What keeps kustomize from building `directory` (relative to root), one line per file and entry; and a
+    digest of the path and bytes of every file the build reads, in order.
 
     A pull request decides what kustomize reads: every path of every kustomization the build would load
     must be a regular file or real directory in the repository, reached through no symlink, within bounds.
     """
-    return inspected(root, directory)[0]
-
-
-def inspected(root: Path, directory: str) -> tuple[list[str], bytes]:
-    """What `inspect` finds, and a digest of the path and bytes of every file the build reads, in order."""
     walk = _Walk(root)
     return walk.run(directory), walk.digest.digest()
 
