@@ -394,7 +394,7 @@ def check_claimed(
 
     Every entry under argocd/applications/ must be a spec's Application file, with gen's header and that
     one Application, reading from a repository the one AppProject in project.yaml allows. `files`: the
-    parsed Argo CD files by path (`rendered_files`).
+    parsed Argo CD files by path.
     """
     findings: list[Finding] = []
     claimed = {application_file(c.name): app_name(c.name) for c in clusters}
@@ -438,12 +438,6 @@ def check_claimed(
 # ------------------------------------------------------------------ all of it
 
 
-def rendered_files(root: Path) -> dict[str, list[dict[str, Any]]]:
-    """The committed Argo CD files under root, parsed, by path relative to root (sorted)."""
-    rels = [path.relative_to(root).as_posix() for path in sorted((root / ARGOCD_DIR).rglob("*.yaml"))]
-    return {rel: [d for d in yamlio.parse_all_file(root / rel, rel) if isinstance(d, dict)] for rel in rels}
-
-
 def check_repository(
     root: Path,
     clusters: Sequence[Cluster],
@@ -455,7 +449,8 @@ def check_repository(
     Findings about one object are prefixed with its file. `objects` are the built
     manifests by cluster name, when the caller has already run kustomize.
     """
-    files = rendered_files(root)
+    rels = [path.relative_to(root).as_posix() for path in sorted((root / ARGOCD_DIR).rglob("*.yaml"))]
+    files = {rel: [d for d in yamlio.parse_all_file(root / rel, rel) if isinstance(d, dict)] for rel in rels}
     if not files:
         return [f"{ARGOCD_DIR}/: nothing rendered (run: gen render --all)"]
     findings: list[Finding] = []
