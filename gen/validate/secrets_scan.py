@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from gen.validate.objects import ident
@@ -76,7 +76,7 @@ def scan_object(obj: Mapping[str, Any]) -> list[str]:
         f"{field}: a Secret with values is a secret in git; create it outside the repository and reference it by name"
         for field in sorted(skip)
     ]
-    for path, key, value in _walk(obj, "", skip):
+    for path, key, value in _walk({k: v for k, v in obj.items() if k not in skip}):
         if key is not None and is_credential_key(key) and is_literal(value):
             found.append(f"{path}: a literal value under a credential's name ({key})")
         lines = "\n" in value  # a line number only where there is more than one line
@@ -118,17 +118,14 @@ def is_literal(value: str) -> bool:
     return text.lower() not in _EMPTY_WORDS and not _REFERENCE.match(text)
 
 
-def _walk(
-    node: Any, path: str, skip: Collection[str] = (), key: str | None = None
-) -> Iterator[tuple[str, str | None, str]]:
-    """(path, the key that names the value, value) for every string leaf; `skip` are top-level keys left out."""
+def _walk(node: Any, path: str = "", key: str | None = None) -> Iterator[tuple[str, str | None, str]]:
+    """(path, the key that names the value, value) for every string leaf."""
     if isinstance(node, Mapping):
         # An environment variable or a parameter names its value with `name`.
         named = node.get("name") if isinstance(node.get("value"), str) else None
         for k, v in node.items():
-            if k not in skip:
-                here = f"{path}.{k}" if path else str(k)
-                yield from _walk(v, here, (), named if k == "value" and isinstance(named, str) else str(k))
+            here = f"{path}.{k}" if path else str(k)
+            yield from _walk(v, here, named if k == "value" and isinstance(named, str) else str(k))
     elif isinstance(node, list):
         for i, item in enumerate(node):
             yield from _walk(item, f"{path}[{i}]")
