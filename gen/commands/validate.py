@@ -15,11 +15,10 @@ from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from gen.output import Output
 from gen.render.rendering import compare_file, default_jobs, render_fleet
 from gen.render.shipped_base import BASE_DIR, base_files
-from gen.render.workers import MAX_JOBS, cores
 from gen.review import gitrepo
 from gen.spec.fleet import FLEET_FILE
 from gen.spec.loader import choose, spec_files
-from gen.validate import argo_checks, kustomize, secrets_scan
+from gen.validate import argo_checks, k8s_limits, k8s_schema, kustomize, secrets_scan
 from gen.validate.builds import Builds
 from gen.validate.objects import ident
 
@@ -86,7 +85,7 @@ def run(
 
     try:
         # No more builds at once than there are overlays: each thread runs a kustomize.
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs or cores(), MAX_JOBS, len(chosen)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(default_jobs(jobs), len(chosen)))) as pool:
             results = [base] if base else list(pool.map(one, chosen))
     finally:
         bar.close()
@@ -135,8 +134,6 @@ def _changed(root: Path, ref: str, names: list[str], out: Output) -> tuple[list[
 
 def validate_objects(objects: list[Any], version: str) -> list[str]:
     """Strict schema validation of core Kubernetes objects, and the sizes the API server refuses, by object."""
-    from gen.validate import k8s_limits, k8s_schema
-
     return [
         f"{ident(obj)}: {problem}"
         for obj in objects
