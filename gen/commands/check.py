@@ -137,7 +137,7 @@ def _drift(root: Path, difference: Difference, text: str | None) -> Drift:
     if drift.kind not in {"changed", "hand-edited"} or text is None:
         return drift
     try:
-        actual = writer.read_bytes(root / drift.path).decode("utf-8", errors="surrogateescape")
+        actual = repofs.read(root / drift.path).decode("utf-8", errors="surrogateescape")
     except OSError:
         return drift  # too large to read: the finding says so
     if actual.count("\n") > MAX_DIFF_LINES:

@@ -283,7 +283,7 @@ def compare_file(root: Path, rel: str, text: str) -> Difference | None:
     """How a file differs from its rendered text, or None when it holds exactly that."""
     try:
         # Never followed through a symlink, waited on as a FIFO or read past the bound.
-        raw = writer.read_bytes(root / rel)
+        raw = repofs.read(root / rel)
     except FileNotFoundError:
         return Difference(rel, "missing", "not rendered")
     except repofs.NotAFile as e:
@@ -305,7 +305,7 @@ def _storage_migration(root: Path, item: LoadedCluster, overlay: Mapping[str, st
     """A warning when the committed overlay ran a 1.x server and the new one runs 2.x."""
     rel = f"{overlay_dir(item.name)}/kustomization.yaml"
     try:
-        old = yamlio.load(writer.read_bytes(root / rel), rel).data
+        old = yamlio.load(repofs.read(root / rel), rel).data
     except (OSError, SpecError):
         return []  # no overlay yet, or not one gen can read: nothing was stored by it
     new = yamlio.parse_plain(overlay["kustomization.yaml"])

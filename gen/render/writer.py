@@ -168,11 +168,6 @@ def write_files(root: Path, files: Mapping[str, str], report: WriteReport, folde
         _write_file(root, rel, text, report)
 
 
-def read_bytes(path: str | Path) -> bytes:
-    """A regular file's bytes, never through a symlink, at most `repofs.MAX_FILE_BYTES` (else NotAFile)."""
-    return repofs.read(path)
-
-
 def same_text(raw: bytes, text: str) -> bool:
     """Whether a file's bytes read back (as UTF-8, undecodable bytes escaped, newlines kept) as text."""
     try:
