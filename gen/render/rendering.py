@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from pathlib import Path
@@ -321,7 +321,9 @@ def default_jobs(jobs: int | None) -> int:
 
 def argo_text(rel: str, docs: list[Any]) -> str:
     """The text of an Argo CD file: gen's header, naming what it was rendered from, then the documents."""
-    source = f"clusters/{rel.rsplit('/', 1)[1]}" if rel.startswith(argocd.APPLICATIONS_DIR) else ARGO_SOURCES
+    source = f"{FLEET_FILE} and clusters/"
+    if rel.startswith(argocd.APPLICATIONS_DIR):
+        source = f"clusters/{rel.rsplit('/', 1)[1]}"
     return f"# {layout.HEADER_PREFIX}{source}. Do not edit.\n" + yamlio.dump_all(docs)
 
 
@@ -333,9 +335,7 @@ def written_order(files: Mapping[str, str]) -> dict[str, str]:
 def _committed_docs(root: Path, rel: str) -> list[Any]:
     def parse() -> list[Any]:
         text = raw.decode("utf-8")
-        if yamlio.check_bounds(text) is not None:
-            return []
-        return yamlio.parse_all_plain(text)
+        return [] if yamlio.check_bounds(text) is not None else yamlio.parse_all_plain(text)
 
     try:
         raw = repofs.read(root / rel)
@@ -365,9 +365,6 @@ def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
     return fresh
 
 
-ARGO_SOURCES = f"{FLEET_FILE} and clusters/"
-
-
 # Where easy-db-lab's own Grafana datasource looks for the server.
 EASY_DB_LAB_SERVER_PORT = 4040
 
@@ -392,13 +389,26 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
 def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[str]]:
     """Overlay directories with no spec: (ones gen generated, ones it did not)."""
     keep = set(known)
-    # A symlink is listed (as not gen's), never followed.
-    return _orphans(
-        root,
-        OVERLAYS_DIR,
-        lambda e: (e.is_dir() or e.is_symlink()) and e.name not in keep,
-        lambda e: f"{e.path}/kustomization.yaml",
-    )
+    try:
+        # os.scandir, not pathlib: a fleet's folders hold a thousand entries, of which
+        # only the unclaimed ones are read.
+        entries = sorted(os.scandir(root / OVERLAYS_DIR), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    ours: list[str] = []
+    foreign: list[str] = []
+    for entry in entries:
+        # A symlink is listed (as not gen's), never followed.
+        if entry.name.startswith(".") or entry.name in keep or not (entry.is_dir() or entry.is_symlink()):
+            continue
+        header = f"{entry.path}/kustomization.yaml"
+        try:
+            # Only a real directory (read without following a link) can be gen's.
+            generated = not entry.is_symlink() and layout.is_generated(repofs.read_text(header))
+        except (OSError, UnicodeDecodeError):
+            generated = False
+        (ours if generated else foreign).append(f"{OVERLAYS_DIR}/{entry.name}")
+    return ours, foreign
 
 
 UNCLAIMED_NOTE = (
@@ -426,30 +436,3 @@ def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[s
         generated = raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace"))
         (ours if generated else others).append(rel)
     return ours, others
-
-
-def _orphans(
-    root: Path,
-    folder: str,
-    unclaimed: Callable[[os.DirEntry[str]], bool],
-    header_file: Callable[[os.DirEntry[str]], str],
-) -> tuple[list[str], list[str]]:
-    """Unclaimed entries of a folder, split by whether gen's header marks them as its own."""
-    try:
-        # os.scandir, not pathlib: a fleet's folders hold a thousand entries, of which
-        # only the unclaimed ones are read.
-        entries = sorted(os.scandir(root / folder), key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return [], []
-    ours: list[str] = []
-    foreign: list[str] = []
-    for entry in entries:
-        if entry.name.startswith(".") or not unclaimed(entry):
-            continue
-        try:
-            # Only a real directory or a regular file (read without following a link) can be gen's.
-            generated = not entry.is_symlink() and layout.is_generated(repofs.read_text(header_file(entry)))
-        except (OSError, UnicodeDecodeError):
-            generated = False
-        (ours if generated else foreign).append(f"{folder}/{entry.name}")
-    return ours, foreign
