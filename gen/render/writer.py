@@ -162,7 +162,11 @@ def clean_leftovers(parent: Path) -> None:
 def write_files(root: Path, files: Mapping[str, str], report: WriteReport, folders: Iterable[str] = ()) -> None:
     """Write single files (relative path → text) atomically when they change; clean `folders` of leftovers too."""
     for directory in sorted({(root / rel).parent for rel in files} | {root / f for f in folders}):
-        _clean_tmp_files(directory)
+        # Left by a run killed here. Nothing else removes them: the orphan check skips dot
+        # files, and every run writes every Argo CD file, so each of their folders passes here.
+        for entry in _leftovers(directory):
+            if entry.is_symlink() or not entry.is_dir():
+                entry.unlink()
         directory.mkdir(parents=True, exist_ok=True)
     for rel, text in files.items():
         _write_file(root, rel, text, report)
@@ -193,14 +197,6 @@ def _write_file(root: Path, rel: str, text: str, report: WriteReport) -> None:
         _discard(tmp)
         raise
     (report.changed if existed else report.created).append(rel)
-
-
-def _clean_tmp_files(directory: Path) -> None:
-    # Left by a run killed inside write_files. Nothing else removes them: the orphan check skips
-    # dot files, and every run writes every Argo CD file, so each of their folders passes here.
-    for entry in _leftovers(directory):
-        if entry.is_symlink() or not entry.is_dir():
-            entry.unlink()
 
 
 def _leftovers(directory: Path) -> list[Path]:
