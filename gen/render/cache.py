@@ -108,7 +108,7 @@ class RenderCache:
             stats = _stats(self.root, _paths(name, names))
             if name in self.read and stats is not None:
                 # Repeated strings interned, so that marshal stores each once.
-                fields = tuple(tuple(map(_intern, astuple(w))) for w in warnings)
+                fields = tuple(tuple(sys.intern(v) if isinstance(v, str) else v for v in astuple(w)) for w in warnings)
                 names = tuple(map(sys.intern, names))
                 entries[name] = Entry(*self.read[name], names, stats, fields, tuple(placement))
         _store(self.path, (_FORMAT, self.key, {n: tuple(e) for n, e in entries.items()}, project))
@@ -185,10 +185,6 @@ def _stats(root: Path, paths: list[str], stamp: int | None = None) -> bytes | No
             return None  # racily clean: it could have changed within the clock tick it was written in
         values += (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
     return struct.pack(f"<{len(values)}q", *values)
-
-
-def _intern(value: T) -> T:
-    return cast(T, sys.intern(value)) if isinstance(value, str) else value
 
 
 def remembered(root: Path, name: str, source: bytes, make: Callable[[], T]) -> T:
