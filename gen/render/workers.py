@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import itertools
 import os
 import signal
 import sys
@@ -42,12 +43,9 @@ def chunked(names: Sequence[str], jobs: int) -> list[list[str]]:
     """`names` cut into contiguous runs for `jobs` workers, whose lengths differ by one at most (none empty)."""
     count = max(1, min(jobs * CHUNKS_PER_JOB if len(names) >= PARALLEL_MIN_CLUSTERS else 1, len(names)))
     size, extra = divmod(len(names), count)
-    out, start = [], 0
-    for k in range(count):
-        end = start + size + (k < extra)
-        out.append(list(names[start:end]))
-        start = end
-    return out
+    # Run k starts after k runs of `size` names, the first `extra` runs holding one more.
+    starts = [k * size + min(k, extra) for k in range(count + 1)]
+    return [list(names[a:b]) for a, b in itertools.pairwise(starts)]
 
 
 class WorkerError(RuntimeError):
