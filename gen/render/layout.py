@@ -27,11 +27,7 @@ WORKLOADS = {
 CHECKSUM_ANNOTATION = "checksum/config"
 # A replace, not a three-way apply, leaves none of easy-db-lab's own fields on the objects taken over.
 TAKEOVER_SYNC_OPTIONS = "Replace=true"
-TAKEOVER_OP = {
-    "op": "add",
-    "path": "/metadata/annotations/argocd.argoproj.io~1sync-options",
-    "value": TAKEOVER_SYNC_OPTIONS,
-}
+TAKEOVER_OP = patch_op("add", "/metadata/annotations/argocd.argoproj.io~1sync-options", TAKEOVER_SYNC_OPTIONS)
 DEFAULT_NAMESPACE_SKIP = (
     "CKV_K8S_21=platform easy-db-lab: the stack takes over easy-db-lab's own profiling objects in place, "
     "and they live in namespace default"
