@@ -183,7 +183,7 @@ def explain(name: str, field: str | None, fmt: str, root: Path) -> None:
     """
     from gen.commands import explain as command
 
-    sys.exit(command.run(root, name, field, fmt, _output()))
+    sys.exit(command.run(root, name, field, _output(fmt)))
 
 
 @cli.command()
@@ -253,7 +253,7 @@ def list_clusters(fmt: str, root: Path) -> None:
     """List every cluster with its status (in sync, stale, orphan), components and destination."""
     from gen.commands import list as command
 
-    sys.exit(command.run(root, fmt, _output()))
+    sys.exit(command.run(root, _output(fmt)))
 
 
 @cli.command()

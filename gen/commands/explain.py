@@ -29,7 +29,7 @@ def explain(item: LoadedCluster) -> list[tuple[str, Any, str]]:
     return rows
 
 
-def run(root: Path, name: str, field: str | None, fmt: str, out: Output) -> int:
+def run(root: Path, name: str, field: str | None, out: Output) -> int:
     repofs.guard_layout(root)
     (item,) = load_clusters(root, [name])
     rows = explain(item)
@@ -41,7 +41,7 @@ def run(root: Path, name: str, field: str | None, fmt: str, out: Output) -> int:
             hint = units.close_match(wanted, sorted(prefixes))
             raise UsageError(f"no field {field!r} in the spec" + (f"; did you mean {hint!r}?" if hint else ""))
         rows = chosen
-    if fmt == "json":
+    if out.fmt == "json":
         out.line(json.dumps([{"field": f, "value": v, "from": w} for f, v, w in rows], indent=2))
         return EXIT_OK
     width = max(len(f) for f, _, _ in rows)

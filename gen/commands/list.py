@@ -53,28 +53,24 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
     return sorted(out, key=lambda r: r["name"]), problems
 
 
-def run(root: Path, fmt: str, out: Output) -> int:
+def run(root: Path, out: Output) -> int:
     table, problems = rows(root)
-    _print(table, fmt, out)
+    if out.fmt == "json":
+        out.line(json.dumps(table, indent=2))
+    else:
+        header = ("CLUSTER", "STATUS", "COMPONENTS", "DESTINATION")
+        lines = [header] + [
+            (
+                r["name"],
+                r["status"],
+                ",".join(r["components"]) or "-",
+                "-" if r["destination"] is None else f"{next(iter(r['destination'].values()))} / {r['namespace']}",
+            )
+            for r in table
+        ]
+        widths = [max(map(len, column)) for column in zip(*lines, strict=True)]
+        for line in lines:
+            out.line("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
     if problems:
         raise SpecError(problems)
     return EXIT_OK
-
-
-def _print(table: list[dict[str, Any]], fmt: str, out: Output) -> None:
-    if fmt == "json":
-        out.line(json.dumps(table, indent=2))
-        return
-    header = ("CLUSTER", "STATUS", "COMPONENTS", "DESTINATION")
-    lines = [header] + [
-        (
-            r["name"],
-            r["status"],
-            ",".join(r["components"]) or "-",
-            "-" if r["destination"] is None else f"{next(iter(r['destination'].values()))} / {r['namespace']}",
-        )
-        for r in table
-    ]
-    widths = [max(map(len, column)) for column in zip(*lines, strict=True)]
-    for line in lines:
-        out.line("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
