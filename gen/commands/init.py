@@ -36,7 +36,9 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
             f"{directory}: already holds {', '.join(dict.fromkeys(taken))}; gen init starts a new fleet only "
             "(after an upgrade of gen, `gen render --all` brings base/ current)"
         )
-    files = fleet_files(repo_url)
+    # A JSON string is a YAML scalar whatever the user typed.
+    values = {"REPO_URL": json.dumps(repo_url), "GEN_PACKAGE": json.dumps(gen_package())[1:-1]}
+    files = {rel: filled(values, "init", name) for rel, name in TEMPLATES.items()}
     load_fleet_text(files[FLEET_FILE].encode())  # the URL as fleet.yaml takes it, or one clear line
     directory.mkdir(parents=True, exist_ok=True)
     report = writer.WriteReport()
@@ -49,13 +51,6 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
         "and commit everything; `pre-commit install` runs gen check before each commit"
     )
     return EXIT_OK
-
-
-def fleet_files(repo_url: str) -> dict[str, str]:
-    """The text of every file gen init writes, by path."""
-    # A JSON string is a YAML scalar whatever the user typed.
-    values = {"REPO_URL": json.dumps(repo_url), "GEN_PACKAGE": json.dumps(gen_package())[1:-1]}
-    return {rel: filled(values, "init", name) for rel, name in TEMPLATES.items()}
 
 
 @cache
