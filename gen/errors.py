@@ -118,21 +118,19 @@ class ToolError(GenError):
 def describe_os_error(error: OSError) -> str:
     """`path: cause` for a refusal of the file system, in words a user can act on."""
     cause = error.strerror or str(error)
-    path = error.filename
-    if error.errno == errno.ENOTDIR and path is not None:
+    if error.errno == errno.EISDIR:
+        cause = "a directory where a file is expected"
+    if error.filename is None:
+        return printable(cause)
+    where = os.fsdecode(error.filename)
+    if error.errno == errno.ENOTDIR:
         # The path named is below the culprit: name the file that stands where a directory must be.
-        here = os.fsdecode(path)
-        parent = os.path.dirname(here)
+        here, parent = where, os.path.dirname(where)
         while parent and parent != here and not os.path.isdir(parent):
             if os.path.lexists(parent):
                 return printable(f"{parent}: is a file where a directory is expected")
             here, parent = parent, os.path.dirname(parent)
         cause = "a file where a directory is expected"
-    elif error.errno == errno.EISDIR:
-        cause = "a directory where a file is expected"
-    if path is None:
-        return printable(cause)
-    where = os.fsdecode(path)
     if error.filename2 is not None:
         where += f" -> {os.fsdecode(error.filename2)}"
     return printable(f"{where}: {cause}")
