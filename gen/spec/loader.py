@@ -157,13 +157,16 @@ def validate_model(
     try:
         return model.model_validate(doc.data), []
     except ValidationError as e:
+        # A document of another gen version is named as such, rather than as a value the apiVersion field refuses.
+        version = doc.data.get("apiVersion")
+        other = isinstance(version, str) and version != API_VERSION and version.startswith("gen.profiling/")
         found = [
             Problem(*_locate(file, doc, defaults, i.loc, i.kind == "unknown"), dotted(i.loc), i.message)
             for i in issues(model, e)
-            if not (i.loc == ("apiVersion",) and _other_version(doc))
+            if not (other and i.loc == ("apiVersion",))
         ]
-    if _other_version(doc):  # named as such, rather than as a value the apiVersion field refuses
-        message = f"version {doc.data['apiVersion']!r} is not supported (this gen reads {API_VERSION})"
+    if other:
+        message = f"version {version!r} is not supported (this gen reads {API_VERSION})"
         found.insert(0, Problem(file, *doc.where(("apiVersion",)), "apiVersion", message))
     return None, found
 
@@ -230,11 +233,10 @@ def _bound(kind: str, ctx: dict[str, Any], value: Any) -> str | None:
         return f"must be at {limit[0]} {ctx[limit[1]]}, got {_describe(value)}"
     least = kind.endswith("too_short")
     if least or kind.endswith("too_long"):
-        bound = ctx["min_length" if least else "max_length"]
+        bound = f"must be at {'least' if least else 'most'} {ctx['min_length' if least else 'max_length']}"
         if isinstance(value, str):
-            return f"must be at {'least' if least else 'most'} {bound} characters long, got {_describe(value)}"
-        unit = "entries" if isinstance(value, dict) else "items"
-        return f"must be at {'least' if least else 'most'} {bound} {unit}, got {len(value)}"
+            return f"{bound} characters long, got {_describe(value)}"
+        return f"{bound} {'entries' if isinstance(value, dict) else 'items'}, got {len(value)}"
     return None
 
 
@@ -294,9 +296,3 @@ def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
         else:  # a list's item or a mapping's value
             tp = get_args(tp)[-1]
     return [f.alias or name for name, f in tp.model_fields.items()]
-
-
-def _other_version(doc: yamlio.Positioned) -> bool:
-    """Whether the document is a spec of another gen version (reported by `load_text` alone)."""
-    value = doc.data.get("apiVersion")
-    return isinstance(value, str) and value != API_VERSION and value.startswith("gen.profiling/")
