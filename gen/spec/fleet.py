@@ -58,10 +58,9 @@ def load_fleet(root: Path) -> Fleet | None:
     return load_fleet_text(yamlio.read(path, FLEET_FILE))
 
 
-def load_fleet_text(raw: bytes, file: str = FLEET_FILE) -> Fleet:
+def load_fleet_text(raw: bytes) -> Fleet:
     """Parse and validate the text of a fleet file (split out so tests need no disk)."""
-    doc = yamlio.load(raw, file)
-    found, problems = loader.validate_model(FleetFile, doc, file)
-    if problems or found is None:
+    found, problems = loader.validate_model(FleetFile, yamlio.load(raw, FLEET_FILE), FLEET_FILE)
+    if found is None:
         raise SpecError(problems)
     return found.spec
