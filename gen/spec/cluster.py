@@ -120,7 +120,6 @@ def _refuse(problem: Callable[[Any], str | None]) -> AfterValidator:
 
 
 def refused(bad: object, message: str) -> AfterValidator:
-    """A check that refuses one value with `message`."""
     return _refuse(lambda value: message if value == bad else None)
 
 
