@@ -517,16 +517,14 @@ class Destination(Model):
         return self
 
 
-_GIT_URL = re.compile(
-    r"^(https://[^\s/@]+(:\d+)?/[^\s]+|ssh://[^\s/]+(:\d+)?/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$"
-)
-
-
 # Shared with fleet.yaml, so that both accept the same repositories and revisions.
 GitURL = Annotated[
     str,
     _no_credentials("give them to Argo CD as a repository Secret (argocd repo add)"),
-    _matches(_GIT_URL, "{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)"),
+    _matches(
+        r"^(https://[^\s/@]+(:\d+)?/[^\s]+|ssh://[^\s/]+(:\d+)?/[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$",
+        "{value!r} is not a git URL (https://host/org/repo.git or git@host:org/repo.git)",
+    ),
 ]
 Revision = Annotated[str, Field(min_length=1), Pattern(r"^[A-Za-z0-9._/+-]+$", "must be a branch, tag or commit")]
 
