@@ -10,6 +10,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from gen import yamlio
+
 # kustomize's hash suffix: 10 characters of hex with 0, 1, 3, a, e replaced by
 # g, h, k, m, t (so a suffix never spells a word); other names are left alone.
 HASH_SUFFIX = re.compile(r"^(?P<base>.+)-(?P<hash>[2456789bcdfghkmt]{10})$")
@@ -119,11 +121,9 @@ class ObjectChange:
 
 @dataclass
 class Comparison:
-    """The objects that differ, and what each side's hashed names stand for."""
+    """The objects that differ between the two sides."""
 
     changes: list[ObjectChange]
-    old_hashed: dict[str, str]  # hashed name → unhashed name, old side
-    new_hashed: dict[str, str]
 
     def counts(self) -> dict[Status, int]:
         return {s: sum(c.status == s for c in self.changes) for s in STATUSES}
@@ -190,7 +190,7 @@ def compare(old_objects: Iterable[Mapping[str, Any]], new_objects: Iterable[Mapp
             changes.append(ObjectChange(key, "removed", old_name=a_name, old=na))
         elif fields := field_changes(na, nb):
             changes.append(ObjectChange(key, "changed", a_name, b_name, na, nb, fields))
-    return Comparison(changes, old_hashed, new_hashed)
+    return Comparison(changes)
 
 
 def field_changes(old: Any, new: Any, path: tuple[PathPart, ...] = (), *, leaves: bool = False) -> list[FieldChange]:
@@ -216,8 +216,6 @@ def field_changes(old: Any, new: Any, path: tuple[PathPart, ...] = (), *, leaves
             return _list_changes(old, new, path)
         pairs = enumerate(itertools.zip_longest(old, new, fillvalue=MISSING))
         return [c for i, (a, b) in pairs for c in field_changes(a, b, (*path, i), leaves=True)]
-    if old is MISSING and new is MISSING:
-        return []
     if type(old) is type(new) and old == new:
         return []
     return [FieldChange(path, old, new)]
@@ -270,6 +268,4 @@ def scalar_text(value: Any) -> str:
         return json.dumps(value)
     if isinstance(value, str | int | float):
         return str(value)
-    from gen import yamlio
-
     return yamlio.dump(value).rstrip("\n")
