@@ -43,20 +43,16 @@ def spec_changes(old: LoadedCluster | None, new: LoadedCluster | None) -> list[S
     return [SpecChange(c.path, c.old, c.new, _source(new, after, c.path)) for c in changes]
 
 
-def _exists(data: Any, path: SpecPath) -> bool:
+def _source(item: LoadedCluster, data: Any, path: SpecPath) -> str:
+    # A key that is gone (a removed label) is named by its closest surviving parent.
+    found = 0
     for part in path:
         keys = data if isinstance(data, Mapping) else range(len(data)) if isinstance(data, list) else ()
         if part not in keys:
-            return False
+            break
         data = data[part]
-    return True
-
-
-def _source(item: LoadedCluster, data: Any, path: SpecPath) -> str:
-    # A key that is gone (a removed label) is named by its closest surviving parent.
-    while path and not _exists(data, path):
-        path = path[:-1]
-    return origin_text(item, path) if path else BUILT_IN
+        found += 1
+    return origin_text(item, path[:found]) if found else BUILT_IN
 
 
 def origin_text(item: LoadedCluster, path: SpecPath) -> str:
