@@ -44,17 +44,12 @@ def _touches(f: FieldChange, prefix: tuple[str, ...]) -> bool:
     return f.path[: len(prefix)] == prefix
 
 
-class _Notes:
-    """Notes in the order found, each once; also put on the change that causes them."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def add(self, note: str, change: ObjectChange | None = None, *, summary: bool = True) -> None:
-        if change is not None and note not in change.impact:
-            change.impact.append(note)
-        if summary and note not in self.items:
-            self.items.append(note)
+def _note(notes: list[str], note: str, change: ObjectChange | None, *, summary: bool = True) -> None:
+    """Add note to the cluster's notes (unless not for the summary) and to the change that causes it, each once."""
+    if change is not None and note not in change.impact:
+        change.impact.append(note)
+    if summary and note not in notes:
+        notes.append(note)
 
 
 def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -64,7 +59,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
     (hashed names included), to find the pods that use a changed ConfigMap.
     """
     workloads = [o for o in new_objects if o.get("kind") in WORKLOAD_KINDS]
-    notes = _Notes()
+    notes: list[str] = []
     by_key = {c.key: c for c in comparison.changes}
     _pruned_applications(comparison.changes, notes)
     restarts = _restarts(comparison, workloads, notes)
@@ -73,35 +68,34 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
         if not reasons:
             continue
         change = by_key.get(Key.of(obj))
-        notes.add(f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
+        _note(notes, f"{ident(obj)}: pods restart ({'; '.join(reasons)})", change)
         if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
             recreate = f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart"
-            notes.add(SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
+            _note(notes, SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
-    return notes.items
+    return notes
 
 
-def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes: _Notes) -> dict[str, list[str]]:
+def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes: list[str]) -> dict[str, list[str]]:
     """Why each of the new workloads' pods restart, by `Kind/name`."""
     out: dict[str, list[str]] = {}
     for change in comparison.changes:
+        if change.status != "changed":
+            continue
         kind = change.key.kind
         template = _template_path(kind)
         # The config checksum changes with its ConfigMap, which is named as the reason instead.
         checksum = (*template, "metadata", "annotations", layout.CHECKSUM_ANNOTATION)
-        touched = [f for f in change.fields if _touches(f, template) and not _touches(f, checksum)]
-        if change.status == "changed" and kind in WORKLOAD_KINDS and touched:
+        if kind in WORKLOAD_KINDS and any(_touches(f, template) and not _touches(f, checksum) for f in change.fields):
             out.setdefault(f"{kind}/{change.key.name}", []).append("the pod template changes")
-        if change.status != "changed" or kind not in HASHED_KINDS:
-            continue
-        users = [w for w in workloads if references(w, [change.new_name or ""])]
+        users = [w for w in workloads if references(w, [change.new_name or ""])] if kind in HASHED_KINDS else []
         if not users:
             continue
         names = ", ".join(ident(w) for w in users)
         if change.renamed:
             # The cluster's list names each restarting workload once, with all its reasons.
-            notes.add(f"pods restart: the {kind} hash changes ({names})", change, summary=False)
+            _note(notes, f"pods restart: the {kind} hash changes ({names})", change, summary=False)
             for w in users:
                 out.setdefault(ident(w), []).append(f"{kind} {change.key.name} hash changes")
         else:
@@ -112,7 +106,7 @@ def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes:
                 out.setdefault(ident(w), []).append(f"{kind} {change.key.name} changes")
             unaware = ", ".join(ident(w) for w in users if w not in rolled)
             if unaware:
-                notes.add(f"{unaware} do not restart by themselves: the {kind} name has no hash suffix", change)
+                _note(notes, f"{unaware} do not restart by themselves: the {kind} name has no hash suffix", change)
     return out
 
 
@@ -121,13 +115,13 @@ def _carries_checksum(workload: Mapping[str, Any]) -> bool:
     return layout.CHECKSUM_ANNOTATION in (_dig(workload, *template, "metadata", "annotations") or {})
 
 
-def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None:
+def _pruned_applications(changes: Iterable[ObjectChange], notes: list[str]) -> None:
     for change in changes:
         if change.status != "removed" or change.old is None:
             continue
         meta = change.old.get("metadata") or {}
         if "Delete=false" in str((meta.get("annotations") or {}).get("argocd.argoproj.io/sync-options", "")):
-            notes.add(f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it (Delete=false)", change)
+            _note(notes, f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it (Delete=false)", change)
         if change.key.kind != "Application":
             continue
         if RESOURCES_FINALIZER in (meta.get("finalizers") or []):
@@ -137,7 +131,7 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: _Notes) -> None
                 f"Application {change.key.name} is deleted without the resources finalizer: "
                 "its resources keep running, no longer managed"
             )
-        notes.add(note, change)
+        _note(notes, note, change)
 
 
 def _server_image(obj: Mapping[str, Any] | None) -> str | None:
@@ -145,12 +139,12 @@ def _server_image(obj: Mapping[str, Any] | None) -> str | None:
     return next((c.get("image") for c in containers if c.get("name") == "pyroscope"), None)
 
 
-def _storage_upgrade(changes: Iterable[ObjectChange], notes: _Notes) -> None:
+def _storage_upgrade(changes: Iterable[ObjectChange], notes: list[str]) -> None:
     for change in changes:
         if (change.key.kind, change.key.name, change.status) != ("Deployment", SERVER_DEPLOYMENT, "changed"):
             continue
         if server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
-            notes.add(server.STORAGE_NOT_MIGRATED, change)
+            _note(notes, server.STORAGE_NOT_MIGRATED, change)
 
 
 def _installs(obj: Mapping[str, Any] | None) -> bool:
@@ -159,16 +153,16 @@ def _installs(obj: Mapping[str, Any] | None) -> bool:
     return obj is not None and all("uninstall" not in (c.get("args") or []) for c in init)
 
 
-def _cassandra(changes: Iterable[ObjectChange], notes: _Notes) -> None:
+def _cassandra(changes: Iterable[ObjectChange], notes: list[str]) -> None:
     for change in changes:
         key = change.key
         if key.kind == "ConfigMap" and key.name == cassandra.CONFIG_MAP:
             if change.status == "added":
-                notes.add(CASSANDRA_NEW, change)
+                _note(notes, CASSANDRA_NEW, change)
             if any(f.path[:2] in CASSANDRA_RESTART_PATHS for f in change.fields):
-                notes.add(CASSANDRA_RESTART, change)
+                _note(notes, CASSANDRA_RESTART, change)
         if key.kind == "DaemonSet" and key.name == cassandra.DAEMONSET:
             if change.status == "removed" and _installs(change.old):
-                notes.add(CASSANDRA_LEFT, change)
+                _note(notes, CASSANDRA_LEFT, change)
             if change.status == "changed" and _installs(change.old) and not _installs(change.new):
-                notes.add(CASSANDRA_RESTART, change)
+                _note(notes, CASSANDRA_RESTART, change)
