@@ -96,14 +96,13 @@ class Side:
             return None
 
     def build(self, name: str, cmd: list[str], builds: Builds) -> list[dict[str, Any]]:
-        directory = self.root / overlay_dir(name)
-        if not os.path.lexists(directory / "kustomization.yaml"):
+        rel = overlay_dir(name)
+        if not os.path.lexists(self.root / rel / "kustomization.yaml"):
             return []
         try:
-            docs = builds.build(self.root, overlay_dir(name), cmd)
+            docs = builds.build(self.root, rel, cmd)
         except ToolError as e:
-            where = f"{overlay_dir(name)} at {self.label}"
-            raise ToolError(f"kustomize build of {where} failed", e.command, e.code, e.stderr) from None
+            raise ToolError(f"kustomize build of {rel} at {self.label} failed", e.command, e.code, e.stderr) from None
         return [d for d in docs if isinstance(d, dict)]
 
 
@@ -332,18 +331,17 @@ def _cluster_section(
         return None
     status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
     section = Section(name, "cluster", status, comparison)
+    section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
     spec = new.spec(name)
-    if status == "changed":
+    if status == "added" and spec is not None:
+        section.source = spec.file
+    elif status == "changed":
         # Name the spec line (or default, or base/) behind each changed value.
         specs = provenance.spec_changes(old.spec(name), spec)
         # base/ feeds the overlay only; an Application's unexplained change is not put down to it.
         app_keys = set(diffing.index(new_apps)[0])
         for change in comparison.changes:
             provenance.annotate([change], specs, base_changed and change.key not in app_keys)
-    elif status == "added" and spec is not None:
-        section.source = spec.file
-    section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
-    if status == "changed":
         # A cluster's own name, address and namespace: a fleet-wide change reads the same in each.
         cluster = spec.cluster.spec if spec is not None else None
         own = [name] if cluster is None else [name, cluster.control_node.address, cluster.stack_namespace]
