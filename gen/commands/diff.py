@@ -185,23 +185,21 @@ def collect(root: Path, ref: str | None, out: Output | None = None) -> Report:
         if unsafe:
             raise UnsafeTreeError(unsafe)
         rendering = {DEFAULTS_FILE, FLEET_FILE} & changed  # every spec renders anew
-        stale_names = None if rendering else sorted({*(names or []), *_clusters_in(changed, CLUSTERS_DIR)})
+        stale_names = None if rendering else sorted({*(names or []), *_specs_in(changed)})
         return _compare_sides(old, new, ref, commit, out, names, base_changed, stale_names)
 
 
-def _clusters_in(paths: set[str], folder: str | None = None) -> list[str]:
-    """The clusters whose overlay or Application (or, given CLUSTERS_DIR, spec) is among the paths."""
-    found = set()
-    for path in paths:
-        if folder == CLUSTERS_DIR:
-            top, _, rest = path.partition("/")
-            if top == CLUSTERS_DIR and "/" not in rest and not rest.startswith("_"):
-                found.add(rest.rsplit(".", 1)[0])
-        elif path.startswith(OVERLAYS_DIR + "/"):
-            found.add(path.split("/")[1])
-        elif path.startswith(APPLICATIONS_DIR + "/"):
-            found.add(path.removeprefix(APPLICATIONS_DIR + "/").removesuffix(".yaml"))
-    return sorted(found)
+def _clusters_in(paths: set[str]) -> list[str]:
+    """The clusters whose overlay or Application is among the paths."""
+    found = {p.split("/")[1] for p in paths if p.startswith(OVERLAYS_DIR + "/")}
+    apps = (p.removeprefix(APPLICATIONS_DIR + "/") for p in paths if p.startswith(APPLICATIONS_DIR + "/"))
+    return sorted(found | {a.removesuffix(".yaml") for a in apps})
+
+
+def _specs_in(paths: set[str]) -> list[str]:
+    """The clusters whose spec is among the paths (clusters/_defaults.yaml is none)."""
+    files = [p.removeprefix(CLUSTERS_DIR + "/") for p in paths if p.startswith(CLUSTERS_DIR + "/")]
+    return [f.rsplit(".", 1)[0] for f in files if "/" not in f and not f.startswith("_")]
 
 
 def _inputs(names: list[str]) -> list[str]:
