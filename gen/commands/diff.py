@@ -353,10 +353,9 @@ def _unclaimed(side: Side, rel: str, documents: list[dict[str, Any]]) -> list[st
         return []
     if not (side.root / CLUSTERS_DIR / Path(rel).name).is_file() or "/" in rel.removeprefix(APPLICATIONS_DIR + "/"):
         why = "no spec renders this file"
+    elif layout.generated_file(side.root / rel):
+        return []
     else:
-        raw = repofs.head(side.root / rel)
-        if raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace")):
-            return []
         why = "gen's header line is gone"
     return [
         f"{rel}: {why} (gen check fails on it), yet Argo CD's root Application syncs it: {_deploys(d)}"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
-from gen import yamlio
+from gen import repofs, yamlio
 from gen.components import cassandra, ebpf, grafana, server
 from gen.components.argocd import overlay_dir
 from gen.components.common import PART_OF, Part, Patch, header, patch_op
@@ -186,3 +187,9 @@ def is_generated(text: str) -> bool:
     first = text.split("\n", 1)[0]
     # '{":' for JSON, whose header is a "//" key on the first line.
     return first.lstrip('#/ {":').startswith(HEADER_PREFIX)
+
+
+def generated_file(path: str | os.PathLike[str]) -> bool:
+    """Whether a regular file (never read through a link) carries gen's header."""
+    raw = repofs.head(path)
+    return raw is not None and is_generated(raw.decode("utf-8", errors="replace"))

@@ -401,12 +401,8 @@ def orphan_overlays(root: Path, known: Iterable[str]) -> tuple[list[str], list[s
         # A symlink is listed (as not gen's), never followed.
         if entry.name.startswith(".") or entry.name in keep or not (entry.is_dir() or entry.is_symlink()):
             continue
-        header = f"{entry.path}/kustomization.yaml"
-        try:
-            # Only a real directory (read without following a link) can be gen's.
-            generated = not entry.is_symlink() and layout.is_generated(repofs.read_text(header))
-        except (OSError, UnicodeDecodeError):
-            generated = False
+        # Only a real directory (read without following a link) can be gen's.
+        generated = not entry.is_symlink() and layout.generated_file(f"{entry.path}/kustomization.yaml")
         (ours if generated else foreign).append(f"{OVERLAYS_DIR}/{entry.name}")
     return ours, foreign
 
@@ -432,7 +428,6 @@ def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[s
         rel = f"{folder}/{name}"
         if rel in claimed:
             continue
-        raw = repofs.head(root / rel) if "/" not in name and not name.startswith(".") else None
-        generated = raw is not None and layout.is_generated(raw.decode("utf-8", errors="replace"))
+        generated = "/" not in name and not name.startswith(".") and layout.generated_file(root / rel)
         (ours if generated else others).append(rel)
     return ours, others

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
-from gen import repofs, yamlio
+from gen import yamlio
 from gen.components.argocd import (
     APPLICATIONS_DIR,
     ARGOCD_DIR,
@@ -405,8 +405,7 @@ def check_claimed(
                 f"{rel}: no spec renders this file, and Argo CD's root Application would sync it: remove it"
             )
             continue
-        raw = repofs.head(root / rel)
-        if raw is None or not layout.is_generated(raw.decode("utf-8", errors="replace")):
+        if not layout.generated_file(root / rel):
             findings.append(f"{rel}: gen's header line is gone: only files gen renders may be here")
         objects = [ident(d) for d in files.get(rel, [])]
         if objects != [f"Application/{claimed[rel]}"]:
