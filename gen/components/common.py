@@ -9,7 +9,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal, NamedTuple
 
-from gen.spec.cluster import Cluster
+from gen.spec.cluster import Cluster, split_image
 
 PART_OF = "pyroscope-profiling"
 
@@ -56,10 +56,7 @@ def server_url(cluster: Cluster) -> str:
 
 def image_override(base_name: str, ref: str) -> dict[str, str]:
     """A kustomize `images:` entry that turns the base's image into `ref`."""
-    name, _, digest = ref.partition("@")
-    tag = ""
-    if ":" in name.rsplit("/", 1)[-1]:
-        name, tag = name.rsplit(":", 1)
+    name, tag, digest = split_image(ref)
     entry = {"name": base_name, "newName": "" if name == base_name else name, "newTag": tag, "digest": digest}
     return {k: v for k, v in entry.items() if v}
 

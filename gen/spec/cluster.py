@@ -128,7 +128,7 @@ def _matches(pattern: str | re.Pattern[str], message: str) -> AfterValidator:
     return _refuse(lambda value: None if value is None or re.fullmatch(pattern, value) else message.format(value=value))
 
 
-def _split_image(image: str) -> tuple[str, str, str]:
+def split_image(image: str) -> tuple[str, str, str]:
     """An image reference's repository, tag and digest (each "" when absent)."""
     name, _, digest = image.partition("@")
     repo, colon, tag = name.rpartition(":")
@@ -137,7 +137,7 @@ def _split_image(image: str) -> tuple[str, str, str]:
 
 
 def _image(value: str) -> str:
-    repo, tag, digest = _split_image(value)
+    repo, tag, digest = split_image(value)
     if digest and not re.fullmatch(r"sha256:[0-9a-f]{64}", digest):
         raise ValueError("digest must be sha256: followed by 64 lowercase hex digits")
     if not re.fullmatch(r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*", repo):
@@ -365,7 +365,7 @@ _PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPor
 
 
 def major_of(image: str) -> int:
-    m = re.match(r"^v?(\d+)\.\d+", _split_image(image)[1])
+    m = re.match(r"^v?(\d+)\.\d+", split_image(image)[1])
     if not m:
         raise ValueError("needs a version tag (e.g. grafana/pyroscope:2.2.1) to pick the config format")
     major = int(m.group(1))
