@@ -106,25 +106,13 @@ def lkind(path: str | os.PathLike[str]) -> str | None:
     return None if stat.S_ISDIR(mode) else kind_of(mode)
 
 
-def check_file(root: Path, rel: str) -> Iterator[str]:
-    """A finding when rel is there but is not a regular file within the bound."""
+def scan_file(root: Path, rel: str, *, yaml: bool = True) -> Iterator[str]:
+    """Findings for one file, as `scan` gives them for each it finds: its kind, its size, (`yaml`) its YAML bounds."""
     try:
         st = os.lstat(root / rel)
     except (FileNotFoundError, NotADirectoryError):
         return
-    if not stat.S_ISREG(st.st_mode):
-        yield f"{rel}: {kind_of(st.st_mode)}, not a regular file"
-    elif st.st_size > MAX_FILE_BYTES:
-        yield f"{rel}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
-
-
-def scan_file(root: Path, rel: str) -> Iterator[str]:
-    """Findings for one YAML file, as `scan` gives them for each it finds: its kind, its size, its YAML bounds."""
-    try:
-        st = os.lstat(root / rel)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    yield from _entry_findings(root, rel, st, yaml=True)
+    yield from _entry_findings(root, rel, st, yaml)
 
 
 def _entry_findings(root: Path, rel: str, st: os.stat_result, yaml: bool) -> Iterator[str]:
@@ -132,7 +120,7 @@ def _entry_findings(root: Path, rel: str, st: os.stat_result, yaml: bool) -> Ite
     from gen import yamlio
 
     if not stat.S_ISREG(st.st_mode):
-        yield f"{rel}: {kind_of(st.st_mode)}, not a regular file; gen builds only regular files"
+        yield f"{rel}: {kind_of(st.st_mode)}, not a regular file; gen reads only regular files"
     elif st.st_size > MAX_FILE_BYTES:
         yield f"{rel}: larger than {MAX_FILE_BYTES} bytes; gen reads no file that large"
     elif yaml:

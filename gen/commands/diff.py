@@ -49,7 +49,7 @@ class Side:
             argo = [PROJECT_FILE, BOOTSTRAP_FILE, *(f"{APPLICATIONS_DIR}/{n}.yaml" for n in names)]
         found = [f for rel in (BASE_DIR, *trees) for f in repofs.scan(self.root, rel, yaml_check=False)]
         found += [f for rel in argo for f in (repofs.scan if rel == ARGOCD_DIR else repofs.scan_file)(self.root, rel)]
-        return found + list(repofs.check_file(self.root, FLEET_FILE))
+        return found + list(repofs.scan_file(self.root, FLEET_FILE, yaml=False))
 
     def overlays(self) -> list[str]:
         folder = self.root / OVERLAYS_DIR
