@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import os
@@ -112,24 +111,18 @@ def read(path: os.PathLike[str] | str, filename: str) -> bytes:
 
 def check_bounds(text: str) -> tuple[int, int, str] | None:
     """Where a YAML text (of any number of documents) leaves the bounds of a manifest, as (line, column, why)."""
-    # A pure function of the text, and every overlay's build reads the same base/ files: a small
-    # text is checked once. A large one (an AppProject as large as the fleet, on both sides of a
-    # diff) is known by its digest, so that it is not kept in memory for it.
-    if len(text) <= _MEMO_MAX_TEXT:
-        return _checked_bounds(text)
+    # A pure function of the text, and every overlay's build reads the same base/ files: a text is
+    # checked once. It is known by its digest, so that a large one (an AppProject as large as the
+    # fleet, on both sides of a diff) is not kept in memory for it.
     digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-    if digest not in _LARGE_CHECKED:
-        _LARGE_CHECKED[digest] = _bounds(text)
-    return _LARGE_CHECKED[digest]
+    if digest not in _CHECKED:
+        if len(_CHECKED) > 10_000:
+            _CHECKED.clear()
+        _CHECKED[digest] = _bounds(text)
+    return _CHECKED[digest]
 
 
-_MEMO_MAX_TEXT = 64 * 1024
-_LARGE_CHECKED: dict[bytes, tuple[int, int, str] | None] = {}
-
-
-@functools.lru_cache(maxsize=1024)
-def _checked_bounds(text: str) -> tuple[int, int, str] | None:
-    return _bounds(text)
+_CHECKED: dict[bytes, tuple[int, int, str] | None] = {}
 
 
 def _bounds(text: str) -> tuple[int, int, str] | None:
