@@ -43,6 +43,7 @@ from gen.components.cassandra_scripts import (
     SNIPPET_NAME,
     settings_snippet,
 )
+from gen.spec.cluster import Cassandra
 
 # The package's shell text as it is, and the easy-db-lab host model the tests run.
 SHELL_FILES = [
@@ -127,6 +128,14 @@ def test_rendering_is_deterministic_and_sorts_labels() -> None:
     assert snippet_for(c) == snippet_for(spec())
     text = snippet_for(c)
     assert 'cluster=lab-east,hostname=$gen_profiling_host,dc=dc1,rack=r1"' in text
+
+
+def test_an_install_directory_named_like_a_placeholder_is_written_as_it_is() -> None:
+    # The spec admits '@' in a path; the template's own placeholders are filled once, never in a value.
+    c = Cassandra.model_validate({"installDir": "/usr/local/pyroscope-@PROPS@", "labels": {"dc": "dc1"}})
+    text = snippet_for(c)
+    assert "'/usr/local/pyroscope-@PROPS@/pyroscope.jar'" in text
+    assert text.count("-Dpyroscope.application.name=") == 1
 
 
 def test_alloc_and_lock_are_left_out_when_unset() -> None:
