@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import sys
-import threading
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from gen.errors import Problem, printable
 
@@ -32,8 +31,17 @@ class Output:
         if not self.quiet:
             print(f"gen: {printable(text)}", file=self.err)
 
-    def progress(self, total: int, label: str) -> Progress:
-        return Progress(self.err, 0 if self.quiet else total, label)
+    def progress(self, total: int, label: str) -> Bar:
+        """A one-line progress bar on stderr for a long fleet operation (a context manager; `update(n)` advances it).
+
+        Shown only on a terminal, for more than one step and unless quiet; it clears its line when done.
+        """
+        if self.quiet or total <= 1 or not self.err.isatty():
+            return _SILENT
+        from tqdm import tqdm  # imported for a terminal only: no other command pays for it
+
+        bar: Bar = tqdm(total=total, desc=label, file=self.err, leave=False)
+        return bar
 
     def warn(self, problem: Problem) -> None:
         if self.fmt == "github":
@@ -42,32 +50,25 @@ class Output:
         print(str(problem).replace(": error: ", ": warning: ", 1), file=self.err)
 
 
-class Progress:
-    """A one-line progress bar on stderr for long fleet operations; silent when stderr is not a terminal."""
+class Bar(Protocol):
+    """What `Output.progress` gives: tqdm's bar, or one that shows nothing."""
 
-    WIDTH = 30
+    def __enter__(self) -> Bar: ...
+    def __exit__(self, *exc: object) -> object: ...
+    def update(self, n: int = 1) -> object: ...
 
-    def __init__(self, err: TextIO, total: int, label: str) -> None:
-        self.err, self.total, self.label = err, total, label
-        self.done = 0
-        self.enabled = total > 1 and err.isatty()
-        self._shown = -1
-        self._lock = threading.Lock()  # validate advances it from worker threads
 
-    def advance(self, n: int = 1) -> None:
-        with self._lock:
-            self.done += n
-            if not self.enabled:
-                return
-            filled = self.WIDTH * self.done // self.total
-            if filled == self._shown and self.done < self.total:
-                return  # redraw only when the bar moves
-            self._shown = filled
-            bar = "#" * filled + "-" * (self.WIDTH - filled)
-            self.err.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
-            self.err.flush()
+class _Silent:
+    """The bar where none is shown: the same calls, doing nothing."""
 
-    def close(self) -> None:
-        if self.enabled and self._shown >= 0:
-            self.err.write("\r\x1b[2K")
-            self.err.flush()
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+_SILENT = _Silent()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -24,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tqdm import tqdm
 
 from gen.cli import main
 from gen.commands import check as check_command
 from gen.commands import list as list_command
 from gen.commands import render as render_command
+from gen.commands import validate as validate_command
 from gen.errors import Problem, SpecError
-from gen.output import Output, Progress
+from gen.output import Output
 from gen.render import layout, workers
 from gen.render import rendering as render_module
 from gen.spec.cluster import Cluster
@@ -375,20 +378,21 @@ def test_the_progress_bar_advances_in_the_parent_as_workers_finish_clusters(
 ) -> None:
     root = _copy(template, tmp_path, "fleet")
     steps: list[tuple[int, int]] = []  # (process, clusters done)
-    advance = Progress.advance
+    update = tqdm.update
 
-    def counted(self: Progress, n: int = 1) -> None:
-        steps.append((os.getpid(), n))
-        advance(self, n)
+    def counted(self: tqdm[object], n: float | None = 1) -> bool | None:
+        steps.append((os.getpid(), int(n or 0)))
+        return update(self, n)
 
-    monkeypatch.setattr(Progress, "advance", counted)
+    monkeypatch.setattr(tqdm, "update", counted)
     err = _Terminal()
     assert render_command.run(root, [], True, Output(out=StringIO(), err=err), jobs=int(JOBS)) == 0
     assert {pid for pid, _ in steps} == {os.getpid()}
     assert sum(n for _, n in steps) == CLUSTERS
     assert len(steps) >= int(JOBS)  # at least each worker's last clusters, each as they came
-    bar = err.getvalue().split("\r\x1b[2K", 1)[0]  # cleared before the warnings are printed
-    assert bar.endswith(f"\rrendering [{'#' * 30}] {CLUSTERS}/{CLUSTERS}")
+    bar, rest = _cleared(err.getvalue())
+    assert bar.startswith("\rrendering:   0%|") and f"| 0/{CLUSTERS} [" in bar
+    assert "\r" not in rest, "cleared before the warnings are printed"
 
 
 def test_check_shows_its_progress_on_a_terminal_and_clears_it(template: Path, tmp_path: Path) -> None:
@@ -396,9 +400,28 @@ def test_check_shows_its_progress_on_a_terminal_and_clears_it(template: Path, tm
     assert _gen("render", "--all", "--root", str(root))[0] == 0
     err = _Terminal()
     assert check_command.run(root, Output(out=StringIO(), err=err), jobs=int(JOBS)) == 0
-    bar, rest = err.getvalue().split("\r\x1b[2K", 1)
-    assert bar.endswith(f"\rchecking [{'#' * 30}] {CLUSTERS}/{CLUSTERS}")
+    bar, rest = _cleared(err.getvalue())
+    assert bar.startswith("\rchecking:   0%|") and f"/{CLUSTERS} [" in bar
     assert rest.endswith("in sync with the specs\n")
+    quiet = _Terminal()
+    assert check_command.run(root, Output(out=StringIO(), err=quiet, quiet=True), jobs=int(JOBS)) == 0
+    assert quiet.getvalue() == ""
+
+
+def test_validate_shows_its_progress_on_a_terminal_and_clears_it(fleet: Path) -> None:
+    assert _gen("render", "--all", "--root", str(fleet))[0] == 0
+    err = _Terminal()
+    assert validate_command.run(fleet, [], "1.33", None, Output(out=StringIO(), err=err)) == 0
+    bar, rest = _cleared(err.getvalue())
+    assert bar.startswith("\rvalidating:   0%|") and "| 0/2 [" in bar
+    assert rest.endswith("0 problem(s)\n")
+
+
+def _cleared(err: str) -> tuple[str, str]:
+    """The progress bar's frames, and what was printed after the bar cleared its line (with blanks)."""
+    match = re.fullmatch(r"(\r[^\n]*?)\r +\r(.*)", err, re.DOTALL)
+    assert match is not None, err
+    return match[1], match[2]
 
 
 def test_chunks_are_contiguous_and_even() -> None:

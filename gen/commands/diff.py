@@ -233,12 +233,11 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     todo = [n for n in names if base_changed or inputs(old, n) != inputs(new, n)]
     jobs = workers.cores()
     chunks = workers.chunked(todo, jobs)
-    bar = (out or Output()).progress(2 * len(todo), "diffing")
+    with (out or Output()).progress(2 * len(todo), "diffing") as bar:
 
-    def advance(k: int) -> None:
-        bar.advance(len(chunks[k]))
+        def advance(k: int) -> None:
+            bar.update(len(chunks[k]))
 
-    try:
         # Everything kustomize would read, on both sides, is checked before anything is built.
         checked = workers.map_chunks(_inspect, [(old, new, ref, c, overlays) for c in chunks], jobs, advance)
         unsafe = [f for findings, _ in checked for f in findings]
@@ -247,8 +246,6 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
         cmd = kustomize.command() if todo else []
         args = [(old, new, c, digests, cmd, base_changed) for c, (_, digests) in zip(chunks, checked, strict=True)]
         sections = [s for found in workers.map_chunks(_sections, args, jobs, advance) for s in found]
-    finally:
-        bar.close()
     sections = grouping.grouped(sections)
     # The AppProject is as large as the fleet: parsed only when its bytes (or the bootstrap's) changed.
     argo = (PROJECT_FILE, BOOTSTRAP_FILE)

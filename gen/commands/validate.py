@@ -62,7 +62,6 @@ def run(
     if not os.path.lexists(root / BASE_DIR):
         base = [f"{BASE_DIR}/: missing: the overlays are built against it (run: gen render --all)"]
     built: dict[str, list[Any]] = {}
-    bar = out.progress(0 if base else len(chosen), "validating")
 
     def one(name: str) -> list[str]:
         rel = overlay_dir(name)
@@ -81,14 +80,12 @@ def run(
             # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.
             return stale.get(name, []) + [f"{rel}: {f}" for f in problems]
         finally:
-            bar.advance()
+            bar.update()
 
-    try:
-        # No more builds at once than there are overlays: each thread runs a kustomize.
-        with ThreadPoolExecutor(max_workers=max(1, min(default_jobs(jobs), len(chosen)))) as pool:
-            results = [base] if base else list(pool.map(one, chosen))
-    finally:
-        bar.close()
+    # No more builds at once than there are overlays: each thread runs a kustomize.
+    threads = max(1, min(default_jobs(jobs), len(chosen)))
+    with out.progress(0 if base else len(chosen), "validating") as bar, ThreadPoolExecutor(threads) as pool:
+        results = [base] if base else list(pool.map(one, chosen))
     # A problem in base/ shows once, not once per cluster that reaches it.
     findings = list(dict.fromkeys(f for r in results for f in r))
     clusters = [item.cluster for item in rendered.specs]

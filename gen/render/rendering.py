@@ -114,17 +114,13 @@ def render_fleet(
         given, fleet_error = None, e
 
     chunks = workers.chunked(todo, jobs)
-    bar = out.progress(len(todo), label) if out is not None else None
-    try:
+    with (out or Output(quiet=True)).progress(len(todo), label) as bar:
         results = workers.map_chunks(
             render_chunk,
             [(root, {n: files[n] for n in chunk}, given, compare, specs) for chunk in chunks],
             jobs,
-            lambda k: bar.advance(len(chunks[k])) if bar is not None else None,
+            lambda k: bar.update(len(chunks[k])),
         )
-    finally:
-        if bar is not None:
-            bar.close()
     # What one process would have raised first: a spec problem anywhere, then fleet.yaml.
     problems = [p for r in results for p in r.problems]
     if problems:

@@ -53,7 +53,7 @@ class WorkerError(RuntimeError):
 
 
 def map_chunks(
-    work: Callable[..., R], chunks: Sequence[tuple[Any, ...]], jobs: int, done: Callable[[int], None]
+    work: Callable[..., R], chunks: Sequence[tuple[Any, ...]], jobs: int, done: Callable[[int], object]
 ) -> list[R]:
     """`work(*args)` for each chunk, in chunk order, in up to `jobs` forked processes; `done(k)` as chunk k ends.
 
