@@ -434,8 +434,8 @@ def test_crd_validation_bites(tmp_path: Path) -> None:
     bad["spec"]["syncPolicy"]["retry"]["backof"] = bad["spec"]["syncPolicy"]["retry"].pop("backoff")
     bad["metadata"]["label"] = {"a": "b"}
     assert check_crds([bad], CRDS) == [
-        "Application/profiling-a: spec.syncPolicy.automated.prune: 'yes' is not of type 'boolean'",
         "Application/profiling-a: metadata.label: unknown field metadata.label (the API server would drop it)",
+        "Application/profiling-a: spec.syncPolicy.automated.prune: 'yes' is not of type 'boolean'",
         "Application/profiling-a: spec.syncPolicy.retry.backof: unknown field "
         "spec.syncPolicy.retry.backof (the API server would drop it)",
     ]
