@@ -410,6 +410,11 @@ def test_strict_model_bites(tmp_path: Path) -> None:
         "gen sets (CreateNamespace=true, FailOnSharedResource=true, PruneLast=true, "
         "PrunePropagationPolicy=foreground)",
     ]
+    elsewhere = copy.deepcopy(app)
+    elsewhere["spec"]["destination"]["server"] = "http://10.0.0.1:6443"  # no spec can name it
+    assert check_strict(elsewhere) == [
+        "Application/profiling-a: spec.destination.server: must be the https:// URL of a Kubernetes API server"
+    ]
     assert check_strict({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}) == [
         "ConfigMap/x: kind: not an Argo CD object gen renders (expected one of AppProject, Application)"
     ]

@@ -8,9 +8,9 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError
 
 from gen import yamlio
 from gen.components.argocd import (
@@ -27,7 +27,7 @@ from gen.components.argocd import (
 from gen.components.grafana import DATASOURCE_CONFIGMAP
 from gen.errors import UsageError
 from gen.render import layout, writer
-from gen.spec.cluster import ROOT_NAME, Cluster, GitURL, Model, Namespace, Pattern
+from gen.spec.cluster import ROOT_NAME, Cluster, Destination, GitURL, Model, Namespace, Pattern
 from gen.spec.loader import issues
 from gen.validate import secrets_scan
 from gen.validate.objects import ident
@@ -85,18 +85,10 @@ class _Source(Model):
     directory: _Directory | None = None
 
 
-class _Destination(Model):
-    """Where an Application deploys, or where an AppProject lets one deploy."""
+class _Destination(Destination):
+    """Where an Application deploys, or where an AppProject lets one deploy: a spec's destination and namespace."""
 
-    server: str | None = None
-    name: str | None = None
     namespace: Namespace
-
-    @model_validator(mode="after")
-    def _one(self) -> Self:
-        if (self.server is None) == (self.name is None):
-            raise ValueError("give exactly one of server or name")
-        return self
 
 
 class _Automated(Model):
