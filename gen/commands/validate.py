@@ -65,27 +65,28 @@ def run(
 
     def one(name: str) -> list[str]:
         rel = overlay_dir(name)
-        directory = root / rel
-        try:
-            if not os.path.lexists(directory / "kustomization.yaml"):
-                return [f"{rel}: not rendered (run: gen render {name})"]
-            # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
-            # Such an overlay is not built, and that is its finding, whether or not a spec renders it so.
-            unsafe = builds.inspect(root, rel)
-            if unsafe:
-                return unsafe
-            built[name] = builds.build(root, rel, cmd)
-            # Valid is not enough: no secret value may be committed in what an overlay builds.
-            problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
-            # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.
-            return stale.get(name, []) + [f"{rel}: {f}" for f in problems]
-        finally:
-            bar.update()
+        if not os.path.lexists(root / rel / "kustomization.yaml"):
+            return [f"{rel}: not rendered (run: gen render {name})"]
+        # Nothing kustomize would read that gen has not checked: no remote resource, no symlink.
+        # Such an overlay is not built, and that is its finding, whether or not a spec renders it so.
+        unsafe = builds.inspect(root, rel)
+        if unsafe:
+            return unsafe
+        built[name] = builds.build(root, rel, cmd)
+        # Valid is not enough: no secret value may be committed in what an overlay builds.
+        problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
+        # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.
+        return stale.get(name, []) + [f"{rel}: {f}" for f in problems]
 
-    # No more builds at once than there are overlays: each thread runs a kustomize.
-    threads = max(1, min(default_jobs(jobs), len(chosen)))
-    with out.progress(0 if base else len(chosen), "validating") as bar, ThreadPoolExecutor(threads) as pool:
-        results = [base] if base else list(pool.map(one, chosen))
+    results = [base]
+    if not base:
+        # No more builds at once than there are overlays: each thread runs a kustomize.
+        threads = max(1, min(default_jobs(jobs), len(chosen)))
+        with out.progress(len(chosen), "validating") as bar, ThreadPoolExecutor(threads) as pool:
+            results = []
+            for found in pool.map(one, chosen):  # the bar moves in this thread, as the overlays finish in order
+                results.append(found)
+                bar.update()
     # A problem in base/ shows once, not once per cluster that reaches it.
     findings = list(dict.fromkeys(f for r in results for f in r))
     clusters = [item.cluster for item in rendered.specs]
