@@ -111,6 +111,50 @@ def test_an_error_in_the_defaults_points_at_the_defaults_file_once(fleet: Path) 
     ]
 
 
+def _bare(name: str, spec: str = "") -> str:
+    """A spec with its address and what the test gives, inheriting the rest."""
+    head = f"apiVersion: gen.profiling/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n"
+    return head + "  controlNode:\n    address: 10.0.1.10\n" + spec
+
+
+def test_what_a_cluster_lacks_is_reported_in_its_own_file_though_the_defaults_hold_the_section(fleet: Path) -> None:
+    repo = "    repoURL: https://github.com/acme/profiling-gitops.git\n"
+    (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS + "  argocd:\n" + repo)
+    write_spec(fleet, "lab-a", _bare("lab-a"))
+    write_spec(fleet, "lab-b", _bare("lab-b"))
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert code == 2
+    # Each cluster is named, in its own file: not one line in the defaults standing for both.
+    assert err.strip().splitlines() == [
+        "clusters/lab-a.yaml:5:1: error: spec.argocd.destination: required field is missing",
+        "clusters/lab-b.yaml:5:1: error: spec.argocd.destination: required field is missing",
+    ]
+
+
+def test_a_warning_about_an_inherited_value_is_shown_once_and_one_about_each_cluster_in_its_file(
+    fleet: Path,
+) -> None:
+    defaults = DEFAULTS.replace("retention: 72h", "retention: 72h\n    port: 4100")
+    (fleet / "clusters" / "_defaults.yaml").write_text(defaults)
+    argocd = "  argocd:\n    repoURL: https://github.com/acme/profiling-gitops.git\n"
+    argocd += "    destination:\n      name: lab-a\n"
+    write_spec(fleet, "lab-a", _bare("lab-a", argocd))
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert code == 0, err
+    warnings = err.strip().splitlines()
+    # Two clusters on platform easy-db-lab inherit the port, a warning there: one line, in the defaults.
+    assert [w for w in warnings if "spec.server.port" in w] == [
+        "clusters/_defaults.yaml:6:11: warning: spec.server.port: easy-db-lab's Grafana keeps its datasource at "
+        "http://localhost:4040, which gen leaves alone: it finds no server on port 4100"
+    ]
+    # Neither pins the jar: each is told in its own file, though the defaults hold a cassandra section.
+    assert [w.split(":")[0] for w in warnings if "sha256" in w] == [
+        "clusters/lab-a.yaml",
+        "clusters/lab-minimal.yaml",
+        "clusters/lab-tuned.yaml",
+    ]
+
+
 def test_a_fleet_or_defaults_file_of_another_gen_version_is_named_as_such(fleet: Path) -> None:
     wanted = "version 'gen.profiling/v9' is not supported (this gen reads gen.profiling/v1alpha1)"
     for rel, line in (("fleet.yaml", 2), ("clusters/_defaults.yaml", 1)):

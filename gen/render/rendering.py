@@ -139,8 +139,9 @@ def render_fleet(
 
     by_name = {name: e.problems for name, e in reused.items() if e.warnings}
     by_name.update((c.name, c.warnings) for c in clusters)
-    # In the order the clusters were asked for; a full render's are sorted.
-    warnings = [w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])]
+    # In the order the clusters were asked for (a full render's sorted), each once: a value inherited
+    # from the defaults is warned about on its line there, however many clusters inherit it.
+    warnings = list(dict.fromkeys(w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])))
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
     fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every))
     loaded = [item for r in results for item in r.specs]

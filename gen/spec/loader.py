@@ -50,12 +50,12 @@ class LoadedCluster:
 def _locate(
     file: str, doc: yamlio.Positioned, defaults: Defaults | None, path: yamlio.Path, key: bool = False
 ) -> tuple[str, int, int]:
-    """The position of a path, or its closest ancestor, in whichever of cluster and defaults holds more of it."""
+    """The position of a path (or its closest ancestor): in the defaults when the cluster inherits the value there.
 
-    def depth(values: dict[yamlio.Path, tuple[int, int]]) -> int:
-        return next((n for n in range(len(path), -1, -1) if path[:n] in values), -1)
-
-    if defaults is not None and depth(defaults.doc.values) > depth(doc.values):
+    Anything else (a field missing, a value of the cluster's own) is the cluster's to mend: its own file, so that
+    each cluster is named, where one line in the defaults serves every cluster that inherits a bad value.
+    """
+    if defaults is not None and path not in doc.values and defaults.gives(path, doc):
         file, doc = defaults.file, defaults.doc
     return (file, *((doc.keys.get(path) if key else None) or doc.where(path)))
 
