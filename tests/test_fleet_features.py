@@ -155,6 +155,33 @@ def test_a_warning_about_an_inherited_value_is_shown_once_and_one_about_each_clu
     ]
 
 
+def test_a_defaults_file_that_does_not_load_is_the_only_problem_reported(fleet: Path) -> None:
+    # Both clusters take their repository from the defaults: read without them, each would lack it.
+    repo = "  argocd:\n    repoURL: https://github.com/acme/profiling-gitops.git\n"
+    for name in ("lab-a", "lab-b"):
+        write_spec(fleet, name, _bare(name, f"  argocd:\n    destination:\n      name: {name}\n"))
+    (fleet / "clusters" / "_defaults.yaml").write_text((DEFAULTS + repo).replace("kind: Defaults", "kind: Cluster"))
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert (code, err.strip().splitlines()) == (
+        2,
+        ["clusters/_defaults.yaml:2:7: error: kind: must be 'Defaults', got string 'Cluster'"],
+    )
+
+
+def test_every_cluster_s_problem_is_reported_in_one_run_whatever_the_number_of_jobs(fleet: Path) -> None:
+    minimal = (fleet / "clusters" / "lab-minimal.yaml").read_text()
+    (fleet / "clusters" / "lab-minimal.yaml").write_text(minimal.replace("spec:\n", "spec:\n  bogus: 1\n"))
+    tuned = fleet / "clusters" / "lab-tuned.yaml"
+    tuned.write_text(tuned.read_text().replace("namespace: profiling-lab", "namespace: argocd"))
+    for jobs in ("1", "2"):
+        code, _, err = _gen("render", "--all", "--jobs", jobs, "--root", str(fleet))
+        assert code == 2
+        assert [line.split(": error: ")[1].split(":")[0] for line in err.strip().splitlines()] == [
+            "spec.bogus",
+            "spec.namespace",
+        ]
+
+
 def test_a_fleet_or_defaults_file_of_another_gen_version_is_named_as_such(fleet: Path) -> None:
     wanted = "version 'gen.profiling/v9' is not supported (this gen reads gen.profiling/v1alpha1)"
     for rel, line in (("fleet.yaml", 2), ("clusters/_defaults.yaml", 1)):

@@ -19,7 +19,7 @@ from gen.render.cache import Entry, RenderCache, open_cache, remembered
 from gen.render.shipped_base import BASE_DIR, base_files
 from gen.spec.defaults import load_defaults
 from gen.spec.fleet import FLEET_FILE, Fleet, load_fleet
-from gen.spec.loader import LoadedCluster, choose, load_clusters, load_text, spec_files
+from gen.spec.loader import LoadedCluster, choose, load_each, load_text, spec_files
 from gen.spec.schema import SCHEMA_FILE, schema_text
 
 
@@ -177,33 +177,31 @@ class _Chunk:
 
 
 def render_chunk(root: Path, files: dict[str, str], fleet: Fleet | None, compare: bool, specs: bool) -> _Chunk:
-    """Load, validate and render a run of clusters, each compared with the disk when `compare`."""
-    try:
-        loaded = load_clusters(root, list(files), files)
-    except SpecError as e:
-        return _Chunk(problems=e.problems)
-    problems = [p for item in loaded for p in argocd.fleet_problems(item, fleet)]
-    if problems:
-        return _Chunk(problems=problems)
+    """Load, validate and render a run of clusters, each compared with the disk when `compare`.
+
+    Every problem of every cluster is found: one cluster's does not hide another's.
+    """
+    loaded, problems = load_each(root, list(files), files)
+    problems += [p for item in loaded for p in argocd.fleet_problems(item, fleet)]
     # Without fleet.yaml the setting comes from the specs, which must all agree (the
     # parent checks): this chunk's first spec gives the same one as the fleet's first.
     sources = [argocd.source(item) for item in loaded] if fleet is None else []
     setting = fleet if fleet is not None or not sources else argocd.derived_fleet(sources[0])
-    clusters, too_large = [], []
+    clusters = []
     for item in loaded:
         try:
             paths = layout.render_cluster(item.cluster)
         except layout.ConfigMapTooLargeError as e:
             # A spec problem: its values made the ConfigMap too large.
-            too_large.append(item.problem(("spec",), str(e)))
+            problems.append(item.problem(("spec",), str(e)))
             continue
         assert setting is not None
         overlay = {p.rsplit("/", 1)[1]: t for p, t in paths.items()}
         rel = argocd.application_file(item.name)
         app = {rel: argo_text(rel, [argocd.application(item.cluster, setting)])}
         clusters.append(_compared(root, item, overlay, app) if compare else _whole(item, overlay, app))
-    if too_large:
-        return _Chunk(problems=too_large)
+    if problems:
+        return _Chunk(problems=problems)
     return _Chunk(sources=sources, clusters=clusters, specs=loaded if specs else [])
 
 

@@ -95,24 +95,35 @@ def load_clusters(
     root: Path, names: Iterable[str] | None = None, files: Mapping[str, str] | None = None
 ) -> list[LoadedCluster]:
     """Load and validate the named clusters (all when None); raise one SpecError for all problems."""
+    loaded, problems = load_each(root, names, files)
+    if problems:
+        raise SpecError(problems)
+    return loaded
+
+
+def load_each(
+    root: Path, names: Iterable[str] | None = None, files: Mapping[str, str] | None = None
+) -> tuple[list[LoadedCluster], list[Problem]]:
+    """The named clusters (all when None) that load, and the problems of the others, each problem once.
+
+    A defaults file that does not load is the only problem: every cluster is read over it, and without
+    it each would report the fields it inherits as missing.
+    """
     files = spec_files(root) if files is None else files
-    problems: list[Problem] = []
-    loaded: list[LoadedCluster] = []
     try:
         defaults = load_defaults(root)
     except SpecError as e:
-        problems.extend(e.problems)
-        defaults = None
+        return [], e.problems
+    problems: list[Problem] = []
+    loaded: list[LoadedCluster] = []
     for name in choose(files, names):
         rel = files[name]
         try:
             loaded.append(load_text(yamlio.read(root / rel, rel), rel, name, defaults))
         except SpecError as e:
             problems.extend(e.problems)
-    if problems:
-        # An error inherited from the defaults is the same line for every cluster.
-        raise SpecError(list(dict.fromkeys(problems)))
-    return loaded
+    # An error inherited from the defaults is the same line for every cluster.
+    return loaded, list(dict.fromkeys(problems))
 
 
 def choose(files: Mapping[str, str], names: Iterable[str] | None) -> list[str]:
