@@ -249,6 +249,11 @@ def test_new_refuses_bad_input_without_writing(fleet: Path) -> None:
         err.strip() == "clusters/lab-x.yaml:10:14: error: spec.controlNode.address: "
         "'not an address' is not an IP address or DNS name"
     )
+    # A repository fleet.yaml does not allow: the render that `new` points to next would refuse it.
+    other = "https://a.example/b.git"
+    code, _, err = _gen("new", "lab-x", "--address", "10.9.0.1", "--repo-url", other, "--root", str(fleet))
+    assert code == 2
+    assert err.startswith("clusters/lab-x.yaml:") and f"spec.argocd.repoURL: {other!r} is not among" in err
     assert snapshot(fleet) == before
 
 
@@ -309,6 +314,15 @@ def test_list_shows_every_cluster_when_one_spec_is_invalid(fleet: Path) -> None:
         "lab-tuned    in sync  server,ebpf,grafana,cassandra  lab-tuned / profiling-lab",
     ]
     assert err.startswith("clusters/lab-broken.yaml:8:14: error: spec.controlNode.address: ")
+    # A rendered cluster whose spec turns invalid is listed once, as invalid: its overlay is no orphan.
+    minimal = fleet / "clusters" / "lab-minimal.yaml"
+    minimal.write_text(minimal.read_text().replace("spec:\n", "spec:\n  bogus: 1\n"))
+    code, out, err = _gen("list", "--root", str(fleet))
+    assert [line.split()[:2] for line in out.splitlines()[1:]] == [
+        ["lab-broken", "invalid"],
+        ["lab-minimal", "invalid"],
+        ["lab-tuned", "in"],
+    ]
 
 
 def test_list_shows_clusters_that_collide_and_why(fleet: Path) -> None:

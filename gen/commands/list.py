@@ -48,7 +48,7 @@ def rows(root: Path, jobs: int | None = None) -> tuple[list[dict[str, Any]], lis
                 "namespace": spec.stack_namespace,
             }
         )
-    ours, foreign = orphan_overlays(root, rendered.all_names)
+    ours, foreign = orphan_overlays(root, files)  # a spec's overlay is no orphan, though the spec is invalid
     out += [{"name": rel.rsplit("/", 1)[1], "status": "orphan", **blank} for rel in ours + foreign]
     return sorted(out, key=lambda r: r["name"]), problems
 

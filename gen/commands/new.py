@@ -9,7 +9,7 @@ from pathlib import Path
 from gen import repofs
 from gen.components import argocd
 from gen.components.common import filled
-from gen.errors import EXIT_OK, UsageError
+from gen.errors import EXIT_OK, SpecError, UsageError
 from gen.output import Output
 from gen.render.rendering import neighbours
 from gen.spec import units
@@ -54,14 +54,18 @@ def run(
     for taken in (path, path.with_suffix(".yml")):
         if os.path.lexists(taken):  # a dangling symlink too: nothing is written through it
             raise UsageError(f"{taken.relative_to(root).as_posix()} already exists")
+    fleet = load_fleet(root)
     if repo_url is None:
-        fleet = load_fleet(root)
         if fleet is None:
             raise UsageError(f"give --repo-url: there is no {FLEET_FILE} to take the fleet's repository from")
         repo_url = fleet.repo_url
     text = scaffold(name, address=address, repo_url=repo_url, server=server, cluster_name=cluster_name)
-    # Refuse what would not load, with the same error lines as any spec.
-    mine = argocd.placement(load_text(text.encode(), rel, name, load_defaults(root)))
+    # Refuse what would not load or render, with the same error lines as any spec.
+    item = load_text(text.encode(), rel, name, load_defaults(root))
+    problems = argocd.fleet_problems(item, fleet)
+    if problems:
+        raise SpecError(problems)
+    mine = argocd.placement(item)
     clash = next(iter(argocd.clashes({mine, *neighbours(root, spec_files(root), {name}, [mine])}, [rel])), None)
     if clash is not None:
         other = clash.first if clash.later is mine else clash.later
