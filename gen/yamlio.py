@@ -257,7 +257,9 @@ def _load_text(text: str) -> Positioned:
         fail = _invalid(e)
         line, col = fail.at
         lines = text.splitlines()
-        if isinstance(e, MarkedYAMLError) and line <= len(lines) and "\t" in lines[line - 1][:col]:
+        # Only blanks before the error: a tab there indents (after a key, a tab may separate a value).
+        before = lines[line - 1][:col] if line <= len(lines) else ""
+        if isinstance(e, MarkedYAMLError) and "\t" in before and not before.strip():
             raise _Fail(fail.at, "tab character in indentation; YAML indents with spaces") from None
         raise fail from None
     finally:

@@ -182,6 +182,15 @@ def test_every_cluster_s_problem_is_reported_in_one_run_whatever_the_number_of_j
         ]
 
 
+def test_a_defaults_file_named_yml_is_refused_rather_than_ignored(fleet: Path) -> None:
+    (fleet / "clusters" / "_defaults.yml").write_text(DEFAULTS)
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert (code, err.strip()) == (
+        2,
+        "clusters/_defaults.yml:1:1: error: gen reads the fleet's defaults from clusters/_defaults.yaml: rename it",
+    )
+
+
 def test_a_fleet_or_defaults_file_of_another_gen_version_is_named_as_such(fleet: Path) -> None:
     wanted = "version 'gen.profiling/v9' is not supported (this gen reads gen.profiling/v1alpha1)"
     for rel, line in (("fleet.yaml", 2), ("clusters/_defaults.yaml", 1)):

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from gen import repofs, yamlio
 from gen.errors import Problem, SpecError, UsageError, short_repr
 from gen.spec.cluster import API_VERSION, Cluster, FieldError
-from gen.spec.defaults import Defaults, load_defaults, merge
+from gen.spec.defaults import DEFAULTS_FILE, Defaults, load_defaults, merge
 from gen.spec.units import close_match
 
 CLUSTERS_DIR = "clusters"
@@ -74,9 +74,11 @@ def spec_files(root: Path) -> dict[str, str]:
     problems = []
     for entry in entries:
         stem, dot, suffix = entry.name.rpartition(".")
+        rel = f"{CLUSTERS_DIR}/{entry.name}"
+        if entry.name == "_defaults.yml":  # read by nothing: its defaults would go unnoticed
+            problems.append(Problem(rel, 1, 1, "", f"gen reads the fleet's defaults from {DEFAULTS_FILE}: rename it"))
         if not dot or suffix not in ("yaml", "yml") or entry.name.startswith(("_", ".")):
             continue
-        rel = f"{CLUSTERS_DIR}/{entry.name}"
         # The directory listing's own file type first: a fleet's worth of lstat calls saved.
         if not entry.is_file(follow_symlinks=False):
             kind = repofs.kind_of(entry.stat(follow_symlinks=False).st_mode)
