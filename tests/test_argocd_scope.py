@@ -424,3 +424,62 @@ def test_the_argo_cd_namespace_is_no_stack_or_grafana_namespace(tmp_path: Path, 
     (line,) = _errors(result)
     where = "spec.namespace" if field == "namespace" else "spec.grafana.namespace"
     assert f"error: {where}: 'argocd' is the fleet's Argo CD namespace (fleet.yaml's argocdNamespace)" in line
+
+
+# ------------------------------------------------------------------ what a render of some clusters keeps
+
+
+def test_without_fleet_yaml_one_cluster_s_render_cannot_point_the_bootstrap_elsewhere(tmp_path: Path) -> None:
+    root = _repo(
+        tmp_path, a=spec_text("a", namespace="ns-a"), b=spec_text("b", namespace="ns-b", server=None, dest_name="lab-b")
+    )
+    (root / "fleet.yaml").unlink()
+    _render(root)
+    before = snapshot(root)
+    write(root, "b", spec_text("b", namespace="ns-b", server=None, dest_name="lab-b", repo=OTHER_REPO))
+    result = gen("render", "b", "--root", str(root))
+    # As `gen check` says: every spec must name the repository the bootstrap reads.
+    assert result.exit_code == 2
+    assert _errors(result) == [
+        f"clusters/b.yaml:{_line(root, 'b', 'repoURL')}:14: error: spec.argocd.repoURL: {OTHER_REPO!r} differs "
+        f"from {REPO!r} in clusters/a.yaml; without fleet.yaml all clusters must agree on it: write fleet.yaml "
+        "to say which one the Argo CD bootstrap uses"
+    ]
+    assert _errors(gen("check", "--root", str(root))) == _errors(result)
+    assert snapshot(root) == {**before, "clusters/b.yaml": (root / "clusters/b.yaml").read_bytes()}
+
+
+def _line(root: Path, name: str, key: str) -> int:
+    lines = (root / "clusters" / f"{name}.yaml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.strip().startswith(f"{key}:"))
+
+
+@pytest.mark.parametrize(
+    ("edited", "why"),
+    [
+        # Two pull requests that each added a cluster, merged with the conflict left in the file.
+        ("conflict", "cannot be read (line "),
+        ("string", "its destinations are not a list of mappings"),
+    ],
+)
+def test_a_render_of_some_clusters_refuses_an_appproject_it_cannot_widen(tmp_path: Path, edited: str, why: str) -> None:
+    root = _repo(
+        tmp_path, a=spec_text("a", namespace="ns-a"), b=spec_text("b", namespace="ns-b", server=None, dest_name="lab-b")
+    )
+    _render(root)
+    project = root / "argocd" / "project.yaml"
+    text = project.read_text()
+    if edited == "conflict":
+        text = text.replace("  destinations:\n", "  destinations:\n<<<<<<< HEAD\n", 1) + ">>>>>>> other\n"
+    else:
+        text = text.replace("  destinations:\n", '  destinations:\n  - "ab"\n', 1)
+    project.write_text(text)
+    before = snapshot(root)
+    result = gen("render", "b", "--root", str(root))
+    # Made from cluster b alone, it would cut a's Application off: refused, nothing written.
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"error: argocd/project.yaml: {why}")
+    assert line.endswith("; run gen render --all, which makes it anew from every spec")
+    assert snapshot(root) == before
+    _render(root)

@@ -191,6 +191,18 @@ def test_a_defaults_file_named_yml_is_refused_rather_than_ignored(fleet: Path) -
     )
 
 
+def test_without_fleet_yaml_a_repository_from_the_defaults_is_named_where_it_is_written(fleet: Path) -> None:
+    (fleet / "fleet.yaml").unlink()
+    other = "https://github.com/acme/other.git"
+    (fleet / "clusters" / "_defaults.yaml").write_text(DEFAULTS + f"  argocd:\n    repoURL: {other}\n")
+    write_spec(fleet, "lab-a", _bare("lab-a", "  argocd:\n    destination:\n      name: lab-a\n"))
+    code, _, err = _gen("render", "--all", "--root", str(fleet))
+    assert code == 2
+    # lab-a, the first spec, inherits the repository: the others are told where that one is written.
+    assert f"differs from {other!r} in clusters/_defaults.yaml; without fleet.yaml" in err.splitlines()[0]
+    assert err.startswith("clusters/lab-minimal.yaml:")
+
+
 def test_a_fleet_or_defaults_file_of_another_gen_version_is_named_as_such(fleet: Path) -> None:
     wanted = "version 'gen.profiling/v9' is not supported (this gen reads gen.profiling/v1alpha1)"
     for rel, line in (("fleet.yaml", 2), ("clusters/_defaults.yaml", 1)):

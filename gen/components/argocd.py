@@ -296,16 +296,17 @@ def fleet_problems(lc: LoadedCluster, fleet: Fleet | None) -> list[Problem]:
 
 @dataclass(frozen=True)
 class Source:
-    """Where one spec says its overlay is read from, and where in the file it says so."""
+    """Where one spec says its overlay is read from, and where that is written (the spec, or the defaults)."""
 
     file: str
-    fields: dict[str, tuple[str, tuple[int, int]]]  # repoURL, targetRevision → (value, (line, column))
+    fields: dict[str, tuple[str, tuple[str, int, int]]]  # repoURL, targetRevision → (value, (file, line, column))
 
 
 def source(lc: LoadedCluster) -> Source:
     argo = lc.cluster.spec.argocd
     values = {"repoURL": argo.repo_url, "targetRevision": argo.target_revision}
-    return Source(lc.file, {f: (v, lc.positions.where(("spec", "argocd", f))) for f, v in values.items()})
+    where = {f: lc.problem(("spec", "argocd", f), "") for f in values}
+    return Source(lc.file, {f: (v, (where[f].file, where[f].line, where[f].col)) for f, v in values.items()})
 
 
 def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
@@ -320,13 +321,12 @@ def resolve_sources(fleet: Fleet | None, sources: Sequence[Source]) -> Fleet:
     first = sources[0]
     problems = [
         Problem(
-            other.file,
             *other.fields[field][1],
             f"spec.argocd.{field}",
-            f"{other.fields[field][0]!r} differs from {value!r} in {first.file}; without {FLEET_FILE} "
+            f"{other.fields[field][0]!r} differs from {value!r} in {where[0]}; without {FLEET_FILE} "
             f"all clusters must agree on it: write {FLEET_FILE} to say which one the Argo CD bootstrap uses",
         )
-        for field, (value, _) in first.fields.items()
+        for field, (value, where) in first.fields.items()
         for other in sources[1:]
         if other.fields[field][0] != value
     ]

@@ -12,7 +12,7 @@ from typing import Any
 from gen import repofs, yamlio
 from gen.components import argocd, server
 from gen.components.argocd import OVERLAYS_DIR, Placement, overlay_dir
-from gen.errors import Problem, SpecError
+from gen.errors import Problem, SpecError, UsageError
 from gen.output import Output
 from gen.render import layout, workers, writer
 from gen.render.cache import Entry, RenderCache, open_cache, remembered
@@ -135,7 +135,14 @@ def render_fleet(
         raise SpecError([c.problem() for c in clashes])
     if fleet_error is not None:
         raise fleet_error
-    fleet = argocd.resolve_sources(given, [s for r in results for s in r.sources])
+    sources = [s for r in results for s in r.sources]
+    if given is None and not every:
+        # Without fleet.yaml every spec must agree on the repository, the rendered ones with the others:
+        # else one spec's render would point the bootstrap at its own. One that does not load is left out.
+        unrendered, _ = load_each(root, [n for n in files if n not in chosen], files)
+        order = {rel: i for i, rel in enumerate(files.values())}  # as a full render has them
+        sources = sorted([*sources, *map(argocd.source, unrendered)], key=lambda s: order[s.file])
+    fleet = argocd.resolve_sources(given, sources)
 
     by_name = {name: e.problems for name, e in reused.items() if e.warnings}
     by_name.update((c.name, c.warnings) for c in clusters)
@@ -327,16 +334,28 @@ def written_order(files: Mapping[str, str]) -> dict[str, str]:
     return dict(sorted(files.items(), key=lambda item: (item[0] != SCHEMA_FILE, item[0])))
 
 
+# Why a render of some clusters refuses a committed AppProject it cannot widen: made from only those
+# clusters, it would cut every other cluster's Application off.
+_REMADE = "a render of some clusters keeps its destinations; run gen render --all, which makes it anew from every spec"
+
+
 def _committed_docs(root: Path, rel: str) -> list[Any]:
+    """The documents of a committed file ([] when there is none); UsageError when it cannot be read."""
+
     def parse() -> list[Any]:
         text = raw.decode("utf-8")
-        return [] if yamlio.check_bounds(text) is not None else yamlio.parse_all_plain(text)
+        problem = yamlio.check_bounds(text)
+        if problem is not None:
+            raise ValueError(f"line {problem[0]}: {problem[2]}")
+        return yamlio.parse_all_plain(text)
 
     try:
         raw = repofs.read(root / rel)
         return remembered(root, f"parsed-{rel.replace('/', '-')}", raw, parse)
-    except (OSError, UnicodeDecodeError, ValueError):
+    except FileNotFoundError:
         return []
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        raise UsageError(f"{rel}: cannot be read ({getattr(e, 'why', None) or e}); {_REMADE}") from None
 
 
 def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
@@ -347,8 +366,8 @@ def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
     """
     try:
         old_dests = [dict(d) for d in committed["spec"].get("destinations", [])]
-    except (TypeError, KeyError, AttributeError):
-        return fresh
+    except (TypeError, KeyError, AttributeError, ValueError):  # edited by hand into something else
+        raise UsageError(f"{argocd.PROJECT_FILE}: its destinations are not a list of mappings; {_REMADE}") from None
 
     def key(dest: dict[str, Any]) -> tuple[str, str, str]:
         field = "server" if "server" in dest else "name"
