@@ -12,7 +12,7 @@ import pytest
 
 from gen import repofs
 from tests.conftest import snapshot
-from tests.git_fixtures import commit_all, gen, rendered_repo
+from tests.git_fixtures import commit_all, edit, gen, rendered_repo
 from tests.repo_fixtures import replace, run, tree_state
 
 
@@ -70,7 +70,7 @@ def test_an_overlay_directory_that_is_a_symlink_is_not_written_through(rendered:
     assert check.exit_code == 1
     assert check.stdout.startswith(
         "overlays/lab-minimal: not-a-file: a symbolic link where the spec renders the overlay directory; gen does "
-        "not write through it: remove it (run: gen render lab-minimal)\n"
+        "not write through it: remove it (run: rm -r overlays/lab-minimal && gen render lab-minimal)\n"
     )
     assert tree_state(outside) == there
 
@@ -158,6 +158,54 @@ def test_an_argo_cd_file_that_is_a_fifo_does_not_hang_render(rendered: Path) -> 
     result = run("render", "--all", "--root", str(rendered))
     assert result.exit_code == 0
     assert "changed argocd/applications/lab-minimal.yaml" in result.stdout
+    assert run("check", "--root", str(rendered)).exit_code == 0
+
+
+def _file(path: Path) -> None:
+    path.write_text("hi\n")
+
+
+@pytest.mark.parametrize(
+    ("rel", "make", "finding", "refusal"),
+    [
+        (
+            "base/ebpf",
+            _file,
+            "base/ebpf/daemonset.yaml: not-a-file: base/ebpf is a file where gen writes a directory; remove it "
+            "(run: rm -r base/ebpf && gen render --all)",
+            "error: base/ebpf: a file where gen writes a directory; remove it, then render again",
+        ),
+        (
+            "argocd/applications/lab-tuned.yaml",
+            _directory,
+            "argocd/applications/lab-tuned.yaml: not-a-file: a directory where the spec renders a file: remove it "
+            "(run: rm -r argocd/applications/lab-tuned.yaml && gen render lab-tuned)",
+            "error: argocd/applications/lab-tuned.yaml: a directory where gen writes a file; remove it, then render "
+            "again",
+        ),
+    ],
+    ids=["file-for-directory", "directory-for-file"],
+)
+def test_what_a_render_would_not_write_over_is_refused_before_any_write_and_check_says_remove_it(
+    rendered: Path, rel: str, make: object, finding: str, refusal: str
+) -> None:
+    replace(rendered / rel)
+    make(rendered / rel)  # type: ignore[operator]
+    # Another cluster has something to write too: nothing of it may be written either.
+    edit(rendered / "clusters/lab-minimal.yaml", "spec:\n", "spec:\n  ebpf:\n    sampleRate: 49\n")
+    check = run("check", "--root", str(rendered))
+    assert check.exit_code == 1
+    assert finding in check.stdout.splitlines()
+    fix = check.stderr.splitlines()[-1].split("; fix: ")[1]
+    assert fix.startswith(f"rm -r {rel}; gen render ")
+    before = tree_state(rendered)
+    result = run("render", "--all", "--root", str(rendered))
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1] == refusal
+    assert tree_state(rendered) == before
+    # The fix check gives is the whole fix.
+    replace(rendered / rel)
+    assert run("render", "--all", "--root", str(rendered)).exit_code == 0
     assert run("check", "--root", str(rendered)).exit_code == 0
 
 

@@ -29,6 +29,8 @@ from gen.spec.loader import CLUSTERS_DIR
 
 RENDER_ALL = "gen render --all"
 REMOVE = "git rm "
+# What a render refuses to write over: removed first (tracked or not, a link never followed).
+DELETE = "rm -r "
 UNCLAIMED = (
     f"no spec renders this file, yet Argo CD's root Application syncs the files under {APPLICATIONS_DIR}/; remove it"
 )
@@ -88,11 +90,12 @@ def run(root: Path, out: Output, jobs: int | None = None, cached: bool = False) 
 
 
 def summary_fix(found: Sequence[Drift]) -> str:
-    """One command line per kind of fix: the narrowest render, then the files to remove."""
-    fixes = sorted({d.fix for d in found})
+    """One command line per kind of fix: what is in a render's way, the narrowest render, then the files to remove."""
+    fixes = sorted({part for d in found for part in d.fix.split(" && ")})
+    deletions = [f.removeprefix(DELETE) for f in fixes if f.startswith(DELETE)]
     renders = [f for f in fixes if f.startswith("gen render")]
     removals = [f.removeprefix(REMOVE) for f in fixes if f.startswith(REMOVE)]
-    parts = []
+    parts = [DELETE + " ".join(deletions)] if deletions else []
     if renders:
         parts.append(RENDER_ALL if RENDER_ALL in renders else "gen render " + " ".join(f.split()[-1] for f in renders))
     if removals:
@@ -134,6 +137,16 @@ def find_drift(root: Path, rendered: RenderedFleet, orphans: list[str], unclaime
 def _drift(root: Path, difference: Difference, text: str | None) -> Drift:
     """A difference as a finding, with the diff of a file that reads (git is not asked here)."""
     drift = Drift(difference.path, difference.kind, _fix(difference.path), difference.why)
+    parts = drift.path.split("/")
+    # A file of an overlay is never in the way: the render replaces the overlay directory whole.
+    if parts[0] != OVERLAYS_DIR or len(parts) == 2:
+        blocked = writer.obstacle(root, drift.path, directory=parts[0] == OVERLAYS_DIR)
+        if blocked is not None:
+            # The render refuses until it is gone: the fix says so, as the refusal does.
+            where, what = blocked
+            drift.fix = f"{DELETE}{where} && {drift.fix}"
+            if where != drift.path:
+                drift.why = f"{where} is {what}; remove it"
     if drift.kind not in {"changed", "hand-edited"} or text is None:
         return drift
     try:

@@ -109,14 +109,34 @@ def read_tree(directory: Path) -> dict[str, str | None] | None:
 
 
 def refuse_unwritable(root: Path, dirs: Iterable[str], files: Iterable[str]) -> None:
-    """Refuse, before any write, an overlay path that is not a real directory and a file's path that is one."""
-    for rel in sorted(dirs):
-        what = repofs.lkind(root / rel)
-        if what not in (None, "absent"):
-            raise UsageError(f"{rel}: {what} where gen writes an overlay directory; remove it, then render again")
-    for rel in sorted(files):
-        if repofs.lkind(root / rel) is None:
-            raise UsageError(f"{rel}: a directory where gen writes a file; remove it, then render again")
+    """Refuse, before any write, what stands where a render writes an overlay directory or a file."""
+    for rel, directory in [*((d, True) for d in sorted(dirs)), *((f, False) for f in sorted(files))]:
+        if found := obstacle(root, rel, directory):
+            raise UsageError(f"{found[0]}: {found[1]}; remove it, then render again")
+
+
+def obstacle(root: Path, rel: str, directory: bool) -> tuple[str, str] | None:
+    """What a render would not write over at rel (an overlay directory when `directory`, else a file):
+    (the path of what is in the way, what it is and where), or None when the write can go ahead.
+
+    The one answer behind render's refusal and the fix `check` gives for it.
+    """
+    parts = rel.split("/")
+    for n in range(1, len(parts)):
+        here = "/".join(parts[:n])
+        # A parent linked to a directory is written into, as the render always did; anything
+        # else there (a file, a dangling link) fails the mkdir after other files were written.
+        if os.path.isdir(root / here):
+            continue
+        if not os.path.lexists(root / here):
+            return None
+        return here, f"{repofs.lkind(root / here)} where gen writes a directory"
+    what = repofs.lkind(root / rel)
+    if directory and what not in (None, "absent"):
+        return rel, f"{what} where gen writes an overlay directory"
+    if not directory and what is None:
+        return rel, "a directory where gen writes a file"
+    return None
 
 
 def write_dirs(root: Path, dirs: Mapping[str, Mapping[str, str]]) -> WriteReport:
