@@ -48,6 +48,17 @@ def test_hand_edit_of_an_overlay_is_drift_with_its_diff_and_fix(fleet: Path) -> 
     assert snapshot(root) == edited != before  # check writes nothing
 
 
+def test_control_characters_of_a_committed_file_are_shown_escaped_in_its_diff(fleet: Path) -> None:
+    root = rendered_repo(fleet)
+    forged = "sample_rate      = 10\x1b]0;title\x07\x1b[31m\b\b"
+    edit(root / "overlays/lab-minimal/config.alloy", "sample_rate      = 97", forged)
+    for fmt in ("text", "github"):
+        result = gen("check", "--format", fmt, "--root", str(root))
+        assert result.exit_code == 1
+        assert not re.search("[\x00-\x09\x0b-\x1f]", result.stdout)
+        assert "-  sample_rate      = 10\\x1b]0;title\\x07\\x1b[31m\\x08\\x08" in result.stdout.splitlines()
+
+
 def test_a_removed_header_is_hand_edited_even_outside_git(fleet: Path) -> None:
     assert gen("render", "--all", "--root", str(fleet)).exit_code == 0
     path = fleet / "overlays/lab-tuned/namespace.yaml"
