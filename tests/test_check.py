@@ -165,6 +165,32 @@ def test_github_format_prints_annotations(fleet: Path) -> None:
     assert first.endswith("(run: gen render lab-minimal)")
 
 
+def test_drift_in_line_endings_alone_shows_in_the_diff_at_its_line(fleet: Path) -> None:
+    root = rendered_repo(fleet)
+    crlf = root / "overlays/lab-minimal/config.yaml"
+    crlf.write_bytes(crlf.read_bytes().replace(b"retention_period: 168h\n", b"retention_period: 168h\r\n"))
+    line = crlf.read_bytes().decode().split("\n").index("  retention_period: 168h\r") + 1
+    unended = root / "overlays/lab-tuned/namespace.yaml"
+    last = unended.read_text(encoding="utf-8").removesuffix("\n")
+    unended.write_text(last, encoding="utf-8")
+    result = gen("check", "--root", str(root))
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert [x for x in lines if x.endswith("retention_period: 168h") or x.endswith("retention_period: 168h\\r")] == [
+        "-  retention_period: 168h\\r",
+        "+  retention_period: 168h",
+    ]
+    end = lines.index("\\ No newline at end of file")
+    assert lines[end - 1 : end + 2] == [
+        f"-{last.splitlines()[-1]}",
+        "\\ No newline at end of file",
+        f"+{last.splitlines()[-1]}",
+    ]
+    github = gen("check", "--format", "github", "--root", str(root)).stdout.splitlines()
+    assert f"::error file=overlays/lab-minimal/config.yaml,line={line}::" in "\n".join(github)
+    assert f"::error file=overlays/lab-tuned/namespace.yaml,line={len(last.split(chr(10)))}::" in "\n".join(github)
+
+
 def test_check_in_a_fleet_below_the_top_of_the_repository(fleet: Path) -> None:
     # The fleet is a folder of a larger repository: paths from git are relative to its top.
     top = fleet.parent

@@ -37,6 +37,7 @@ UNCLAIMED = (
 # A committed file longer than this is shown without a diff: difflib's time grows
 # with the product of the two lengths.
 MAX_DIFF_LINES = 5000
+NO_NEWLINE = "\\ No newline at end of file"
 
 
 @dataclass
@@ -156,11 +157,30 @@ def _drift(root: Path, difference: Difference, text: str | None) -> Drift:
     if actual.count("\n") > MAX_DIFF_LINES:
         drift.why += " (too long to show a diff)"
         return drift
-    lines = actual.splitlines(), text.splitlines()
     names = f"{drift.path} (in the repository)", f"{drift.path} (rendered from the specs)"
-    drift.diff = list(difflib.unified_diff(*lines, *names, lineterm=""))
+    drift.diff = _diff(actual, text, *names)
     drift.line = _first_line(drift.diff)
     return drift
+
+
+def _diff(actual: str, text: str, old_name: str, new_name: str) -> list[str]:
+    """A unified diff of whole lines, endings included: a file that differs only in a \\r (shown escaped, as
+    `printable` does) or in its last newline (shown as diff and git do) still shows where."""
+    out = []
+    for i, line in enumerate(difflib.unified_diff(_lines(actual), _lines(text), old_name, new_name, lineterm="")):
+        if line.endswith("\n"):
+            out.append(line[:-1])
+        elif i < 2 or line.startswith("@@"):  # the headers, which never end in a newline
+            out.append(line)
+        else:
+            out += [line, NO_NEWLINE]
+    return out
+
+
+def _lines(text: str) -> list[str]:
+    """Lines split at \\n alone (splitlines would also split at \\r and hide it), each with its newline."""
+    lines = text.split("\n")
+    return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
 
 
 def _fix(rel: str) -> str:
