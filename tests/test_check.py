@@ -110,6 +110,25 @@ def test_deleted_spec_leaves_an_orphan_that_render_all_prunes(fleet: Path) -> No
     assert again.exit_code == 0, again.output
 
 
+def test_an_orphan_names_the_spec_its_header_names(fleet: Path) -> None:
+    root = rendered_repo(fleet)
+    shutil.copy(root / "argocd/applications/lab-tuned.yaml", root / "argocd/applications/lab-tuned.yaml.bak")
+    (root / "clusters/lab-minimal.yaml").unlink()
+    header = root / "overlays/lab-minimal/kustomization.yaml"
+    header.write_text(header.read_text().replace("clusters/lab-minimal.yaml", "", 1))  # named nothing: its cluster
+    result = gen("check", "--root", str(root))
+    assert result.exit_code == 1
+    orphans = [line for line in result.stdout.splitlines() if ": orphan: " in line]
+    assert orphans == [
+        "argocd/applications/lab-minimal.yaml: orphan: generated for clusters/lab-minimal.yaml, which is gone "
+        "(run: gen render --all)",
+        "argocd/applications/lab-tuned.yaml.bak: orphan: generated for clusters/lab-tuned.yaml, which does not "
+        "render it (run: gen render --all)",
+        "overlays/lab-minimal/kustomization.yaml: orphan: generated for cluster lab-minimal, which is gone "
+        "(run: gen render --all)",
+    ]
+
+
 def test_foreign_overlays_are_reported_and_left_alone_by_render_and_check(fleet: Path) -> None:
     root = rendered_repo(fleet)
     foreign = root / "overlays/hand-made"

@@ -12,7 +12,7 @@ from gen import repofs
 from gen.components.argocd import APPLICATIONS_DIR, OVERLAYS_DIR, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, github_command, printable
 from gen.output import Output
-from gen.render import writer
+from gen.render import layout, writer
 from gen.render.rendering import (
     Difference,
     RenderedFleet,
@@ -25,7 +25,7 @@ from gen.render.rendering import (
 from gen.render.shipped_base import BASE_DIR
 from gen.review import gitrepo
 from gen.spec.fleet import FLEET_FILE
-from gen.spec.loader import CLUSTERS_DIR
+from gen.spec.loader import CLUSTERS_DIR, spec_files
 
 RENDER_ALL = "gen render --all"
 REMOVE = "git rm "
@@ -122,10 +122,14 @@ def find_drift(root: Path, rendered: RenderedFleet, orphans: list[str], unclaime
         for drift in (d for d in changed if d.path in edited):
             drift.kind = "hand-edited"
             drift.why = "edited by hand (no spec changed); a render overwrites the edit: change the spec instead"
+    specs = set(spec_files(root).values()) if orphans else set()
     for rel in orphans:
-        spec = f"{CLUSTERS_DIR}/{Path(rel).stem}.yaml"
         path = rel if rel.startswith(APPLICATIONS_DIR + "/") else f"{rel}/kustomization.yaml"
-        found.append(Drift(path, "orphan", RENDER_ALL, f"generated for {spec}, which is gone"))
+        # Its header names the spec: a path made from the file's name could be wrong (a .yml spec, a
+        # copy such as b.yaml.bak). A cluster name cannot hold a dot: what precedes the first one is it.
+        source = layout.generated_from(root / path) or f"cluster {Path(rel).name.split('.')[0]}"
+        fate = "which does not render it" if source in specs else "which is gone"
+        found.append(Drift(path, "orphan", RENDER_ALL, f"generated for {source}, {fate}"))
     for rel in unclaimed:
         if Path(rel).name.startswith(writer.TMP_PREFIX):
             # A render killed while writing it; the next one removes it.

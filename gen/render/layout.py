@@ -189,6 +189,15 @@ def is_generated(text: str) -> bool:
     return first.lstrip('#/ {":').startswith(HEADER_PREFIX)
 
 
+def generated_from(path: str | os.PathLike[str]) -> str | None:
+    """What gen's header line of a file (never read through a link) says it was generated from; None without one."""
+    raw = repofs.head(path)
+    first = "" if raw is None else raw.decode("utf-8", errors="replace").split("\n", 1)[0].lstrip('#/ {":')
+    if not first.startswith(HEADER_PREFIX):
+        return None
+    return first.removeprefix(HEADER_PREFIX).split(". Do not edit.", 1)[0].strip() or None
+
+
 def generated_file(path: str | os.PathLike[str]) -> bool:
     """Whether a regular file (never read through a link) carries gen's header."""
     raw = repofs.head(path)
