@@ -320,7 +320,7 @@ def test_missing_git_is_a_tool_error(repo: Path, tmp_path: Path) -> None:
     assert result.stderr.startswith("error: git is not on PATH")
 
 
-def test_fleet_below_the_top_of_the_repository_and_a_ref_without_argocd(fleet: Path) -> None:
+def test_fleet_below_the_top_of_the_repository_reads_its_base_revision_with_or_without_argocd(fleet: Path) -> None:
     top = fleet.parent
     init(top)
     commit_all(top, "specs only, nothing rendered")  # at this ref there is no overlays/ and no argocd/
@@ -330,6 +330,25 @@ def test_fleet_below_the_top_of_the_repository_and_a_ref_without_argocd(fleet: P
         ("lab-minimal", "added"),
         ("lab-tuned", "added"),
         ("argocd/ (fleet)", "changed"),
+    ]
+    # A change once everything is committed: the base side is read from the fleet's own directory.
+    commit_all(top, "rendered")
+    edit(fleet / "clusters/lab-minimal.yaml", "  argocd:\n", "  ebpf:\n    sampleRate: 49\n  argocd:\n")
+    _render(fleet, "lab-minimal")
+    doc = _diff_json(fleet)
+    assert [(s["name"], s["status"], s["counts"]) for s in doc["sections"]] == [
+        ("lab-minimal", "changed", {"added": 0, "changed": 2, "removed": 0})
+    ]
+
+
+def test_files_the_revision_marks_export_ignore_are_still_read_at_it(repo: Path) -> None:
+    (repo / ".gitattributes").write_text("overlays/** export-ignore\nargocd/** export-ignore\n", encoding="utf-8")
+    commit_all(repo, "attributes for release archives")
+    edit(repo / "clusters/lab-minimal.yaml", "  argocd:\n", "  ebpf:\n    sampleRate: 49\n  argocd:\n")
+    _render(repo, "lab-minimal")
+    doc = _diff_json(repo)
+    assert [(s["name"], s["status"], s["counts"]) for s in doc["sections"]] == [
+        ("lab-minimal", "changed", {"added": 0, "changed": 2, "removed": 0})
     ]
 
 

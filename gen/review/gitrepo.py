@@ -6,10 +6,10 @@ import contextlib
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from gen import repofs
 from gen.errors import EXIT_USAGE, ToolError
@@ -93,77 +93,96 @@ def prefix(root: Path) -> str:
 
 
 def export(root: Path, commit: str, names: Sequence[str], dest: Path) -> list[str]:
-    """Extract the named entries of root (paths from it) as they are at commit into dest; what was refused.
+    """Write the named entries of root (paths from it) as they are at commit into dest; what was refused.
 
-    Only directories and regular files within `repofs.MAX_FILE_BYTES` are extracted: anything else
-    is a finding, one line each. The archive is streamed, so a huge tree is never held in memory.
+    Only regular files within `repofs.MAX_FILE_BYTES` are written: anything else is a finding, one line
+    each. The files are read one at a time, so a huge tree is never held in memory.
     """
     top = prefix(root)
-    tree = f"{commit}:{top}"
     if top and _answer(root, "cat-file", "-t", f"{commit}:{top.rstrip('/')}") != "tree":
         return []  # the fleet's directory did not exist yet: everything in it is new since
-    listing = git(root, "ls-tree", "-z", "--name-only", tree, "--", *names).decode("utf-8", "surrogateescape")
-    wanted = [n for n in names if n in listing.split("\0")]  # git archive refuses a path it does not have
-    if not wanted:
-        return []
-    argv = ["git", "archive", "--format=tar", tree, "--", *wanted]
+    # --full-tree: the names are paths in the fleet's tree; git would read them from the current
+    # directory instead, and match nothing in a fleet below the top of its repository.
+    listing = git(root, "ls-tree", "-r", "-z", "-l", "--full-tree", f"{commit}:{top}", "--", *names)
     findings: list[str] = []
-    stopped = False
-    with tempfile.TemporaryFile() as err:
-        try:
-            proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=err, env={**os.environ, **_ENV})
-        except OSError as e:
-            raise ToolError(f"cannot run git: {e}", argv) from None
-        assert proc.stdout is not None
-        done = False  # read to the end: git exits by itself (killing it then would race its exit)
-        try:
-            with proc.stdout, tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                stopped = _extract(tar, dest, findings)
-                while not stopped and proc.stdout.read(1 << 16):  # the archive's trailing padding
-                    pass
-                done = not stopped
-        except tarfile.TarError:
-            done = True  # git's own failure, reported below
-        finally:
-            if not done and proc.poll() is None:
-                proc.kill()
-            code = proc.wait()
-        if code != 0 and not stopped:  # stopped: killed here
-            err.seek(0)
-            raise ToolError(f"git archive failed in {root}", argv, code, err.read().decode("utf-8", "replace"))
+    blobs: list[tuple[Path, str]] = []
+    total = 0
+    for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
+        if not entry:
+            continue
+        meta, name = entry.split("\t", 1)
+        mode, _, oid, size = meta.split()
+        parts = name.split("/")
+        if ".." in parts:
+            findings.append(f"{name}: a path outside the tree")
+        elif mode == "160000":  # a submodule: its files are another repository's
+            dest.joinpath(*parts).mkdir(parents=True, exist_ok=True)
+        elif mode not in {"100644", "100755"}:
+            what = "a symbolic link" if mode == "120000" else "not a regular file"
+            findings.append(f"{name}: {what}; gen reads only regular files")
+        elif int(size) > repofs.MAX_FILE_BYTES:
+            findings.append(f"{name}: larger than {repofs.MAX_FILE_BYTES} bytes; gen reads no file that large")
+        else:
+            total += int(size)
+            if total > MAX_EXPORT_BYTES:
+                findings.append(f"more than {MAX_EXPORT_BYTES} bytes in the tree; gen reads no further")
+                break
+            blobs.append((dest.joinpath(*parts), oid))
+    _write_blobs(root, blobs)
     return findings
 
 
-def _extract(tar: tarfile.TarFile, dest: Path, findings: list[str]) -> bool:
-    """Extract the regular files and directories of an archive; True when it stopped at the size bound."""
-    total = 0
-    for member in tar:
-        name = member.name.rstrip("/")
-        parts = name.split("/")
-        if name.startswith("/") or ".." in parts:
-            findings.append(f"{name}: a path outside the tree")
-            continue
-        target = dest.joinpath(*parts)
-        if member.isdir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        if not member.isreg():
-            what = "a symbolic link" if member.issym() else "not a regular file"
-            findings.append(f"{name}: {what}; gen reads only regular files")
-            continue
-        if member.size > repofs.MAX_FILE_BYTES:
-            findings.append(f"{name}: larger than {repofs.MAX_FILE_BYTES} bytes; gen reads no file that large")
-            continue
-        total += member.size
-        if total > MAX_EXPORT_BYTES:
-            findings.append(f"more than {MAX_EXPORT_BYTES} bytes in the tree; gen reads no further")
-            return True
-        source = tar.extractfile(member)
-        assert source is not None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with source, open(target, "xb") as f:
-            f.write(source.read())
-    return False
+def _write_blobs(root: Path, blobs: list[tuple[Path, str]]) -> None:
+    """Write each object's bytes to its path, as committed.
+
+    `git cat-file`, not `git archive`: the archive honours the revision's .gitattributes, whose
+    export-ignore would hide files and export-subst or a filter would change them.
+    """
+    if not blobs:
+        return
+    argv = ["git", "cat-file", "--batch"]
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.Popen(
+                argv, cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, env={**os.environ, **_ENV}
+            )
+        except OSError as e:
+            raise ToolError(f"cannot run git: {e}", argv) from None
+        assert proc.stdin is not None and proc.stdout is not None
+        answered = True
+        try:
+            for target, oid in blobs:
+                data = _blob(proc.stdin, proc.stdout, oid)
+                if data is None:
+                    answered = False
+                    break
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "xb") as f:
+                    f.write(data)
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()  # git ends at the end of its input
+            code = proc.wait()
+            proc.stdout.close()
+        if not answered:
+            err.seek(0)
+            raise ToolError(f"git cat-file failed in {root}", argv, code, err.read().decode("utf-8", "replace"))
+
+
+def _blob(ask: IO[bytes], answer: IO[bytes], oid: str) -> bytes | None:
+    """One object's bytes from `git cat-file --batch`; None when git did not give them."""
+    # One object asked for, then read whole: git flushes each answer, so neither side waits on the other.
+    try:
+        ask.write(oid.encode() + b"\n")
+        ask.flush()
+    except BrokenPipeError:
+        return None
+    header = answer.readline().split()  # <oid> blob <size>
+    if len(header) != 3 or header[1] != b"blob":
+        return None
+    size = int(header[2])
+    data = answer.read(size + 1)  # each object ends with a newline
+    return data[:size] if len(data) == size + 1 else None
 
 
 def changed_since(root: Path, commit: str, names: Iterable[str]) -> set[str]:
