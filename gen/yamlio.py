@@ -457,8 +457,13 @@ def dump_all(docs: list[Any]) -> str:
 
 def parse_all_file(path: os.PathLike[str] | str, filename: str) -> list[Any]:
     """Every document of a committed YAML file (an Argo CD file); what cannot be read is a problem of `filename`."""
+    return parse_all_bytes(repofs.read(path), filename)
+
+
+def parse_all_bytes(data: bytes, filename: str) -> list[Any]:
+    """Every document of a YAML file's bytes; bytes that are no UTF-8 or no YAML are a problem of `filename`."""
     try:
-        return parse_all_plain(repofs.read_text(path))
+        return parse_all_plain(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise SpecError([Problem(filename, 1, 1, "", f"not valid UTF-8 (byte 0x{e.object[e.start]:02x})")]) from None
     except YAMLError as e:

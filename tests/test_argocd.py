@@ -27,6 +27,7 @@ from gen.validate.argo_checks import (
     check_strict,
 )
 from tests.conftest import EXAMPLES, FIXTURES
+from tests.git_fixtures import gen
 
 needs_crds = pytest.mark.skipif(
     not CRDS.is_dir(),
@@ -464,6 +465,42 @@ def test_crd_dir_must_exist(tmp_path: Path) -> None:
         check_crds([], tmp_path / "absent")
     with pytest.raises(UsageError, match="no CustomResourceDefinition"):
         check_crds([], tmp_path)
+
+
+_NOT_A_CRD = (
+    "zz.yaml: a CustomResourceDefinition without spec.names.kind or spec.versions; "
+    "give the CRD files as Argo CD publishes them"
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"a: [\n", "zz.yaml:2:1: invalid YAML: while parsing a flow node did not find expected node content"),
+        (b"kind: \xff\n", "zz.yaml:1:1: not valid UTF-8 (byte 0xff)"),
+        (b"kind: CustomResourceDefinition\nspec: null\n", _NOT_A_CRD),
+        (
+            b"kind: CustomResourceDefinition\nspec:\n  group: argoproj.io\n  versions:\n  - name: v1\n"
+            b"    served: true\n    schema: {openAPIV3Schema: {type: object}}\n",
+            _NOT_A_CRD,
+        ),
+    ],
+)
+def test_a_crd_file_gen_cannot_use_is_a_usage_error_naming_it(tmp_path: Path, content: bytes, problem: str) -> None:
+    (tmp_path / "zz.yaml").write_bytes(content)
+    with pytest.raises(UsageError) as caught:
+        check_crds([], tmp_path)
+    assert caught.value.lines() == [f"error: --crds {tmp_path}: {problem}"]
+
+
+@needs_crds
+def test_validate_with_a_broken_crd_file_exits_2_naming_it(examples: Path, tmp_path: Path) -> None:
+    crds = tmp_path / "crds"
+    shutil.copytree(CRDS, crds)
+    (crds / "zz.yaml").write_bytes(b"kind: CustomResourceDefinition\nspec: null\n")
+    result = gen("validate", "--crds", str(crds), "--root", str(examples))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: --crds {crds}: {_NOT_A_CRD}"]
 
 
 # ------------------------------------------------------------------ destinations

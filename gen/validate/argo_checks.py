@@ -25,7 +25,7 @@ from gen.components.argocd import (
     target,
 )
 from gen.components.grafana import DATASOURCE_CONFIGMAP
-from gen.errors import UsageError
+from gen.errors import SpecError, UsageError
 from gen.render import layout, writer
 from gen.spec.cluster import ROOT_NAME, Cluster, Destination, GitURL, Model, Namespace, Pattern
 from gen.spec.loader import issues
@@ -192,17 +192,44 @@ def _crd_validators(crd_dir: str) -> dict[tuple[str, str], Any]:
     validators = importlib.import_module("jsonschema.validators")
     found = {}
     for path in sorted(Path(crd_dir).glob("*.y*ml")):
-        for doc in yamlio.parse_all_plain(path.read_text(encoding="utf-8")):
-            if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc.get("spec", {})
-            for version in spec.get("versions", []):
-                schema = version.get("schema", {}).get("openAPIV3Schema")
-                if version.get("served") and isinstance(schema, dict):
-                    key = (f"{spec.get('group')}/{version.get('name')}", spec["names"]["kind"])
-                    converted = _json_schema(schema)
-                    converted.setdefault("properties", {})["metadata"] = _OBJECT_META
-                    found[key] = validators.Draft7Validator(converted)
+        for key, schema in _served_schemas(path):
+            converted = _json_schema(schema)
+            converted.setdefault("properties", {})["metadata"] = _OBJECT_META
+            found[key] = validators.Draft7Validator(converted)
+    return found
+
+
+def _served_schemas(path: Path) -> list[tuple[tuple[str, str], dict[str, Any]]]:
+    """((apiVersion, kind), openAPIV3Schema) of each served version of the CRDs in a file.
+
+    A file gen cannot use is a UsageError naming it: checking against part of the folder would pass
+    objects that the missing schemas refuse.
+    """
+    try:
+        # Not repofs: the folder is the user's, not a pull request's, and Argo CD's CRDs exceed a manifest's bound.
+        docs = yamlio.parse_all_bytes(path.read_bytes(), path.name)
+    except OSError as e:
+        raise UsageError(f"{path.name}: cannot be read: {e.strerror or e}") from None
+    except SpecError as e:
+        p = e.problems[0]
+        raise UsageError(f"{p.file}:{p.line}:{p.col}: {p.message}") from None
+    found = []
+    for doc in docs:
+        if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
+            continue
+        spec = doc.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
+        names, versions = spec.get("names"), spec.get("versions")
+        if not isinstance(names, dict) or not isinstance(names.get("kind"), str) or not isinstance(versions, list):
+            raise UsageError(
+                f"{path.name}: a CustomResourceDefinition without spec.names.kind or spec.versions; "
+                "give the CRD files as Argo CD publishes them"
+            )
+        for version in (v for v in versions if isinstance(v, dict) and v.get("served")):
+            schema = version.get("schema")
+            schema = schema.get("openAPIV3Schema") if isinstance(schema, dict) else None
+            if isinstance(schema, dict):
+                found.append(((f"{spec.get('group')}/{version.get('name')}", names["kind"]), schema))
     return found
 
 
@@ -238,7 +265,10 @@ def check_crds(objs: Sequence[Mapping[str, Any]], crd_dir: Path) -> list[Finding
     """Findings for objects against the served `openAPIV3Schema` of the CRDs in crd_dir, undeclared keys included."""
     if not crd_dir.is_dir():
         raise UsageError(f"--crds {crd_dir}: no such directory")
-    validators = _crd_validators(str(crd_dir.resolve()))
+    try:
+        validators = _crd_validators(str(crd_dir.resolve()))
+    except UsageError as problem:
+        raise UsageError(f"--crds {crd_dir}: {problem}") from None
     if not validators:
         raise UsageError(f"--crds {crd_dir}: holds no CustomResourceDefinition")
     findings: list[Finding] = []
