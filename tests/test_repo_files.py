@@ -16,6 +16,14 @@ from tests.git_fixtures import commit_all, edit, gen, rendered_repo
 from tests.repo_fixtures import replace, run, tree_state
 
 
+def _stale(name: str) -> str:
+    return f"overlays/{name}: stale: differs from what clusters/{name}.yaml renders (run: gen render {name})"
+
+
+# An overlay edited by hand differs from what its spec renders: that finding comes with any other.
+STALE = _stale("lab-minimal")
+
+
 @pytest.fixture
 def rendered(fleet: Path) -> Path:
     assert gen("render", "--all", "--root", str(fleet)).exit_code == 0
@@ -210,38 +218,50 @@ def test_what_a_render_would_not_write_over_is_refused_before_any_write_and_chec
 
 
 @pytest.mark.parametrize(
-    ("rel", "make", "finding"),
+    ("rel", "make", "findings"),
     [
         (
             "overlays/lab-minimal/config.alloy",
             _fifo,
-            "overlays/lab-minimal/kustomization.yaml: configMapGenerator[1].files[0]: overlays/lab-minimal/config.alloy"
-            " is a FIFO; gen builds only regular files within its bounds",
+            [
+                STALE,
+                "overlays/lab-minimal/kustomization.yaml: configMapGenerator[1].files[0]: "
+                "overlays/lab-minimal/config.alloy is a FIFO; gen builds only regular files within its bounds",
+            ],
         ),
         (
             "overlays/lab-minimal/config.alloy",
             _dev_zero,
-            "overlays/lab-minimal/kustomization.yaml: configMapGenerator[1].files[0]: 'config.alloy' is a symbolic "
-            "link; gen follows none",
+            [
+                STALE,
+                "overlays/lab-minimal/kustomization.yaml: configMapGenerator[1].files[0]: 'config.alloy' is a "
+                "symbolic link; gen follows none",
+            ],
         ),
         (
             "base/server/service.yaml",
             _dev_zero,
             # Found as base/ is compared with this gen's, before any kustomization is read.
-            "base/server/service.yaml: not-a-file: a symbolic link where the spec renders a regular file; "
-            "a render replaces it (run: gen render --all)",
+            [
+                "base/server/service.yaml: not-a-file: a symbolic link where the spec renders a regular file; "
+                "a render replaces it (run: gen render --all)"
+            ],
         ),
         (
             "overlays/lab-minimal/config.yaml",
             _huge,
-            "overlays/lab-minimal/kustomization.yaml: configMapGenerator[0].files[0]: overlays/lab-minimal/config.yaml"
-            " is larger than 1048576 bytes; gen builds only regular files within its bounds",
+            [
+                STALE,
+                "overlays/lab-minimal/kustomization.yaml: configMapGenerator[0].files[0]: "
+                "overlays/lab-minimal/config.yaml is larger than 1048576 bytes; gen builds only regular files within "
+                "its bounds",
+            ],
         ),
     ],
     ids=["fifo", "dev-zero", "base-link", "huge"],
 )
 def test_validate_refuses_what_kustomize_would_read_through_before_building(
-    rendered: Path, rel: str, make: object, finding: str
+    rendered: Path, rel: str, make: object, findings: list[str]
 ) -> None:
     path = rendered / rel
     replace(path)
@@ -250,7 +270,7 @@ def test_validate_refuses_what_kustomize_would_read_through_before_building(
     result = run("validate", "lab-minimal", "--root", str(rendered))
     assert time.monotonic() - start < 10
     assert result.exit_code == 1, result.output
-    assert result.stdout.splitlines() == [finding]
+    assert result.stdout.splitlines() == findings
 
 
 def test_a_deeply_nested_yaml_file_is_refused_before_kustomize_and_gen_parse_it(rendered: Path) -> None:
@@ -261,7 +281,10 @@ def test_a_deeply_nested_yaml_file_is_refused_before_kustomize_and_gen_parse_it(
     kustomization.write_text(kustomization.read_text().replace("components:", "resources:\n- deep.yaml\ncomponents:"))
     result = run("validate", "lab-minimal", "--root", str(rendered))
     assert result.exit_code == 1, result.output
-    assert result.stdout.splitlines() == ["overlays/lab-minimal/deep.yaml:6:68: nesting is deeper than 64 levels"]
+    assert result.stdout.splitlines() == [
+        STALE,
+        "overlays/lab-minimal/deep.yaml:6:68: nesting is deeper than 64 levels",
+    ]
 
 
 # ------------------------------------------------------------ the specs' folder
@@ -345,7 +368,8 @@ def test_validate_refuses_a_remote_resource_before_kustomize_fetches_it(rendered
     kustomization.write_text(text)
     result = run("validate", "lab-minimal", "--root", str(rendered))
     assert result.exit_code == 1, result.output
-    [line] = result.stdout.splitlines()
+    stale, line = result.stdout.splitlines()
+    assert stale == STALE
     assert line.startswith(f"overlays/lab-minimal/kustomization.yaml: {field}[0]: {entry!r} is ")
     assert line.endswith("gen builds only what the repository holds")
 
@@ -357,8 +381,9 @@ def test_a_remote_patch_path_is_refused_too(rendered: Path) -> None:
     result = run("validate", "lab-minimal", "--root", str(rendered))
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
+        STALE,
         "overlays/lab-minimal/kustomization.yaml: patches[0].path: 'https://example.com/p.yaml' is a remote "
-        "resource; gen builds only what the repository holds"
+        "resource; gen builds only what the repository holds",
     ]
 
 
@@ -417,6 +442,34 @@ def test_a_kustomize_build_that_does_not_end_is_stopped_with_a_clear_error(rende
     )
 
 
+def test_an_overlay_kustomize_cannot_build_is_its_cluster_s_finding_and_the_others_are_validated(
+    rendered: Path,
+) -> None:
+    edit(
+        rendered / "overlays/lab-minimal/kustomization.yaml",
+        "/spec/template/spec/volumes/1/hostPath/path",
+        "/spec/template/spec/volumes/9/hostPath/path",
+    )
+    # A finding of the other cluster, which the failed build must not hide.
+    edit(
+        rendered / "overlays/lab-tuned/kustomization.yaml",
+        "  - CLUSTER_NAME=",
+        "  - API_TOKEN=s3cr3tvalue\n  - CLUSTER_NAME=",
+    )
+    result = run("validate", "--root", str(rendered))
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == STALE
+    assert lines[1].startswith("overlays/lab-minimal: kustomize build failed: ")
+    assert "/spec/template/spec/volumes/9/hostPath/path" in lines[1]
+    assert lines[2:] == [
+        _stale("lab-tuned"),
+        "overlays/lab-tuned: ConfigMap/pyroscope-cassandra-agent: data.API_TOKEN: "
+        "a literal value under a credential's name (API_TOKEN)",
+    ]
+    assert result.stderr.splitlines()[-1] == "gen: 1 overlay(s) built and validated for Kubernetes 1.33.0: 4 problem(s)"
+
+
 def test_yaml_aliases_that_would_multiply_a_small_file_are_refused(rendered: Path) -> None:
     laughs = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: laughs\ndata:\n  a: &a [x, x, x, x]\n  b: [*a, *a]\n"
     (rendered / "overlays/lab-minimal/laughs.yaml").write_text(laughs)
@@ -425,7 +478,8 @@ def test_yaml_aliases_that_would_multiply_a_small_file_are_refused(rendered: Pat
     result = run("validate", "lab-minimal", "--root", str(rendered))
     assert result.exit_code == 1, result.output
     assert result.stdout.splitlines() == [
-        "overlays/lab-minimal/laughs.yaml:6:6: YAML anchors and aliases are not allowed"
+        STALE,
+        "overlays/lab-minimal/laughs.yaml:6:6: YAML anchors and aliases are not allowed",
     ]
 
 

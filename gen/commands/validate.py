@@ -11,7 +11,7 @@ from typing import Any
 
 from gen import repofs
 from gen.components.argocd import ARGOCD_DIR, OVERLAYS_DIR, application_file, overlay_dir
-from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError
+from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError, printable
 from gen.output import Output
 from gen.render.rendering import compare_file, default_jobs, render_fleet
 from gen.render.shipped_base import BASE_DIR, base_files
@@ -71,8 +71,13 @@ def run(
         # Such an overlay is not built, and that is its finding, whether or not a spec renders it so.
         unsafe = builds.inspect(root, rel)
         if unsafe:
-            return unsafe
-        built[name] = builds.build(root, rel, cmd)
+            return stale.get(name, []) + unsafe
+        try:
+            built[name] = builds.build(root, rel, cmd)
+        except kustomize.BuildError as e:
+            # This overlay's finding, in kustomize's words: the other clusters are validated all the same.
+            why = [printable(line) for line in e.stderr.splitlines() if line.strip()] or [f"exit code {e.code}"]
+            return stale.get(name, []) + [f"{rel}: kustomize build failed: {line}" for line in why]
         # Valid is not enough: no secret value may be committed in what an overlay builds.
         problems = validate_objects(built[name], version) + secrets_scan.scan_objects(built[name])
         # A stale overlay is validated all the same: it is what Argo CD applies until it is rendered.

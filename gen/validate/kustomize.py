@@ -40,6 +40,10 @@ _REMOTE = re.compile(
 LOCAL_ONLY = "gen builds only what the repository holds"
 
 
+class BuildError(ToolError):
+    """kustomize ran and refused the overlay (its stderr says why): a problem of that overlay, not of the tool."""
+
+
 def command() -> list[str]:
     if shutil.which("kustomize"):
         return ["kustomize", "build"]
@@ -104,7 +108,7 @@ def build(directory: Path, cmd: list[str] | None = None) -> str:
     if overflow.is_set():
         raise ToolError(f"kustomize build of {directory} printed more than {MAX_OUTPUT_BYTES} bytes; stopped", argv)
     if code != 0:
-        raise ToolError(f"kustomize build of {directory} failed", argv, code, stderr)
+        raise BuildError(f"kustomize build of {directory} failed", argv, code, stderr)
     return out.decode("utf-8", "replace")
 
 
