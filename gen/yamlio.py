@@ -31,6 +31,7 @@ from ruamel.yaml.events import (
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 from ruamel.yaml.resolver import BaseResolver, Resolver, implicit_resolvers
+from ruamel.yaml.scanner import ScannerError
 
 from gen import repofs
 from gen.errors import Problem, SpecError, short_repr
@@ -85,6 +86,12 @@ def _invalid(e: YAMLError) -> _Fail:
     if not isinstance(e, MarkedYAMLError):
         return _Fail((1, 1), "invalid YAML: " + " ".join(str(e).split()))
     mark = e.problem_mark or e.context_mark
+    start = e.context_mark if isinstance(e, ScannerError) else None
+    # A scanner error's problem mark is where libyaml stopped reading: on the line of the token it
+    # could not finish, the character at fault; on a later line (or past the end of the file), it ran
+    # on looking for what was missing, and that token's start (the context mark) is the offending text.
+    if start is not None and mark is not None and mark.line != start.line:
+        mark = start
     message = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
     hint = next((h for problem, h in _HINTS if problem in message), "")
     return _Fail(_at(mark) if mark else (1, 1), f"invalid YAML: {message}{hint}")
