@@ -46,6 +46,22 @@ def test_diff_of_a_spec_edited_without_a_render_says_the_overlay_is_stale(repo: 
     )
 
 
+def test_diff_names_a_spec_with_no_rendered_overlay_in_every_format(repo: Path) -> None:
+    spec = (repo / "clusters/lab-minimal.yaml").read_text(encoding="utf-8")
+    (repo / "clusters/lab-new.yaml").write_text(spec.replace("name: lab-minimal", "name: lab-new"), encoding="utf-8")
+    note = "gen: clusters/lab-new.yaml has no rendered overlay, so it is not in the diff (run: gen render lab-new)"
+    as_json = gen("diff", "--format", "json", "--root", str(repo))
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout)["unrendered"] == [{"name": "lab-new", "spec": "clusters/lab-new.yaml"}]
+    assert as_json.stderr.splitlines() == [note]
+    markdown = gen("diff", "--format", "markdown", "--root", str(repo))
+    assert markdown.exit_code == 0
+    assert markdown.stdout.splitlines()[2] == (
+        "- ⚠️ `clusters/lab-new.yaml` has no rendered overlay, so it is not in this diff (run: `gen render lab-new`)"
+    )
+    assert markdown.stderr.splitlines() == [note]
+
+
 def test_validate_fails_on_a_stale_overlay_and_still_validates_what_is_committed(repo: Path) -> None:
     edit(repo / "clusters/lab-minimal.yaml", *SAMPLE_RATE)
     # The committed overlay's own problem is found too: it was built and validated.

@@ -130,6 +130,7 @@ class Report:
     sections: list[Section]
     notes: list[str]
     stale: dict[str, str]  # the spec file by cluster, of overlays a render would change
+    unrendered: dict[str, str]  # the spec file by cluster, of specs with no overlay: not in the diff
 
 
 def run(root: Path, ref: str | None, fmt: str, out: Output, *, color: str = "auto", max_chars: int = 60_000) -> int:
@@ -261,16 +262,17 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
         specs = spec_files(new.root)
     except SpecError:
         specs = {}  # no note about specs that do not load; `gen render` says what is wrong with them
-    unrendered = sorted(set(specs) - overlays[new])
+    unrendered = {n: specs[n] for n in sorted(set(specs) - overlays[new])}
     notes = [
-        f"clusters/{n}.yaml has no rendered overlay, so it is not in the diff (run: gen render {n})" for n in unrendered
+        f"{spec} has no rendered overlay, so it is not in the diff (run: gen render {n})"
+        for n, spec in unrendered.items()
     ]
     stale = {n: specs[n] for n in _stale(new.root, stale_names, specs) if n in overlays[new]}
     notes += [
         f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
         for n, spec in stale.items()
     ]
-    return Report(ref, old.label, commit, sections, notes, stale)
+    return Report(ref, old.label, commit, sections, notes, stale, unrendered)
 
 
 def _inspect(

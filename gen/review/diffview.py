@@ -202,6 +202,12 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
         for name, spec in report.stale.items()
     ]
     page.put_all(stale, "stale note")
+    # A new spec not rendered yet changes nothing here: said where the reviewer reads, or it goes unseen.
+    unrendered = [
+        f"- ⚠️ {_code(spec)} has no rendered overlay, so it is not in this diff (run: {_code(f'gen render {name}')})\n"
+        for name, spec in report.unrendered.items()
+    ]
+    page.put_all(unrendered, "unrendered note")
     if not report.sections:
         page.put(f"No change to the built manifests between {_code(report.label)} and this branch.\n")
     rows = [
@@ -230,7 +236,7 @@ def markdown(report: Report, *, max_chars: int = 60_000) -> str:
 
 
 # What a cut comment says it left out, in this order; the sections cut are named within this many characters.
-_LEFT_OUT = ("object change", "stale note", "summary row", "impact note")
+_LEFT_OUT = ("object change", "stale note", "unrendered note", "summary row", "impact note")
 _NAMES_ROOM = 500
 
 
@@ -350,6 +356,7 @@ def json_text(report: Report) -> str:
         "base": {"ref": report.ref, "commit": report.commit},
         "head": "working tree",
         "stale": [{"name": name, "spec": spec} for name, spec in report.stale.items()],
+        "unrendered": [{"name": name, "spec": spec} for name, spec in report.unrendered.items()],
         "summary": sorted(summary, key=lambda row: (row["scope"] == "fleet", row["name"])),
         "groups": [_json_section(s) for s in report.sections if s.clusters],
         "sections": [_json_section(s) for s in report.sections if not s.clusters],
