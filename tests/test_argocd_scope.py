@@ -483,3 +483,25 @@ def test_a_render_of_some_clusters_refuses_an_appproject_it_cannot_widen(tmp_pat
     assert line.endswith("; run gen render --all, which makes it anew from every spec")
     assert snapshot(root) == before
     _render(root)
+
+
+def test_a_fleet_below_the_top_of_its_repository_names_argo_cd_paths_from_the_top(tmp_path: Path) -> None:
+    (tmp_path / "mono" / "infra").mkdir(parents=True)
+    init(tmp_path / "mono")
+    root = _repo(tmp_path / "mono" / "infra")
+    _render(root)
+    # Argo CD reads a path from the top of the repository: the fleet's folder comes first.
+    (app,) = yamlio.parse_all_plain((root / argo.application_file("a")).read_text())
+    assert app["spec"]["source"]["path"] == "infra/fleet/overlays/a"
+    root_app = yamlio.parse_all_plain((root / argo.BOOTSTRAP_FILE).read_text())[1]
+    assert root_app["spec"]["source"]["path"] == "infra/fleet/argocd"
+    assert gen("check", "--root", str(root)).exit_code == 0
+    crds = CRDS if CRDS.is_dir() else None
+    assert check_repository(root, [load(root, "a").cluster], crds) == []
+    # A path that leaves the fleet's folder is a finding, as one that does not exist is.
+    app["spec"]["source"]["path"] = "overlays/a"
+    (root / argo.application_file("a")).write_text("# " + layout.HEADER_PREFIX + "x\n" + yamlio.dump(app))
+    assert check_repository(root, [load(root, "a").cluster]) == [
+        "Application/profiling-a: spec.source.path: overlays/a is outside the fleet's folder in its repository "
+        "(infra/fleet/)"
+    ]

@@ -111,8 +111,11 @@ def target(server: object, name: object) -> tuple[str, str]:
     return ("server", str(server)) if server is not None else ("name", str(name))
 
 
-def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
-    """The Argo CD Application that syncs `overlays/<name>` to the cluster."""
+def application(cluster: Cluster, fleet: Fleet, prefix: str = "") -> dict[str, Any]:
+    """The Argo CD Application that syncs `overlays/<name>` to the cluster.
+
+    `prefix`: where the fleet sits in its git repository (`infra/fleet/`), as Argo CD reads paths from its top.
+    """
     argo = cluster.spec.argocd
     # The spec guarantees exactly one of server and name.
     field, value = target(argo.destination.server, argo.destination.name)
@@ -120,7 +123,11 @@ def application(cluster: Cluster, fleet: Fleet) -> dict[str, Any]:
     options = [o for o in SYNC_OPTIONS if o != "CreateNamespace=true" or not cluster.spec.takes_over_easy_db_lab]
     spec = {
         "project": argo.project or fleet.project,
-        "source": {"repoURL": argo.repo_url, "targetRevision": argo.target_revision, "path": overlay_dir(cluster.name)},
+        "source": {
+            "repoURL": argo.repo_url,
+            "targetRevision": argo.target_revision,
+            "path": prefix + overlay_dir(cluster.name),
+        },
         "destination": {field: value, "namespace": cluster.spec.stack_namespace},
         "syncPolicy": {**automated, "syncOptions": options, "retry": _retry()},
     }
@@ -238,8 +245,9 @@ def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:
     return _argo_object("AppProject", fleet.project, fleet, spec)
 
 
-def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
-    """The documents of `argocd/bootstrap.yaml`: the root's AppProject, then the root Application."""
+def bootstrap(fleet: Fleet, prefix: str = "") -> list[dict[str, Any]]:
+    """The documents of `argocd/bootstrap.yaml`: the root's AppProject, then the root Application (`prefix`:
+    as for `application`)."""
     # Its own AppProject: the root writes Applications and an AppProject into Argo CD's namespace,
     # a right the fleet project must not have (an overlay could grant itself anything), and
     # `default` is wide open or locked down depending on the installation.
@@ -257,7 +265,7 @@ def bootstrap(fleet: Fleet) -> list[dict[str, Any]]:
         "source": {
             "repoURL": fleet.repo_url,
             "targetRevision": fleet.target_revision,
-            "path": ARGOCD_DIR,
+            "path": prefix + ARGOCD_DIR,
             "directory": {"recurse": True, "include": ROOT_INCLUDE, "exclude": ROOT_EXCLUDE},
         },
         "destination": {"server": IN_CLUSTER, "namespace": fleet.argocd_namespace},

@@ -18,7 +18,7 @@ from gen import repofs, yamlio
 from gen.components.argocd import Placement, application_file, overlay_dir
 from gen.errors import Problem
 from gen.render.workers import collector_paused
-from gen.render.writer import git_dir
+from gen.render.writer import git_dir, repo_prefix
 from gen.spec.defaults import DEFAULTS_FILE
 from gen.spec.fleet import FLEET_FILE
 
@@ -140,8 +140,8 @@ def open_cache(root: Path, spec_files: Mapping[str, str]) -> RenderCache | None:
 
 
 def _key(root: Path) -> bytes:
-    """Everything besides its spec that a cluster's files depend on."""
-    h = hashlib.blake2b(_code(), digest_size=16)
+    """Everything besides its spec that a cluster's files depend on: gen, fleet.yaml, the defaults, where it sits."""
+    h = hashlib.blake2b(_code() + repo_prefix(root).encode(), digest_size=16)
     for rel in (FLEET_FILE, DEFAULTS_FILE):
         try:
             # Not followed through a symlink, nor waited on as a FIFO: the load refuses those.

@@ -114,10 +114,11 @@ def render_fleet(
         given, fleet_error = None, e
 
     chunks = workers.chunked(todo, jobs)
+    prefix = writer.repo_prefix(root)
     with (out or Output(quiet=True)).progress(len(todo), label) as bar:
         results = workers.map_chunks(
             render_chunk,
-            [(root, {n: files[n] for n in chunk}, given, compare, specs) for chunk in chunks],
+            [(root, {n: files[n] for n in chunk}, given, compare, specs, prefix) for chunk in chunks],
             jobs,
             lambda k: bar.update(len(chunks[k])),
         )
@@ -150,16 +151,16 @@ def render_fleet(
     # from the defaults is warned about on its line there, however many clusters inherit it.
     warnings = list(dict.fromkeys(w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])))
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
-    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every))
+    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every, prefix))
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, reused, loaded, cache)
 
 
-def _bootstrap_and_project(
-    root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool
+def _bootstrap_and_project(  # noqa: PLR0917 - what render_fleet settled
+    root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool, prefix: str
 ) -> dict[str, str]:
     """The bootstrap's text and the AppProject's: `kept`, else made, and for some clusters only when it must widen."""
-    files = {argocd.BOOTSTRAP_FILE: argo_text(argocd.BOOTSTRAP_FILE, argocd.bootstrap(fleet))}
+    files = {argocd.BOOTSTRAP_FILE: argo_text(argocd.BOOTSTRAP_FILE, argocd.bootstrap(fleet, prefix))}
     if kept:
         return {**files, argocd.PROJECT_FILE: kept}
     project = [argocd.project(placements, fleet)]
@@ -183,8 +184,11 @@ class _Chunk:
     specs: list[LoadedCluster] = field(default_factory=list)
 
 
-def render_chunk(root: Path, files: dict[str, str], fleet: Fleet | None, compare: bool, specs: bool) -> _Chunk:
-    """Load, validate and render a run of clusters, each compared with the disk when `compare`.
+def render_chunk(  # noqa: PLR0917 - one chunk's arguments
+    root: Path, files: dict[str, str], fleet: Fleet | None, compare: bool, specs: bool, prefix: str
+) -> _Chunk:
+    """Load, validate and render a run of clusters, each compared with the disk when `compare` (`prefix`: the
+    fleet's folder in its repository).
 
     Every problem of every cluster is found: one cluster's does not hide another's.
     """
@@ -205,7 +209,7 @@ def render_chunk(root: Path, files: dict[str, str], fleet: Fleet | None, compare
         assert setting is not None
         overlay = {p.rsplit("/", 1)[1]: t for p, t in paths.items()}
         rel = argocd.application_file(item.name)
-        app = {rel: argo_text(rel, [argocd.application(item.cluster, setting)])}
+        app = {rel: argo_text(rel, [argocd.application(item.cluster, setting, prefix)])}
         clusters.append(_compared(root, item, overlay, app) if compare else _whole(item, overlay, app))
     if problems:
         return _Chunk(problems=problems)

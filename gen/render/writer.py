@@ -82,6 +82,16 @@ def git_dir(root: Path) -> Path | None:
     return None
 
 
+def repo_prefix(root: Path) -> str:
+    """Where root sits in the git work tree that holds it (`infra/fleet/`), as Argo CD names paths from the
+    repository's top; "" at the top, and outside git."""
+    start = root.resolve()
+    for directory in (start, *start.parents):
+        if os.path.lexists(directory / ".git"):  # a directory, or a worktree's or a submodule's file
+            return "" if directory == start else start.relative_to(directory).as_posix() + "/"
+    return ""
+
+
 def tree_entries(directory: Path) -> list[str]:
     """Every entry below a directory that is not one (a symlink counts as one entry), by relative path, sorted."""
     out: list[str] = []

@@ -49,7 +49,8 @@ def _dotted(path: Sequence[Any]) -> str:
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DURATION = re.compile(r"^([0-9]+(h|m|s))+$")
-_OVERLAY_OR_ROOT = re.compile(r"^(overlays/[a-z0-9]([-a-z0-9]*[a-z0-9])?|argocd)$")
+# After the fleet's folder in its repository, when it is not at the top.
+_OVERLAY_OR_ROOT = re.compile(r"^([^/]+/)*(overlays/[a-z0-9]([-a-z0-9]*[a-z0-9])?|argocd)$")
 
 
 def _finalizers(value: list[str] | None) -> list[str] | None:
@@ -373,7 +374,9 @@ def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding
 
     A Kustomize source must be a folder of the repository holding a kustomization.yaml; a directory
     source (the bootstrap's root) must be a folder that holds none, or Argo CD refuses to render it.
+    Argo CD reads the paths from the top of the repository, where the fleet may sit in a folder.
     """
+    prefix = writer.repo_prefix(root)
     findings = []
     for app in apps:
         if app.get("kind") != "Application":
@@ -388,7 +391,10 @@ def check_sources(apps: Sequence[Mapping[str, Any]], root: Path) -> list[Finding
         if pure.is_absolute() or ".." in pure.parts or path in ("", "."):
             findings.append(f"{where}: {path!r} must be a folder inside the repository")
             continue
-        folder = root / pure
+        if not path.startswith(prefix):
+            findings.append(f"{where}: {path} is outside the fleet's folder in its repository ({prefix})")
+            continue
+        folder = root / path.removeprefix(prefix)
         if not folder.is_dir():
             findings.append(f"{where}: {path} does not exist in the repository")
         elif "directory" in source:
