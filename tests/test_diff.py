@@ -208,6 +208,14 @@ def test_removed_and_added_clusters(repo: Path) -> None:
     assert any(note.startswith("the Java agent stays installed on the Cassandra hosts") for note in gone["impact"])
 
 
+def test_an_overlay_no_application_deploys_says_so(repo: Path) -> None:
+    # A copy of an overlay, with no spec and no Application: Argo CD would apply none of it.
+    shutil.copytree(repo / "overlays/lab-minimal", repo / "overlays/lab-copy")
+    copy = _section(_diff_json(repo), "lab-copy")
+    assert copy["status"] == "added"
+    assert copy["impact"][0] == "no Application deploys overlays/lab-copy: Argo CD applies none of this"
+
+
 def test_markdown_has_summary_first_one_details_per_cluster_and_a_size_cap(repo: Path) -> None:
     for name, old, new in (("lab-minimal", "10.0.1.10", "10.0.1.20"), ("lab-tuned", "retention: 72h", "retention: 1h")):
         edit(repo / f"clusters/{name}.yaml", old, new)

@@ -329,6 +329,8 @@ def _cluster_section(
     status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
     section = Section(name, "cluster", status, comparison)
     section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
+    if built[1] and not new_apps:  # an overlay is deployed by its Application alone
+        section.impact.insert(0, f"no Application deploys {overlay_dir(name)}: Argo CD applies none of this")
     spec = new.spec(name)
     if status == "added" and spec is not None:
         section.source = spec.file
