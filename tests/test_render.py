@@ -15,7 +15,9 @@ from click.testing import CliRunner
 from gen import yamlio
 from gen.cli import cli
 from gen.commands.validate import validate_objects
+from gen.components import grafana
 from gen.render import layout
+from gen.spec.cluster import Cluster
 from gen.spec.loader import load_text
 from gen.validate import kustomize
 from tests.conftest import EXAMPLES, FIXTURES, snapshot
@@ -259,6 +261,27 @@ def test_grafana_datasource(built: tuple[str, list[dict[str, Any]]]) -> None:
     assert (ds["name"], ds["uid"]) == (spec.grafana.datasource_name, spec.grafana.datasource_uid)
     assert ds["url"] == f"http://{spec.control_node.address}:{spec.server.port}"
     assert int(ds["jsonData"]["minStep"].rstrip("s")) >= spec.ebpf.collect_seconds
+
+
+@pytest.mark.parametrize(
+    ("ebpf", "cassandra", "expected"),
+    [
+        ({}, {}, "30s"),  # lab-tuned's eBPF agent collects every 30s, its Java agent uploads every 15s
+        ({"enabled": False}, {"profiler": {"uploadInterval": "60s"}}, "60s"),  # the Java agent alone sends
+        ({"collectInterval": "15s"}, {"profiler": {"uploadInterval": "1500ms"}}, "15s"),
+        ({"collectInterval": "5s"}, {"profiler": {"uploadInterval": "7500ms"}}, "8s"),  # rounded up
+        ({"enabled": False}, {"state": "absent"}, "30s"),  # neither sends: the collect interval as written
+    ],
+)
+def test_the_datasource_s_min_step_is_the_coarsest_interval_an_agent_sends_at(
+    ebpf: dict[str, Any], cassandra: dict[str, Any], expected: str
+) -> None:
+    data = yamlio.parse_plain((FIXTURES / "clusters" / "lab-tuned.yaml").read_text())
+    data["spec"]["ebpf"] = {**data["spec"].get("ebpf", {}), **ebpf}
+    data["spec"]["cassandra"] = {**data["spec"].get("cassandra", {}), **cassandra}
+    cluster = Cluster.model_validate(data)
+    (ds,) = yamlio.parse_plain(grafana.build(cluster).files["datasource.yaml"])["datasources"]
+    assert ds["jsonData"]["minStep"] == expected
 
 
 def test_everything_else_lives_in_the_stack_namespace(built: tuple[str, list[dict[str, Any]]]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from gen import yamlio
 from gen.components import dashboard
 from gen.components.common import Part, config_map, header, header_text, server_url
+from gen.spec import units
 from gen.spec.cluster import Cluster
 
 # After every workload (waves 0 to 2): the Grafana namespace is not the stack's, and when it is
@@ -17,8 +18,7 @@ DATASOURCE_CONFIGMAP = "pyroscope-datasource"
 
 def datasource(cluster: Cluster) -> dict[str, Any]:
     grafana = cluster.spec.grafana
-    # Grafana cannot show a step finer than what the eBPF agent collects.
-    min_step = f"{cluster.spec.ebpf.collect_seconds}s"
+    min_step = f"{min_step_seconds(cluster)}s"
     return {
         "apiVersion": 1,
         "datasources": [
@@ -33,6 +33,17 @@ def datasource(cluster: Cluster) -> dict[str, Any]:
             }
         ],
     }
+
+
+def min_step_seconds(cluster: Cluster) -> int:
+    """The coarsest interval at which the rendered agents send, in whole seconds: Grafana cannot show a finer step
+    (the eBPF agent's collect interval, the Java agent's upload interval; the former when neither is rendered)."""
+    spec = cluster.spec
+    steps = [spec.ebpf.collect_seconds] if spec.ebpf.enabled else []
+    if spec.cassandra.enabled and spec.cassandra.state == "present":
+        upload = units.agent_interval_ns(spec.cassandra.profiler.upload_interval)
+        steps.append(-(-upload // 10**9))  # rounded up: a step below it would show gaps
+    return max(steps, default=spec.ebpf.collect_seconds)
 
 
 def build(cluster: Cluster) -> Part:

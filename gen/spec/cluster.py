@@ -172,6 +172,10 @@ def _go_duration(value: str) -> str:
 
 def _upload_interval(value: str) -> str:
     if units.AGENT_INTERVAL.fullmatch(value):
+        if units.agent_interval_ns(value) < 10**9:
+            # A bare number is nanoseconds to the agent: "10" meant as seconds would upload without pause.
+            unit = "nanoseconds" if value.isdigit() else "less than a second"
+            raise ValueError(f"{value!r} is {unit} to the Java agent; upload at least every second (e.g. 10s)")
         return value
     if re.fullmatch(r"[0-9]+ns", value):
         # It ends in s, so the agent reads it as seconds, fails on the n and uses 10s instead.
