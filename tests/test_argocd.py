@@ -503,6 +503,15 @@ def test_validate_with_a_broken_crd_file_exits_2_naming_it(examples: Path, tmp_p
     assert result.stderr.splitlines() == [f"error: --crds {crds}: {_NOT_A_CRD}"]
 
 
+def test_validate_refuses_crds_with_cluster_names(examples: Path) -> None:
+    # The Argo CD objects are checked for the whole fleet only: --crds would do nothing.
+    result = gen("validate", "lab-minimal", "--crds", str(examples), "--root", str(examples))
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "error: --crds checks the Argo CD objects, which concern the whole fleet: give no cluster names\n",
+    )
+
+
 # ------------------------------------------------------------------ destinations
 
 

@@ -38,6 +38,8 @@ def run(
         raise UsageError("give cluster names or --all, not both")
     if changed_since is not None and (names or all_clusters):
         raise UsageError("--changed-since chooses the clusters: give no cluster names nor --all")
+    if crds is not None and names:
+        raise UsageError("--crds checks the Argo CD objects, which concern the whole fleet: give no cluster names")
     repofs.guard_layout(root)
     chosen = choose(spec_files(root), names or None)
     # The Argo CD objects concern the whole fleet: checked when every cluster is.
