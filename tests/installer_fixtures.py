@@ -351,6 +351,14 @@ class EasyDbLabHost:
         target = f"{self.prefix}/usr/local/cassandra/{version}" if self.link == "absolute" else version
         current.symlink_to(target)
 
+    def bake_agent(self, data: bytes) -> Path:
+        """What the image does: its own agent (2.3.0) at /usr/local/pyroscope/pyroscope.jar, gen's default path."""
+        jar = self.root / "usr" / "local" / "pyroscope" / JAR_NAME
+        jar.parent.mkdir(parents=True)
+        jar.write_bytes(data)
+        jar.chmod(0o644)
+        return jar
+
     def write_env_file(self, address: str = EDL_ADDRESS, cluster: str = EDL_CLUSTER) -> None:
         """easy-db-lab's two lines, written whole (it drops whatever else the file held)."""
         self.env_file.write_text(f"PYROSCOPE_SERVER_ADDRESS={address}\nCLUSTER_NAME={cluster}\n")

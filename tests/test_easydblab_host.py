@@ -24,6 +24,7 @@ from installer_fixtures import (
     agent_flags,
     block_lines,
     host_name,
+    sha256,
     snapshot,
     tool,
     zip_bytes,
@@ -164,6 +165,73 @@ def test_a_bad_match_stops_the_run_before_anything_changes(tmp_path: Path, serve
     assert one_error(host.run()) == expected
     assert snapshot(edl.root) == before
     assert server.requests == 0
+
+
+IMAGE_JAR = zip_bytes("agent 2.3.0")
+KEPT = f"{INSTALL_DIR}/pyroscope.jar.before-gen"
+
+
+@pytest.mark.parametrize("found", ["image jar", "stopped after keeping it", "pinned jar"])
+def test_uninstall_puts_the_images_agent_back(tmp_path: Path, server: JarServer, found: str) -> None:
+    # The image's own block loads /usr/local/pyroscope/pyroscope.jar when it exists: after
+    # uninstall that must again be the image's agent, or going back leaves Cassandra unprofiled.
+    edl, host = mapped(tmp_path, server, "absolute")
+    image_jar = edl.bake_agent(IMAGE_JAR)
+    if found == "pinned jar":
+        server.body = IMAGE_JAR
+        host.pin = sha256(IMAGE_JAR)
+    before = snapshot(edl.root)
+    if found == "stopped after keeping it":
+        # An install that got no further than keeping the jar (a second name for it).
+        os.link(image_jar, host.path(KEPT))
+
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    jar_line = result.stdout.splitlines()[0]
+    if found == "stopped after keeping it":
+        assert jar_line == f"install.sh: {INSTALL_DIR}/{JAR_NAME}: updated"
+    elif found == "pinned jar":
+        assert jar_line == (
+            f"install.sh: {INSTALL_DIR}/{JAR_NAME}: unchanged (matches AGENT_SHA256); the jar found there is kept"
+            f" as {KEPT}, which uninstall puts back"
+        )
+    else:
+        assert jar_line == (
+            f"install.sh: {INSTALL_DIR}/{JAR_NAME}: replaced; the jar found there is kept as {KEPT},"
+            " which uninstall puts back"
+        )
+        assert image_jar.read_bytes() == JAR
+    assert host.path(KEPT).read_bytes() == IMAGE_JAR
+    installed = snapshot(edl.root)
+    assert host.run().returncode == 0
+    assert snapshot(edl.root) == installed
+
+    removed = host.run("uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.splitlines()[-2:] == [
+        f"install.sh: {INSTALL_DIR}/{SNIPPET_NAME}: removed",
+        f"install.sh: {INSTALL_DIR}/{JAR_NAME}: put back (the jar found there before the first install)",
+    ]
+    assert snapshot(edl.root) == before
+    # And a second uninstall takes nothing more away.
+    assert host.run("uninstall").returncode == 0
+    assert snapshot(edl.root) == before
+
+
+def test_a_failed_install_does_not_keep_the_images_agent(tmp_path: Path, server: JarServer) -> None:
+    # Failing after the jar was kept (here: on the new jar's mode) must leave no second name behind.
+    edl, host = mapped(tmp_path, server, "absolute")
+    edl.bake_agent(IMAGE_JAR)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "chmod").write_text("#!/bin/sh\necho 'chmod: Read-only file system' >&2\nexit 1\n")
+    (bin_dir / "chmod").chmod(0o755)
+    before = snapshot(edl.root)
+    failed = host.run(shell=shell_argv("dash"), env=host.env(PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    assert one_error(failed) == (
+        f"install.sh: error: cannot set the mode of {INSTALL_DIR}/{JAR_NAME} (chmod: Read-only file system)"
+    )
+    assert snapshot(edl.root) == before
 
 
 @pytest.mark.parametrize(

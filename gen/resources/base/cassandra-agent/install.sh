@@ -23,6 +23,9 @@ export LC_ALL
 PROG=install.sh
 JAR_NAME=pyroscope.jar
 SNIPPET_NAME=cassandra-pyroscope.sh
+# A jar found at the jar's path that this script did not put there is kept under this name, and
+# uninstall puts it back: easy-db-lab's image bakes its own agent there and loads it itself.
+KEPT_NAME=pyroscope.jar.before-gen
 INCLUDE_NAME=cassandra.in.sh
 BEGIN_MARK='# BEGIN gen-profiling'
 END_MARK='# END gen-profiling'
@@ -39,6 +42,7 @@ log=/dev/null
 jar_tmp=''
 snippet_tmp=''
 env_tmp=''
+kept_new=''
 
 usage() {
     # One line; the inputs are environment variables described at the top of this file.
@@ -81,7 +85,8 @@ try() {
 
 cleanup() {
     rc=$?
-    for t in "$jar_tmp" "$snippet_tmp" "$env_tmp"; do
+    # kept_new is set only until the renames start: before, the jar it keeps is still in place.
+    for t in "$jar_tmp" "$snippet_tmp" "$env_tmp" "$kept_new"; do
         if [ -n "$t" ]; then
             rm -f "$t" || :
         fi
@@ -197,7 +202,8 @@ case $INCLUDE_FILE in
 esac
 host_path ENV_FILE "$ENV_FILE"
 # The spec keeps the three apart; so does this script, should the ConfigMap be edited by hand.
-# Each file gets a block of its own, and nothing but the jar and the snippet lies in INSTALL_DIR.
+# Each file gets a block of its own, and nothing but the jar, the snippet and a jar kept from
+# before the first install lies in INSTALL_DIR.
 case $INCLUDE_FILE in
 */"$INCLUDE_NAME") ;;
 *) die "INCLUDE_FILE must name Cassandra's include file, $INCLUDE_NAME, got '$INCLUDE_FILE'" ;;
@@ -241,6 +247,7 @@ snippet_src=$here/$SNIPPET_NAME
 dir=$HOST_ROOT$INSTALL_DIR
 jar=$dir/$JAR_NAME
 snippet=$dir/$SNIPPET_NAME
+kept=$dir/$KEPT_NAME
 envfile=$HOST_ROOT$ENV_FILE
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/install-sh.XXXXXX" 2>/dev/null) ||
@@ -250,6 +257,18 @@ log=$work/log
 exec 2>> "$log"
 
 # ---------------------------------------------------------------- helpers
+
+# present PATH: whether PATH is there, a dangling link included.
+present() {
+    [ -e "$1" ] || [ -L "$1" ]
+}
+
+# inode PATH: the inode number of PATH itself (a link is not followed); nothing when it is missing.
+# POSIX find cannot print it, and the names given here are the script's own.
+inode() {
+    # shellcheck disable=SC2012
+    ls -di "$1" 2>/dev/null | awk '{ print $1 }'
+}
 
 # head_lines FILE N: the first N lines of FILE, byte for byte (nothing when N is 0).
 head_lines() {
@@ -598,6 +617,15 @@ CLUSTER_NAME=$CLUSTER_NAME"
             if [ -f "$jar" ]; then jar_state=updated; else jar_state=installed; fi
         fi
     fi
+    # A jar at the path counts as ours once the snippet or the kept jar is there: each is put in
+    # place before an install replaces the jar, and removed after uninstall has dealt with it,
+    # so an interrupted run of either still tells the two apart when it runs again.
+    keep=''
+    if present "$jar" && ! present "$snippet" && ! present "$kept"; then
+        keep=1
+        if [ -n "$jar_new" ]; then jar_state=replaced; fi
+        jar_state="$jar_state; the jar found there is kept as $INSTALL_DIR/$KEPT_NAME, which uninstall puts back"
+    fi
     snippet_new=''
     snippet_state=unchanged
     if ! { [ -f "$snippet" ] && cmp -s "$snippet_src" "$snippet"; }; then
@@ -614,6 +642,16 @@ CLUSTER_NAME=$CLUSTER_NAME"
     # Stage every change beside its target, then rename them all.
     if [ -n "$jar_new" ] || [ -n "$snippet_new" ]; then
         make_dir "$dir" "INSTALL_DIR $INSTALL_DIR"
+    fi
+    if [ -n "$keep" ]; then
+        # A second name for the jar, whatever it is (a file or a link): it stays in place until
+        # its rename below, and nothing is copied.
+        : > "$log"
+        if ln "$jar" "$kept"; then
+            kept_new=$kept
+        elif ! present "$kept"; then
+            die "cannot keep the jar found at $INSTALL_DIR/$JAR_NAME as $INSTALL_DIR/$KEPT_NAME$(complaint)"
+        fi
     fi
     if [ -n "$jar_new" ]; then
         tmp_beside "$jar" "$INSTALL_DIR/$JAR_NAME"
@@ -633,6 +671,16 @@ CLUSTER_NAME=$CLUSTER_NAME"
     fi
     stage_includes
 
+    # From here on the kept jar stays whatever happens: once the jar is replaced, it is the only
+    # copy of the one found there.
+    kept_new=''
+    # The snippet before the jar: see keep above.
+    if [ -n "$snippet_tmp" ]; then
+        try "cannot replace $INSTALL_DIR/$SNIPPET_NAME" mv -f "$snippet_tmp" "$snippet"
+        snippet_tmp=''
+    else
+        fix_mode "$snippet" "$INSTALL_DIR/$SNIPPET_NAME"
+    fi
     if [ -n "$jar_tmp" ]; then
         try "cannot replace $INSTALL_DIR/$JAR_NAME" mv -f "$jar_tmp" "$jar"
         jar_tmp=''
@@ -640,12 +688,6 @@ CLUSTER_NAME=$CLUSTER_NAME"
         fix_mode "$jar" "$INSTALL_DIR/$JAR_NAME"
     fi
     say "$INSTALL_DIR/$JAR_NAME: $jar_state"
-    if [ -n "$snippet_tmp" ]; then
-        try "cannot replace $INSTALL_DIR/$SNIPPET_NAME" mv -f "$snippet_tmp" "$snippet"
-        snippet_tmp=''
-    else
-        fix_mode "$snippet" "$INSTALL_DIR/$SNIPPET_NAME"
-    fi
     say "$INSTALL_DIR/$SNIPPET_NAME: $snippet_state"
     if [ -n "$env_tmp" ]; then
         try "cannot replace $ENV_FILE" mv -f "$env_tmp" "$envfile"
@@ -657,6 +699,16 @@ CLUSTER_NAME=$CLUSTER_NAME"
 }
 
 # ---------------------------------------------------------------- uninstall
+
+# remove FILE: deletes FILE of INSTALL_DIR when it is there; sets rm_state to what happened.
+remove() {
+    if present "$1"; then
+        try "cannot remove $INSTALL_DIR/${1##*/}" rm -f "$1"
+        rm_state=removed
+    else
+        rm_state='not installed'
+    fi
+}
 
 do_uninstall() {
     # No match is no error here: taking the agent off a host without Cassandra still removes
@@ -701,15 +753,34 @@ do_uninstall() {
         env_tmp=''
     fi
     say "$ENV_FILE: $env_state"
-    for f in "$snippet" "$jar"; do
-        name=$INSTALL_DIR/$(basename "$f")
-        if [ -e "$f" ]; then
-            try "cannot remove $name" rm -f "$f"
-            say "$name: removed"
+    # The jar is ours only while the snippet or the kept jar is there (see keep in do_install):
+    # whichever tells so goes last, so that an interrupted run still knows when it runs again,
+    # and a jar that was there before the first install is never removed.
+    if present "$kept"; then
+        remove "$snippet"
+        snippet_state=$rm_state
+        if [ "$(inode "$kept")" = "$(inode "$jar")" ]; then
+            # Two names of one file (the jar found there was never replaced): a rename would do
+            # nothing, so the second name goes.
+            try "cannot remove $INSTALL_DIR/$KEPT_NAME" rm -f "$kept"
         else
-            say "$name: not installed"
+            try "cannot put $INSTALL_DIR/$KEPT_NAME back" mv -f "$kept" "$jar"
         fi
-    done
+        jar_state='put back (the jar found there before the first install)'
+    elif present "$snippet"; then
+        remove "$jar"
+        jar_state=$rm_state
+        remove "$snippet"
+        snippet_state=$rm_state
+    else
+        snippet_state='not installed'
+        jar_state='not installed'
+        if present "$jar"; then
+            jar_state='not installed by install.sh; left as it is'
+        fi
+    fi
+    say "$INSTALL_DIR/$SNIPPET_NAME: $snippet_state"
+    say "$INSTALL_DIR/$JAR_NAME: $jar_state"
 }
 
 if [ "$action" = install ]; then
