@@ -425,6 +425,64 @@ def test_an_include_file_that_links_to_the_env_file_is_refused(tmp_path: Path, s
     assert server.requests == 0
 
 
+ENV_TEXT = b"JVM_EXTRA_OPTS=-Xfoo\nMAX_HEAP_SIZE=8G\n"
+
+
+@pytest.mark.parametrize("target", ["/opt/cass/env", "../../opt/cass/env"], ids=["absolute", "relative"])
+def test_an_env_file_that_is_a_link_stays_one_and_its_target_gets_the_block(
+    tmp_path: Path, server: JarServer, target: str
+) -> None:
+    # Replacing the link with a file would drop the settings its target holds from the unit.
+    host = make_host(tmp_path, server)
+    real = host.path("/opt/cass/env")
+    real.parent.mkdir(parents=True)
+    real.write_bytes(ENV_TEXT)
+    host.env_path.symlink_to(target)
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert f"install.sh: {ENV_FILE}: updated" in result.stdout.splitlines()
+    assert os.readlink(host.env_path) == target
+    assert real.read_bytes().startswith(ENV_TEXT + BEGIN_MARKER.encode())
+    assert block_lines(real.read_text()) == [f"PYROSCOPE_SERVER_ADDRESS={SERVER_ADDRESS}", f"CLUSTER_NAME={CLUSTER}"]
+    assert host.run("uninstall").returncode == 0
+    assert os.readlink(host.env_path) == target
+    assert real.read_bytes() == ENV_TEXT
+
+
+def test_an_env_file_link_out_of_reach_is_refused(tmp_path: Path, server: JarServer) -> None:
+    # /opt/cass is not mounted into the pod: the block cannot reach the file the unit reads.
+    host = make_host(tmp_path, server)
+    host.env_path.symlink_to("/opt/cass/env")
+    lost = (
+        f"ENV_FILE {ENV_FILE} leads to /opt/cass/env, whose directory is not there (a dangling link, or outside"
+        " the directories mounted here: then set cassandra.envFile to /opt/cass/env)"
+    )
+    before = snapshot(tmp_path / "host")
+    assert one_error(host.run()) == f"install.sh: error: {lost}"
+    assert snapshot(tmp_path / "host") == before
+    assert server.requests == 0
+    removed = host.run("uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stderr.splitlines() == [f"install.sh: warning: {lost}; nothing removed there"]
+    assert f"install.sh: {ENV_FILE}: not reached, nothing removed" in removed.stdout.splitlines()
+    assert snapshot(tmp_path / "host") == before
+
+
+@pytest.mark.parametrize("action", ["install", "uninstall"])
+def test_an_env_file_that_links_into_the_install_directory_is_refused(
+    host: Host, server: JarServer, action: str
+) -> None:
+    assert host.run().returncode == 0
+    host.env_path.unlink()
+    host.env_path.symlink_to(f"{INSTALL_DIR}/{JAR_NAME}")
+    before = snapshot(host.tmp / "host")
+    assert one_error(host.run(action)) == (
+        f"install.sh: error: ENV_FILE {ENV_FILE} leads to {INSTALL_DIR}/{JAR_NAME}, inside INSTALL_DIR"
+        f" {INSTALL_DIR}, which holds the jar and the snippet; refused"
+    )
+    assert snapshot(host.tmp / "host") == before
+
+
 @pytest.mark.parametrize("args", [["bogus"], ["install", "again"], ["--help"]])
 def test_unknown_arguments_print_usage_and_exit_2(host: Host, server: JarServer, args: list[str]) -> None:
     before = snapshot(host.tmp / "host")

@@ -248,7 +248,6 @@ dir=$HOST_ROOT$INSTALL_DIR
 jar=$dir/$JAR_NAME
 snippet=$dir/$SNIPPET_NAME
 kept=$dir/$KEPT_NAME
-envfile=$HOST_ROOT$ENV_FILE
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/install-sh.XXXXXX" 2>/dev/null) ||
     die "cannot create a temporary directory in ${TMPDIR:-/tmp}"
@@ -400,6 +399,30 @@ resolve() {
         fi
     done
     rs_path=${rs_done:-/}
+}
+
+# find_env_file: sets envfile to the file ENV_FILE leads to on the host (see resolve), so that the
+# block goes where the unit reads it and a link stays a link; sets env_lost to why that file
+# cannot be reached here, when ENV_FILE is a link whose target lies outside the mounts.
+find_env_file() {
+    resolve "$ENV_FILE" || die "ENV_FILE $ENV_FILE: too many levels of symbolic links"
+    envfile=$HOST_ROOT$rs_path
+    env_lost=''
+    if [ "$rs_path" = "$ENV_FILE" ]; then
+        return 0
+    fi
+    # The checks made on ENV_FILE above, made again on where its link leads.
+    case $rs_path in
+    */"$INCLUDE_NAME") die "ENV_FILE $ENV_FILE leads to $rs_path, named like Cassandra's include file; refused" ;;
+    "$INSTALL_DIR" | "$INSTALL_DIR"/*)
+        die "ENV_FILE $ENV_FILE leads to $rs_path, inside INSTALL_DIR $INSTALL_DIR, which holds the jar" \
+            "and the snippet; refused"
+        ;;
+    esac
+    if [ ! -d "$(dirname "$envfile")" ]; then
+        env_lost="ENV_FILE $ENV_FILE leads to $rs_path, whose directory is not there (a dangling link, or"
+        env_lost="$env_lost outside the directories mounted here: then set cassandra.envFile to $rs_path)"
+    fi
 }
 
 # add_include PATH: adds host path PATH, resolved, to $work/includes when it exists there and
@@ -556,6 +579,9 @@ do_install() {
             die "include file $inc is not readable"
         fi
     done < "$work/includes"
+    if [ -n "$env_lost" ]; then
+        die "$env_lost"
+    fi
     if [ ! -d "$(dirname "$envfile")" ]; then
         die "directory $(dirname "$ENV_FILE") of ENV_FILE not found on this host"
     fi
@@ -736,6 +762,9 @@ do_uninstall() {
             stage_text "$envfile" "$work/env" "$ENV_FILE"
             env_tmp=$tb_path
         fi
+    elif [ -n "$env_lost" ]; then
+        warn "$env_lost; nothing removed there"
+        env_state='not reached, nothing removed'
     else
         env_state='not found, nothing to remove'
     fi
@@ -783,6 +812,7 @@ do_uninstall() {
     say "$INSTALL_DIR/$JAR_NAME: $jar_state"
 }
 
+find_env_file
 if [ "$action" = install ]; then
     do_install
 else
