@@ -151,6 +151,46 @@ def test_no_installed_version_is_an_error_and_changes_nothing(tmp_path: Path, se
     assert removed.stdout.splitlines()[0] == f"install.sh: {EDL_INCLUDE}: no file matches, nothing to remove"
 
 
+COPY = "/usr/local/cassandra/5.0.4 (copy)/bin/cassandra.in.sh"
+ODD_NAME = "holds characters other than letters, digits, / and . _ + @ -"
+
+
+def test_a_match_whose_name_is_refused_is_skipped_and_the_other_versions_are_hooked(
+    tmp_path: Path, server: JarServer
+) -> None:
+    edl, host = mapped(tmp_path, server, "relative")
+    copy = host.path(COPY)
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(edl.include(VERSIONS[-1]).read_bytes())
+    originals = {v: edl.include(v).read_bytes() for v in VERSIONS}
+    warning = f"install.sh: warning: include file {COPY} {ODD_NAME}; skipped (rename it if it should be hooked)"
+    for action, state in (("install", "block added"), ("uninstall", "block removed")):
+        result = host.run(action)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.splitlines() == [warning]
+        assert [line for line in result.stdout.splitlines() if "cassandra.in.sh" in line] == [
+            f"install.sh: {include_path(v)}: {state}" for v in VERSIONS
+        ]
+        assert copy.read_bytes() == originals[VERSIONS[-1]]
+    assert {v: edl.include(v).read_bytes() for v in VERSIONS} == originals
+
+
+def test_an_include_file_named_exactly_whose_link_leads_to_a_refused_name_is_an_error(
+    tmp_path: Path, server: JarServer
+) -> None:
+    edl, host = mapped(tmp_path, server, "relative")
+    host.path(COPY).parent.mkdir(parents=True)
+    host.path(COPY).write_text("")
+    edl.use("5.0.4 (copy)")
+    before = snapshot(edl.root)
+    result = host.run(env=host.env(INCLUDE_FILE=include_path("current")))
+    assert (
+        one_error(result)
+        == f"install.sh: error: include file {include_path('current')} leads to {COPY}, which {ODD_NAME}"
+    )
+    assert snapshot(edl.root) == before
+
+
 @pytest.mark.parametrize("damage", ["directory", "loop"])
 def test_a_bad_match_stops_the_run_before_anything_changes(tmp_path: Path, server: JarServer, damage: str) -> None:
     edl, host = mapped(tmp_path, server, "relative")

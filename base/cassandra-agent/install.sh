@@ -425,23 +425,39 @@ find_env_file() {
     fi
 }
 
-# add_include PATH: adds host path PATH, resolved, to $work/includes when it exists there and
-# is not listed yet: a version reached through a link and through its own name is one file.
+# shown TEXT: TEXT with every byte but printable ASCII as '?', so that a host's odd file name
+# keeps a message on one line and sends nothing to the terminal.
+shown() {
+    printf '%s' "$1" | tr -c ' -~' '?'
+}
+
+# add_include PATH [match]: adds host path PATH, resolved, to $work/includes when it exists there
+# and is not listed yet: a version reached through a link and through its own name is one file.
+# A `*` match (match) whose path cannot be written safely is skipped with a warning: a copy of a
+# version beside the others must not keep them all from being hooked or unhooked.
 add_include() {
-    resolve "$1" || die "$1: too many levels of symbolic links"
+    resolve "$1" || die "$(shown "$1"): too many levels of symbolic links"
     if [ ! -e "$HOST_ROOT$rs_path" ] && [ ! -L "$HOST_ROOT$rs_path" ]; then
         return 0
     fi
+    ai_what="include file $(shown "$1")"
+    if [ "$rs_path" != "$1" ]; then
+        ai_what="$ai_what leads to $(shown "$rs_path"), which"
+    fi
     case $rs_path in
     *[!A-Za-z0-9._+@/-]*)
-        die "include file $1 is $rs_path, whose name holds characters other than letters," \
-            "digits, / and . _ + @ -"
+        ai_what="$ai_what holds characters other than letters, digits, / and . _ + @ -"
+        if [ "${2-}" = match ]; then
+            warn "$ai_what; skipped (rename it if it should be hooked)"
+            return 0
+        fi
+        die "$ai_what"
         ;;
     esac
     # A link on the host must not lead the include block into another file (the env file, say).
     case $rs_path in
     */"$INCLUDE_NAME") ;;
-    *) die "include file $1 is $rs_path, which is not named $INCLUDE_NAME; refused" ;;
+    *) die "include file $(shown "$1") is $rs_path, which is not named $INCLUDE_NAME; refused" ;;
     esac
     if ! grep -q -x -F -e "$rs_path" "$work/includes"; then
         printf '%s\n' "$rs_path" >> "$work/includes"
@@ -468,7 +484,7 @@ find_includes() {
                 fi
             fi
             # An empty directory leaves the pattern itself, which add_include does not find.
-            add_include "$fi_dir/$fi_name/$fi_rest"
+            add_include "$fi_dir/$fi_name/$fi_rest" match
         done
         ;;
     *) add_include "$INCLUDE_FILE" ;;
