@@ -175,6 +175,22 @@ def test_a_match_whose_name_is_refused_is_skipped_and_the_other_versions_are_hoo
     assert {v: edl.include(v).read_bytes() for v in VERSIONS} == originals
 
 
+def test_a_match_that_links_out_of_reach_is_skipped_with_a_warning(tmp_path: Path, server: JarServer) -> None:
+    _, host = mapped(tmp_path, server, "relative")
+    packaged = host.path(include_path("4.0.17"))
+    packaged.parent.mkdir(parents=True)
+    packaged.symlink_to("/etc/cassandra/cassandra.in.sh")
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"install.sh: warning: include file {include_path('4.0.17')} leads to /etc/cassandra/cassandra.in.sh,"
+        " which is not there (a dangling link, or outside the directories mounted here); skipped"
+    ]
+    assert [line for line in result.stdout.splitlines() if "cassandra.in.sh" in line] == [
+        f"install.sh: {include_path(v)}: block added" for v in VERSIONS
+    ]
+
+
 def test_an_include_file_named_exactly_whose_link_leads_to_a_refused_name_is_an_error(
     tmp_path: Path, server: JarServer
 ) -> None:

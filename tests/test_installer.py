@@ -329,6 +329,25 @@ def test_missing_include_file_changes_nothing(tmp_path: Path, server: JarServer)
     assert server.requests == 0
 
 
+def test_an_include_file_that_links_out_of_reach_says_where_it_leads(tmp_path: Path, server: JarServer) -> None:
+    host = make_host(tmp_path, server)
+    host.include.unlink()
+    target = "/opt/cassandra/bin/cassandra.in.sh"
+    host.include.symlink_to(target)
+    lost = (
+        f"include file {INCLUDE_FILE} leads to {target}, which is not there (a dangling link, or outside the"
+        f" directories mounted here: then set cassandra.includeFile to {target})"
+    )
+    before = snapshot(tmp_path / "host")
+    assert one_error(host.run()) == f"install.sh: error: {lost}"
+    assert snapshot(tmp_path / "host") == before
+    assert server.requests == 0
+    removed = host.run("uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stderr.splitlines() == [f"install.sh: warning: {lost}; nothing removed there"]
+    assert removed.stdout.splitlines()[0] == f"install.sh: {INCLUDE_FILE}: not reached, nothing removed"
+
+
 def test_a_damaged_block_is_left_for_a_person(host: Host, server: JarServer) -> None:
     text = host.include.read_bytes() + f"\n{BEGIN_MARKER}\n{BEGIN_MARKER}\n{END_MARKER}\n".encode()
     host.include.write_bytes(text)

@@ -431,13 +431,30 @@ shown() {
     printf '%s' "$1" | tr -c ' -~' '?'
 }
 
-# add_include PATH [match]: adds host path PATH, resolved, to $work/includes when it exists there
+# add_include PATH [TOP]: adds host path PATH, resolved, to $work/includes when it exists there
 # and is not listed yet: a version reached through a link and through its own name is one file.
-# A `*` match (match) whose path cannot be written safely is skipped with a warning: a copy of a
-# version beside the others must not keep them all from being hooked or unhooked.
+# With TOP, PATH is a match of the `*` segment below directory TOP, and a match whose path cannot
+# be written safely is skipped with a warning: a copy of a version beside the others must not
+# keep them all from being hooked or unhooked. Without, inc_lost says where INCLUDE_FILE's link
+# leads when that is not there.
 add_include() {
     resolve "$1" || die "$(shown "$1"): too many levels of symbolic links"
     if [ ! -e "$HOST_ROOT$rs_path" ] && [ ! -L "$HOST_ROOT$rs_path" ]; then
+        if [ "$rs_path" = "$1" ]; then
+            return 0
+        fi
+        # Through a link, "not found" would send the reader looking for a missing Cassandra.
+        ai_lost="include file $(shown "$1") leads to $(shown "$rs_path"), which is not there (a"
+        ai_lost="$ai_lost dangling link, or outside the directories mounted here"
+        if [ -z "${2-}" ]; then
+            inc_lost="$ai_lost: then set cassandra.includeFile to $(shown "$rs_path"))"
+            return 0
+        fi
+        # Inside TOP it is a version without an include file, which its own match passes over.
+        case $rs_path in
+        "$2"/*) ;;
+        *) warn "$ai_lost); skipped" ;;
+        esac
         return 0
     fi
     ai_what="include file $(shown "$1")"
@@ -447,7 +464,7 @@ add_include() {
     case $rs_path in
     *[!A-Za-z0-9._+@/-]*)
         ai_what="$ai_what holds characters other than letters, digits, / and . _ + @ -"
-        if [ "${2-}" = match ]; then
+        if [ -n "${2-}" ]; then
             warn "$ai_what; skipped (rename it if it should be hooked)"
             return 0
         fi
@@ -469,6 +486,7 @@ add_include() {
 # the rest of the path exists (hidden entries are skipped, as a shell pattern skips them).
 find_includes() {
     : > "$work/includes"
+    inc_lost=''
     case $INCLUDE_FILE in
     */\*/*)
         fi_dir=${INCLUDE_FILE%%/\*/*}
@@ -484,7 +502,7 @@ find_includes() {
                 fi
             fi
             # An empty directory leaves the pattern itself, which add_include does not find.
-            add_include "$fi_dir/$fi_name/$fi_rest" match
+            add_include "$fi_dir/$fi_name/$fi_rest" "$fi_dir"
         done
         ;;
     *) add_include "$INCLUDE_FILE" ;;
@@ -584,7 +602,12 @@ do_install() {
     if [ ! -s "$work/includes" ]; then
         case $INCLUDE_FILE in
         *\**) die "no include file matches $INCLUDE_FILE on this host; is Cassandra installed here?" ;;
-        *) die "include file $INCLUDE_FILE not found on this host; is Cassandra installed here?" ;;
+        *)
+            if [ -n "$inc_lost" ]; then
+                die "$inc_lost"
+            fi
+            die "include file $INCLUDE_FILE not found on this host; is Cassandra installed here?"
+            ;;
         esac
     fi
     while IFS= read -r inc; do
@@ -788,6 +811,9 @@ do_uninstall() {
     # The include files first: from then on Cassandra no longer looks for the snippet.
     if [ -s "$work/includes" ]; then
         replace_includes
+    elif [ -n "$inc_lost" ]; then
+        warn "$inc_lost; nothing removed there"
+        say "$INCLUDE_FILE: not reached, nothing removed"
     elif [ "$INCLUDE_FILE" = "${INCLUDE_FILE#*\*}" ]; then
         say "$INCLUDE_FILE: not found, nothing to remove"
     else
