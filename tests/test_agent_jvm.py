@@ -58,11 +58,27 @@ public final class Main {
 # The include file is sourced the way bin/cassandra does it, then the JVM is started with
 # JVM_EXTRA_OPTS split into words, as cassandra-env.sh and bin/cassandra do.
 DRIVER = """set -eu
-JVM_EXTRA_OPTS=''
+JVM_EXTRA_OPTS=${JVM_EXTRA_OPTS:-}
 . "$1"
 # shellcheck disable=SC2086
 exec java $JVM_EXTRA_OPTS -cp "$2" Main
 """
+
+
+def agent_report(hostname: str) -> list[str]:
+    """What the JVM prints when it loads the agent once, with the settings of installer_fixtures.spec()."""
+    return [
+        "agent loaded",
+        "pyroscope.application.name=cassandra",
+        "pyroscope.format=jfr",
+        f"pyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
+        "pyroscope.profiler.alloc=512k",
+        "pyroscope.profiler.event=cpu",
+        "pyroscope.profiler.lock=10ms",
+        f"pyroscope.server.address={SERVER_ADDRESS}",
+        "pyroscope.upload.interval=10s",
+        "main ran",
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -112,19 +128,37 @@ def test_the_jvm_starts_with_the_agent_and_every_property(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    hostname = subprocess.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
-    assert result.stdout.splitlines() == [
-        "agent loaded",
-        "pyroscope.application.name=cassandra",
-        "pyroscope.format=jfr",
-        f"pyroscope.labels=cluster={CLUSTER},hostname={hostname},dc=dc1,rack=r1",
-        "pyroscope.profiler.alloc=512k",
-        "pyroscope.profiler.event=cpu",
-        "pyroscope.profiler.lock=10ms",
-        f"pyroscope.server.address={SERVER_ADDRESS}",
-        "pyroscope.upload.interval=10s",
-        "main ran",
-    ]
+    assert result.stdout.splitlines() == agent_report(host_name())
+
+
+@pytest.mark.parametrize("other", ["opt/pyroscope/agent-2.9.1.jar", "opt/Pyroscope/agent.jar"])
+def test_an_agent_from_another_pyroscope_path_is_not_loaded_too(
+    tmp_path: Path, server: JarServer, built: tuple[bytes, Path], other: str
+) -> None:
+    # Maven's name for the jar holds no "pyroscope"; its directory does.
+    host = installed_real_host(tmp_path, server)
+    jar = tmp_path / other
+    jar.parent.mkdir(parents=True)
+    jar.write_bytes(built[0])
+    driver = tmp_path / "start.sh"
+    driver.write_text(DRIVER)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYROSCOPE_SERVER_ADDRESS": SERVER_ADDRESS,
+        "JVM_EXTRA_OPTS": f"-javaagent:{jar} -Dpyroscope.application.name=other",
+    }
+    if "JAVA_HOME" in os.environ:
+        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    result = subprocess.run(
+        [tool("bash"), str(driver), str(host.include), str(built[1])],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == agent_report(host_name())
 
 
 def test_on_an_easydblab_host_the_server_jvm_loads_one_agent_with_gens_settings(
@@ -151,15 +185,4 @@ def test_on_an_easydblab_host_the_server_jvm_loads_one_agent_with_gens_settings(
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]
     result = edl.start("cassandra", "bash", env=env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
-        "agent loaded",
-        "pyroscope.application.name=cassandra",
-        "pyroscope.format=jfr",
-        f"pyroscope.labels=cluster={CLUSTER},hostname={host_name()},dc=dc1,rack=r1",
-        "pyroscope.profiler.alloc=512k",
-        "pyroscope.profiler.event=cpu",
-        "pyroscope.profiler.lock=10ms",
-        f"pyroscope.server.address={SERVER_ADDRESS}",
-        "pyroscope.upload.interval=10s",
-        "main ran",
-    ]
+    assert result.stdout.splitlines() == agent_report(host_name())

@@ -9,6 +9,8 @@
 # Pyroscope agent (easy-db-lab's image appends such a block to JVM_OPTS, which nodetool passes to
 # its own JVM too) are taken out of JVM_OPTS and JVM_EXTRA_OPTS, and the agent is appended to
 # JVM_EXTRA_OPTS only, which cassandra-env.sh adds to the server's JVM_OPTS and nodetool drops.
+# Another agent is told by its path, in any case: Maven names the jar agent-<version>.jar, so the
+# file name alone would miss /opt/pyroscope/agent-2.9.1.jar.
 # The server address and the cluster label are the rendered ones: the EnvironmentFile may be
 # rewritten by other tools, and only its PYROSCOPE_SERVER_ADDRESS still switches profiling on.
 if [ ! -f '/usr/local/pyroscope/pyroscope.jar' ]; then
@@ -44,8 +46,8 @@ else
             -javaagent:*)
                 gen_profiling_jar=${gen_profiling_word#-javaagent:}
                 gen_profiling_jar=${gen_profiling_jar%%=*}
-                case ${gen_profiling_jar##*/} in
-                *pyroscope*) gen_profiling_dropped=1 ;;
+                case $gen_profiling_jar in
+                *[Pp][Yy][Rr][Oo][Ss][Cc][Oo][Pp][Ee]*) gen_profiling_dropped=1 ;;
                 *) gen_profiling_kept="${gen_profiling_kept:+$gen_profiling_kept }$gen_profiling_word" ;;
                 esac
                 ;;
