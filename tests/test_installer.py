@@ -252,6 +252,21 @@ def test_second_run_changes_no_byte_and_downloads_nothing(host: Host, server: Ja
     assert all(line.endswith(("unchanged", "unchanged (matches AGENT_SHA256)")) for line in lines)
 
 
+def test_a_jar_that_is_a_link_is_left_as_it_is(host: Host) -> None:
+    assert host.run().returncode == 0
+    real = host.jar.with_name("pyroscope-2.9.1.jar")
+    host.jar.rename(real)
+    host.jar.symlink_to(real.name)
+    before = snapshot(host.tmp / "host")
+    result = host.run()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[:2] == [
+        f"install.sh: {INSTALL_DIR}/{JAR_NAME}: unchanged (matches AGENT_SHA256)",
+        f"install.sh: {INSTALL_DIR}/{SNIPPET_NAME}: unchanged",
+    ]
+    assert snapshot(host.tmp / "host") == before
+
+
 def test_without_a_pin_the_jar_is_fetched_but_only_rewritten_when_it_changed(host: Host, server: JarServer) -> None:
     env = host.env(AGENT_SHA256="")
     first = host.run(env=env)

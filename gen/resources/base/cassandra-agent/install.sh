@@ -545,9 +545,10 @@ make_dir() {
     printf '%s\n' "$1" >> "$work/made"
 }
 
-# The jar and the snippet are world-readable: Cassandra runs as its own user.
+# The jar and the snippet are world-readable: Cassandra runs as its own user. A link's own mode
+# means nothing, and chmod sets its target's: -L looks at the target too.
 fix_mode() {
-    if [ -z "$(find "$1" -prune -perm 0644)" ]; then
+    if [ -z "$(find -L "$1" -prune -perm 0644)" ]; then
         try "cannot set the mode of $2" chmod 0644 "$1"
         say "$2: mode set to 0644"
     fi
