@@ -517,6 +517,15 @@ def test_an_env_file_that_links_into_the_install_directory_is_refused(
     assert snapshot(host.tmp / "host") == before
 
 
+def test_both_actions_call_a_directory_env_file_not_a_regular_file(tmp_path: Path, server: JarServer) -> None:
+    host = make_host(tmp_path, server)
+    host.env_path.mkdir()
+    assert one_error(host.run()) == f"install.sh: error: ENV_FILE {ENV_FILE} is not a regular file"
+    removed = host.run("uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert f"install.sh: {ENV_FILE}: not a regular file, nothing to remove" in removed.stdout.splitlines()
+
+
 @pytest.mark.parametrize("args", [["bogus"], ["install", "again"], ["--help"]])
 def test_unknown_arguments_print_usage_and_exit_2(host: Host, server: JarServer, args: list[str]) -> None:
     before = snapshot(host.tmp / "host")

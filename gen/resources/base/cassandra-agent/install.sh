@@ -805,6 +805,9 @@ do_uninstall() {
     elif [ -n "$env_lost" ]; then
         warn "$env_lost; nothing removed there"
         env_state='not reached, nothing removed'
+    elif [ -e "$envfile" ]; then
+        # As install says it; install never writes a block into such a thing.
+        env_state='not a regular file, nothing to remove'
     else
         env_state='not found, nothing to remove'
     fi
