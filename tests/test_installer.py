@@ -637,6 +637,19 @@ def busybox_only(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(bin_dir)
 
 
+def test_an_install_directory_created_meanwhile_by_another_install_is_used(host: Host, tmp_path: Path) -> None:
+    # mkdir loses the race: another install creates the directory first.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    mkdir = tool("mkdir")
+    (bin_dir / "mkdir").write_text(f'#!/bin/sh\n"{mkdir}" "$@"\nexec "{mkdir}" "$@"\n')
+    (bin_dir / "mkdir").chmod(0o755)
+    result = host.run(shell=(tool("dash"),), env=host.env(PATH=f"{bin_dir}:{os.environ['PATH']}"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"install.sh: {INSTALL_DIR}/{JAR_NAME}: installed"
+    assert host.jar.read_bytes() == JAR
+
+
 def test_busybox_alone_installs_with_wget(host: Host, server: JarServer, busybox_only: str) -> None:
     server.status = 404
     failed = host.run(env=host.env(PATH=busybox_only))

@@ -535,14 +535,19 @@ tmp_beside() {
 }
 
 # make_dir DIR NAME: create DIR and any missing parent, 0755, and note each one so that a
-# failed run can remove them again.
+# failed run can remove them again. One that appears meanwhile (another install running at the
+# same time) is fine, and not this run's to remove.
 make_dir() {
     if [ -d "$1" ]; then
         return 0
     fi
     make_dir "$(dirname "$1")" "$2"
-    try "cannot create directory $2" mkdir -m 0755 "$1"
-    printf '%s\n' "$1" >> "$work/made"
+    : > "$log"
+    if mkdir -m 0755 "$1"; then
+        printf '%s\n' "$1" >> "$work/made"
+    elif [ ! -d "$1" ]; then
+        die "cannot create directory $2$(complaint)"
+    fi
 }
 
 # The jar and the snippet are world-readable: Cassandra runs as its own user. A link's own mode
