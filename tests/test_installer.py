@@ -331,6 +331,22 @@ def test_failed_download_changes_nothing(host: Host, server: JarServer, installe
     assert host.jar.parent.exists() == installed
 
 
+def test_a_failed_copy_leaves_no_temporary_file_beside_the_env_file(tmp_path: Path, server: JarServer) -> None:
+    # The disk fills up while the env file is copied: Host.run also finds no temporary file left beside it.
+    host = make_host(tmp_path, server)
+    host.env_path.write_bytes(b"MAX_HEAP_SIZE=8G\n")
+    assert host.run().returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cp").write_text("#!/bin/sh\necho 'cp: No space left on device' >&2\nexit 1\n")
+    (bin_dir / "cp").chmod(0o755)
+    before = snapshot(tmp_path / "host")
+    moved = host.env(PYROSCOPE_SERVER_ADDRESS="http://10.9.9.9:4040", PATH=f"{bin_dir}:{os.environ['PATH']}")
+    line = one_error(host.run(shell=(tool("dash"),), env=moved))
+    assert line == f"install.sh: error: cannot copy {ENV_FILE} (cp: No space left on device)"
+    assert snapshot(tmp_path / "host") == before
+
+
 def test_missing_include_file_changes_nothing(tmp_path: Path, server: JarServer) -> None:
     host = make_host(tmp_path, server)
     host.include.unlink()

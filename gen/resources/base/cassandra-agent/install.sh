@@ -86,12 +86,10 @@ try() {
 cleanup() {
     rc=$?
     # kept_new is set only until the renames start: before, the jar it keeps is still in place.
-    for t in "$jar_tmp" "$snippet_tmp" "$env_tmp" "$kept_new"; do
-        if [ -n "$t" ]; then
-            rm -f "$t" || :
-        fi
-    done
-    # The include files' temporary copies; once renamed into place they are gone already.
+    if [ -n "$kept_new" ]; then
+        rm -f "$kept_new" || :
+    fi
+    # Every temporary file made beside a target; once renamed into place they are gone already.
     if [ -n "$work" ] && [ -f "$work/staged" ]; then
         while IFS= read -r t; do
             rm -f "$t" || :
@@ -532,6 +530,8 @@ tmp_beside() {
     : > "$log"
     tb_path=$(mktemp "$(dirname "$1")/.$(basename "$1").XXXXXX") ||
         die "cannot create a temporary file next to $2$(complaint)"
+    # Listed at once: a copy into it may still fail, and it must not stay beside the target.
+    printf '%s\n' "$tb_path" >> "$work/staged"
 }
 
 # make_dir DIR NAME: create DIR and any missing parent, 0755, and note each one so that a
@@ -572,7 +572,7 @@ stage_text() {
 }
 
 # stage_includes: a temporary copy beside each include file that changes (see stage_text),
-# named in $work/include.N.tmp and listed in $work/staged for cleanup.
+# named in $work/include.N.tmp.
 stage_includes() {
     n=0
     while IFS= read -r inc; do
@@ -581,7 +581,6 @@ stage_includes() {
         unchanged | 'no block') continue ;;
         esac
         stage_text "$HOST_ROOT$inc" "$work/include.$n" "$inc"
-        printf '%s\n' "$tb_path" >> "$work/staged"
         printf '%s\n' "$tb_path" > "$work/include.$n.tmp"
     done < "$work/includes"
 }
