@@ -114,21 +114,7 @@ def test_the_jvm_starts_with_the_agent_and_every_property(
     host = installed_real_host(tmp_path, server)
     assert host.jar.read_bytes() == built[0]
 
-    driver = tmp_path / "start.sh"
-    driver.write_text(DRIVER)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYROSCOPE_SERVER_ADDRESS": SERVER_ADDRESS}
-    if "JAVA_HOME" in os.environ:
-        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
-    result = subprocess.run(
-        [tool("bash"), str(driver), str(host.include), str(built[1])],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == agent_report(host_name())
+    assert _started(tmp_path, host.include, built[1]) == agent_report(host_name())
 
 
 @pytest.mark.parametrize("other", ["opt/pyroscope/agent-2.9.1.jar", "opt/Pyroscope/agent.jar"])
@@ -140,17 +126,19 @@ def test_an_agent_from_another_pyroscope_path_is_not_loaded_too(
     jar = tmp_path / other
     jar.parent.mkdir(parents=True)
     jar.write_bytes(built[0])
+    extra = f"-javaagent:{jar} -Dpyroscope.application.name=other"
+    assert _started(tmp_path, host.include, built[1], JVM_EXTRA_OPTS=extra) == agent_report(host_name())
+
+
+def _started(tmp_path: Path, include: Path, classes: Path, **env: str) -> list[str]:
+    """What the test JVM reports of its agent when started through the include file, as bin/cassandra does."""
     driver = tmp_path / "start.sh"
     driver.write_text(DRIVER)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYROSCOPE_SERVER_ADDRESS": SERVER_ADDRESS,
-        "JVM_EXTRA_OPTS": f"-javaagent:{jar} -Dpyroscope.application.name=other",
-    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYROSCOPE_SERVER_ADDRESS": SERVER_ADDRESS, **env}
     if "JAVA_HOME" in os.environ:
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]
     result = subprocess.run(
-        [tool("bash"), str(driver), str(host.include), str(built[1])],
+        [tool("bash"), str(driver), str(include), str(classes)],
         env=env,
         capture_output=True,
         text=True,
@@ -158,7 +146,7 @@ def test_an_agent_from_another_pyroscope_path_is_not_loaded_too(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == agent_report(host_name())
+    return result.stdout.splitlines()
 
 
 def test_on_an_easydblab_host_the_server_jvm_loads_one_agent_with_gens_settings(
