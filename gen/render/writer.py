@@ -67,29 +67,32 @@ def lock_path(root: Path) -> Path:
 
 def git_dir(root: Path) -> Path | None:
     """The git directory of the work tree that holds root, found as git finds it; None outside git."""
-    start = root.resolve()
-    for directory in (start, *start.parents):
-        dot_git = directory / ".git"
-        if dot_git.is_dir():
-            return dot_git
-        if dot_git.is_file():
-            try:
-                first = dot_git.read_text(encoding="utf-8").split("\n", 1)[0]
-            except (OSError, UnicodeDecodeError):
-                return None
-            found = directory / first.removeprefix("gitdir:").strip()  # an absolute path replaces directory
-            return found if first.startswith("gitdir:") and found.is_dir() else None
-    return None
+    top = _work_tree_top(root.resolve())
+    if top is None:
+        return None
+    dot_git = top / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    try:  # a worktree's or a submodule's file, naming the git directory
+        first = dot_git.read_text(encoding="utf-8").split("\n", 1)[0]
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = top / first.removeprefix("gitdir:").strip()  # an absolute path replaces top
+    return found if first.startswith("gitdir:") and found.is_dir() else None
 
 
 def repo_prefix(root: Path) -> str:
     """Where root sits in the git work tree that holds it (`infra/fleet/`), as Argo CD names paths from the
-    repository's top; "" at the top, and outside git."""
+    repository's top; "" at the top, and outside git. What `git rev-parse --show-prefix` says, without git:
+    a render needs none."""
     start = root.resolve()
-    for directory in (start, *start.parents):
-        if os.path.lexists(directory / ".git"):  # a directory, or a worktree's or a submodule's file
-            return "" if directory == start else start.relative_to(directory).as_posix() + "/"
-    return ""
+    top = _work_tree_top(start)
+    return "" if top is None or top == start else start.relative_to(top).as_posix() + "/"
+
+
+def _work_tree_top(start: Path) -> Path | None:
+    """The first of start and its parents that holds a `.git` (a directory, or a worktree's or a submodule's file)."""
+    return next((d for d in (start, *start.parents) if (d / ".git").is_dir() or (d / ".git").is_file()), None)
 
 
 def tree_entries(directory: Path) -> list[str]:

@@ -16,15 +16,6 @@ RETENTION = re.compile(r"^(0|(?=\d)(\d+h)?(\d+m)?(\d+s)?)$")
 # The Java agent's upload interval, as its IntervalParser reads it (see the domain reference);
 # 18 digits at most, so that the number fits a Java long.
 AGENT_INTERVAL = re.compile(r"^[1-9]\d{0,17}(us|ms|s)?$")
-_AGENT_UNITS_NS = {"us": 10**3, "ms": 10**6, "s": 10**9, "": 1}  # no unit: nanoseconds
-
-
-def agent_interval_ns(text: str) -> int:
-    """Nanoseconds of an interval the Java agent reads (one `AGENT_INTERVAL` matches)."""
-    digits = text.rstrip("usm")
-    return int(digits) * _AGENT_UNITS_NS[text[len(digits) :]]
-
-
 # The lock threshold goes to async-profiler, which reads ns, us, ms, s or bare nanoseconds.
 AGENT_LOCK = re.compile(r"^[1-9]\d{0,17}(ns|us|ms|s)?$")
 # async-profiler's allocation threshold: bytes, optionally with k, m or g.
@@ -57,6 +48,13 @@ MAX_JVM_OPTIONS = 32 * 1024
 HOST_NAME_MAX = 64
 # The longest path Linux takes (PATH_MAX, with its terminating NUL).
 MAX_PATH = 4095
+
+
+def agent_interval_ns(text: str) -> int:
+    """Nanoseconds of an interval the Java agent reads (one `AGENT_INTERVAL` matches; a bare number is ns)."""
+    digits = text.rstrip("usm")
+    unit = text[len(digits) :]
+    return int(digits) * (_GO_UNITS_NS[unit] if unit else 1)
 
 
 def go_duration_ns(text: str) -> int | None:
