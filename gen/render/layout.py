@@ -184,21 +184,24 @@ CONFIG_MAP_METADATA_ROOM = 8 * 1024
 
 def is_generated(text: str) -> bool:
     """Whether a file carries gen's header (the only files gen may delete)."""
-    first = text.split("\n", 1)[0]
-    # '{":' for JSON, whose header is a "//" key on the first line.
-    return first.lstrip('#/ {":').startswith(HEADER_PREFIX)
+    return _source_in_header(text) is not None
+
+
+def generated_file(path: str | os.PathLike[str]) -> bool:
+    """Whether a regular file (never read through a link) carries gen's header."""
+    return generated_from(path) is not None
 
 
 def generated_from(path: str | os.PathLike[str]) -> str | None:
     """What gen's header line of a file (never read through a link) says it was generated from; None without one."""
     raw = repofs.head(path)
-    first = "" if raw is None else raw.decode("utf-8", errors="replace").split("\n", 1)[0].lstrip('#/ {":')
+    return None if raw is None else _source_in_header(raw.decode("utf-8", errors="replace"))
+
+
+def _source_in_header(text: str) -> str | None:
+    """What the header on the first line of text names ("" when nothing); None when the line is no header of gen."""
+    # '{":' for JSON, whose header is a "//" key on the first line.
+    first = text.split("\n", 1)[0].lstrip('#/ {":')
     if not first.startswith(HEADER_PREFIX):
         return None
-    return first.removeprefix(HEADER_PREFIX).split(". Do not edit.", 1)[0].strip() or None
-
-
-def generated_file(path: str | os.PathLike[str]) -> bool:
-    """Whether a regular file (never read through a link) carries gen's header."""
-    raw = repofs.head(path)
-    return raw is not None and is_generated(raw.decode("utf-8", errors="replace"))
+    return first.removeprefix(HEADER_PREFIX).split(". Do not edit.", 1)[0].strip()
