@@ -128,9 +128,20 @@ class Report:
     label: str  # the ref, or how it was chosen when none was given
     commit: str
     sections: list[Section]
-    notes: list[str]
     stale: dict[str, str]  # the spec file by cluster, of overlays a render would change
     unrendered: dict[str, str]  # the spec file by cluster, of specs with no overlay: not in the diff
+
+    @property
+    def notes(self) -> list[str]:
+        """What the diff leaves out or shows as committed, for stderr."""
+        notes = [
+            f"{spec} has no rendered overlay, so it is not in the diff (run: gen render {n})"
+            for n, spec in self.unrendered.items()
+        ]
+        return notes + [
+            f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
+            for n, spec in self.stale.items()
+        ]
 
 
 def run(root: Path, ref: str | None, fmt: str, out: Output, *, color: str = "auto", max_chars: int = 60_000) -> int:
@@ -263,16 +274,8 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     except SpecError:
         specs = {}  # no note about specs that do not load; `gen render` says what is wrong with them
     unrendered = {n: specs[n] for n in sorted(set(specs) - overlays[new])}
-    notes = [
-        f"{spec} has no rendered overlay, so it is not in the diff (run: gen render {n})"
-        for n, spec in unrendered.items()
-    ]
     stale = {n: specs[n] for n in _stale(new.root, stale_names, specs) if n in overlays[new]}
-    notes += [
-        f"{n}: {overlay_dir(n)} is stale against {spec}; the diff shows the committed overlay (run: gen render {n})"
-        for n, spec in stale.items()
-    ]
-    return Report(ref, old.label, commit, sections, notes, stale, unrendered)
+    return Report(ref, old.label, commit, sections, stale, unrendered)
 
 
 def _inspect(
