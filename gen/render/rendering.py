@@ -206,6 +206,8 @@ def render_chunk(  # noqa: PLR0917 - one chunk's arguments
             # A spec problem: its values made the ConfigMap too large.
             problems.append(item.problem(("spec",), str(e)))
             continue
+        if problems:
+            continue  # none of this chunk's files is used: only the other clusters' problems are looked for
         assert setting is not None
         overlay = {p.rsplit("/", 1)[1]: t for p, t in paths.items()}
         rel = argocd.application_file(item.name)
