@@ -103,6 +103,20 @@ def test_console_script_renders(fleet: Path) -> None:
     assert "warning: spec.cassandra.agent.sha256" in proc.stderr
 
 
+def test_a_dotted_profile_label_is_rendered_with_a_warning_on_its_line(fleet: Path) -> None:
+    spec = fleet / "clusters" / "lab-minimal.yaml"
+    spec.write_text(spec.read_text().replace("  argocd:", "  cassandra:\n    labels: {dc.name: east}\n  argocd:"))
+    result = CliRunner().invoke(cli, ["render", "lab-minimal", "--root", str(fleet)])
+    assert result.exit_code == 0, result.output
+    # Pyroscope 2.x keeps the name, but lists it only to clients that ask for UTF-8 label names.
+    assert (
+        "clusters/lab-minimal.yaml:10:23: warning: spec.cassandra.labels.dc.name: label key dc.name holds '.': "
+        "a 2.x server lists it only to clients that ask for UTF-8 label names"
+    ) in result.stderr
+    script = (fleet / "overlays" / "lab-minimal" / "cassandra-pyroscope.sh").read_text()
+    assert ",dc.name=east" in script
+
+
 # ------------------------------------------------------------------ built objects
 
 

@@ -23,7 +23,15 @@ RAFT_PORT = 9099
 MEMBERLIST_DEFAULT_PORT = 7946
 ALLOY_HTTP_PORT = 12345
 MAVEN_AGENT_URL = "https://repo1.maven.org/maven2/io/pyroscope/agent/{v}/agent-{v}.jar"
-RESERVED_PROFILE_LABELS = ("cluster", "hostname")
+# Labels every Java agent profile carries already, and why a spec may not set them: the server
+# refuses every profile with a label name twice (jfr-parser's pyroscope.Labels adds the last three).
+RESERVED_PROFILE_LABELS = {
+    "cluster": "gen sets it",
+    "hostname": "gen sets it",
+    "service_name": "it is cassandra.applicationName; set that instead",
+    "pyroscope_spy": "the server sets it from the agent's upload",
+    "jfr_event": "the server sets it from the agent's upload",
+}
 # Every Application gen renders lives in the Argo CD namespace: `profiling-<cluster>` for
 # each cluster, and the bootstrap's root (whose AppProject has the same name).
 APP_PREFIX = "profiling-"
@@ -236,12 +244,19 @@ def _profile_labels(value: dict[str, str]) -> dict[str, str]:
                 raise ValueError(f"label {what} {short_repr(text)} is longer than the server accepts ({limit})")
             if "," in text or "=" in text:
                 raise ValueError(f"label {what} {short_repr(text)} must not contain ',' or '='")
-        if k in RESERVED_PROFILE_LABELS:
-            raise ValueError(f"label {k!r} is always set by gen and cannot be overridden")
         if not units.PROFILE_LABEL_KEY.fullmatch(k):
             raise ValueError(
                 f"label key {short_repr(k)} must start with a letter or '_' and hold only letters, digits, '_' and '.'"
             )
+        if k.startswith("__"):
+            raise ValueError(f"label key {k!r}: names starting with '__' are Pyroscope's own; the server drops them")
+        # A 1.x server stores a '.' as '_', so `service.name` is `service_name` there.
+        legacy = k.replace(".", "_")
+        if legacy in RESERVED_PROFILE_LABELS:
+            shown = repr(k) if legacy == k else f"{k!r} (stored as {legacy!r} by a 1.x server)"
+            raise ValueError(f"label {shown} is reserved: {RESERVED_PROFILE_LABELS[legacy]}")
+        if legacy != k and legacy in value:
+            raise ValueError(f"labels {k!r} and {legacy!r} are one label, {legacy!r}, to a 1.x server; keep one")
         if not units.PROFILE_TOKEN.fullmatch(val):
             raise ValueError(f"label value {short_repr(val)} may hold only letters, digits and . _ : / @ + -")
     return value
