@@ -156,7 +156,17 @@ def _image(value: str) -> str:
         raise ValueError(f"{tag!r} is not a valid image tag")
     if not tag and not digest:
         raise ValueError("image must carry a tag or a digest (e.g. name:1.2.3)")
+    name = repo.removeprefix("docker.io/")
+    if name in _VERSION_PREFIX and not digest and re.fullmatch(r"v?\d+\.\d+\.\d+", tag or ""):
+        spelt = _VERSION_PREFIX[name] + str(tag).removeprefix("v")
+        if tag != spelt:
+            raise ValueError(f"{name} publishes no tag {tag!r}; its release tags are spelt like {spelt!r}")
     return value
+
+
+# How the official images spell a release's tag: the other spelling does not exist, and the pod never pulls
+# (with a digest, the digest is pulled and the tag only read).
+_VERSION_PREFIX = {"grafana/alloy": "v", "grafana/pyroscope": ""}
 
 
 def _cidr(value: str) -> str:
