@@ -169,7 +169,7 @@ ALTERNATIVES: dict[str, list[Any]] = {
     "installDir": ["/opt/p"],
     "includeFile": ["/usr/share/cassandra/cassandra.in.sh", "/opt/cassandra/*/bin/cassandra.in.sh"],
     "envFile": ["/etc/sysconfig/cassandra", "/opt/cassandra/pyroscope.env"],
-    "applicationName": ["c", "cassandra.lab:1/a@b+c-d"],
+    "applicationName": ["c", "cassandra.lab-1/a_b"],
     "event": ["cpu", "itimer", "wall", "ctimer"],
     "alloc": [None, "1", "1g"],
     "lock": [None, "1ns", "10s"],

@@ -508,7 +508,7 @@ class Cassandra(Model):
     application_name: Annotated[
         str,
         Field(min_length=1, max_length=units.MAX_LABEL_VALUE),
-        Pattern(units.PROFILE_TOKEN, "may hold only letters, digits and . _ : / @ + -"),
+        Pattern(units.SERVICE_NAME, "may hold only letters, digits and . _ / - (the server refuses any other)"),
     ] = Field("cassandra", description="The server's service_name for Cassandra's profiles.")
     profiler: Profiler = Field(Profiler(), description="async-profiler settings.")
     labels: Annotated[dict[str, str], Field(max_length=units.MAX_PROFILE_LABELS), AfterValidator(_profile_labels)] = (

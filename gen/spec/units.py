@@ -30,6 +30,9 @@ LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 # Profile label values end up in one word of JVM_EXTRA_OPTS: no separators, no shell syntax.
 PROFILE_TOKEN = re.compile(r"^[A-Za-z0-9_.:/@+-]+$")
 PROFILE_LABEL_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# The Java agent sends its application name ahead of the labels in /ingest?name=, where the
+# server (labelset.ValidateServiceName) refuses every upload whose name holds another character.
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9_./-]+$")
 
 # What the Pyroscope server accepts by default (validation.max-length-label-name,
 # validation.max-length-label-value; the latter also bounds service_name, the application
