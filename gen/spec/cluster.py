@@ -24,13 +24,20 @@ MEMBERLIST_DEFAULT_PORT = 7946
 ALLOY_HTTP_PORT = 12345
 MAVEN_AGENT_URL = "https://repo1.maven.org/maven2/io/pyroscope/agent/{v}/agent-{v}.jar"
 # Labels every Java agent profile carries already, and why a spec may not set them: the server
-# refuses every profile with a label name twice (jfr-parser's pyroscope.Labels adds the last three).
+# refuses every profile with a label name twice (jfr-parser's pyroscope.Labels adds service_name,
+# pyroscope_spy and jfr_event).
 RESERVED_PROFILE_LABELS = {
     "cluster": "gen sets it",
     "hostname": "gen sets it",
     "service_name": "it is cassandra.applicationName; set that instead",
     "pyroscope_spy": "the server sets it from the agent's upload",
     "jfr_event": "the server sets it from the agent's upload",
+    # The agent (2.7.0 and later) adds these dotted names, which a 1.x server stores with '_':
+    # beside a spec label of that name, every profile carries one label twice.
+    **{
+        name.replace(".", "_"): f"the Java agent sets it as {name}"
+        for name in ("otel.scope.name", "otel.scope.version", "process.runtime.name", "process.runtime.version")
+    },
 }
 # Every Application gen renders lives in the Argo CD namespace: `profiling-<cluster>` for
 # each cluster, and the bootstrap's root (whose AppProject has the same name).
