@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,10 @@ def test_variables_use_the_pyroscope_label_value_query() -> None:
         assert v["type"] == "query"
         assert v["datasource"] == {"type": "grafana-pyroscope-datasource", "uid": "lab-ds"}
         # grafana-pyroscope-datasource types.ts LabelValueQuery: VariableSupport lists the values of
-        # labelName over the series of profileTypeId.
+        # labelName over the selector profileTypeId + "{}" (see _label_values).
         assert v["query"] == {
             "type": "labelValue",
-            "profileTypeId": dash.PROCESS_CPU,
+            "profileTypeId": "process_cpu",
             "labelName": name,
             "refId": "A",
         }
@@ -113,7 +114,47 @@ def test_without_the_java_agent_only_cpu_remains_and_wall_only_clusters_list_wal
     assert _types(board) == [dash.PROCESS_CPU]
     assert _types(dash.dashboard(_cluster(cassandra={"state": "absent"}))) == [dash.PROCESS_CPU]
     wall_only = dash.dashboard(_cluster(ebpf={"enabled": False}, cassandra={"profiler": {"event": "wall"}}))
-    assert {v["query"]["profileTypeId"] for v in wall_only["templating"]["list"]} == {dash.WALL}
+    assert {v["query"]["profileTypeId"] for v in wall_only["templating"]["list"]} == {"wall"}
+
+
+def _label_values(variable: dict[str, Any], series: list[dict[str, str]]) -> set[str]:
+    """What Grafana's label-value variable lists when Pyroscope holds these series.
+
+    Grafana (VariableSupport.ts) sends the matcher profileTypeId + "{}"; Pyroscope parses it as a
+    Prometheus selector, so its metric name is an equality matcher on __name__.
+    """
+    query = variable["query"]
+    match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{\}", query["profileTypeId"] + "{}")
+    assert match, query
+    return {s[query["labelName"]] for s in series if s["__name__"] == match[1]}
+
+
+def _stored_series(profile_type: str, **labels: str) -> dict[str, str]:
+    # Pyroscope's labels of a profile series: __name__ is the profile's name, the type id's first part.
+    return {"__name__": profile_type.split(":", maxsplit=1)[0], "__profile_type__": profile_type, **labels}
+
+
+@pytest.mark.parametrize(
+    ("spec", "profile_type"),
+    [
+        ({"cassandra": {"applicationName": "cass-a"}}, dash.PROCESS_CPU),
+        (
+            {"ebpf": {"enabled": False}, "cassandra": {"applicationName": "cass-a", "profiler": {"event": "wall"}}},
+            dash.WALL,
+        ),
+    ],
+)
+def test_variables_list_the_labels_of_the_profiles_pyroscope_holds(spec: dict[str, Any], profile_type: str) -> None:
+    board = dash.dashboard(_cluster(**spec))
+    series = [_stored_series(profile_type, cluster="lab-dash", hostname="db0", service_name="cass-a")]
+    if profile_type == dash.PROCESS_CPU:
+        series.append(_stored_series(profile_type, cluster="lab-dash", hostname="db1", service_name="cass-a-ebpf"))
+    for variable in board["templating"]["list"]:
+        values = _label_values(variable, series)
+        assert values == {s[variable["name"]] for s in series}, variable["name"]
+        # A default the listed values lack would be replaced, and an empty list leaves "".
+        default = variable.get("current", {}).get("value")
+        assert default in ([["$__all"]] if variable["includeAll"] else values)
 
 
 def test_panels_are_laid_out_without_overlap() -> None:

@@ -90,6 +90,10 @@ def _dashboard(uid: str, types: tuple[str, ...], ebpf: bool, app: str, name: str
     # The variables list the label values of one profile type. The Java agent with the wall
     # event and no eBPF agent may send no process_cpu at all.
     source = WALL if WALL in types and not ebpf else PROCESS_CPU
+    # Grafana asks Pyroscope for a label's values over the selector `<profileTypeId>{}`, whose
+    # metric name Pyroscope matches against __name__, the profile's name (process_cpu), never its
+    # full type id: given the id, every variable would list nothing and fall back to "".
+    source_name = source.split(":", 1)[0]
     out = template()
     panels = [p for p in out["panels"] if p["targets"][0]["profileTypeId"] in types]
     for panel in panels:
@@ -101,7 +105,7 @@ def _dashboard(uid: str, types: tuple[str, ...], ebpf: bool, app: str, name: str
     defaults = {"cluster": name, "service_name": app}
     for variable in out["templating"]["list"]:
         variable["datasource"] = dict(datasource)
-        variable["query"]["profileTypeId"] = source
+        variable["query"]["profileTypeId"] = source_name
         if variable["name"] in defaults:
             value = defaults[variable["name"]]
             variable["current"] = {"selected": True, "text": value, "value": value}
