@@ -126,6 +126,28 @@ def test_application_defaults_automated_sync(tmp_path: Path) -> None:
     assert argo.application(lc.cluster, setting)["metadata"]["namespace"] == "gitops"
 
 
+def _options(obj: dict[str, Any], annotation: str) -> set[str]:
+    """The options in one of Argo CD's annotations, read as Argo CD reads them: comma-separated, trimmed."""
+    value = (obj["metadata"].get("annotations") or {}).get(annotation, "")
+    return {o.strip() for o in value.split(",")} - {""}
+
+
+def test_a_stack_namespace_no_longer_rendered_is_neither_pruned_nor_deleted(tmp_path: Path) -> None:
+    def namespaces(lc: LoadedCluster) -> dict[str, dict[str, Any]]:
+        text = layout.render_cluster(lc.cluster).get(f"overlays/{lc.name}/{layout.NAMESPACE_FILE}", "")
+        return {o["metadata"]["name"]: o for o in yamlio.parse_all_plain(text) if isinstance(o, dict)}
+
+    (before,) = _loaded(tmp_path, a=spec_text("a", namespace="prof-old"))
+    (after,) = _loaded(tmp_path, a=spec_text("a", namespace="prof-new"))
+    old = namespaces(before)["prof-old"]
+    # After the change Argo CD finds prof-old live, tracked by the Application and no longer in git:
+    # with prune on, only Prune=false keeps it (and whatever else it holds), and only IgnoreExtraneous
+    # keeps the Application Synced rather than OutOfSync (and self-healing) for ever after.
+    assert "prof-old" not in namespaces(after)
+    assert {"Delete=false", "Prune=false"} <= _options(old, "argocd.argoproj.io/sync-options")
+    assert "IgnoreExtraneous" in _options(old, "argocd.argoproj.io/compare-options")
+
+
 # ------------------------------------------------------------------ bootstrap (app-of-apps)
 
 

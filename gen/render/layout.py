@@ -57,9 +57,13 @@ def namespace(cluster: Cluster) -> dict[str, Any]:
                 "pod-security.kubernetes.io/enforce": "privileged",
                 "pod-security.kubernetes.io/warn": "privileged",
             },
+            # It may hold more than this stack, so Argo CD never deletes it: not with its Application
+            # (Delete=false), nor when a new spec.namespace or platform stops rendering it (Prune=false,
+            # with IgnoreExtraneous so that the namespace left behind does not keep the Application OutOfSync).
             "annotations": {
                 "argocd.argoproj.io/sync-wave": "-1",
-                "argocd.argoproj.io/sync-options": "Delete=false",  # it may hold more than this stack
+                "argocd.argoproj.io/sync-options": "Delete=false,Prune=false",
+                "argocd.argoproj.io/compare-options": "IgnoreExtraneous",
             },
         },
     }
