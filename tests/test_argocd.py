@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -272,6 +273,54 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
         ("networking.k8s.io", "NetworkPolicy"),
     }
     assert ("", "Secret") not in kinds
+
+
+def _glob_matches(pattern: str, text: str) -> bool:
+    """Whether Argo CD's glob (gobwas/glob, no separators) matches: `\\` escapes, `*`, `?` and `[...]`."""
+    out, i = "", 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 1
+            out += re.escape(pattern[i])
+        elif c == "*":
+            out += ".*"
+        elif c == "?":
+            out += "."
+        elif c == "[":
+            end = pattern.index("]", i)
+            body = pattern[i + 1 : end]
+            negated = body.startswith("!")
+            out += "[" + "^" * negated + re.sub(r"([\\^\[\]])", r"\\\1", body[negated:]) + "]"
+            i = end
+        else:
+            assert c not in "{}", "no braces in a destination"
+            out += re.escape(c)
+        i += 1
+    return re.fullmatch(out, text, re.DOTALL) is not None
+
+
+def test_each_application_destination_is_one_its_project_allows(tmp_path: Path) -> None:
+    ipv6 = "https://[fd00::1]:6443"
+    clusters = _loaded(
+        tmp_path,
+        a=spec_text("a"),
+        b=spec_text("b", namespace="prof-b", server=ipv6),
+        c=spec_text("c", namespace="prof-c", server=None, dest_name="lab-c"),
+    )
+    project = argo.project(map(argo.placement, clusters), FLEET)
+    assert check_strict(project) == []
+    allowed = project["spec"]["destinations"]
+    for lc in clusters:
+        dest = argo.application(lc.cluster, FLEET)["spec"]["destination"]
+        (field,) = {"server", "name"} & set(dest)
+        # Argo CD refuses to sync an Application whose destination no project destination matches.
+        assert any(
+            field in d and _glob_matches(d[field], dest[field]) and _glob_matches(d["namespace"], dest["namespace"])
+            for d in allowed
+        ), dest
+    # ...and the IPv6 server's brackets are no character class: they allow that server alone.
+    assert not any(_glob_matches(d.get("server", ""), "https://f:6443") for d in allowed)
 
 
 def test_documents_are_deterministic(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -227,13 +228,29 @@ def clashes(placements: Iterable[Placement], only: Iterable[str] | None = None) 
     return found
 
 
+# Argo CD reads an AppProject destination's server and name as globs (gobwas/glob), where these
+# characters are special: an IPv6 API server, https://[fd00::1]:6443, would otherwise match no cluster.
+_GLOB_SPECIAL = re.compile(r"([*?\\\[\]{}])")
+
+
+def _literal(value: str) -> str:
+    """A destination's server or name as a glob that matches exactly itself."""
+    return _GLOB_SPECIAL.sub(r"\\\1", value)
+
+
 def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:
     """The fleet's least-privilege AppProject: fleet.yaml's repositories, the specs' destinations, the stack's kinds.
 
     The destinations are those of all specs, not only of those in this project: moving a cluster
     into it is then a one-line change to its spec.
     """
-    allowed = {(*p.where, ns) for p in placements for ns in (p.namespace, p.grafana) if ns is not None}
+    allowed = {
+        (field, _literal(value), ns)
+        for p in placements
+        for field, value in (p.where,)
+        for ns in (p.namespace, p.grafana)
+        if ns is not None
+    }
     spec = {
         "description": "Profiling stack rendered by gen: only the fleet repository, the "
         "clusters and namespaces of the specs, and the kinds the stack creates",
