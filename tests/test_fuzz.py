@@ -152,7 +152,7 @@ STRUCTURAL = [_delete, _replace, _rename, _insert]
 ALTERNATIVES: dict[str, list[Any]] = {
     "namespace": ["profiling", "monitoring-2", "a"],
     "address": ["10.9.8.7", "::1", "pyroscope.example.internal"],
-    "image": ["grafana/pyroscope:1.0.0", "grafana/pyroscope:2.2.1@sha256:" + "a" * 64, "registry:5000/alloy:v1.2.3"],
+    "image": ["grafana/pyroscope:1.2.0", "grafana/pyroscope:2.2.1@sha256:" + "a" * 64, "registry:5000/alloy:v1.2.3"],
     "port": [1024, 4041, 65535],
     "storagePath": ["/data/pyroscope", "/var/lib/pyroscope-2", "/usr/local/pyroscope-data"],
     "retention": ["0", "1h", "36h30m15s"],

@@ -51,6 +51,17 @@ def test_constraints_stop_at_the_first_and_a_huge_value_is_cut_short() -> None:
     assert len(message) < 300 and "(10001 characters)" in message
 
 
+@pytest.mark.parametrize("tag", ["1.0.0", "v1.1.5", "1.1"])
+def test_a_server_without_a_compactor_is_refused(tag: str) -> None:
+    [(where, message)] = _issues(Server, {"image": f"grafana/pyroscope:{tag}"})
+    assert where == "image" and "has no compactor" in message
+
+
+@pytest.mark.parametrize("tag", ["1.2.0", "1.10.0", "1.18.0", "2.0.0", "2.2.1"])
+def test_a_server_with_a_compactor_is_taken(tag: str) -> None:
+    assert Server.model_validate({"image": f"grafana/pyroscope:{tag}"}).major == int(tag[0])
+
+
 def test_defaults_are_fresh_models_frozen_and_dump_inverts_validation() -> None:
     a, b = Cassandra.model_validate({}), Cassandra.model_validate({})
     assert a.labels is not b.labels

@@ -231,6 +231,14 @@ def _node_selector(value: dict[str, str]) -> dict[str, str]:
 
 def _server_image(value: str) -> str:
     major_of(value)
+    # The 1.x config sets compactor.data_dir and limits.compactor_blocks_retention_period, which
+    # 1.0 and 1.1 (no compactor yet) refuse as unknown keys at start-up.
+    m = re.match(r"^v?1\.([01])(?!\d)", split_image(value)[1])
+    if m:
+        raise ValueError(
+            f"Pyroscope 1.{m.group(1)} is not supported (1.x from 1.2 on and 2.x are): it has no compactor, "
+            "and refuses the compactor keys of the 1.x config at start-up"
+        )
     return value
 
 
