@@ -57,9 +57,23 @@ def test_a_server_without_a_compactor_is_refused(tag: str) -> None:
     assert where == "image" and "has no compactor" in message
 
 
-@pytest.mark.parametrize("tag", ["1.2.0", "1.10.0", "1.18.0", "2.0.0", "2.2.1"])
+@pytest.mark.parametrize("tag", ["1.2.0", "1.10.0", "1.18.0", "2.2.0", "2.2.1"])
 def test_a_server_with_a_compactor_is_taken(tag: str) -> None:
     assert Server.model_validate({"image": f"grafana/pyroscope:{tag}"}).major == int(tag[0])
+
+
+@pytest.mark.parametrize("tag", ["2.0.0", "v2.1.2", "2.1"])
+@pytest.mark.parametrize("retention", ["168h", "1s"])
+def test_a_server_that_deletes_no_profiles_is_refused_a_retention(tag: str, retention: str) -> None:
+    [(where, message)] = _issues(Server, {"image": f"grafana/pyroscope:{tag}", "retention": retention})
+    assert where == "image" and f"deletes no profiles, so retention {retention} would not hold" in message
+
+
+@pytest.mark.parametrize(
+    ("tag", "retention"), [("2.1.2", "0"), ("2.0.0", "0h"), ("2.2.0", "168h"), ("2.10.0", "1h"), ("1.21.1", "1h")]
+)
+def test_a_retention_the_server_applies_or_none_is_taken(tag: str, retention: str) -> None:
+    Server.model_validate({"image": f"grafana/pyroscope:{tag}", "retention": retention})
 
 
 def test_defaults_are_fresh_models_frozen_and_dump_inverts_validation() -> None:

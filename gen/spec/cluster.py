@@ -387,6 +387,20 @@ class Server(Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _retention_holds(self) -> Self:
+        # Before 2.2.0 the metastore's retention cleanup is off by default, and switching it on
+        # (metastore.index.cleanup_interval) tombstones shards that still hold recent profiles.
+        m = re.match(r"^v?2\.([01])(?!\d)", split_image(self.image)[1])
+        if m and set(self.retention) - set("0hms"):
+            raise FieldError(
+                ("image",),
+                f"Pyroscope 2.{m[1]} deletes no profiles, so retention {self.retention} would not hold (its "
+                "retention cleanup is off, and switching it on deletes recent profiles too): use 2.2.0 or later, "
+                "or retention 0 to keep every profile",
+            )
+        return self
+
     @property
     def major(self) -> int:
         return major_of(self.image)
