@@ -392,7 +392,7 @@ class Server(Model):
         # Before 2.2.0 the metastore's retention cleanup is off by default, and switching it on
         # (metastore.index.cleanup_interval) tombstones shards that still hold recent profiles.
         m = re.match(r"^v?2\.([01])(?!\d)", split_image(self.image)[1])
-        if m and set(self.retention) - set("0hms"):
+        if m and re.search(r"[1-9]", self.retention):
             raise FieldError(
                 ("image",),
                 f"Pyroscope 2.{m[1]} deletes no profiles, so retention {self.retention} would not hold (its "
