@@ -192,5 +192,6 @@ def test_another_server_port_warns_that_easy_db_labs_grafana_will_not_find_it(tm
     assert result.exit_code == 0
     assert (
         "clusters/edl.yaml:9:11: warning: spec.server.port: easy-db-lab's Grafana keeps its datasource at "
-        "http://localhost:4040, which gen leaves alone: it finds no server on port 4100"
+        "http://localhost:4040, which gen leaves alone: it finds no server on port 4100, and easy-db-lab's other "
+        "agents (its Cassandra sidecar, Spark, Presto and Trino) send to port 4040 too"
     ) in result.stderr.splitlines()

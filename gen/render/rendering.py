@@ -397,7 +397,8 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
     if spec.takes_over_easy_db_lab and spec.server.port != EASY_DB_LAB_SERVER_PORT:
         why = (
             f"easy-db-lab's Grafana keeps its datasource at http://localhost:{EASY_DB_LAB_SERVER_PORT}, "
-            f"which gen leaves alone: it finds no server on port {spec.server.port}"
+            f"which gen leaves alone: it finds no server on port {spec.server.port}, and easy-db-lab's other "
+            f"agents (its Cassandra sidecar, Spark, Presto and Trino) send to port {EASY_DB_LAB_SERVER_PORT} too"
         )
         found.append(item.problem(("spec", "server", "port"), why))
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
