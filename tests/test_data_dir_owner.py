@@ -16,7 +16,7 @@ import pytest
 
 from gen import yamlio
 from tests.conftest import PROJECT
-from tests.installer_fixtures import BUSYBOX
+from tests.installer_fixtures import BUSYBOX, tool
 
 SERVER_UID = 10001
 HOST_PATH = "/etc"
@@ -31,15 +31,35 @@ def _init_container() -> dict[str, Any]:
     return init
 
 
+def granted() -> list[str]:
+    """The capabilities the manifest leaves the init container, as setpriv names them."""
+    caps = _init_container()["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"]
+    return [c.lower() for c in caps["add"]]
+
+
 def run(directory: Path) -> subprocess.CompletedProcess[str]:
-    """The init container's command with `directory` mounted as its data directory."""
+    """The init container's command with `directory` mounted as its data directory.
+
+    Run as root with only the capabilities the manifest grants, as the container runs.
+    """
     init = _init_container()
     command = list(init["command"])
     assert command[:2] == ["sh", "-c"]
     mount, _host_path = init["args"]
     assert mount == "/data"
+    bounding = ",".join(["-all", *(f"+{c}" for c in granted())])
     return subprocess.run(
-        [BUSYBOX, *command, str(directory), HOST_PATH],
+        [
+            tool("setpriv"),
+            f"--bounding-set={bounding}",
+            "--inh-caps=-all",
+            "--",
+            BUSYBOX,
+            *command,
+            str(directory),
+            HOST_PATH,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -97,5 +117,29 @@ def test_a_directory_of_someone_elses_is_refused_and_left_alone(tmp_path: Path, 
         f"data-dir-owner: error: server.storagePath {HOST_PATH} is not empty and not owned by uid 10001; refusing "
         "to take it over: give the server a directory of its own, or chown this one to 10001:10001 if it holds "
         "the server's data"
+    ]
+    assert owners(host_dir) == before
+
+
+def test_it_holds_only_chown_and_fowner() -> None:
+    # The directory itself is all it touches: reading what someone else's holds is no part of it,
+    # and DAC_READ_SEARCH would also let the default seccomp profile admit open_by_handle_at.
+    assert sorted(granted()) == ["chown", "fowner"]
+
+
+def test_a_directory_root_cannot_list_is_refused_and_left_alone(tmp_path: Path) -> None:
+    # Another user's private directory: without a DAC capability root may not read it.
+    host_dir = tmp_path / "home"
+    host_dir.mkdir(mode=0o700)
+    (host_dir / "notes").write_text("x")
+    os.chown(host_dir, 1234, 1234)
+    os.chmod(host_dir, 0o700)
+    before = owners(host_dir)
+    result = run(host_dir)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"data-dir-owner: error: server.storagePath {HOST_PATH} is not readable and not owned by uid 10001; "
+        "refusing to take it over: give the server a directory of its own, or chown this one to 10001:10001 if it "
+        "holds the server's data"
     ]
     assert owners(host_dir) == before
