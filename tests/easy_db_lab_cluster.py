@@ -7,6 +7,7 @@ gen's own tables, so that the tests compare two accounts of the same cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 NAMESPACE = "default"
 
@@ -91,3 +92,14 @@ def roles_of(node_selector: dict[str, str]) -> list[str]:
 def taken(role: str) -> dict[int, str]:
     """The ports already bound on nodes of a role."""
     return {**HOST_PORTS["every"], **HOST_PORTS.get(role, {})}
+
+
+# What easy-db-lab's next `up` (or `grafana update-config`) applies again over the objects taken over,
+# with server-side apply and forceConflicts: the fields whose merge with the rendered ones the API
+# server validates. (easy-db-lab's PyroscopeManifestBuilder.)
+REAPPLIED_PROBES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
+    ("Deployment/pyroscope", "pyroscope"): {
+        "livenessProbe": {"httpGet": {"path": "/ready", "port": 4040}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 4040}},
+    },
+}

@@ -115,6 +115,33 @@ def test_no_pod_binds_a_port_already_bound_on_its_nodes(built: list[dict[str, An
     assert checked >= 4, "the server's ports were not seen"
 
 
+# A probe's handlers: the API server refuses a probe with more than one.
+PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+
+
+def _reapplied_merge_problems(objs: list[dict[str, Any]]) -> list[str]:
+    """What the API server would refuse once easy-db-lab applies its own fields over the rendered objects.
+
+    Server-side apply merges a probe field by field: a handler that only the rendered object has stays
+    beside easy-db-lab's.
+    """
+    problems = []
+    for obj in objs:
+        ref = f"{obj['kind']}/{obj['metadata']['name']}"
+        for container in obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            for probe, theirs in edl.REAPPLIED_PROBES.get((ref, container["name"]), {}).items():
+                handlers = {h for h in PROBE_HANDLERS if h in container.get(probe, {}) or h in theirs}
+                if len(handlers) > 1:
+                    problems.append(f"{ref} {container['name']} {probe}: {sorted(handlers)}")
+    return problems
+
+
+def test_easy_db_labs_next_up_can_apply_its_own_objects_over_the_taken_over_ones(tmp_path: Path) -> None:
+    # A refused apply stops easy-db-lab's `up` and `grafana update-config` with an error.
+    root = _fleet(tmp_path / "fleet")
+    assert _reapplied_merge_problems(_objects(root)) == []
+
+
 def test_the_server_lands_on_the_control_node_and_the_installer_on_database_nodes(built: list[dict[str, Any]]) -> None:
     pods = {
         o["metadata"]["name"]: o["spec"]["template"]["spec"] for o in built if o["kind"] in ("Deployment", "DaemonSet")

@@ -197,8 +197,8 @@ def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str
     server = pod["containers"][0]
     assert server["image"] == spec.server.image
     assert server["readinessProbe"]["httpGet"]["path"] == "/ready"
-    # /ready lags on purpose: liveness may only ask whether the listener accepts.
-    assert "httpGet" not in server["livenessProbe"] and "startupProbe" not in server
+    # /ready lags on purpose: liveness may only ask whether the HTTP server still answers.
+    assert server["livenessProbe"]["httpGet"]["path"] != "/ready" and "startupProbe" not in server
     # Every listener is declared, so that the scheduler counts it among the node's ports.
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == spec.server.ports
     assert ("raft" in spec.server.ports) == (spec.server.major == 2)
