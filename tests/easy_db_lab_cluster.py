@@ -103,3 +103,6 @@ REAPPLIED_PROBES: dict[tuple[str, str], dict[str, dict[str, Any]]] = {
         "readinessProbe": {"httpGet": {"path": "/ready", "port": 4040}},
     },
 }
+REAPPLIED_SERVICE_PORTS: dict[str, list[dict[str, Any]]] = {
+    "pyroscope": [{"name": "http", "port": 4040, "targetPort": 4040, "protocol": "TCP"}],
+}

@@ -122,8 +122,8 @@ PROBE_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 def _reapplied_merge_problems(objs: list[dict[str, Any]]) -> list[str]:
     """What the API server would refuse once easy-db-lab applies its own fields over the rendered objects.
 
-    Server-side apply merges a probe field by field: a handler that only the rendered object has stays
-    beside easy-db-lab's.
+    Server-side apply merges a probe field by field and a Service's ports by (port, protocol): a handler or
+    a port that only the rendered object has stays beside easy-db-lab's.
     """
     problems = []
     for obj in objs:
@@ -133,12 +133,20 @@ def _reapplied_merge_problems(objs: list[dict[str, Any]]) -> list[str]:
                 handlers = {h for h in PROBE_HANDLERS if h in container.get(probe, {}) or h in theirs}
                 if len(handlers) > 1:
                     problems.append(f"{ref} {container['name']} {probe}: {sorted(handlers)}")
+        if obj["kind"] == "Service":
+            merged = {(p["port"], p.get("protocol", "TCP")): p for p in obj["spec"]["ports"]}
+            for port in edl.REAPPLIED_SERVICE_PORTS.get(obj["metadata"]["name"], []):
+                merged[(port["port"], port["protocol"])] = {**merged.get((port["port"], port["protocol"]), {}), **port}
+            names = [p.get("name") for p in merged.values()]
+            if len(names) != len(set(names)):
+                problems.append(f"{ref}: port names {sorted(map(str, names))}")
     return problems
 
 
-def test_easy_db_labs_next_up_can_apply_its_own_objects_over_the_taken_over_ones(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["", "  server:\n    port: 4100\n"], ids=["default", "another-port"])
+def test_easy_db_labs_next_up_can_apply_its_own_objects_over_the_taken_over_ones(tmp_path: Path, server: str) -> None:
     # A refused apply stops easy-db-lab's `up` and `grafana update-config` with an error.
-    root = _fleet(tmp_path / "fleet")
+    root = _fleet(tmp_path / "fleet", SPEC.replace("  argocd:\n", server + "  argocd:\n"))
     assert _reapplied_merge_problems(_objects(root)) == []
 
 
