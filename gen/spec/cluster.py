@@ -652,6 +652,13 @@ class ClusterSpec(Model):
                     "must be false on platform easy-db-lab: its Grafana already has the Pyroscope datasource and a "
                     "profiling dashboard, and reads no sidecar",
                 )
+            if not self.ebpf.privileged:
+                # Its next up applies privileged: true over the taken-over container with server-side apply.
+                raise FieldError(
+                    ("ebpf", "privileged"),
+                    "must be true on platform easy-db-lab: its next up sets privileged: true on the taken-over "
+                    "container, which the API server refuses beside allowPrivilegeEscalation: false, and the up fails",
+                )
         elif self.namespace in SHARED_NAMESPACES:
             raise FieldError(
                 ("namespace",),
