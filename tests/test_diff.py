@@ -16,6 +16,7 @@ from gen.commands.diff import _terminal
 from gen.components import server
 from gen.output import Output
 from gen.review import diffing
+from gen.review.impact import CASSANDRA_NEW, CASSANDRA_RESTART
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -460,6 +461,36 @@ def test_a_server_moving_from_1x_to_2x_is_flagged_at_render_and_in_the_diff(flee
     # Once written, the next render has nothing to say.
     assert "not migrated" not in gen("render", "lab-upgrade", "--root", str(repo)).stderr
     assert server.STORAGE_NOT_MIGRATED in _section(_diff_json(repo), "lab-upgrade")["impact"]
+
+
+def _notes(notes: list[str], *starts: str) -> list[str]:
+    return [note for note in notes if note.startswith(starts)]
+
+
+CASSANDRA_NOTES = ("Cassandra ", "the Java agent stays installed")
+
+
+def test_a_stack_moved_to_another_namespace_asks_nothing_of_cassandra_unless_its_settings_change(repo: Path) -> None:
+    spec = repo / "clusters/lab-tuned.yaml"
+    edit(spec, "namespace: profiling-lab", "namespace: profiling-moved")
+    _render(repo, "lab-tuned")
+    # The DaemonSet in the new namespace installs the same agent with the same settings: the hosts keep
+    # it, and a running JVM has nothing new to load.
+    assert _notes(_section(_diff_json(repo), "lab-tuned")["impact"], *CASSANDRA_NOTES) == []
+    edit(spec, "event: wall", "event: itimer")
+    _render(repo, "lab-tuned")
+    notes = _section(_diff_json(repo), "lab-tuned")["impact"]
+    assert _notes(notes, *CASSANDRA_NOTES) == [CASSANDRA_RESTART]
+
+
+def test_an_agent_installed_again_asks_for_a_cassandra_restart(fleet: Path) -> None:
+    spec = fleet / "clusters/lab-minimal.yaml"
+    edit(spec, "  argocd:\n", "  cassandra:\n    state: absent\n  argocd:\n")
+    repo = rendered_repo(fleet)
+    edit(spec, "state: absent", "state: present")
+    _render(repo, "lab-minimal")
+    notes = _section(_diff_json(repo), "lab-minimal")["impact"]
+    assert _notes(notes, *CASSANDRA_NOTES) == [CASSANDRA_NEW]
 
 
 class _Terminal(io.StringIO):

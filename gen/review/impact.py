@@ -154,15 +154,29 @@ def _installs(obj: Mapping[str, Any] | None) -> bool:
 
 
 def _cassandra(changes: Iterable[ObjectChange], notes: list[str]) -> None:
-    for change in changes:
-        key = change.key
-        if key.kind == "ConfigMap" and key.name == cassandra.CONFIG_MAP:
-            if change.status == "added":
-                _note(notes, CASSANDRA_NEW, change)
-            if any(f.path[:2] in CASSANDRA_RESTART_PATHS for f in change.fields):
-                _note(notes, CASSANDRA_RESTART, change)
-        if key.kind == "DaemonSet" and key.name == cassandra.DAEMONSET:
-            if change.status == "removed" and _installs(change.old):
+    """What the change asks of Cassandra, from whether the agent is installed before and after, and with what.
+
+    A stack that moves to another namespace is one DaemonSet removed and another added: the hosts keep
+    the agent, and only changed settings need a restart.
+    """
+    changes = list(changes)
+    daemonsets = [c for c in changes if (c.key.kind, c.key.name) == ("DaemonSet", cassandra.DAEMONSET)]
+    configs = [c for c in changes if (c.key.kind, c.key.name) == ("ConfigMap", cassandra.CONFIG_MAP)]
+    before = [c for c in daemonsets if c.old is not None and _installs(c.old)]
+    after = [c for c in daemonsets if c.new is not None]
+    installing = [c for c in after if _installs(c.new)]
+    if daemonsets and not before:
+        if installing:
+            _note(notes, CASSANDRA_NEW, installing[0])
+        return  # else the agent was not installed and is not now
+    if before and not installing:
+        if after:  # the installer now uninstalls: a running JVM keeps its agent until restarted
+            _note(notes, CASSANDRA_RESTART, after[0])
+        else:
+            for change in before:
                 _note(notes, CASSANDRA_LEFT, change)
-            if change.status == "changed" and _installs(change.old) and not _installs(change.new):
-                _note(notes, CASSANDRA_RESTART, change)
+        return
+    old = next((c.old for c in configs if c.old is not None), None)
+    new = next((c for c in configs if c.new is not None), None)
+    if old is not None and new is not None and any(_dig(old, *p) != _dig(new.new, *p) for p in CASSANDRA_RESTART_PATHS):
+        _note(notes, CASSANDRA_RESTART, new)
