@@ -493,6 +493,21 @@ def test_an_agent_installed_again_asks_for_a_cassandra_restart(fleet: Path) -> N
     assert _notes(notes, *CASSANDRA_NOTES) == [CASSANDRA_NEW]
 
 
+def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "namespace: profiling-lab", "namespace: profiling-moved")
+    _render(repo, "lab-tuned")
+    section = _section(_diff_json(repo), "lab-tuned")
+    # The new server's pod wants the old one's host ports on the control node, and PruneLast
+    # deletes the old one only after the new one is healthy: Argo CD waits for ever.
+    [note] = _notes(section["impact"], "Deployment profiling-moved/pyroscope cannot start its pods")
+    assert "while Deployment profiling-lab/pyroscope holds host ports 4100/TCP," in note
+    assert "delete Deployment profiling-lab/pyroscope by hand" in note
+    added = next(o for o in section["objects"] if o["kind"] == "Deployment" and o["namespace"] == "profiling-moved")
+    assert note in added["impact"]
+    # The eBPF agent binds no host port: its two DaemonSets run side by side until the prune.
+    assert _notes(section["impact"], "DaemonSet") == []
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

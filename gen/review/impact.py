@@ -72,6 +72,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
         if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
             recreate = f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart"
             _note(notes, SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
+    _host_port_handovers(comparison.changes, notes)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
     return notes
@@ -108,6 +109,47 @@ def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes:
             if unaware:
                 _note(notes, f"{unaware} do not restart by themselves: the {kind} name has no hash suffix", change)
     return out
+
+
+def _pod_spec(workload: Mapping[str, Any] | None) -> Any:
+    kind = str((workload or {}).get("kind"))
+    return _dig(workload, "spec") if kind == "Pod" else _dig(workload, *_template_path(kind), "spec")
+
+
+def _host_ports(workload: Mapping[str, Any] | None) -> set[tuple[int, str]]:
+    """The node ports a workload's pods hold: each hostPort, and with the host network every container port."""
+    spec = _pod_spec(workload) or {}
+    found = set()
+    for container in spec.get("containers") or []:
+        for port in container.get("ports") or []:
+            # The API server gives a host-network pod's container ports a hostPort of the same number.
+            number = port.get("hostPort") or (port.get("containerPort") if spec.get("hostNetwork") else None)
+            if isinstance(number, int):
+                found.add((number, str(port.get("protocol") or "TCP")))
+    return found
+
+
+def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str]) -> None:
+    """A new workload whose pods need the host ports of one that leaves the build (a move to another namespace)."""
+    changes = list(changes)
+    leaving = [c for c in changes if c.status == "removed" and c.key.kind in WORKLOAD_KINDS]
+    for change in (c for c in changes if c.status == "added" and c.key.kind in WORKLOAD_KINDS):
+        for old in leaving:
+            shared = sorted(_host_ports(change.new) & _host_ports(old.old))
+            if not shared:
+                continue
+            # The scheduler places no pod on a node where another one holds its host port. With
+            # PruneLast the old workload is pruned after every wave, and a wave ends only once its
+            # workloads are healthy: the new pods stay Pending and the prune never comes.
+            ports = ", ".join(f"{n}/{proto}" for n, proto in shared)
+            gone = f"{old.key.kind} {old.key.namespace}/{old.key.name}"
+            _note(
+                notes,
+                f"{change.key.kind} {change.key.namespace}/{change.key.name} cannot start its pods while {gone} holds "
+                f"host ports {ports}, and Argo CD prunes that one only after the new one is healthy (PruneLast): "
+                f"the sync stalls; delete {gone} by hand once the new one exists",
+                change,
+            )
 
 
 def _carries_checksum(workload: Mapping[str, Any]) -> bool:
