@@ -508,6 +508,16 @@ def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: 
     assert _notes(section["impact"], "DaemonSet") == []
 
 
+def test_an_application_moved_to_another_destination_leaves_the_old_stack_running(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "      name: lab-tuned", "      name: lab-tuned-2")
+    _render(repo, "lab-tuned")
+    section = _section(_diff_json(repo), "lab-tuned")
+    [note] = _notes(section["impact"], "Application profiling-lab-tuned now deploys to name lab-tuned-2")
+    assert "instead of name lab-tuned: if that is another cluster, Argo CD leaves everything it deployed" in note
+    [app] = section["objects"]
+    assert app["impact"] == [note]
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -62,6 +62,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
     notes: list[str] = []
     by_key = {c.key: c for c in comparison.changes}
     _pruned_applications(comparison.changes, notes)
+    _moved_applications(comparison.changes, notes)
     restarts = _restarts(comparison, workloads, notes)
     for obj in workloads:
         reasons = restarts.get(ident(obj))
@@ -174,6 +175,26 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: list[str]) -> N
                 "its resources keep running, no longer managed"
             )
         _note(notes, note, change)
+
+
+def _destination(app: Mapping[str, Any] | None) -> str:
+    dest = _dig(app, "spec", "destination") or {}
+    return f"server {dest['server']}" if dest.get("server") is not None else f"name {dest.get('name')}"
+
+
+def _moved_applications(changes: Iterable[ObjectChange], notes: list[str]) -> None:
+    for change in changes:
+        if change.key.kind != "Application" or change.status != "changed":
+            continue
+        old, new = _destination(change.old), _destination(change.new)
+        if old != new:
+            # Argo CD reads, prunes and (with the finalizer) deletes only on the current destination.
+            note = (
+                f"Application {change.key.name} now deploys to {new} instead of {old}: if that is another cluster, "
+                "Argo CD leaves everything it deployed on the old one running there, no longer managed "
+                "(never pruned, nor deleted with the Application); remove it there by hand"
+            )
+            _note(notes, note, change)
 
 
 def _server_image(obj: Mapping[str, Any] | None) -> str | None:
