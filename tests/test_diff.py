@@ -518,6 +518,18 @@ def test_an_application_moved_to_another_destination_leaves_the_old_stack_runnin
     assert app["impact"] == [note]
 
 
+def test_a_new_selector_is_flagged_as_a_failing_sync(repo: Path) -> None:
+    selector = "  selector:\n    matchLabels:\n      app.kubernetes.io/name: pyroscope-ebpf\n"
+    edit(repo / "base/ebpf/daemonset.yaml", selector, selector + "      app.kubernetes.io/component: ebpf-agent\n")
+    for section in _diff_json(repo)["sections"]:
+        assert _notes(section["impact"], "DaemonSet/pyroscope-ebpf: its spec.selector cannot change in place") != []
+    # The pod template's labels alone are no selector.
+    git(repo, "checkout", "--", "base")
+    edit(repo / "base/ebpf/daemonset.yaml", "        app.kubernetes.io/component: ebpf-agent\n", "")
+    for section in _diff_json(repo)["sections"]:
+        assert _notes(section["impact"], "DaemonSet/pyroscope-ebpf: its spec.selector") == []
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -18,6 +18,9 @@ SERVER_DEPLOYMENT = "pyroscope"
 # snippet sourced by cassandra.in.sh, and the jar pin.
 CASSANDRA_RESTART_PATHS = {("data", k) for k in ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")}
 
+# Kinds whose spec.selector the API server never lets change.
+SELECTOR_KINDS = frozenset({"Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "Job"})
+
 SERVER_RECREATE = "the Pyroscope server restarts with strategy Recreate: ingestion pauses until the new pod is ready"
 CASSANDRA_RESTART = (
     "Cassandra must be restarted node by node to load the changed agent settings "
@@ -74,6 +77,7 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
             recreate = f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart"
             _note(notes, SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
     _host_port_handovers(comparison.changes, notes)
+    _immutable_selectors(comparison.changes, notes)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
     return notes
@@ -151,6 +155,19 @@ def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str]) -> N
                 f"the sync stalls; delete {gone} by hand once the new one exists",
                 change,
             )
+
+
+def _immutable_selectors(changes: Iterable[ObjectChange], notes: list[str]) -> None:
+    for change in changes:
+        # The API server refuses a new spec.selector on these kinds, to an apply and to Replace=true alike.
+        selector = [f for f in change.fields if _touches(f, ("spec", "selector"))]
+        if change.status == "changed" and change.key.kind in SELECTOR_KINDS and selector:
+            note = (
+                f"{change.key.kind}/{change.key.name}: its spec.selector cannot change in place: the API server "
+                f"refuses the update and the sync fails; delete the {change.key.kind} by hand so that Argo CD "
+                "creates it anew"
+            )
+            _note(notes, note, change)
 
 
 def _carries_checksum(workload: Mapping[str, Any]) -> bool:
