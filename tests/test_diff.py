@@ -530,6 +530,17 @@ def test_a_new_selector_is_flagged_as_a_failing_sync(repo: Path) -> None:
         assert _notes(section["impact"], "DaemonSet/pyroscope-ebpf: its spec.selector") == []
 
 
+def test_a_config_whose_checksum_did_not_follow_restarts_nothing(repo: Path) -> None:
+    # A hand edit: the ConfigMap changes, the checksum in the pod template does not, so no pod rolls.
+    edit(repo / "overlays/lab-minimal/config.alloy", "sample_rate      = 97", "sample_rate      = 49")
+    section = _section(_diff_json(repo), "lab-minimal")
+    assert [o["kind"] for o in section["objects"]] == ["ConfigMap"]
+    assert section["impact"] == [
+        "DaemonSet/pyroscope-ebpf do not restart by themselves: "
+        "their checksum/config annotation does not change with the ConfigMap"
+    ]
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -37,6 +37,10 @@ def _template_path(kind: str) -> tuple[str, ...]:
     return {"CronJob": ("spec", "jobTemplate", "spec", "template"), "Pod": ("spec",)}.get(kind, ("spec", "template"))
 
 
+def _checksum_path(kind: str) -> tuple[str, ...]:
+    return (*_template_path(kind), "metadata", "annotations", layout.CHECKSUM_ANNOTATION)
+
+
 def _dig(obj: Any, *path: str) -> Any:
     for key in path:
         obj = (obj or {}).get(key)
@@ -86,13 +90,19 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
 def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes: list[str]) -> dict[str, list[str]]:
     """Why each of the new workloads' pods restart, by `Kind/name`."""
     out: dict[str, list[str]] = {}
+    by_key = {c.key: c for c in comparison.changes if c.status == "changed"}
+
+    def template_changes(workload: Mapping[str, Any]) -> list[FieldChange]:
+        change = by_key.get(Key.of(workload))
+        template = _template_path(str(workload.get("kind")))
+        return [f for f in change.fields if _touches(f, template)] if change is not None else []
+
     for change in comparison.changes:
         if change.status != "changed":
             continue
         kind = change.key.kind
-        template = _template_path(kind)
+        template, checksum = _template_path(kind), _checksum_path(kind)
         # The config checksum changes with its ConfigMap, which is named as the reason instead.
-        checksum = (*template, "metadata", "annotations", layout.CHECKSUM_ANNOTATION)
         if kind in WORKLOAD_KINDS and any(_touches(f, template) and not _touches(f, checksum) for f in change.fields):
             out.setdefault(f"{kind}/{change.key.name}", []).append("the pod template changes")
         users = [w for w in workloads if references(w, [change.new_name or ""])] if kind in HASHED_KINDS else []
@@ -104,15 +114,21 @@ def _restarts(comparison: Comparison, workloads: list[Mapping[str, Any]], notes:
             _note(notes, f"pods restart: the {kind} hash changes ({names})", change, summary=False)
             for w in users:
                 out.setdefault(ident(w), []).append(f"{kind} {change.key.name} hash changes")
-        else:
-            # A pod template that carries the config's checksum changes with it, and its pods roll;
-            # without one (nor a hash suffix) nothing tells the pods that their config changed.
-            rolled = [w for w in users if _carries_checksum(w)]
-            for w in rolled:
+            continue
+        # Pods roll when their template changes: with the config's checksum, or for another reason.
+        # Otherwise nothing tells them that their config changed (no hash suffix, or a checksum
+        # the overlay did not bring up to date).
+        for w in users:
+            if any(_touches(f, _checksum_path(str(w.get("kind")))) for f in template_changes(w)):
                 out.setdefault(ident(w), []).append(f"{kind} {change.key.name} changes")
-            unaware = ", ".join(ident(w) for w in users if w not in rolled)
-            if unaware:
-                _note(notes, f"{unaware} do not restart by themselves: the {kind} name has no hash suffix", change)
+        unaware = [w for w in users if not template_changes(w)]
+        stale = ", ".join(ident(w) for w in unaware if _carries_checksum(w))
+        if stale:
+            why = f"their {layout.CHECKSUM_ANNOTATION} annotation does not change with the {kind}"
+            _note(notes, f"{stale} do not restart by themselves: {why}", change)
+        plain = ", ".join(ident(w) for w in unaware if not _carries_checksum(w))
+        if plain:
+            _note(notes, f"{plain} do not restart by themselves: the {kind} name has no hash suffix", change)
     return out
 
 
@@ -171,8 +187,8 @@ def _immutable_selectors(changes: Iterable[ObjectChange], notes: list[str]) -> N
 
 
 def _carries_checksum(workload: Mapping[str, Any]) -> bool:
-    template = _template_path(str(workload.get("kind")))
-    return layout.CHECKSUM_ANNOTATION in (_dig(workload, *template, "metadata", "annotations") or {})
+    *annotations, name = _checksum_path(str(workload.get("kind")))
+    return name in (_dig(workload, *annotations) or {})
 
 
 def _pruned_applications(changes: Iterable[ObjectChange], notes: list[str]) -> None:
