@@ -541,6 +541,14 @@ def test_a_config_whose_checksum_did_not_follow_restarts_nothing(repo: Path) -> 
     ]
 
 
+def test_a_new_storage_path_says_the_stored_profiles_stay_behind(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "storagePath: /var/lib/pyroscope", "storagePath: /srv/pyroscope")
+    _render(repo, "lab-tuned")
+    impact = _section(_diff_json(repo), "lab-tuned")["impact"]
+    [note] = _notes(impact, "the server's data directory changes from /var/lib/pyroscope to /srv/pyroscope")
+    assert "which stay in /var/lib/pyroscope on the host, no longer served" in note
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -14,6 +14,7 @@ from gen.validate.objects import ident
 # The Deployment of base/server; its strategy is Recreate because two servers
 # must never share the host data directory.
 SERVER_DEPLOYMENT = "pyroscope"
+SERVER_DATA_VOLUME = "data"
 # ConfigMap keys that the Cassandra JVM reads only when it starts: the settings
 # snippet sourced by cassandra.in.sh, and the jar pin.
 CASSANDRA_RESTART_PATHS = {("data", k) for k in ("cassandra-pyroscope.sh", "AGENT_URL", "AGENT_SHA256")}
@@ -235,12 +236,25 @@ def _server_image(obj: Mapping[str, Any] | None) -> str | None:
     return next((c.get("image") for c in containers if c.get("name") == "pyroscope"), None)
 
 
+def _data_dir(obj: Mapping[str, Any] | None) -> str | None:
+    """The host directory the server keeps its profiles in (volume `data` of base/server)."""
+    volumes = _dig(obj, "spec", "template", "spec", "volumes") or []
+    return next((_dig(v, "hostPath", "path") for v in volumes if v.get("name") == SERVER_DATA_VOLUME), None)
+
+
 def _storage_upgrade(changes: Iterable[ObjectChange], notes: list[str]) -> None:
     for change in changes:
         if (change.key.kind, change.key.name, change.status) != ("Deployment", SERVER_DEPLOYMENT, "changed"):
             continue
         if server.crosses_to_v2(_server_image(change.old), _server_image(change.new)):
             _note(notes, server.STORAGE_NOT_MIGRATED, change)
+        old, new = _data_dir(change.old), _data_dir(change.new)
+        if old is not None and new is not None and old != new:
+            note = (
+                f"the server's data directory changes from {old} to {new}: it starts without the profiles stored "
+                f"so far, which stay in {old} on the host, no longer served (nothing is copied)"
+            )
+            _note(notes, note, change)
 
 
 def _installs(obj: Mapping[str, Any] | None) -> bool:
