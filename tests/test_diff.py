@@ -549,6 +549,23 @@ def test_a_new_storage_path_says_the_stored_profiles_stay_behind(repo: Path) -> 
     assert "which stay in /var/lib/pyroscope on the host, no longer served" in note
 
 
+def test_a_bootstrap_change_says_it_waits_for_a_hand_and_an_appproject_change_does_not(repo: Path) -> None:
+    edit(repo / "fleet.yaml", "targetRevision: main", "targetRevision: prod")
+    edit(repo / "clusters/lab-tuned.yaml", "      name: lab-tuned", "      name: lab-tuned-2")
+    _render(repo)
+    section = _section(_diff_json(repo), "argocd/ (fleet)")
+    by_hand = {(o["kind"], o["name"]): o["impact"] for o in section["objects"]}
+    # The root Application syncs argocd/project.yaml and the Applications, not the bootstrap it comes from.
+    assert by_hand == {
+        ("AppProject", "profiling"): [],
+        ("Application", "profiling-fleet"): [
+            "Application profiling-fleet comes from argocd/bootstrap.yaml, which Argo CD does not sync: "
+            "the change takes effect only once applied by hand (kubectl apply -f argocd/bootstrap.yaml)"
+        ],
+    }
+    assert section["impact"] == by_hand[("Application", "profiling-fleet")]
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -267,7 +267,11 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
         before, after = old.files(FLEET_FILE).get(FLEET_FILE), new.files(FLEET_FILE).get(FLEET_FILE)
         # The fleet-wide Argo CD objects are made from fleet.yaml.
         provenance.annotate(fleet.changes, provenance.document_changes(before, after, FLEET_FILE), False)
-        sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, impact.assess(fleet, [])))
+        notes = impact.assess(fleet, [])
+        # The root Application syncs project.yaml and the Applications, never the bootstrap it comes from.
+        by_hand = {key for side in (old, new) for key in diffing.index(side.documents(BOOTSTRAP_FILE))[0]}
+        impact.applied_by_hand(fleet.changes, by_hand, BOOTSTRAP_FILE, notes)
+        sections.append(Section(FLEET_SECTION, "fleet", "changed", fleet, notes))
 
     try:
         specs = spec_files(new.root)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from gen.components import cassandra, server
@@ -209,6 +209,17 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: list[str]) -> N
                 "its resources keep running, no longer managed"
             )
         _note(notes, note, change)
+
+
+def applied_by_hand(changes: Iterable[ObjectChange], keys: Collection[Key], file: str, notes: list[str]) -> None:
+    """Say of each change to one of keys, the objects of a file that Argo CD does not sync, that it waits for a hand."""
+    for change in changes:
+        if change.key in keys:
+            note = (
+                f"{change.key.kind} {change.key.name} comes from {file}, which Argo CD does not sync: "
+                f"the change takes effect only once applied by hand (kubectl apply -f {file})"
+            )
+            _note(notes, note, change)
 
 
 def _destination(app: Mapping[str, Any] | None) -> str:
