@@ -199,6 +199,25 @@ def test_bootstrap_yields_one_application_per_spec(tmp_path: Path) -> None:
     assert sorted(o["metadata"]["name"] for o in synced if o["kind"] == "Application") == ["profiling-a", "profiling-c"]
 
 
+def _wave(obj: dict[str, Any]) -> int:
+    return int(obj["metadata"].get("annotations", {}).get("argocd.argoproj.io/sync-wave", "0"))
+
+
+def test_the_project_syncs_after_the_applications_so_a_removed_cluster_is_deleted_while_allowed(
+    tmp_path: Path,
+) -> None:
+    # Removing spec b prunes its Application and drops its destination from the project in one root
+    # sync. Argo CD waits for a pruned object's finalizer before the next wave, and that finalizer
+    # deletes only what the project still allows: the project must come in a later wave.
+    clusters = _loaded(tmp_path, a=spec_text("a", namespace="ns-a"), b=spec_text("b", namespace="ns-b"))
+    docs = _documents(clusters, _resolve_fleet(None, clusters))
+    write_documents(tmp_path / "repo", docs)
+    synced = _synced_by_root(tmp_path / "repo", docs[argo.BOOTSTRAP_FILE])
+    (project,) = [o for o in synced if o["kind"] == "AppProject"]
+    assert {_wave(o) for o in synced if o["kind"] == "Application"} == {0}
+    assert _wave(project) > 0
+
+
 def test_bootstrap_root_application() -> None:
     setting = Fleet.model_validate(
         {"repoURL": REPO, "targetRevision": "prod", "argocdNamespace": "gitops", "project": "lab"}
@@ -246,6 +265,7 @@ def test_app_project_is_least_privilege(tmp_path: Path) -> None:
         "name": "profiling",
         "namespace": "argocd",
         "labels": {"app.kubernetes.io/managed-by": "gen", "app.kubernetes.io/part-of": "pyroscope-profiling"},
+        "annotations": {"argocd.argoproj.io/sync-wave": "1"},
     }
     spec = project["spec"]
     # fleet.yaml's repositories: a spec names one of them, never widens them.

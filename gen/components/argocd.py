@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from gen.components.common import PART_OF
+from gen.components.common import PART_OF, SYNC_WAVE
 from gen.errors import Problem, SpecError, UsageError
 from gen.spec.cluster import APP_PREFIX, ROOT_NAME, Cluster
 from gen.spec.fleet import DEFAULT_ARGOCD_NAMESPACE, FLEET_FILE, Fleet
@@ -245,11 +245,7 @@ def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:
     into it is then a one-line change to its spec.
     """
     allowed = {
-        (field, _literal(value), ns)
-        for p in placements
-        for field, value in (p.where,)
-        for ns in (p.namespace, p.grafana)
-        if ns is not None
+        (p.where[0], _literal(p.where[1]), ns) for p in placements for ns in (p.namespace, p.grafana) if ns is not None
     }
     spec = {
         "description": "Profiling stack rendered by gen: only the fleet repository, the "
@@ -259,7 +255,11 @@ def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:
         "clusterResourceWhitelist": _kinds(CLUSTER_KINDS),
         "namespaceResourceWhitelist": _kinds(NAMESPACED_KINDS),
     }
-    return _argo_object("AppProject", fleet.project, fleet, spec)
+    out = _argo_object("AppProject", fleet.project, fleet, spec)
+    # After the Applications: the root waits for a pruned Application's finalizer, which deletes only
+    # what the project still allows, before a removed spec's destination leaves the project.
+    out["metadata"]["annotations"] = {SYNC_WAVE: "1"}
+    return out
 
 
 def bootstrap(fleet: Fleet, prefix: str = "") -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from typing import Any, Literal, NamedTuple
 from gen.spec.cluster import Cluster, split_image
 
 PART_OF = "pyroscope-profiling"
+# The annotation that orders what Argo CD applies in one sync (lower waves first).
+SYNC_WAVE = "argocd.argoproj.io/sync-wave"
 
 
 @dataclass
@@ -90,5 +92,5 @@ def config_map(
 ) -> dict[str, Any]:
     """A configMapGenerator entry, in the given Argo CD sync wave; what is not given is left out."""
     entry = {"name": name, "namespace": namespace, "files": files, "literals": literals}
-    options = {"labels": labels, "annotations": {"argocd.argoproj.io/sync-wave": wave}}
+    options = {"labels": labels, "annotations": {SYNC_WAVE: wave}}
     return {k: v for k, v in entry.items() if v} | {"options": {k: v for k, v in options.items() if v}}

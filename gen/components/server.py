@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gen import yamlio
-from gen.components.common import Part, Patch, checkov_skip, config_map, header, image_override, patch_op
+from gen.components.common import SYNC_WAVE, Part, Patch, checkov_skip, config_map, header, image_override, patch_op
 from gen.spec.cluster import RAFT_PORT, Cluster, major_of
 
 BASE_IMAGE = "grafana/pyroscope"
@@ -176,7 +176,7 @@ def network_policy(cluster: Cluster) -> dict[str, Any]:
         "metadata": {
             "name": "pyroscope",
             "labels": {"app.kubernetes.io/name": "pyroscope", "app.kubernetes.io/component": "server"},
-            "annotations": {"argocd.argoproj.io/sync-wave": "1"},
+            "annotations": {SYNC_WAVE: "1"},
         },
         "spec": {
             "podSelector": {"matchLabels": {"app.kubernetes.io/name": "pyroscope"}},

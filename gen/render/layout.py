@@ -10,7 +10,7 @@ from typing import Any
 from gen import repofs, yamlio
 from gen.components import cassandra, ebpf, grafana, server
 from gen.components.argocd import overlay_dir
-from gen.components.common import PART_OF, Part, Patch, header, patch_op
+from gen.components.common import PART_OF, SYNC_WAVE, Part, Patch, header, patch_op
 from gen.spec.cluster import Cluster
 from gen.spec.platforms import EASY_DB_LAB_OBJECTS
 
@@ -61,7 +61,7 @@ def namespace(cluster: Cluster) -> dict[str, Any]:
             # (Delete=false), nor when a new spec.namespace or platform stops rendering it (Prune=false,
             # with IgnoreExtraneous so that the namespace left behind does not keep the Application OutOfSync).
             "annotations": {
-                "argocd.argoproj.io/sync-wave": "-1",
+                SYNC_WAVE: "-1",
                 "argocd.argoproj.io/sync-options": "Delete=false,Prune=false",
                 "argocd.argoproj.io/compare-options": "IgnoreExtraneous",
             },

@@ -24,6 +24,7 @@ from gen.components.argocd import (
     application_file,
     target,
 )
+from gen.components.common import SYNC_WAVE
 from gen.components.grafana import DATASOURCE_CONFIGMAP
 from gen.errors import SpecError, UsageError
 from gen.render import layout, writer
@@ -49,6 +50,7 @@ def _dotted(path: Sequence[Any]) -> str:
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DURATION = re.compile(r"^([0-9]+(h|m|s))+$")
+_WAVE = re.compile(r"^-?[0-9]+$")
 # After the fleet's folder in its repository, when it is not at the top.
 _OVERLAY_OR_ROOT = re.compile(r"^([^/]+/)*(overlays/[a-z0-9]([-a-z0-9]*[a-z0-9])?|argocd)$")
 
@@ -56,6 +58,13 @@ _OVERLAY_OR_ROOT = re.compile(r"^([^/]+/)*(overlays/[a-z0-9]([-a-z0-9]*[a-z0-9])
 def _finalizers(value: list[str] | None) -> list[str] | None:
     if value is not None and value != [RESOURCES_FINALIZER]:
         raise ValueError(f"gen sets only [{RESOURCES_FINALIZER}]")
+    return value
+
+
+def _annotations(value: dict[str, str] | None) -> dict[str, str] | None:
+    # Never repeats what it refuses: an annotation may hold anything, a credential too.
+    if value is not None and (list(value) != [SYNC_WAVE] or not _WAVE.fullmatch(value[SYNC_WAVE])):
+        raise ValueError(f"gen sets only {SYNC_WAVE}, a number")
     return value
 
 
@@ -70,6 +79,7 @@ class _Metadata(Model):
     name: Annotated[str, Field(max_length=253), Pattern(_DNS_SUBDOMAIN)]
     namespace: Namespace
     labels: dict[str, str]
+    annotations: Annotated[dict[str, str] | None, AfterValidator(_annotations)] = None
     finalizers: Annotated[list[str] | None, AfterValidator(_finalizers)] = None
 
 
