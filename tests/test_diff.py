@@ -16,7 +16,7 @@ from gen.commands.diff import _terminal
 from gen.components import server
 from gen.output import Output
 from gen.review import diffing
-from gen.review.impact import CASSANDRA_NEW, CASSANDRA_RESTART
+from gen.review.impact import CASSANDRA_NEW, CASSANDRA_RESTART, CASSANDRA_UNSELECTED
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -467,7 +467,7 @@ def _notes(notes: list[str], *starts: str) -> list[str]:
     return [note for note in notes if note.startswith(starts)]
 
 
-CASSANDRA_NOTES = ("Cassandra ", "the Java agent stays installed")
+CASSANDRA_NOTES = ("Cassandra ", "the Java agent stays installed", "hosts the new cassandra.nodeSelector")
 
 
 def test_a_stack_moved_to_another_namespace_asks_nothing_of_cassandra_unless_its_settings_change(repo: Path) -> None:
@@ -491,6 +491,22 @@ def test_an_agent_installed_again_asks_for_a_cassandra_restart(fleet: Path) -> N
     _render(repo, "lab-minimal")
     notes = _section(_diff_json(repo), "lab-minimal")["impact"]
     assert _notes(notes, *CASSANDRA_NOTES) == [CASSANDRA_NEW]
+
+
+def test_a_narrower_cassandra_node_selector_says_the_hosts_it_leaves_keep_the_agent(repo: Path) -> None:
+    spec = repo / "clusters/lab-tuned.yaml"
+    edit(
+        spec,
+        "    nodeSelector:\n      type: db\n    tolerations:",
+        "    nodeSelector:\n      type: db\n      rack: r1\n    tolerations:",
+    )
+    _render(repo, "lab-tuned")
+    assert _notes(_section(_diff_json(repo), "lab-tuned")["impact"], *CASSANDRA_NOTES) == [CASSANDRA_UNSELECTED]
+    # Back to the wider selector: every host it adds gets the agent from the installer, and none is left.
+    commit_all(repo, "narrow")
+    edit(spec, "      rack: r1\n", "")
+    _render(repo, "lab-tuned")
+    assert _notes(_section(_diff_json(repo), "lab-tuned")["impact"], *CASSANDRA_NOTES) == []
 
 
 def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: Path) -> None:

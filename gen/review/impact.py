@@ -32,6 +32,11 @@ CASSANDRA_LEFT = (
     "the Java agent stays installed on the Cassandra hosts: deleting the DaemonSet does not uninstall it "
     "(set spec.cassandra.state: absent and let it sync first)"
 )
+CASSANDRA_UNSELECTED = (
+    "hosts the new cassandra.nodeSelector no longer selects keep the Java agent installed: the installer's pods "
+    "leave them without uninstalling (narrow the selector after a sync with spec.cassandra.state: absent)"
+)
+_NODE_SELECTOR = ("spec", "template", "spec", "nodeSelector")
 
 
 def _template_path(kind: str) -> tuple[str, ...]:
@@ -197,8 +202,10 @@ def _pruned_applications(changes: Iterable[ObjectChange], notes: list[str]) -> N
         if change.status != "removed" or change.old is None:
             continue
         meta = change.old.get("metadata") or {}
-        if "Delete=false" in str((meta.get("annotations") or {}).get("argocd.argoproj.io/sync-options", "")):
-            _note(notes, f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it (Delete=false)", change)
+        options = str((meta.get("annotations") or {}).get("argocd.argoproj.io/sync-options", ""))
+        if "Delete=false" in options:
+            why = "Delete=false, Prune=false" if "Prune=false" in options else "Delete=false"
+            _note(notes, f"{change.key.kind} {change.key.name} stays: Argo CD never deletes it ({why})", change)
         if change.key.kind != "Application":
             continue
         if RESOURCES_FINALIZER in (meta.get("finalizers") or []):
@@ -297,6 +304,13 @@ def _cassandra(changes: Iterable[ObjectChange], notes: list[str]) -> None:
             for change in before:
                 _note(notes, CASSANDRA_LEFT, change)
         return
+    # A host leaves the DaemonSet when the new selector asks for a label the old one did not.
+    if (
+        before
+        and not (_dig(installing[0].new, *_NODE_SELECTOR) or {}).items()
+        <= (_dig(before[0].old, *_NODE_SELECTOR) or {}).items()
+    ):
+        _note(notes, CASSANDRA_UNSELECTED, installing[0])
     old = next((c.old for c in configs if c.old is not None), None)
     new = next((c for c in configs if c.new is not None), None)
     if old is not None and new is not None and any(_dig(old, *p) != _dig(new.new, *p) for p in CASSANDRA_RESTART_PATHS):
