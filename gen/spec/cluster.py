@@ -164,8 +164,8 @@ def _image(value: str) -> str:
     if not tag and not digest:
         raise ValueError("image must carry a tag or a digest (e.g. name:1.2.3)")
     name = repo.removeprefix("docker.io/")
-    if name in _VERSION_PREFIX and not digest and re.fullmatch(r"v?\d+\.\d+\.\d+", tag or ""):
-        spelt = _VERSION_PREFIX[name] + str(tag).removeprefix("v")
+    if name in _VERSION_PREFIX and not digest and re.fullmatch(r"v?\d+\.\d+\.\d+", tag):
+        spelt = _VERSION_PREFIX[name] + tag.removeprefix("v")
         if tag != spelt:
             raise ValueError(f"{name} publishes no tag {tag!r}; its release tags are spelt like {spelt!r}")
     return value
@@ -233,11 +233,10 @@ def _server_image(value: str) -> str:
     major_of(value)
     # The 1.x config sets compactor.data_dir and limits.compactor_blocks_retention_period, which
     # 1.0 and 1.1 (no compactor yet) refuse as unknown keys at start-up.
-    m = re.match(r"^v?1\.([01])(?!\d)", split_image(value)[1])
-    if m:
+    if (version := version_of(value)) in ((1, 0), (1, 1)):
         raise ValueError(
-            f"Pyroscope 1.{m.group(1)} is not supported (1.x from 1.2 on and 2.x are): it has no compactor, "
-            "and refuses the compactor keys of the 1.x config at start-up"
+            f"Pyroscope 1.{version[1]} is not supported (1.x from 1.2 on and 2.x are): it has no "
+            "compactor, and refuses the compactor keys of the 1.x config at start-up"
         )
     return value
 
@@ -391,13 +390,12 @@ class Server(Model):
     def _retention_holds(self) -> Self:
         # Before 2.2.0 the metastore's retention cleanup is off by default, and switching it on
         # (metastore.index.cleanup_interval) tombstones shards that still hold recent profiles.
-        m = re.match(r"^v?2\.([01])(?!\d)", split_image(self.image)[1])
-        if m and re.search(r"[1-9]", self.retention):
+        if (version := version_of(self.image)) in ((2, 0), (2, 1)) and re.search(r"[1-9]", self.retention):
             raise FieldError(
                 ("image",),
-                f"Pyroscope 2.{m[1]} deletes no profiles, so retention {self.retention} would not hold (its "
-                "retention cleanup is off, and switching it on deletes recent profiles too): use 2.2.0 or later, "
-                "or retention 0 to keep every profile",
+                f"Pyroscope 2.{version[1]} deletes no profiles, so retention {self.retention} would "
+                "not hold (its retention cleanup is off, and switching it on deletes recent profiles too): use 2.2.0 "
+                "or later, or retention 0 to keep every profile",
             )
         return self
 
@@ -422,11 +420,17 @@ class Server(Model):
 _PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPort"}
 
 
+def version_of(image: str) -> tuple[int, int] | None:
+    """The major and minor version an image's tag names (1.21.1, v1.21: (1, 21)); None without one."""
+    m = re.match(r"^v?(\d+)\.(\d+)", split_image(image)[1])
+    return (int(m[1]), int(m[2])) if m else None
+
+
 def major_of(image: str) -> int:
-    m = re.match(r"^v?(\d+)\.\d+", split_image(image)[1])
-    if not m:
+    version = version_of(image)
+    if version is None:
         raise ValueError("needs a version tag (e.g. grafana/pyroscope:2.2.1) to pick the config format")
-    major = int(m.group(1))
+    major = version[0]
     if major not in (1, 2):
         raise ValueError(f"Pyroscope {major}.x is not supported (1.x and 2.x are)")
     return major
