@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 from gen import yamlio
+from gen.commands import init as init_command
 from tests.conftest import PROJECT
 from tests.git_fixtures import GIT_ENV, commit_all, edit, gen, git, init
 
@@ -107,5 +113,66 @@ def test_gen_init_s_workflow_checks_validates_the_change_and_posts_the_diff(tmp_
     assert 'gen validate --changed-since "origin/$BASE_REF"' in runs
     assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
     assert steps[0]["with"]["fetch-depth"] == 0
-    # The gen that wrote the repository, so that its gen check agrees with the committed files.
-    assert flow["env"]["GEN_PACKAGE"].startswith("gen")
+
+
+class _Installed:
+    """A gen distribution as pip recorded where it came from (PEP 610's direct_url.json, or none)."""
+
+    version = "0.1.0"
+
+    def __init__(self, direct_url: dict[str, object] | None) -> None:
+        self.direct_url = direct_url
+
+    def read_text(self, name: str) -> str | None:
+        return json.dumps(self.direct_url) if name == "direct_url.json" and self.direct_url else None
+
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize(
+    ("origin", "package"),
+    [
+        (
+            {"url": "https://github.com/acme/gen.git", "vcs_info": {"vcs": "git", "commit_id": COMMIT}},
+            f"gen @ git+https://github.com/acme/gen.git@{COMMIT}",
+        ),
+        # pip install -e . in a clone, pip install ./gen-0.1.0-py3-none-any.whl, a clone by path: not on the runner.
+        ({"url": "file:///home/me/gen", "dir_info": {"editable": True}}, ""),
+        ({"url": "file:///home/me/gen-0.1.0-py3-none-any.whl", "archive_info": {}}, ""),
+        ({"url": "file:///home/me/gen", "vcs_info": {"vcs": "git", "commit_id": COMMIT}}, ""),
+        # From an index: PyPI's "gen" is another project, so gen==0.1.0 would install someone else's package.
+        (None, ""),
+    ],
+)
+def test_gen_init_s_workflow_installs_this_gen_or_says_that_it_cannot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, origin: dict[str, object] | None, package: str
+) -> None:
+    monkeypatch.setattr(metadata, "distribution", lambda name: _Installed(origin))
+    init_command.gen_package.cache_clear()
+    try:
+        result = gen("init", str(tmp_path / "fleet"), "--repo-url", REPO_URL)
+    finally:
+        init_command.gen_package.cache_clear()
+    assert result.exit_code == 0, result.output
+    workflow = tmp_path / "fleet/.github/workflows/pull-request.yaml"
+    flow = yamlio.parse_plain(workflow.read_text(encoding="utf-8"))
+    assert flow["env"]["GEN_PACKAGE"] == package
+    warned = [line for line in result.stderr.splitlines() if "GEN_PACKAGE" in line]
+    if package:
+        assert warned == []
+        return
+    [warning] = warned
+    assert warning.startswith(".github/workflows/pull-request.yaml:")
+    assert "warning: env.GEN_PACKAGE: empty" in warning
+    # CI stops at its first step with a line saying what to set, before pip is asked for anything.
+    [install] = [s for s in flow["jobs"]["review"]["steps"] if s.get("name") == "Install gen"]
+    proc = subprocess.run(
+        [shutil.which("bash") or "bash", "-e", "-c", install["run"]],
+        env={**os.environ, "GEN_PACKAGE": flow["env"]["GEN_PACKAGE"], "PATH": "/nonexistent"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("::error file=.github/workflows/pull-request.yaml::GEN_PACKAGE is empty")

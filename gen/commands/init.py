@@ -8,19 +8,20 @@ from importlib import metadata
 from pathlib import Path
 
 from gen.components.common import filled
-from gen.errors import EXIT_OK, UsageError
+from gen.errors import EXIT_OK, Problem, UsageError
 from gen.output import Output
 from gen.render import writer
 from gen.spec.fleet import FLEET_FILE, load_fleet_text
 from gen.spec.loader import CLUSTERS_DIR
 
+WORKFLOW = ".github/workflows/pull-request.yaml"
 # Each file gen init writes, by path in the new repository, from its template in gen/resources/init/.
 TEMPLATES = {
     FLEET_FILE: "fleet.yaml",
     f"{CLUSTERS_DIR}/_defaults.yaml": "_defaults.yaml",
     ".gitignore": "gitignore",
     ".pre-commit-config.yaml": "pre-commit-config.yaml",
-    ".github/workflows/pull-request.yaml": "pull-request.yaml",
+    WORKFLOW: "pull-request.yaml",
 }
 
 
@@ -36,8 +37,9 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
             f"{directory}: already holds {', '.join(dict.fromkeys(taken))}; gen init starts a new fleet only "
             "(after an upgrade of gen, `gen render --all` brings base/ current)"
         )
+    package = gen_package()
     # A JSON string is a YAML scalar whatever the user typed.
-    values = {"REPO_URL": json.dumps(repo_url), "GEN_PACKAGE": json.dumps(gen_package())[1:-1]}
+    values = {"REPO_URL": json.dumps(repo_url), "GEN_PACKAGE": json.dumps(package or "")[1:-1]}
     files = {rel: filled(values, "init", name) for rel, name in TEMPLATES.items()}
     load_fleet_text(files[FLEET_FILE].encode())  # the URL as fleet.yaml takes it, or one clear line
     directory.mkdir(parents=True, exist_ok=True)
@@ -45,6 +47,18 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
     writer.write_files(directory, files, report)
     for rel in report.created:
         out.detail(f"created {rel}")
+    if package is None:
+        line = next(n for n, text in enumerate(files[WORKFLOW].splitlines(), 1) if "GEN_PACKAGE:" in text)
+        out.warn(
+            Problem(
+                WORKFLOW,
+                line,
+                3,
+                "env.GEN_PACKAGE",
+                "empty: this gen was not installed from a git URL, so CI cannot install it; set it to where it is "
+                "hosted, at the commit that rendered this repository (gen @ git+https://HOST/OWNER/gen.git@COMMIT)",
+            )
+        )
     render.run(directory, [], True, out)
     out.note(
         f"a fleet in {directory}: add a cluster with `gen new NAME --address ADDR`, then `gen render NAME`, "
@@ -54,14 +68,17 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
 
 
 @cache
-def gen_package() -> str:
-    """How CI installs this very gen: the git URL and commit it came from, or its released version."""
+def gen_package() -> str | None:
+    """How CI installs this very gen: the git URL and commit it came from; None when it came from elsewhere."""
+    # Never `gen==VERSION`: the project "gen" on PyPI is another one, which pip would install instead.
+    # A local path (an editable install, a checkout, a wheel file) is not on the runner either.
     dist = metadata.distribution("gen")
     try:
         origin = json.loads(dist.read_text("direct_url.json") or "{}")
     except ValueError:
         origin = {}
     vcs = origin.get("vcs_info", {})
-    if vcs.get("vcs") == "git" and vcs.get("commit_id"):
-        return f"gen @ git+{origin['url']}@{vcs['commit_id']}"
-    return f"gen=={dist.version}"
+    url = origin.get("url", "")
+    if vcs.get("vcs") == "git" and vcs.get("commit_id") and not url.startswith("file:"):
+        return f"gen @ git+{url}@{vcs['commit_id']}"
+    return None
