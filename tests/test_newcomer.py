@@ -9,6 +9,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,9 +111,76 @@ def test_gen_init_s_workflow_checks_validates_the_change_and_posts_the_diff(tmp_
     steps = flow["jobs"]["review"]["steps"]
     runs = "\n".join(s.get("run", "") for s in steps)
     assert "gen check --no-cache --format github" in runs
-    assert 'gen validate --changed-since "origin/$BASE_REF"' in runs
-    assert 'gen diff --base "origin/$BASE_REF" --format markdown' in runs
+    assert "gen validate --changed-since " in runs
+    assert "gen diff --base " in runs
+    assert "--format markdown" in runs
     assert steps[0]["with"]["fetch-depth"] == 0
+
+
+def run_step(flow: dict[str, Any], name: str, root: Path, runner: Path) -> subprocess.CompletedProcess[str]:
+    """A step's script as GitHub's runner runs it (bash -e), in a pull request into main."""
+    [step] = [s for s in flow["jobs"]["review"]["steps"] if s.get("name") == name]
+    context = {"${{ github.base_ref }}": "main"}  # the only expression a step's environment may use
+    env = {**flow.get("env", {}), **step.get("env", {})}
+    env = {k: context.get(v, v) for k, v in env.items()}
+    assert not any("${{" in v for v in env.values()), env
+    shim = runner / "bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "gen").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gen "$@"\n', encoding="utf-8")
+    (shim / "gen").chmod(0o755)
+    env |= {
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(PROJECT),
+        "RUNNER_TEMP": str(runner),
+        "GITHUB_STEP_SUMMARY": str(runner / "summary.md"),
+    }
+    return subprocess.run(
+        [shutil.which("bash") or "bash", "-e", "-c", step["run"]],
+        cwd=root,
+        env={**os.environ, **GIT_ENV, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_the_workflow_s_diff_is_the_pull_request_s_even_after_its_base_branch_moved_on(tmp_path: Path) -> None:
+    root = tmp_path / "fleet"
+    ok("init", str(root), "--repo-url", REPO_URL)
+    init(root)
+    for name, address in (("lab-east", "10.0.1.10"), ("lab-west", "10.0.1.11")):
+        ok("new", name, "--address", address, "--root", str(root))
+        ok("render", name, "--root", str(root))
+    base = commit_all(root, "two clusters")
+
+    def sample_less_often(name: str) -> None:
+        edit(root / f"clusters/{name}.yaml", "  # ebpf:\n", "  ebpf:\n    sampleRate: 49\n")
+        ok("render", name, "--root", str(root))
+        commit_all(root, f"{name}: sample less often")
+
+    git(root, "checkout", "-q", "-b", "east")
+    sample_less_often("lab-east")
+    git(root, "checkout", "-q", "main")
+    sample_less_often("lab-west")  # merged into main after GitHub made the pull request's merge commit
+    # What actions/checkout leaves for a pull request: GitHub's merge commit (github.sha) checked out,
+    # and, with fetch-depth 0, every branch as it is when the job runs.
+    git(root, "checkout", "-q", "--detach", base)
+    git(root, "merge", "-q", "--no-ff", "--no-edit", "east")
+    git(root, "update-ref", "refs/remotes/origin/main", "main")
+
+    flow = yamlio.parse_plain((root / ".github/workflows/pull-request.yaml").read_text(encoding="utf-8"))
+    runner = tmp_path / "runner"
+    runner.mkdir()
+    diffed = run_step(flow, "gen diff", root, runner)
+    assert diffed.returncode == 0, diffed.stderr
+    comment = (runner / "gen-diff.md").read_text(encoding="utf-8")
+    assert comment.startswith("<!-- gen-diff -->\n")
+    assert "lab-east" in comment
+    assert "lab-west" not in comment  # main's own change, not undone by this pull request
+    assert (runner / "summary.md").read_text(encoding="utf-8") == comment
+    validated = run_step(flow, "gen validate", root, runner)
+    assert validated.returncode == 0, validated.stderr
+    assert "1 of 2 cluster(s) validated (lab-east)" in validated.stderr
 
 
 class _Installed:
