@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -115,6 +116,31 @@ def test_gen_init_s_workflow_checks_validates_the_change_and_posts_the_diff(tmp_
     assert "gen diff --base " in runs
     assert "--format markdown" in runs
     assert steps[0]["with"]["fetch-depth"] == 0
+
+
+def triggers(patterns: list[str], path: str) -> bool:
+    """Whether a pull request changing path runs the workflow: GitHub's path filter (* within a folder, ** across)."""
+    regexes = [re.escape(p).replace(r"\*\*", ".*").replace(r"\*", "[^/]*") for p in patterns]
+    return any(re.fullmatch(r, path) for r in regexes)
+
+
+def test_gen_init_s_workflow_runs_on_every_change_that_gen_check_or_the_diff_reads(tmp_path: Path) -> None:
+    ok("init", str(tmp_path / "fleet"), "--repo-url", REPO_URL)
+    flow = yamlio.parse_plain((tmp_path / "fleet/.github/workflows/pull-request.yaml").read_text(encoding="utf-8"))
+    patterns = flow["on"]["pull_request"]["paths"]
+    for path in [
+        "clusters/lab-east.yaml",
+        "clusters/_defaults.yaml",
+        "overlays/lab-east/config.alloy",
+        "argocd/applications/lab-east.yaml",
+        "base/server/service.yaml",
+        "schema/cluster.schema.json",
+        "fleet.yaml",
+        # An upgrade of gen changes GEN_PACKAGE: gen check then runs with the new gen before it is merged.
+        ".github/workflows/pull-request.yaml",
+    ]:
+        assert triggers(patterns, path), path
+    assert not triggers(patterns, "README.md")
 
 
 def run_step(flow: dict[str, Any], name: str, root: Path, runner: Path) -> subprocess.CompletedProcess[str]:
