@@ -118,6 +118,19 @@ def test_gen_init_s_workflow_checks_validates_the_change_and_posts_the_diff(tmp_
     assert steps[0]["with"]["fetch-depth"] == 0
 
 
+def test_gen_init_s_workflow_runs_actions_pinned_to_commits_and_keeps_no_token_in_git(tmp_path: Path) -> None:
+    ok("init", str(tmp_path / "fleet"), "--repo-url", REPO_URL)
+    text = (tmp_path / "fleet/.github/workflows/pull-request.yaml").read_text(encoding="utf-8")
+    steps = yamlio.parse_plain(text)["jobs"]["review"]["steps"]
+    used = [s["uses"] for s in steps if "uses" in s]
+    assert {u.split("@")[0] for u in used} == {"actions/checkout", "actions/setup-python", "actions/github-script"}
+    # A full commit SHA, the only reference that cannot be moved to other code; its release named beside it.
+    for ref in used:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
+        assert re.search(rf"uses: {re.escape(ref)}  # v\d+\.\d+\.\d+\n", text), ref
+    assert steps[0]["with"]["persist-credentials"] is False
+
+
 def triggers(patterns: list[str], path: str) -> bool:
     """Whether a pull request changing path runs the workflow: GitHub's path filter (* within a folder, ** across)."""
     regexes = [re.escape(p).replace(r"\*\*", ".*").replace(r"\*", "[^/]*") for p in patterns]
