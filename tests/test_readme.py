@@ -83,6 +83,7 @@ PLACEHOLDERS = {
     "[NAME…]": "lab-minimal",
     "[FIELD]": "spec.server.port",
     "REF": "HEAD",
+    "HEAD^1": "HEAD",  # a pull request's base, in the workflow's merge commit
     "N": "2",
     "…": "list",
 }
