@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from gen import yamlio
 from gen.cli import cli
 from gen.commands.validate import validate_objects
-from gen.components import grafana
+from gen.components import grafana, server
 from gen.render import layout
 from gen.spec.cluster import Cluster
 from gen.spec.loader import load_text
@@ -298,6 +298,23 @@ def test_the_datasource_s_min_step_is_the_coarsest_interval_an_agent_sends_at(
     cluster = Cluster.model_validate(data)
     (ds,) = yamlio.parse_plain(grafana.build(cluster).files["datasource.yaml"])["datasources"]
     assert ds["jsonData"]["minStep"] == expected
+
+
+def test_raft_port_moves_the_raft_listener_and_keeps_the_server_id() -> None:
+    # Calico's Felix (Calico, Canal) serves its health checks on localhost:9099 of every node, the
+    # 2.x raft listener's default: on the host network the server could not bind it.
+    data = yamlio.parse_plain((FIXTURES / "clusters" / "lab-tuned.yaml").read_text())
+    data["spec"]["server"] = {**data["spec"]["server"], "image": "grafana/pyroscope:2.2.1", "raftPort": 9097}
+    cluster = Cluster.model_validate(data)
+    part = server.build(cluster)
+    raft = yamlio.parse_plain(part.files["config.yaml"])["metastore"]["raft"]
+    assert raft["bind_address"] == raft["advertise_address"] == "localhost:9097"
+    # The ID recorded in an existing raft state does not move with the listener.
+    assert raft["server_id"] == "localhost:9099"
+    (ops,) = [p.ops for p in part.patches if p.kind == "Deployment"]
+    (ports,) = [op["value"] for op in ops if op["path"].endswith("/containers/0/ports")]
+    assert {"name": "raft", "containerPort": 9097} in ports
+    assert cluster.spec.server.node_ports["raft"] == 9097
 
 
 def test_everything_else_lives_in_the_stack_namespace(built: tuple[str, list[dict[str, Any]]]) -> None:

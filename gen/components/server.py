@@ -44,11 +44,12 @@ def config(cluster: Cluster) -> dict[str, Any]:
                 # Where earlier renders' relative default put the snapshots (the image's
                 # working directory is /), so an upgraded server keeps them.
                 "snapshots_dir": f"{DATA_MOUNT}/v2/metastore/raft",
-                # The upstream defaults, written out: the server ID is kept in the raft state,
-                # so it must never change under an existing data directory.
+                # The server ID is kept in the raft state, so it must never change under an existing
+                # data directory: it stays the upstream default whatever raftPort is (an ID only; the
+                # lone voter never dials its own address).
                 "server_id": f"localhost:{RAFT_PORT}",
-                "bind_address": f"localhost:{RAFT_PORT}",
-                "advertise_address": f"localhost:{RAFT_PORT}",
+                "bind_address": f"localhost:{server.raft_port}",
+                "advertise_address": f"localhost:{server.raft_port}",
             },
         }
         out["query_backend"] = {"address": f"localhost:{server.grpc_port}"}

@@ -17,7 +17,7 @@ from gen.spec.platforms import port_clash
 
 API_VERSION = "gen.profiling/v1alpha1"
 MAX_NAME = 40
-# Pyroscope 2.x's metastore raft listener (localhost); not configurable in the spec.
+# Pyroscope 2.x's metastore raft listener (localhost): its upstream default, server.raftPort's default.
 RAFT_PORT = 9099
 # Memberlist's default port: Tempo, Loki and easy-db-lab's own Pyroscope bind it on the control node.
 MEMBERLIST_DEFAULT_PORT = 7946
@@ -339,6 +339,10 @@ class Server(Model):
             "and easy-db-lab's own Pyroscope already bind on the control node; use another (the default is 7947)",
         ),
     ] = Field(7947, description="Memberlist port (not 7946, which other servers on the control node bind).")
+    # Calico's Felix (Calico, Canal) serves its health checks on localhost:9099 on every node.
+    raft_port: ServerPort = Field(
+        RAFT_PORT, description="Port of the 2.x metastore's raft listener, on localhost (2.x only)."
+    )
     storage_path: Annotated[HostPath, _refuse(lambda v: hostpaths.dedicated_dir_problem(v, "/var/lib/pyroscope"))] = (
         Field("/mnt/db1/pyroscope", description="Host directory of the stack's own that holds the profiles.")
     )
@@ -371,16 +375,14 @@ class Server(Model):
                 "hostNetwork: false needs allowFrom, the CIDRs of the hosts that send profiles "
                 "or query the server (e.g. [10.0.1.0/24])"
             )
+        if self.major < 2 and "raft_port" in self.model_fields_set:
+            raise FieldError(("raftPort",), "a 1.x server has no raft listener; remove raftPort or use a 2.x image")
         # Every listener shares one network namespace (the node's, on the host network).
         seen: dict[int, str] = {}
         for name, port in self.ports.items():
             first = seen.setdefault(port, name)
             if first == name:
                 continue
-            if name == "raft":
-                raise ValueError(
-                    f"{_PORT_FIELDS[first]} {port} is Pyroscope 2.x's metastore raft port, which is fixed; use another"
-                )
             raise ValueError(
                 f"{_PORT_FIELDS[first]} and {_PORT_FIELDS[name]} are both {port}; the server's ports must differ"
             )
@@ -408,7 +410,7 @@ class Server(Model):
         """Every port the server listens on, by name: http, grpc, memberlist, and raft on 2.x."""
         out = {"http": self.port, "grpc": self.grpc_port, "memberlist": self.memberlist_port}
         if self.major >= 2:
-            out["raft"] = RAFT_PORT
+            out["raft"] = self.raft_port
         return out
 
     @property
@@ -417,7 +419,7 @@ class Server(Model):
         return self.ports if self.host_network else {"http": self.port}
 
 
-_PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPort"}
+_PORT_FIELDS = {"http": "port", "grpc": "grpcPort", "memberlist": "memberlistPort", "raft": "raftPort"}
 
 
 def version_of(image: str) -> tuple[int, int] | None:
@@ -672,10 +674,8 @@ class ClusterSpec(Model):
         for name, port in self.server.node_ports.items():
             taken = port_clash(self.platform, port, "control", "the Pyroscope server")
             if taken is not None:
-                # raft's port is fixed: the server section is the closest place to point at.
-                where = ("server", _PORT_FIELDS[name]) if name in _PORT_FIELDS else ("server",)
                 raise FieldError(
-                    where,
+                    ("server", _PORT_FIELDS[name]),
                     f"port {port} is already bound on the control node by {taken.owner} "
                     f"(platform {self.platform}); pick another",
                 )
