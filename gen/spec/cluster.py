@@ -223,9 +223,9 @@ def _one_event(value: object) -> object:
 def _node_selector(value: dict[str, str]) -> dict[str, str]:
     for k, v in value.items():
         if not units.LABEL_NAME.fullmatch(k):
-            raise ValueError(f"{k!r} is not a valid node label key")
+            raise ValueError(f"{short_repr(k)} is not a valid node label key")
         if not units.LABEL_VALUE.fullmatch(v):
-            raise ValueError(f"{v!r} (for {k!r}) is not a valid node label value")
+            raise ValueError(f"{short_repr(v)} (for {short_repr(k)}) is not a valid node label value")
     return value
 
 
@@ -509,9 +509,29 @@ class Profiler(Model):
 
 
 class Toleration(Model):
-    key: str | None = Field(None, description="Taint key.")
+    # The API server refuses the whole DaemonSet over a toleration whose key is no label key, whose
+    # value is no label value, or whose tolerationSeconds comes with an effect other than NoExecute.
+    key: Annotated[
+        str | None,
+        _refuse(
+            lambda v: (
+                None
+                if v is None or units.LABEL_NAME.fullmatch(v)
+                else f"{short_repr(v)} is not a taint key (a label key, e.g. example.com/dedicated)"
+            )
+        ),
+    ] = Field(None, description="Taint key.")
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
-    value: str | None = Field(None, description="Taint value (with Equal).")
+    value: Annotated[
+        str | None,
+        _refuse(
+            lambda v: (
+                None
+                if v is None or units.LABEL_VALUE.fullmatch(v)
+                else f"{short_repr(v)} is not a taint value (at most 63 letters, digits, '-', '_' and '.')"
+            )
+        ),
+    ] = Field(None, description="Taint value (with Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect.")
     toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
 
@@ -521,6 +541,8 @@ class Toleration(Model):
             raise ValueError("a toleration with operator Exists takes no value")
         if self.operator == "Equal" and self.key is None:
             raise ValueError("a toleration with operator Equal needs a key")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise FieldError(("tolerationSeconds",), "applies only to effect NoExecute; set effect: NoExecute")
         return self
 
 
