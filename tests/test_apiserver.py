@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gen import yamlio
+from gen.render import layout
 from gen.spec.cluster import Cluster, Toleration
 from gen.validate import k8s_limits, kustomize
 from tests import apiserver_rules
@@ -138,6 +139,12 @@ def test_objects_at_the_limits_are_ones_the_api_server_takes(at_the_limits: Path
         ("  cassandra:\n    tolerations:\n    - key: k\n      value: a/b\n", "spec.cassandra.tolerations.0.value", ""),
         # A label key's prefix is a DNS subdomain: at most 253 characters.
         (f"  cassandra:\n    nodeSelector:\n      x{LONG_KEY}: v\n", "spec.cassandra.nodeSelector", "node label key"),
+        # install.sh, which base/ merges into the installer's ConfigMap, takes its share of the annotation.
+        (
+            "  cassandra:\n    agent:\n      url: https://example.com/" + "a" * 235_000 + "\n",
+            "spec",
+            "pyroscope-cassandra-agent",
+        ),
     ],
 )
 def test_values_the_api_server_would_refuse_are_refused_naming_the_field(
@@ -149,6 +156,41 @@ def test_values_the_api_server_would_refuse_are_refused_naming_the_field(
     errors = [x for x in result.stderr.splitlines() if ": error: " in x]
     assert len(errors) == 1 and f"error: {field}: " in errors[0] and words in errors[0], result.stderr
     assert not (fleet / "overlays" / "bad").exists()
+
+
+def _cluster(url_length: int) -> Cluster:
+    data = yamlio.parse_plain(_spec("edge", ADDRESS))
+    data["spec"]["cassandra"] = {"agent": {"url": "https://example.com/" + "&" * url_length}}
+    return Cluster.model_validate(data)
+
+
+def test_the_largest_config_map_render_accepts_is_one_argo_cd_can_apply(fleet: Path) -> None:
+    # The longest agent URL (all '&', six bytes each in the copy client-side apply keeps) that render takes.
+    low, high = 0, 256 * 1024
+    while low < high:
+        mid = (low + high + 1) // 2
+        try:
+            layout.render_cluster(_cluster(mid))
+            low = mid
+        except layout.ConfigMapTooLargeError:
+            high = mid - 1
+    assert low > 30_000
+    spec = _spec("edge", ADDRESS + "  cassandra:\n    agent:\n      url: https://example.com/" + "&" * low + "\n")
+    write_spec(fleet, "edge", spec)
+    result = gen("render", "edge", "--root", str(fleet))
+    assert result.exit_code == 0, result.output
+    assert _broken(_objects(fleet, "edge")) == []
+
+
+def test_json_bytes_counts_what_go_escapes() -> None:
+    assert k8s_limits.json_bytes("a<b>&\u2028é") == len('"a\\u003cb\\u003e\\u0026\\u2028é"'.encode())
+
+
+def test_validate_counts_the_copy_client_side_apply_keeps_as_go_writes_it() -> None:
+    # 50 KB as Python writes it, 300 KB as Go does: over the annotation limit.
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"k": "&" * 50_000}}
+    [problem] = k8s_limits.problems(config_map)
+    assert k8s_limits.LAST_APPLIED in problem
 
 
 # ------------------------------------------------------------------ the models against the rules

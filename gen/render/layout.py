@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import posixpath
+from functools import cache
 from typing import Any
 
 from gen import repofs, yamlio
 from gen.components import cassandra, ebpf, grafana, server
 from gen.components.argocd import overlay_dir
 from gen.components.common import PART_OF, SYNC_WAVE, Part, Patch, header, patch_op
+from gen.render.shipped_base import BASE_DIR, base_files
 from gen.spec.cluster import Cluster
 from gen.spec.platforms import EASY_DB_LAB_OBJECTS
 
@@ -163,23 +165,42 @@ class ConfigMapTooLargeError(ValueError):
 
 
 def _check_config_maps(components: list[Part]) -> None:
-    from gen.validate.k8s_limits import ANNOTATIONS_MAX
+    from gen.validate.k8s_limits import ANNOTATIONS_MAX, json_bytes
 
     limit = ANNOTATIONS_MAX - CONFIG_MAP_METADATA_ROOM
     texts = {name: text for part in components for name, text in part.files.items()}
-    for gen in (g for part in components for g in part.generators):
-        pairs = [(name, texts.get(name, "")) for name in gen.get("files", [])]
-        pairs += [str(lit).partition("=")[::2] for lit in gen.get("literals", [])]
-        # Most often there is no need to measure: JSON writes a key's character as at most twelve
-        # bytes (a surrogate pair, "\ud83d\ude00") and a value's byte as at most six ("\u0000").
-        if sum(12 * len(k) + 6 * len(v.encode("utf-8")) + 4 for k, v in pairs) <= limit:
-            continue
-        size = sum(len(json.dumps(k)) + len(json.dumps(v, ensure_ascii=False).encode("utf-8")) for k, v in pairs)
-        if size > limit:
-            raise ConfigMapTooLargeError(
-                f"the ConfigMap {gen['name']} would take {size} bytes as JSON; Argo CD's client-side apply "
-                f"copies it into an annotation, and the API server refuses annotations over {ANNOTATIONS_MAX} bytes"
-            )
+    for part in components:
+        for gen in part.generators:
+            pairs = [(name, texts.get(name, "")) for name in gen.get("files", [])]
+            pairs += [str(lit).partition("=")[::2] for lit in gen.get("literals", [])]
+            # What the component's base merges into the same ConfigMap (the installer) is copied too.
+            pairs += [(key, text) for name, key, text in _base_generated(part.component) if name == gen["name"]]
+            # Most often there is no need to measure: JSON writes a key's character as at most twelve
+            # bytes (a surrogate pair, "\ud83d\ude00") and a value's byte as at most six ("\u0000").
+            if sum(12 * len(k) + 6 * len(v.encode("utf-8")) + 4 for k, v in pairs) <= limit:
+                continue
+            size = sum(json_bytes(k) + json_bytes(v) for k, v in pairs)
+            if size > limit:
+                raise ConfigMapTooLargeError(
+                    f"the ConfigMap {gen['name']} would take {size} bytes as JSON; Argo CD's client-side apply "
+                    f"copies it into an annotation, and the API server refuses annotations over {ANNOTATIONS_MAX} bytes"
+                )
+
+
+@cache
+def _base_generated(component: str | None) -> tuple[tuple[str, str, str], ...]:
+    """(ConfigMap name, key, text) of each file that base/<component> generates into a ConfigMap."""
+    if component is None:
+        return ()
+    files = base_files()
+    top = f"{BASE_DIR}/{component}"
+    kustomization = yamlio.parse_plain(files[f"{top}/kustomization.yaml"])
+    out = []
+    for entry in kustomization.get("configMapGenerator") or []:
+        for source in entry.get("files") or []:
+            key, _, path = source.rpartition("=")
+            out.append((entry["name"], key or posixpath.basename(path), files[posixpath.normpath(f"{top}/{path}")]))
+    return tuple(out)
 
 
 # What the annotation holds besides the data: the object's metadata, labels and annotations.

@@ -21,6 +21,17 @@ SYNC_OPTIONS = "argocd.argoproj.io/sync-options"
 _NO_LAST_APPLIED = ("Replace=true", "ServerSideApply=true")
 
 
+def json_bytes(value: Any) -> int:
+    """Bytes of `value` as JSON the way kubectl's apply writes it into LAST_APPLIED (Go's encoding/json).
+
+    Go writes text as UTF-8 like json.dumps(ensure_ascii=False), but writes <, > and & (one byte each)
+    and U+2028 and U+2029 (three) as six-byte \\u escapes.
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    html = sum(text.count(c) for c in "<>&")
+    return len(text.encode("utf-8")) + 5 * html + 3 * (text.count("\u2028") + text.count("\u2029"))
+
+
 def problems(obj: dict[str, Any]) -> list[str]:
     """Every size limit this object breaks, each with its numbers."""
     found = []
@@ -45,10 +56,10 @@ def problems(obj: dict[str, Any]) -> list[str]:
     if own > ANNOTATIONS_MAX:
         found.append(f"metadata.annotations hold {own} bytes; the API server refuses more than {ANNOTATIONS_MAX}")
     elif not found and not any(o in str(annotations.get(SYNC_OPTIONS, "")) for o in _NO_LAST_APPLIED):
-        applied = own + len(LAST_APPLIED) + size
-        if applied > ANNOTATIONS_MAX:
+        copied = json_bytes(obj)
+        if own + len(LAST_APPLIED) + copied > ANNOTATIONS_MAX:
             found.append(
-                f"the object is {size} bytes: Argo CD's client-side apply copies it into the annotation "
+                f"the object is {copied} bytes: Argo CD's client-side apply copies it into the annotation "
                 f"{LAST_APPLIED}, and annotations over {ANNOTATIONS_MAX} bytes are refused"
             )
     return found
