@@ -522,6 +522,28 @@ def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: 
     assert note in added["impact"]
     # The eBPF agent binds no host port: its two DaemonSets run side by side until the prune.
     assert _notes(section["impact"], "DaemonSet") == []
+    # A render of this cluster alone keeps the old namespace in the AppProject: Argo CD still prunes there.
+    assert _notes(section["impact"], "the AppProject no longer allows") == []
+
+
+def test_a_stack_moved_out_of_a_namespace_its_appproject_drops_is_never_pruned(repo: Path) -> None:
+    edit(repo / "clusters/lab-tuned.yaml", "namespace: profiling-lab", "namespace: profiling-moved")
+    _render(repo)  # what gen check asks for: the AppProject no longer allows profiling-lab on lab-tuned
+    assert "namespace: profiling-lab\n" not in (repo / "argocd/project.yaml").read_text()
+    section = _section(_diff_json(repo), "lab-tuned")
+    # Argo CD leaves the live objects its project does not allow out of the Application: no prune
+    # ever reaches the old namespace, and its eBPF agent keeps sending next to the new one.
+    [note] = _notes(section["impact"], "the AppProject no longer allows namespace profiling-lab on this destination")
+    assert "never prunes them: they stay (the old eBPF agent profiles every node a second time)" in note
+    assert note.endswith(
+        "kubectl -n profiling-lab delete configmap,daemonset,deployment,networkpolicy,service,serviceaccount"
+        " -l cluster=lab-tuned"
+    )
+    [app] = [o for o in section["objects"] if o["kind"] == "Application"]
+    assert note in app["impact"]
+    [stall] = _notes(section["impact"], "Deployment profiling-moved/pyroscope cannot start its pods")
+    assert "Argo CD never prunes it (the AppProject no longer allows namespace profiling-lab)" in stall
+    assert "PruneLast" not in stall
 
 
 def test_an_application_moved_to_another_destination_leaves_the_old_stack_running(repo: Path) -> None:

@@ -12,7 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs, yamlio
-from gen.components.argocd import APPLICATIONS_DIR, ARGOCD_DIR, BOOTSTRAP_FILE, OVERLAYS_DIR, PROJECT_FILE, overlay_dir
+from gen.components.argocd import (
+    APPLICATIONS_DIR,
+    ARGOCD_DIR,
+    BOOTSTRAP_FILE,
+    OVERLAYS_DIR,
+    PROJECT_FILE,
+    overlay_dir,
+    project_allows,
+    target,
+)
 from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.output import Output
 from gen.render import layout, workers, writer
@@ -76,6 +85,15 @@ class Side:
             name = rel if self.label == WORKING_TREE else f"{self.label}:{rel}"
             out += [d for d in yamlio.parse_all_file(self.root / rel, name) if isinstance(d, dict)]
         return out
+
+    @functools.cached_property
+    def _projects(self) -> dict[str, dict[str, Any]]:
+        """The AppProjects of argocd/project.yaml by name (read only for a cluster that leaves a namespace)."""
+        docs = self.documents(PROJECT_FILE)
+        return {str((d.get("metadata") or {}).get("name")): d for d in docs if d.get("kind") == "AppProject"}
+
+    def project(self, name: object) -> dict[str, Any] | None:
+        return self._projects.get(str(name))
 
     @functools.cached_property
     def _spec_inputs(self) -> tuple[dict[str, str], Defaults | None] | None:
@@ -335,7 +353,8 @@ def _cluster_section(
         return None
     status: diffing.Status = "added" if not old_objs else "removed" if not new_objs else "changed"
     section = Section(name, "cluster", status, comparison)
-    section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs)]
+    unseen = _unseen_namespaces(new, old_apps, new_apps, comparison)
+    section.impact = [*_unclaimed(new, app, new_apps), *impact.assess(comparison, new_objs, unseen)]
     if built[1] and not new_apps:  # an overlay is deployed by its Application alone
         section.impact.insert(0, f"no Application deploys {overlay_dir(name)}: Argo CD applies none of this")
     spec = new.spec(name)
@@ -353,6 +372,28 @@ def _cluster_section(
         own = [name] if cluster is None else [name, cluster.control_node.address, cluster.stack_namespace]
         section.alike = grouping.signature(section, own)
     return section
+
+
+def _unseen_namespaces(
+    new: Side, old_apps: list[dict[str, Any]], new_apps: list[dict[str, Any]], comparison: diffing.Comparison
+) -> set[str]:
+    """The namespaces a cluster leaves objects in, on the same destination, that its AppProject no longer allows.
+
+    Argo CD leaves out of an Application the live objects its project does not allow: those are never
+    pruned. Moving the stack to another namespace takes the old one out of the fleet's AppProject.
+    """
+    if len(old_apps) != 1 or len(new_apps) != 1:
+        return set()
+    old_spec, new_spec = _as(dict, old_apps[0].get("spec")), _as(dict, new_apps[0].get("spec"))
+    old_dest, new_dest = _as(dict, old_spec.get("destination")), _as(dict, new_spec.get("destination"))
+    field, value = target(new_dest.get("server"), new_dest.get("name"))
+    if (field, value) != target(old_dest.get("server"), old_dest.get("name")):
+        return set()  # another cluster: what is left there is a note of its own
+    left = {c.key.namespace for c in comparison.changes if c.status == "removed" and c.key.namespace}
+    project = new.project(new_spec.get("project")) if left else None
+    if project is None:
+        return set()  # another AppProject than gen's: what it allows is not known here
+    return {ns for ns in left if not project_allows(project, field, value, ns)}
 
 
 def _unclaimed(side: Side, rel: str, documents: list[dict[str, Any]]) -> list[str]:

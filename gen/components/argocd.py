@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -236,6 +236,13 @@ _GLOB_SPECIAL = re.compile(r"([*?\\\[\]{}])")
 def _literal(value: str) -> str:
     """A destination's server or name as a glob that matches exactly itself."""
     return _GLOB_SPECIAL.sub(r"\\\1", value)
+
+
+def project_allows(project: Mapping[str, Any], field: str, value: str, namespace: str) -> bool:
+    """Whether an AppProject as gen renders it (each destination a literal glob) lists this destination."""
+    destinations = (project.get("spec") or {}).get("destinations") or []
+    wanted = (_literal(value), namespace)
+    return any(isinstance(d, dict) and (d.get(field), d.get("namespace")) == wanted for d in destinations)
 
 
 def project(placements: Iterable[Placement], fleet: Fleet) -> dict[str, Any]:

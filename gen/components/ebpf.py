@@ -19,6 +19,7 @@ from gen.components.common import (
 from gen.spec.cluster import Cluster
 
 BASE_IMAGE = "grafana/alloy"
+DAEMONSET = "pyroscope-ebpf"  # base/ebpf
 # What the eBPF profiler needs when it does not run privileged (Alloy's pyroscope.ebpf
 # documentation, "Required privileges"). SYS_ADMIN is deliberately not in it: it would
 # undo most of what this mode is for. Kernels before 5.9 lack CAP_CHECKPOINT_RESTORE
@@ -69,7 +70,7 @@ def build(cluster: Cluster) -> Part:
         component="ebpf",
         files={"config.alloy": header(cluster, "//") + config(cluster)},
         generators=[config_map("pyroscope-ebpf-config", ["config.alloy"])],
-        patches=[] if ebpf.privileged else [Patch("DaemonSet", "pyroscope-ebpf", _least_privilege_ops())],
+        patches=[] if ebpf.privileged else [Patch("DaemonSet", DAEMONSET, _least_privilege_ops())],
         images=[image_override(BASE_IMAGE, ebpf.image)],
     )
 

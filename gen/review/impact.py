@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from gen.components import cassandra, server
+from gen.components import cassandra, ebpf, server
 from gen.components.argocd import RESOURCES_FINALIZER
 from gen.render import layout
 from gen.review.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
@@ -65,11 +65,12 @@ def _note(notes: list[str], note: str, change: ObjectChange | None, *, summary: 
         notes.append(note)
 
 
-def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> list[str]:
+def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]], unseen: Collection[str] = ()) -> list[str]:
     """Fill in every change's impact notes; return the cluster's notes, each once.
 
     `new_objects` are the working tree's built objects as kustomize made them
     (hashed names included), to find the pods that use a changed ConfigMap.
+    `unseen`: the namespaces of the destination that the AppProject stops allowing.
     """
     workloads = [o for o in new_objects if o.get("kind") in WORKLOAD_KINDS]
     notes: list[str] = []
@@ -86,7 +87,8 @@ def assess(comparison: Comparison, new_objects: Iterable[Mapping[str, Any]]) -> 
         if obj.get("kind") == "Deployment" and _dig(obj, "spec", "strategy", "type") == "Recreate":
             recreate = f"{ident(obj)} has strategy Recreate: none of its pods runs during the restart"
             _note(notes, SERVER_RECREATE if _dig(obj, "metadata", "name") == SERVER_DEPLOYMENT else recreate, change)
-    _host_port_handovers(comparison.changes, notes)
+    _unseen_namespaces(comparison.changes, notes, unseen)
+    _host_port_handovers(comparison.changes, notes, unseen)
     _immutable_selectors(comparison.changes, notes)
     _cassandra(comparison.changes, notes)
     _storage_upgrade(comparison.changes, notes)
@@ -156,7 +158,7 @@ def _host_ports(workload: Mapping[str, Any] | None) -> set[tuple[int, str]]:
     return found
 
 
-def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str]) -> None:
+def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
     """A new workload whose pods need the host ports of one that leaves the build (a move to another namespace)."""
     changes = list(changes)
     leaving = [c for c in changes if c.status == "removed" and c.key.kind in WORKLOAD_KINDS]
@@ -170,13 +172,40 @@ def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str]) -> N
             # workloads are healthy: the new pods stay Pending and the prune never comes.
             ports = ", ".join(f"{n}/{proto}" for n, proto in shared)
             gone = f"{old.key.kind} {old.key.namespace}/{old.key.name}"
+            pruned = (
+                f"and Argo CD never prunes it (the AppProject no longer allows namespace {old.key.namespace})"
+                if old.key.namespace in unseen
+                else "and Argo CD prunes that one only after the new one is healthy (PruneLast)"
+            )
             _note(
                 notes,
                 f"{change.key.kind} {change.key.namespace}/{change.key.name} cannot start its pods while {gone} holds "
-                f"host ports {ports}, and Argo CD prunes that one only after the new one is healthy (PruneLast): "
-                f"the sync stalls; delete {gone} by hand once the new one exists",
+                f"host ports {ports}, {pruned}: the sync stalls; delete {gone} by hand once the new one exists",
                 change,
             )
+
+
+def _unseen_namespaces(changes: Iterable[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
+    """Objects left in a namespace of the destination that the AppProject stops allowing: never pruned."""
+    changes = list(changes)
+    app = next((c for c in changes if c.key.kind == "Application"), None)
+    for namespace in sorted(unseen):
+        left = [c for c in changes if c.status == "removed" and c.key.namespace == namespace and c.old is not None]
+        if not left:
+            continue
+        # Argo CD drops the live objects its project does not allow before it compares: they are no
+        # longer the Application's, so no sync prunes them (and deleting the Application leaves them).
+        kinds = ",".join(sorted({c.key.kind.lower() for c in left}))
+        labels = {_dig(c.old, "metadata", "labels", "cluster") for c in left}
+        select = f" -l cluster={next(iter(labels))}" if len(labels) == 1 and None not in labels else ""
+        agent = any((c.key.kind, c.key.name) == ("DaemonSet", ebpf.DAEMONSET) for c in left)
+        running = " (the old eBPF agent profiles every node a second time)" if agent else ""
+        note = (
+            f"the AppProject no longer allows namespace {namespace} on this destination, so Argo CD stops seeing "
+            f"the {len(left)} object(s) the Application leaves there and never prunes them: they stay"
+            f"{running}; delete them by hand: kubectl -n {namespace} delete {kinds}{select}"
+        )
+        _note(notes, note, app)
 
 
 def _immutable_selectors(changes: Iterable[ObjectChange], notes: list[str]) -> None:
