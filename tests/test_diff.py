@@ -16,7 +16,7 @@ from gen.commands.diff import _terminal
 from gen.components import server
 from gen.output import Output
 from gen.review import diffing
-from gen.review.impact import CASSANDRA_NEW, CASSANDRA_RESTART, CASSANDRA_UNSELECTED
+from gen.review.impact import CASSANDRA_NEW, CASSANDRA_RESTART, CASSANDRA_SAME_PIN, CASSANDRA_UNSELECTED
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -491,6 +491,25 @@ def test_an_agent_installed_again_asks_for_a_cassandra_restart(fleet: Path) -> N
     _render(repo, "lab-minimal")
     notes = _section(_diff_json(repo), "lab-minimal")["impact"]
     assert _notes(notes, *CASSANDRA_NOTES) == [CASSANDRA_NEW]
+
+
+def test_a_new_agent_version_under_the_old_pin_says_the_hosts_keep_the_old_jar_or_refuse_the_new(
+    fleet: Path,
+) -> None:
+    spec = fleet / "clusters/lab-minimal.yaml"
+    pin = "ab" * 32
+    edit(spec, "  argocd:\n", f"  cassandra:\n    agent:\n      version: 2.9.1\n      sha256: {pin}\n  argocd:\n")
+    repo = rendered_repo(fleet)
+    edit(spec, "version: 2.9.1", "version: 2.10.0")
+    _render(repo, "lab-minimal")
+    # A host whose jar matches the pin keeps it (nothing is downloaded); any other refuses the new jar.
+    notes = _section(_diff_json(repo), "lab-minimal")["impact"]
+    assert _notes(notes, *CASSANDRA_NOTES, "the agent's URL") == [CASSANDRA_SAME_PIN]
+    # Pinned anew, the hosts get the new jar, which a running JVM loads only at its restart.
+    edit(spec, f"sha256: {pin}", f"sha256: {'cd' * 32}")
+    _render(repo, "lab-minimal")
+    notes = _section(_diff_json(repo), "lab-minimal")["impact"]
+    assert _notes(notes, *CASSANDRA_NOTES, "the agent's URL") == [CASSANDRA_RESTART]
 
 
 def test_a_narrower_cassandra_node_selector_says_the_hosts_it_leaves_keep_the_agent(repo: Path) -> None:

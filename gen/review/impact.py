@@ -32,6 +32,11 @@ CASSANDRA_LEFT = (
     "the Java agent stays installed on the Cassandra hosts: deleting the DaemonSet does not uninstall it "
     "(set spec.cassandra.state: absent and let it sync first)"
 )
+CASSANDRA_SAME_PIN = (
+    "the agent's URL changes but not its pin (cassandra.agent.sha256): hosts whose jar matches the pin keep it and "
+    "download nothing, and any other host refuses the new download unless it is that very jar (its installer fails); "
+    "pin the new jar: curl -sL <url> | sha256sum"
+)
 CASSANDRA_UNSELECTED = (
     "hosts the new cassandra.nodeSelector no longer selects keep the Java agent installed: the installer's pods "
     "leave them without uninstalling (narrow the selector after a sync with spec.cassandra.state: absent)"
@@ -342,5 +347,16 @@ def _cassandra(changes: Iterable[ObjectChange], notes: list[str]) -> None:
         _note(notes, CASSANDRA_UNSELECTED, installing[0])
     old = next((c.old for c in configs if c.old is not None), None)
     new = next((c for c in configs if c.new is not None), None)
-    if old is not None and new is not None and any(_dig(old, *p) != _dig(new.new, *p) for p in CASSANDRA_RESTART_PATHS):
+    if old is None or new is None:
+        return
+    changed = {p for p in CASSANDRA_RESTART_PATHS if _dig(old, *p) != _dig(new.new, *p)}
+    if (
+        ("data", "AGENT_URL") in changed
+        and ("data", "AGENT_SHA256") not in changed
+        and _dig(old, "data", "AGENT_SHA256")
+    ):
+        # The installer keeps a jar that matches the pin, and refuses a download that does not.
+        _note(notes, CASSANDRA_SAME_PIN, new)
+        changed.discard(("data", "AGENT_URL"))
+    if changed:
         _note(notes, CASSANDRA_RESTART, new)
