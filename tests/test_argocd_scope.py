@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from argo_fixtures import CRDS, PROJECT, REPO, load, spec_text, write
+from argo_fixtures import CRDS, IN_CLUSTER, PROJECT, REPO, load, spec_text, write
 
 from gen import yamlio
 from gen.components import argocd as argo
@@ -447,6 +447,35 @@ def test_without_fleet_yaml_one_cluster_s_render_cannot_point_the_bootstrap_else
     ]
     assert _errors(gen("check", "--root", str(root))) == _errors(result)
     assert snapshot(root) == {**before, "clusters/b.yaml": (root / "clusters/b.yaml").read_bytes()}
+
+
+@pytest.mark.parametrize(
+    ("name", "moved"),
+    [
+        ("a", {"namespace": "ns-moved"}),  # to another namespace of its destination
+        ("b", {"dest_name": "lab-b2"}),  # to another destination
+    ],
+)
+def test_a_render_of_the_cluster_that_moved_drops_where_it_was_from_the_appproject(
+    tmp_path: Path, name: str, moved: dict[str, str]
+) -> None:
+    specs: dict[str, dict[str, Any]] = {
+        "a": {"namespace": "ns-a"},
+        "b": {"namespace": "ns-b", "server": None, "dest_name": "lab-b"},
+        "c": {"namespace": "ns-c", "server": None, "dest_name": "lab-c"},  # untouched
+    }
+    root = _repo(tmp_path, **{n: spec_text(n, **kw) for n, kw in specs.items()})
+    _render(root)
+    write(root, name, spec_text(name, **{**specs[name], **moved}))
+    result = gen("render", name, "--root", str(root))
+    assert result.exit_code == 0, result.output
+    # The workflow's `gen render NAME`, then commit: what gen check (and so CI) asks of the AppProject.
+    check = gen("check", "--no-cache", "--root", str(root))
+    assert check.exit_code == 0, check.output
+    (project,) = yamlio.parse_all_plain((root / argo.PROJECT_FILE).read_text(encoding="utf-8"))
+    where = {(d.get("server") or d["name"], d["namespace"]) for d in project["spec"]["destinations"]}
+    before = {(kw.get("dest_name") or IN_CLUSTER, kw["namespace"]) for n, kw in specs.items() if n != name}
+    assert before <= where  # no other cluster's Application is cut off
 
 
 def _line(root: Path, name: str, key: str) -> int:

@@ -539,15 +539,19 @@ def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: 
     assert "delete Deployment profiling-lab/pyroscope by hand" in note
     added = next(o for o in section["objects"] if o["kind"] == "Deployment" and o["namespace"] == "profiling-moved")
     assert note in added["impact"]
-    # The eBPF agent binds no host port: its two DaemonSets run side by side until the prune.
+    # The eBPF agent binds no host port: its two DaemonSets run side by side.
     assert _notes(section["impact"], "DaemonSet") == []
-    # A render of this cluster alone keeps the old namespace in the AppProject: Argo CD still prunes there.
-    assert _notes(section["impact"], "the AppProject no longer allows") == []
+    # Under another AppProject than the fleet's, which may still allow the old namespace, PruneLast
+    # prunes the old server once the new one is healthy.
+    edit(repo / "clusters/lab-tuned.yaml", "project: profiling", "project: lab-projects")
+    _render(repo, "lab-tuned")
+    [note] = _notes(_section(_diff_json(repo), "lab-tuned")["impact"], "Deployment profiling-moved/pyroscope")
+    assert "Argo CD prunes that one only after the new one is healthy (PruneLast): the sync stalls" in note
 
 
 def test_a_stack_moved_out_of_a_namespace_its_appproject_drops_is_never_pruned(repo: Path) -> None:
     edit(repo / "clusters/lab-tuned.yaml", "namespace: profiling-lab", "namespace: profiling-moved")
-    _render(repo)  # what gen check asks for: the AppProject no longer allows profiling-lab on lab-tuned
+    _render(repo, "lab-tuned")  # as gen check asks: the AppProject no longer allows profiling-lab on lab-tuned
     assert "namespace: profiling-lab\n" not in (repo / "argocd/project.yaml").read_text()
     section = _section(_diff_json(repo), "lab-tuned")
     # Argo CD leaves the live objects its project does not allow out of the Application: no prune

@@ -66,7 +66,9 @@ def run(
     if problems:
         raise SpecError(problems)
     mine = argocd.placement(item)
-    clash = next(iter(argocd.clashes({mine, *neighbours(root, spec_files(root), {name}, [mine])}, [rel])), None)
+    clash = next(
+        iter(argocd.clashes({mine, *neighbours(root, spec_files(root), {name}, [mine.where[1]])}, [rel])), None
+    )
     if clash is not None:
         other = clash.first if clash.later is mine else clash.later
         raise UsageError(

@@ -238,6 +238,11 @@ def _literal(value: str) -> str:
     return _GLOB_SPECIAL.sub(r"\\\1", value)
 
 
+def project_target(where: tuple[str, str]) -> tuple[str, str]:
+    """A destination's cluster as an AppProject gen renders lists it: ("server" or "name", its literal glob)."""
+    return where[0], _literal(where[1])
+
+
 def project_allows(project: Mapping[str, Any], field: str, value: str, namespace: str) -> bool:
     """Whether an AppProject as gen renders it (each destination a literal glob) lists this destination."""
     destinations = (project.get("spec") or {}).get("destinations") or []

@@ -94,8 +94,9 @@ def render_fleet(
 
     Raises one SpecError for every problem in the specs. Rendering every cluster
     gives the complete fleet (what `gen check` compares with). Rendering some
-    reads only their specs: the committed AppProject gains their destinations
-    (and loses nothing until the next full render, so no Application is cut off).
+    reads their specs and those of the other clusters on the destinations they deploy to (or
+    deployed to): the committed AppProject gains their destinations and loses those no spec
+    deploys to any more, as a full render has it; no other cluster's Application is cut off.
     With `cached` (a full render only), the clusters whose files are current
     are left out. `specs`: also return the loaded specs; `out`: show progress;
     `collisions`: refuse specs that would own the same objects.
@@ -130,7 +131,7 @@ def render_fleet(
     # The fleet-wide work, as large as the fleet, is left out when no spec moved since the last full render.
     kept = cache.project if cache is not None and cache.same_fleet({c.name: c.placement for c in clusters}) else None
     mine = set() if kept else {c.placement for c in clusters} | {Placement._make(e.placement) for e in reused.values()}
-    others = set() if every else neighbours(root, files, set(chosen), mine)
+    others = set() if every else neighbours(root, files, set(chosen), {p.where[1] for p in mine})
     clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine}) if collisions else []
     if clashes:
         raise SpecError([c.problem() for c in clashes])
@@ -151,22 +152,37 @@ def render_fleet(
     # from the defaults is warned about on its line there, however many clusters inherit it.
     warnings = list(dict.fromkeys(w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])))
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
-    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every, prefix))
+    # A render of some clusters knows every spec on the destinations they deploy to, or deployed to before.
+    left = set() if every else _left_destinations(root, clusters)
+    known = mine | others | (neighbours(root, files, set(chosen), {v for _, v in left}) if left else set())
+    touched = {p.where for p in mine} | left
+    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every, prefix, (known, touched)))
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, reused, loaded, cache)
 
 
 def _bootstrap_and_project(  # noqa: PLR0917 - what render_fleet settled
-    root: Path, fleet: Fleet, placements: set[Placement], kept: str | None, every: bool, prefix: str
+    root: Path,
+    fleet: Fleet,
+    placements: set[Placement],
+    kept: str | None,
+    every: bool,
+    prefix: str,
+    nearby: tuple[set[Placement], set[tuple[str, str]]],
 ) -> dict[str, str]:
-    """The bootstrap's text and the AppProject's: `kept`, else made, and for some clusters only when it must widen."""
+    """The bootstrap's text and the AppProject's: `kept`, else made, and for some clusters only when it changes.
+
+    `nearby`, for a render of some clusters: every spec on the destinations they touch, and those destinations.
+    """
     files = {argocd.BOOTSTRAP_FILE: argo_text(argocd.BOOTSTRAP_FILE, argocd.bootstrap(fleet, prefix))}
     if kept:
         return {**files, argocd.PROJECT_FILE: kept}
     project = [argocd.project(placements, fleet)]
     committed = [] if every else _committed_docs(root, argocd.PROJECT_FILE)
     if committed:
-        project = [_widen_project(project[0], committed[0])]
+        known, touched = nearby
+        needed = argocd.project(known, fleet)["spec"]["destinations"]
+        project = [_widen_project(project[0], committed[0], needed, {argocd.project_target(w) for w in touched})]
         if project == committed:
             return files  # it admits these clusters already: not emitted again
     # It grows with the fleet: emitted once for each version of its documents.
@@ -219,14 +235,14 @@ def render_chunk(  # noqa: PLR0917 - one chunk's arguments
 
 
 def neighbours(
-    root: Path, files: Mapping[str, str], chosen: set[str], mine: Iterable[argocd.Placement]
+    root: Path, files: Mapping[str, str], chosen: set[str], destinations: Iterable[str]
 ) -> set[argocd.Placement]:
-    """The placements of the specs not rendered that may share a destination with `mine`.
+    """The placements of the specs not rendered that may deploy to one of the destinations (server or name).
 
     Only a spec whose text (or the defaults' text) holds one of those destinations is loaded; one
     that does not load is left out, as its own render reports it.
     """
-    needles = {p.where[1].encode() for p in mine}
+    needles = {d.encode() for d in destinations}
     try:
         defaults = load_defaults(root)
         everyone = defaults is not None and any(n in repofs.read(root / defaults.file) for n in needles)
@@ -243,6 +259,27 @@ def neighbours(
         except (OSError, SpecError):
             continue
     return found
+
+
+def _left_destinations(root: Path, clusters: Iterable[ClusterRender]) -> set[tuple[str, str]]:
+    """The destinations the rendered clusters' committed Applications deploy to that they no longer do."""
+    left = set()
+    for c in clusters:
+        if not c.files:
+            continue  # its Application is unchanged
+        rel = argocd.application_file(c.name)
+        try:
+            data = repofs.read(root / rel)
+            if yamlio.check_bounds(data.decode("utf-8")) is not None:
+                continue
+            [app] = yamlio.parse_all_bytes(data, rel)
+            dest = app["spec"]["destination"]
+            where = argocd.target(dest.get("server"), dest.get("name"))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, SpecError):
+            continue  # none, or not gen's: what it deployed to is not known
+        if where != c.placement.where:
+            left.add(where)
+    return left
 
 
 def _whole(item: LoadedCluster, overlay: dict[str, str], app: dict[str, str]) -> ClusterRender:
@@ -364,11 +401,15 @@ def _committed_docs(root: Path, rel: str) -> list[Any]:
         raise UsageError(f"{rel}: cannot be read ({getattr(e, 'why', None) or e}); {_REMADE}") from None
 
 
-def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
-    """The fresh AppProject with the committed one's destinations added.
+def _widen_project(
+    fresh: dict[str, Any], committed: Any, needed: list[dict[str, Any]], touched: set[tuple[str, str]]
+) -> dict[str, Any]:
+    """The fresh AppProject with the committed one's destinations added, but for those no spec deploys to.
 
-    Its repositories stay fleet.yaml's alone: one added to the committed file by
-    hand is not carried over.
+    On the `touched` destinations (as the project writes them) every spec is known, so only the
+    `needed` ones stay there: a cluster moved to another namespace or destination leaves the project
+    as a full render has it. Its repositories stay fleet.yaml's alone: one added to the committed
+    file by hand is not carried over.
     """
     try:
         old_dests = [dict(d) for d in committed["spec"].get("destinations", [])]
@@ -380,7 +421,10 @@ def _widen_project(fresh: dict[str, Any], committed: Any) -> dict[str, Any]:
         return (field, str(dest.get(field)), str(dest.get("namespace")))
 
     spec = fresh["spec"]
-    destinations = {key(d): d for d in [*old_dests, *spec["destinations"]]}
+    keep = {key(d) for d in needed}
+    destinations = {
+        key(d): d for d in [*old_dests, *spec["destinations"]] if key(d)[:2] not in touched or key(d) in keep
+    }
     spec["destinations"] = [destinations[k] for k in sorted(destinations)]
     return fresh
 
