@@ -283,3 +283,37 @@ def test_gen_init_s_workflow_installs_this_gen_or_says_that_it_cannot(
     )
     assert proc.returncode == 1
     assert proc.stdout.startswith("::error file=.github/workflows/pull-request.yaml::GEN_PACKAGE is empty")
+
+
+def test_after_an_upgrade_of_gen_render_and_check_say_that_ci_still_installs_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def installed(commit: str) -> None:
+        origin = {"url": "https://github.com/acme/gen.git", "vcs_info": {"vcs": "git", "commit_id": commit}}
+        monkeypatch.setattr(metadata, "distribution", lambda name: _Installed(origin))
+        init_command.gen_package.cache_clear()
+
+    root = tmp_path / "fleet"
+    newer = "fedcba9876543210fedcba9876543210fedcba98"
+    try:
+        installed(COMMIT)
+        assert gen("init", str(root), "--repo-url", REPO_URL).exit_code == 0
+        assert "GEN_PACKAGE" not in gen("render", "--all", "--root", str(root)).stderr
+        installed(newer)  # pipx upgrade gen
+        workflow = root / ".github/workflows/pull-request.yaml"
+        line = next(n for n, t in enumerate(workflow.read_text().splitlines(), 1) if "GEN_PACKAGE:" in t)
+        # CI would check what this gen renders (base/ too) with the old gen: the workflow must install this one.
+        for command in (["render", "--all"], ["check"]):
+            result = gen(*command, "--root", str(root))
+            [warning] = [w for w in result.stderr.splitlines() if "GEN_PACKAGE" in w]
+            assert warning == (
+                f".github/workflows/pull-request.yaml:{line}:3: warning: env.GEN_PACKAGE: CI installs "
+                f"'gen @ git+https://github.com/acme/gen.git@{COMMIT}', not this gen "
+                f"('gen @ git+https://github.com/acme/gen.git@{newer}'): set it to this one in the commit that "
+                "holds what this gen renders (base/ included), or CI's gen check compares the files with what the "
+                "other gen renders"
+            )
+        edit(workflow, COMMIT, newer)
+        assert "GEN_PACKAGE" not in gen("check", "--root", str(root)).stderr
+    finally:
+        init_command.gen_package.cache_clear()

@@ -7,8 +7,9 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
+from gen import repofs, yamlio
 from gen.components.common import filled
-from gen.errors import EXIT_OK, Problem, UsageError
+from gen.errors import EXIT_OK, Problem, SpecError, UsageError
 from gen.output import Output
 from gen.render import writer
 from gen.spec.fleet import FLEET_FILE, load_fleet_text
@@ -65,6 +66,31 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
         "and commit everything; `pre-commit install` runs gen check before each commit"
     )
     return EXIT_OK
+
+
+def ci_package_warning(root: Path) -> Problem | None:
+    """When the fleet's workflow installs another gen than this one (after an upgrade of gen): what to set."""
+    mine = gen_package()
+    if mine is None:
+        return None  # not installed from git: nothing to compare with
+    try:
+        text = repofs.read_text(root / WORKFLOW)
+        if yamlio.check_bounds(text) is not None:
+            return None
+        theirs = yamlio.parse_all_bytes(text.encode(), WORKFLOW)[0]["env"]["GEN_PACKAGE"]
+    except (OSError, ValueError, LookupError, TypeError, SpecError):
+        return None  # none, moved or rewritten: not the file gen init wrote
+    if not isinstance(theirs, str) or not theirs or theirs == mine:
+        return None
+    line = next((n for n, t in enumerate(text.splitlines(), 1) if t.lstrip().startswith("GEN_PACKAGE:")), 1)
+    return Problem(
+        WORKFLOW,
+        line,
+        3,
+        "env.GEN_PACKAGE",
+        f"CI installs {theirs!r}, not this gen ({mine!r}): set it to this one in the commit that holds what this gen "
+        "renders (base/ included), or CI's gen check compares the files with what the other gen renders",
+    )
 
 
 @cache

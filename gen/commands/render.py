@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gen import repofs
+from gen.commands.init import ci_package_warning
 from gen.components.argocd import OVERLAYS_DIR, overlay_dir
 from gen.errors import EXIT_OK, UsageError
 from gen.output import Output
@@ -52,6 +53,8 @@ def run(
             for rel in alien:
                 out.note(f"{rel}: {UNCLAIMED_NOTE}")
         rendered.remember()
+    if all_clusters and (warning := ci_package_warning(root)) is not None:
+        out.warn(warning)
     for verb, rels in (("created", report.created), ("changed", report.changed), ("removed", report.removed)):
         for rel in rels:
             out.detail(f"{verb} {rel}")
