@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Protocol, TextIO
 
 from gen.errors import Problem, printable
@@ -16,6 +17,8 @@ class Output:
         self.err = err or sys.stderr
         self.fmt = fmt
         self.quiet = quiet  # results and problems only
+        # Where the fleet sits in its git repository (`infra/fleet/`): GitHub names an annotation's file from the top.
+        self.prefix = ""
 
     def line(self, text: str) -> None:
         """A result: a finding, a table row, a diff."""
@@ -45,7 +48,7 @@ class Output:
 
     def warn(self, problem: Problem) -> None:
         if self.fmt == "github":
-            print(problem.github("warning"), file=self.out)
+            print(replace(problem, file=self.prefix + problem.file).github("warning"), file=self.out)
             return
         print(str(problem).replace(": error: ", ": warning: ", 1), file=self.err)
 

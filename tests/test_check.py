@@ -221,6 +221,11 @@ def test_check_in_a_fleet_below_the_top_of_the_repository(fleet: Path) -> None:
     assert result.exit_code == 1
     assert result.stdout.startswith("overlays/lab-tuned/config.alloy: hand-edited: edited by hand")
     assert git(top, "status", "--porcelain").strip() == "M fleet/overlays/lab-tuned/config.alloy"
+    # CI runs in the repository's top: GitHub attaches an annotation to the file named from there.
+    github = gen("check", "--format", "github", "--root", str(fleet)).stdout
+    assert github.startswith("::error file=fleet/overlays/lab-tuned/config.alloy,line=")
+    warned = gen("render", "lab-tuned", "--format", "github", "--root", str(fleet)).stdout  # the jar is unpinned
+    assert "::warning file=fleet/clusters/lab-tuned.yaml,line=" in warned
 
 
 def test_the_pre_commit_hook_runs_check_once_per_commit() -> None:

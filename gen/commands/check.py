@@ -55,6 +55,8 @@ class Drift:
 
 def run(root: Path, out: Output, jobs: int | None = None, cached: bool = False) -> int:
     repofs.guard_layout(root)
+    if out.fmt == "github":
+        out.prefix = writer.repo_prefix(root)
     # `cached`: the clusters the render cache knows to be current are in sync, as `render --all` takes them.
     rendered = render_fleet(root, jobs=default_jobs(jobs), cached=cached, out=out, label="checking")
     # Each folder is scanned once: gen's orphans are drift, the others notes.
@@ -77,7 +79,7 @@ def run(root: Path, out: Output, jobs: int | None = None, cached: bool = False) 
     for drift in found:
         message = f"{drift.kind}: {drift.why} (run: {drift.fix})"
         if out.fmt == "github":
-            out.line(github_command("error", message, file=drift.path, line=drift.line))
+            out.line(github_command("error", message, file=out.prefix + drift.path, line=drift.line))
         else:
             out.line(printable(f"{drift.path}: {message}"))
         for line in drift.diff:
