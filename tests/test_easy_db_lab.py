@@ -143,11 +143,18 @@ def _reapplied_merge_problems(objs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("server", ["", "  server:\n    port: 4100\n"], ids=["default", "another-port"])
-def test_easy_db_labs_next_up_can_apply_its_own_objects_over_the_taken_over_ones(tmp_path: Path, server: str) -> None:
+def test_easy_db_labs_next_up_can_apply_its_own_objects_over_the_taken_over_ones(tmp_path: Path) -> None:
     # A refused apply stops easy-db-lab's `up` and `grafana update-config` with an error.
-    root = _fleet(tmp_path / "fleet", SPEC.replace("  argocd:\n", server + "  argocd:\n"))
-    assert _reapplied_merge_problems(_objects(root)) == []
+    assert _reapplied_merge_problems(_objects(_fleet(tmp_path / "fleet"))) == []
+
+
+def test_another_server_port_on_easy_db_lab_is_warned_about_for_what_it_breaks(tmp_path: Path) -> None:
+    # The Service is on server.port, as the spec says; easy-db-lab's next up then adds its own port
+    # 4040, also named http, and the API server refuses the Service: the render warning says so.
+    root = _fleet(tmp_path / "fleet", SPEC.replace("  argocd:\n", "  server:\n    port: 4100\n  argocd:\n"))
+    assert _reapplied_merge_problems(_objects(root)) == ["Service/pyroscope: port names ['http', 'http']"]
+    result = CliRunner().invoke(cli, ["render", "edl", "--root", str(root)])
+    assert "easy-db-lab's next up fails on the Service" in result.stderr
 
 
 def test_the_server_lands_on_the_control_node_and_the_installer_on_database_nodes(built: list[dict[str, Any]]) -> None:
@@ -228,5 +235,6 @@ def test_another_server_port_warns_that_easy_db_labs_grafana_will_not_find_it(tm
     assert (
         "clusters/edl.yaml:9:11: warning: spec.server.port: easy-db-lab's Grafana keeps its datasource at "
         "http://localhost:4040, which gen leaves alone: it finds no server on port 4100, and easy-db-lab's other "
-        "agents (its Cassandra sidecar, Spark, Presto and Trino) send to port 4040 too"
+        "agents (its Cassandra sidecar, Spark, Presto and Trino) send to port 4040 too; and easy-db-lab's next up "
+        "fails on the Service, adding its own port 4040 named http beside this one"
     ) in result.stderr.splitlines()

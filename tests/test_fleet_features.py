@@ -146,7 +146,8 @@ def test_a_warning_about_an_inherited_value_is_shown_once_and_one_about_each_clu
     assert [w for w in warnings if "spec.server.port" in w] == [
         "clusters/_defaults.yaml:6:11: warning: spec.server.port: easy-db-lab's Grafana keeps its datasource at "
         "http://localhost:4040, which gen leaves alone: it finds no server on port 4100, and easy-db-lab's other "
-        "agents (its Cassandra sidecar, Spark, Presto and Trino) send to port 4040 too"
+        "agents (its Cassandra sidecar, Spark, Presto and Trino) send to port 4040 too; and easy-db-lab's next up "
+        "fails on the Service, adding its own port 4040 named http beside this one"
     ]
     # Neither pins the jar: each is told in its own file, though the defaults hold a cassandra section.
     assert [w.split(":")[0] for w in warnings if "sha256" in w] == [

@@ -203,8 +203,7 @@ def test_server_runs_as_10001_after_chowning_its_host_directory(built: tuple[str
     assert {p["name"]: p["containerPort"] for p in server["ports"]} == spec.server.ports
     assert ("raft" in spec.server.ports) == (spec.server.major == 2)
     service = _find(objs, "Service", "pyroscope")
-    # easy-db-lab applies its own port 4040 again on its next `up`; the Service keeps it there.
-    assert service["spec"]["ports"][0]["port"] == (4040 if spec.takes_over_easy_db_lab else spec.server.port)
+    assert service["spec"]["ports"][0]["port"] == spec.server.port
     assert service["spec"]["ports"][0]["targetPort"] == "http"
 
 

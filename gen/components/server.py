@@ -120,12 +120,10 @@ def build(cluster: Cluster) -> Part:
         patch_op("replace", "/spec/template/spec/initContainers/0/args/1", server.storage_path),
     ]
     files = {"config.yaml": header(cluster) + yamlio.dump(config(cluster))}
-    patches = [Patch("Deployment", "pyroscope", deployment_ops)]
-    # On easy-db-lab the Service keeps its port 4040 (targetPort follows the server's port): easy-db-lab's
-    # next `up` applies its own port 4040, named http too, beside the rendered one (server-side apply keys
-    # ports by number), and the API server refuses a Service with two ports of one name.
-    if not spec.takes_over_easy_db_lab:
-        patches.append(Patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]))
+    patches = [
+        Patch("Deployment", "pyroscope", deployment_ops),
+        Patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]),
+    ]
     resources = []
     if not server.host_network:
         deployment_ops += _pod_network_ops(cluster)

@@ -442,7 +442,9 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
         why = (
             f"easy-db-lab's Grafana keeps its datasource at http://localhost:{EASY_DB_LAB_SERVER_PORT}, "
             f"which gen leaves alone: it finds no server on port {spec.server.port}, and easy-db-lab's other "
-            f"agents (its Cassandra sidecar, Spark, Presto and Trino) send to port {EASY_DB_LAB_SERVER_PORT} too"
+            f"agents (its Cassandra sidecar, Spark, Presto and Trino) send to port {EASY_DB_LAB_SERVER_PORT} too; and "
+            f"easy-db-lab's next up fails on the Service, adding its own port {EASY_DB_LAB_SERVER_PORT} named http "
+            "beside this one"
         )
         found.append(item.problem(("spec", "server", "port"), why))
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
