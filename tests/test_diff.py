@@ -16,7 +16,13 @@ from gen.commands.diff import _terminal
 from gen.components import server
 from gen.output import Output
 from gen.review import diffing
-from gen.review.impact import CASSANDRA_NEW, CASSANDRA_RESTART, CASSANDRA_SAME_PIN, CASSANDRA_UNSELECTED
+from gen.review.impact import (
+    CASSANDRA_NEW,
+    CASSANDRA_RESTART,
+    CASSANDRA_SAME_PIN,
+    CASSANDRA_UNINSTALL,
+    CASSANDRA_UNSELECTED,
+)
 from tests.git_fixtures import commit_all, edit, gen, git, init, rendered_repo
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -167,7 +173,7 @@ def test_choices_found_by_table_and_fleet_settings_have_their_line(repo: Path) -
         "uninstall",
     )
     assert args["source"] == f"clusters/lab-tuned.yaml:{_line_of(spec, '    state: absent')}"
-    assert any(note.startswith("Cassandra must be restarted node by node") for note in agent["impact"])
+    assert CASSANDRA_UNINSTALL in agent["impact"]
     [bootstrap] = _section(doc, "argocd/ (fleet)")["objects"]
     [revision] = bootstrap["fields"]
     assert revision["path"] == "spec.source.targetRevision"

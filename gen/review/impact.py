@@ -27,6 +27,10 @@ CASSANDRA_RESTART = (
     "Cassandra must be restarted node by node to load the changed agent settings "
     "(the installer only rewrites the files on the hosts; a running JVM keeps its agent)"
 )
+CASSANDRA_UNINSTALL = (
+    "Cassandra must be restarted node by node to drop the agent "
+    "(the installer only removes the files on the hosts; a running JVM keeps its agent)"
+)
 CASSANDRA_NEW = "Cassandra loads the agent only when restarted: restart it node by node once the installer has run"
 CASSANDRA_LEFT = (
     "the Java agent stays installed on the Cassandra hosts: deleting the DaemonSet does not uninstall it "
@@ -333,7 +337,7 @@ def _cassandra(changes: Iterable[ObjectChange], notes: list[str]) -> None:
         return  # else the agent was not installed and is not now
     if before and not installing:
         if after:  # the installer now uninstalls: a running JVM keeps its agent until restarted
-            _note(notes, CASSANDRA_RESTART, after[0])
+            _note(notes, CASSANDRA_UNINSTALL, after[0])
         else:
             for change in before:
                 _note(notes, CASSANDRA_LEFT, change)
