@@ -250,7 +250,7 @@ def completion(shell: str, root: Path) -> None:
 @_format("text", "json")
 @fleet_options
 def list_clusters(fmt: str, root: Path) -> None:
-    """List every cluster with its status (in sync, stale, orphan), components and destination."""
+    """List every cluster with its status (in sync, stale, invalid, collides, orphan), components and destination."""
     from gen.commands import list as command
 
     sys.exit(command.run(root, _output(fmt)))
@@ -288,7 +288,8 @@ def diff(ref: str | None, fmt: str, color: str, max_chars: int, root: Path) -> N
     """Show what the fully built manifests change between --base and the working tree.
 
     Per cluster and object: changed fields with old and new values, the spec
-    line behind each, and what restarts. Changes nothing; exit 0.
+    line behind each, and what restarts. Changes nothing; exit 0, or 1 when a side
+    holds a tree that is not safe to build.
     """
     from gen.commands import diff as command
 
