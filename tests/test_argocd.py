@@ -121,9 +121,10 @@ def test_application_defaults_automated_sync(tmp_path: Path) -> None:
     assert spec["destination"] == {"server": IN_CLUSTER, "namespace": "profiling"}
     assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
     assert spec["syncPolicy"]["syncOptions"] == sorted(spec["syncPolicy"]["syncOptions"])
-    assert {"CreateNamespace=true", "PruneLast=true", "PrunePropagationPolicy=foreground"} <= set(
-        spec["syncPolicy"]["syncOptions"]
-    )
+    assert {"CreateNamespace=true", "PrunePropagationPolicy=foreground"} <= set(spec["syncPolicy"]["syncOptions"])
+    # PruneLast would prune in a wave after the DaemonSets, reached only once they are healthy: a DaemonSet
+    # with one pod that never becomes ready is Progressing for ever, and every sync that prunes would hang.
+    assert not any(o.startswith("PruneLast") for o in spec["syncPolicy"]["syncOptions"])
     assert argo.application(lc.cluster, setting)["metadata"]["namespace"] == "gitops"
 
 
@@ -499,8 +500,7 @@ def test_strict_model_bites(tmp_path: Path) -> None:
         "Application/profiling-a: spec.source.chart: unknown field (gen never emits it)",
         "Application/profiling-a: spec.syncPolicy.automated.prune: must be true, got string 'yes'",
         "Application/profiling-a: spec.syncPolicy.syncOptions: Replace=true: not a sync option "
-        "gen sets (CreateNamespace=true, FailOnSharedResource=true, PruneLast=true, "
-        "PrunePropagationPolicy=foreground)",
+        "gen sets (CreateNamespace=true, FailOnSharedResource=true, PrunePropagationPolicy=foreground)",
     ]
     elsewhere = copy.deepcopy(app)
     elsewhere["spec"]["destination"]["server"] = "http://10.0.0.1:6443"  # no spec can name it

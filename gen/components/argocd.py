@@ -30,8 +30,12 @@ RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 #   `spec.namespace` yet; on easy-db-lab the stack runs in `default`, which exists.
 # - FailOnSharedResource=true: all clusters render the same object names, so an
 #   Application that would take over another one's objects must fail, not fight.
-# - PruneLast=true: drop removed objects only after the rest is healthy, so a
-#   renamed ConfigMap is not pruned before the pods moved to the new one.
+# - No PruneLast: it would prune in a wave after the agents' DaemonSets, which Argo CD only reaches
+#   once they are healthy; a DaemonSet with one pod that never becomes ready stays Progressing for
+#   ever, so every sync that prunes would hang. Without it, Argo CD prunes in the removed objects'
+#   own waves, in reverse order, and waits for each prune before the next wave: a server moved to
+#   another namespace is gone before the new one wants its host ports. No ConfigMap is ever renamed
+#   (they have no hash suffix), so no pod loses its config to an early prune.
 # - PrunePropagationPolicy=foreground: a pruned DaemonSet's pods are gone before
 #   the prune counts as done, so the next sync never sees half-deleted agents.
 # ServerSideApply is left out on purpose: it would leave every field that another
@@ -42,7 +46,6 @@ RESOURCES_FINALIZER = "resources-finalizer.argocd.argoproj.io"
 SYNC_OPTIONS = (
     "CreateNamespace=true",
     "FailOnSharedResource=true",
-    "PruneLast=true",
     "PrunePropagationPolicy=foreground",
 )
 

@@ -168,28 +168,27 @@ def _host_ports(workload: Mapping[str, Any] | None) -> set[tuple[int, str]]:
 
 
 def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
-    """A new workload whose pods need the host ports of one that leaves the build (a move to another namespace)."""
+    """A new workload whose pods need the host ports of one left in a namespace the AppProject no longer allows."""
     changes = list(changes)
-    leaving = [c for c in changes if c.status == "removed" and c.key.kind in WORKLOAD_KINDS]
+    # Argo CD prunes a removed workload in its own wave or an earlier one, and waits for the deletion
+    # before the next wave, so a workload it prunes hands its host ports over by itself; one it no
+    # longer sees is never pruned, and the scheduler places no pod on a node where another holds its
+    # host port.
+    leaving = [
+        c for c in changes if c.status == "removed" and c.key.kind in WORKLOAD_KINDS and c.key.namespace in unseen
+    ]
     for change in (c for c in changes if c.status == "added" and c.key.kind in WORKLOAD_KINDS):
         for old in leaving:
             shared = sorted(_host_ports(change.new) & _host_ports(old.old))
             if not shared:
                 continue
-            # The scheduler places no pod on a node where another one holds its host port. With
-            # PruneLast the old workload is pruned after every wave, and a wave ends only once its
-            # workloads are healthy: the new pods stay Pending and the prune never comes.
             ports = ", ".join(f"{n}/{proto}" for n, proto in shared)
             gone = f"{old.key.kind} {old.key.namespace}/{old.key.name}"
-            pruned = (
-                f"and Argo CD never prunes it (the AppProject no longer allows namespace {old.key.namespace})"
-                if old.key.namespace in unseen
-                else "and Argo CD prunes that one only after the new one is healthy (PruneLast)"
-            )
             _note(
                 notes,
                 f"{change.key.kind} {change.key.namespace}/{change.key.name} cannot start its pods while {gone} holds "
-                f"host ports {ports}, {pruned}: the sync stalls; delete {gone} by hand once the new one exists",
+                f"host ports {ports}, and Argo CD never prunes it (the AppProject no longer allows namespace "
+                f"{old.key.namespace}): the sync stalls; delete {gone} by hand once the new one exists",
                 change,
             )
 
