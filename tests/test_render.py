@@ -372,6 +372,36 @@ def test_sync_waves_order_namespace_config_server_then_agents(built: tuple[str, 
             assert w == last == max(stack.values()), name
 
 
+def _hosts_updated(max_unavailable: int | str, hosts: int, failing: int) -> int:
+    """How many hosts a DaemonSet's rolling update reaches when the first `failing` hosts' pods never become
+    available, as Kubernetes' DaemonSet controller rolls: an unavailable old pod is replaced at once, an
+    available one only while fewer than maxUnavailable (a percentage of the hosts, rounded up) are unavailable."""
+    limit = -(-hosts * int(max_unavailable[:-1]) // 100) if isinstance(max_unavailable, str) else max_unavailable
+    new = [False] * hosts
+    available = [True] * hosts  # the old installer had run everywhere
+    while True:  # one pass a sync of the controller, each once the pods it replaced have started
+        unavailable, before = available.count(False), new.count(True)
+        for host in range(hosts):
+            if not new[host] and (not available[host] or unavailable < limit):
+                unavailable += available[host]
+                new[host] = True
+        available = [not new[host] or host >= failing for host in range(hosts)]
+        if new.count(True) == before:
+            return before
+
+
+def test_a_host_whose_installer_fails_keeps_a_new_installer_from_no_other_host(
+    built: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objs = built
+    strategy = _find(objs, "DaemonSet", "pyroscope-cassandra-agent")["spec"]["updateStrategy"]
+    assert strategy["type"] == "RollingUpdate"
+    # One host whose installer fails (no cassandra.in.sh there, its download refused) is one pod that never
+    # becomes ready; a new snippet or pin must still reach every other host.
+    assert _hosts_updated(strategy["rollingUpdate"]["maxUnavailable"], hosts=6, failing=1) == 6
+    assert _hosts_updated(1, hosts=6, failing=1) == 1  # the model: with one at a time, it never gets past it
+
+
 def test_cassandra_agent_mounts_the_directory_holding_every_version(built: tuple[str, list[dict[str, Any]]]) -> None:
     # With `*` in includeFile the directory above it is mounted whole: a mount of
     # .../current/bin would resolve `current` once at pod start and show one version only.
