@@ -342,7 +342,9 @@ def test_disabled_components_leave_no_object(fleet: Path) -> None:
     ]
 
 
-def test_sync_waves_order_namespace_config_server_then_agents(built: tuple[str, list[dict[str, Any]]]) -> None:
+def test_sync_waves_order_namespace_config_then_every_workload_together(
+    built: tuple[str, list[dict[str, Any]]],
+) -> None:
     _, objs = built
     wave = {
         (o["kind"], o["metadata"]["name"]): int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
@@ -356,14 +358,12 @@ def test_sync_waves_order_namespace_config_server_then_agents(built: tuple[str, 
     for (kind, name), w in stack.items():
         if kind in ("ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
             assert w == 0, f"{kind}/{name}"
-    assert wave[("Deployment", "pyroscope")] == 1
-    for (kind, name), w in wave.items():
-        if kind == "DaemonSet":
-            assert w > wave[("Deployment", "pyroscope")], name
-    # Argo CD starts a wave only once every object of the waves before it is healthy, and a DaemonSet
-    # with one pod that never becomes ready (an installer failing on one host, a node that is down)
-    # stays Progressing for ever: no object may come in a wave after a DaemonSet's, or the sync hangs.
+    # Argo CD starts a wave only once every object of the waves before it is healthy, and a workload can
+    # stay Progressing for ever: a DaemonSet with one pod that never becomes ready (an installer failing
+    # on one host, a node that is down), a Deployment whose pod stops being ready after its rollout (its
+    # progress deadline no longer applies). No object may come in a wave after a workload's.
     last = max(wave.values())
+    assert wave[("Deployment", "pyroscope")] == last == 1
     assert {w for (kind, _), w in wave.items() if kind == "DaemonSet"} <= {last}
     # A missing Grafana namespace fails the Grafana ConfigMaps alone: Argo CD still applies the rest of
     # their wave, and no wave comes after it.
