@@ -222,7 +222,9 @@ def test_validate_names_the_grafana_namespace_only_where_grafana_objects_are_ren
     notes = [line for line in result.stderr.splitlines() if "must exist" in line]
     assert notes == [
         "gen: overlays/k8s: namespace grafana (grafana.namespace) must exist on the destination cluster: Argo CD "
-        "creates only profiling; the Grafana ConfigMaps sync last, so without it only they fail"
+        "creates only profiling; without it the Grafana ConfigMaps alone fail (the rest of their wave is applied) "
+        "and so does the sync, which Argo CD, once its retries are spent, never tries again for that revision by "
+        "itself: argocd app sync profiling-k8s"
     ]
 
 

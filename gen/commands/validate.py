@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gen import repofs
-from gen.components.argocd import ARGOCD_DIR, OVERLAYS_DIR, application_file, overlay_dir
+from gen.components.argocd import ARGOCD_DIR, OVERLAYS_DIR, app_name, application_file, overlay_dir
 from gen.errors import EXIT_FINDINGS, EXIT_OK, UsageError, printable
 from gen.output import Output
 from gen.render.rendering import compare_file, default_jobs, render_fleet
@@ -105,8 +105,9 @@ def run(
     # Nothing here can see the destination cluster: say what it must hold.
     notes = [
         f"{overlay_dir(c.name)}: namespace {c.spec.grafana.namespace} (grafana.namespace) must exist "
-        f"on the destination cluster: Argo CD creates only {c.spec.stack_namespace}; the Grafana "
-        "ConfigMaps sync last, so without it only they fail"
+        f"on the destination cluster: Argo CD creates only {c.spec.stack_namespace}; without it the Grafana "
+        "ConfigMaps alone fail (the rest of their wave is applied) and so does the sync, which Argo CD, once its "
+        f"retries are spent, never tries again for that revision by itself: argocd app sync {app_name(c.name)}"
         for c in clusters
         if c.spec.grafana.enabled and c.name in validated
     ]
