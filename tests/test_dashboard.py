@@ -229,7 +229,7 @@ def _grafana_maps(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_built_overlay_holds_the_dashboard_for_the_sidecar_in_the_last_wave(fleet: Path) -> None:
+def test_built_overlay_holds_the_dashboard_for_the_sidecar_after_every_workload(fleet: Path) -> None:
     objs = _build(fleet)
     maps = _grafana_maps(objs)
     assert sorted(maps) == ["pyroscope-dashboard", "pyroscope-datasource"]
@@ -246,9 +246,9 @@ def test_built_overlay_holds_the_dashboard_for_the_sidecar_in_the_last_wave(flee
     def wave(o: dict[str, Any]) -> int:
         return int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
 
-    # With the agents, in the last wave: a wave after them would wait for DaemonSets to be healthy.
+    # After every workload, so that a missing Grafana namespace never holds the stack back.
     latest_workload = max(wave(o) for o in objs if o not in maps.values())
-    assert all(wave(m) == latest_workload for m in maps.values())
+    assert all(wave(m) == latest_workload + 1 for m in maps.values())
 
 
 def test_dashboard_false_drops_only_the_dashboard(fleet: Path) -> None:

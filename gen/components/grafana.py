@@ -10,11 +10,10 @@ from gen.components.common import Part, config_map, header, header_text, server_
 from gen.spec import units
 from gen.spec.cluster import Cluster
 
-# The workloads' wave (1), the last: Argo CD moves on to a later wave only once every object of this one
-# is healthy, and a DaemonSet with a pod that never becomes ready (a host whose installer fails, a node
-# that is down) stays Progressing for ever, never Degraded: a later wave would hang the sync. In the same
-# wave, a missing Grafana namespace fails only these ConfigMaps: Argo CD still applies the rest of it.
-GRAFANA_WAVE = "1"
+# The wave after every workload's (1), so that a missing Grafana namespace never holds the stack back. Argo
+# CD starts it only once the workloads are healthy: a DaemonSet with a pod that never becomes ready (a host
+# whose installer fails, a node that is down) stays Progressing, and these ConfigMaps wait with the sync.
+GRAFANA_WAVE = "2"
 DATASOURCE_CONFIGMAP = "pyroscope-datasource"
 
 
