@@ -222,7 +222,7 @@ def test_validate_names_the_grafana_namespace_only_where_grafana_objects_are_ren
     notes = [line for line in result.stderr.splitlines() if "must exist" in line]
     assert notes == [
         "gen: overlays/k8s: namespace grafana (grafana.namespace) must exist on the destination cluster: Argo CD "
-        "creates only profiling; without it the Grafana ConfigMaps alone fail (the rest of their wave is applied) "
+        "creates only profiling; without it the Grafana ConfigMaps alone fail (they sync last, after the stack) "
         "and so does the sync, which Argo CD, once its retries are spent, never tries again for that revision by "
         "itself: argocd app sync profiling-k8s"
     ]

@@ -106,7 +106,7 @@ def run(
     notes = [
         f"{overlay_dir(c.name)}: namespace {c.spec.grafana.namespace} (grafana.namespace) must exist "
         f"on the destination cluster: Argo CD creates only {c.spec.stack_namespace}; without it the Grafana "
-        "ConfigMaps alone fail (the rest of their wave is applied) and so does the sync, which Argo CD, once its "
+        "ConfigMaps alone fail (they sync last, after the stack) and so does the sync, which Argo CD, once its "
         f"retries are spent, never tries again for that revision by itself: argocd app sync {app_name(c.name)}"
         for c in clusters
         if c.spec.grafana.enabled and c.name in validated
