@@ -511,27 +511,13 @@ class Profiler(Model):
 class Toleration(Model):
     # The API server refuses the whole DaemonSet over a toleration whose key is no label key, whose
     # value is no label value, or whose tolerationSeconds comes with an effect other than NoExecute.
-    key: Annotated[
-        str | None,
-        _refuse(
-            lambda v: (
-                None
-                if v is None or units.LABEL_NAME.fullmatch(v)
-                else f"{short_repr(v)} is not a taint key (a label key, e.g. example.com/dedicated)"
-            )
-        ),
-    ] = Field(None, description="Taint key.")
+    key: (
+        Annotated[str, Pattern(units.LABEL_NAME, "is not a taint key (a label key, e.g. example.com/dedicated)")] | None
+    ) = Field(None, description="Taint key.")
     operator: Literal["Exists", "Equal"] = Field("Equal", description="Exists or Equal.")
-    value: Annotated[
-        str | None,
-        _refuse(
-            lambda v: (
-                None
-                if v is None or units.LABEL_VALUE.fullmatch(v)
-                else f"{short_repr(v)} is not a taint value (at most 63 letters, digits, '-', '_' and '.')"
-            )
-        ),
-    ] = Field(None, description="Taint value (with Equal).")
+    value: (
+        Annotated[str, Pattern(units.LABEL_VALUE, "is not a taint value (at most 63 letters, digits, - _ .)")] | None
+    ) = Field(None, description="Taint value (with Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(None, description="Taint effect.")
     toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
 
