@@ -70,9 +70,6 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
 
 def ci_package_warning(root: Path) -> Problem | None:
     """When the fleet's workflow installs another gen than this one (after an upgrade of gen): what to set."""
-    mine = gen_package()
-    if mine is None:
-        return None  # not installed from git: nothing to compare with
     try:
         text = repofs.read_text(root / WORKFLOW)
         if yamlio.check_bounds(text) is not None:
@@ -80,8 +77,10 @@ def ci_package_warning(root: Path) -> Problem | None:
         theirs = yamlio.parse_all_bytes(text.encode(), WORKFLOW)[0]["env"]["GEN_PACKAGE"]
     except (OSError, ValueError, LookupError, TypeError, SpecError):
         return None  # none, moved or rewritten: not the file gen init wrote
-    if not isinstance(theirs, str) or not theirs or theirs == mine:
-        return None
+    # Asked only when the workflow names a gen: every check and full render comes here.
+    mine = gen_package() if isinstance(theirs, str) and theirs else None
+    if mine is None or theirs == mine:
+        return None  # no workflow's gen to compare, or not installed from git: nothing to compare with
     line = next((n for n, t in enumerate(text.splitlines(), 1) if t.lstrip().startswith("GEN_PACKAGE:")), 1)
     return Problem(
         WORKFLOW,
