@@ -103,6 +103,15 @@ def test_the_servers_own_directory_keeps_its_content_as_it_is(tmp_path: Path) ->
     assert after == before
 
 
+def refusal(state: str) -> str:
+    """The one line the init container prints when it refuses a directory it is not to take over."""
+    return (
+        f"data-dir-owner: error: server.storagePath {HOST_PATH} is {state} and not owned by uid 10001; refusing "
+        "to take it over: give the server a directory of its own, or chown this one to 10001:10001 if it holds "
+        "the server's data"
+    )
+
+
 @pytest.mark.parametrize("entry", ["passwd", ".hidden"])
 def test_a_directory_of_someone_elses_is_refused_and_left_alone(tmp_path: Path, entry: str) -> None:
     # What storagePath: /etc would have handed to the server: root's files, and a subdirectory.
@@ -113,11 +122,7 @@ def test_a_directory_of_someone_elses_is_refused_and_left_alone(tmp_path: Path, 
     before = owners(host_dir)
     result = run(host_dir)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        f"data-dir-owner: error: server.storagePath {HOST_PATH} is not empty and not owned by uid 10001; refusing "
-        "to take it over: give the server a directory of its own, or chown this one to 10001:10001 if it holds "
-        "the server's data"
-    ]
+    assert result.stderr.splitlines() == [refusal("not empty")]
     assert owners(host_dir) == before
 
 
@@ -137,9 +142,5 @@ def test_a_directory_root_cannot_list_is_refused_and_left_alone(tmp_path: Path) 
     before = owners(host_dir)
     result = run(host_dir)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [
-        f"data-dir-owner: error: server.storagePath {HOST_PATH} is not readable and not owned by uid 10001; "
-        "refusing to take it over: give the server a directory of its own, or chown this one to 10001:10001 if it "
-        "holds the server's data"
-    ]
+    assert result.stderr.splitlines() == [refusal("not readable")]
     assert owners(host_dir) == before
