@@ -120,10 +120,6 @@ def build(cluster: Cluster) -> Part:
         patch_op("replace", "/spec/template/spec/initContainers/0/args/1", server.storage_path),
     ]
     files = {"config.yaml": header(cluster) + yamlio.dump(config(cluster))}
-    patches = [
-        Patch("Deployment", "pyroscope", deployment_ops),
-        Patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]),
-    ]
     resources = []
     if not server.host_network:
         deployment_ops += _pod_network_ops(cluster)
@@ -133,7 +129,10 @@ def build(cluster: Cluster) -> Part:
         component="server",
         files=files,
         generators=[config_map("pyroscope-config", ["config.yaml"])],
-        patches=patches,
+        patches=[
+            Patch("Deployment", "pyroscope", deployment_ops),
+            Patch("Service", "pyroscope", [patch_op("replace", "/spec/ports/0/port", server.port)]),
+        ],
         images=[image_override(BASE_IMAGE, server.image)],
         resources=resources,
     )
