@@ -28,6 +28,7 @@ def spec_text(
     automated: bool | None = None,
     grafana: bool | None = None,
     grafana_namespace: str | None = None,
+    ebpf: bool | None = None,
 ) -> str:
     """A cluster spec as a user would write it: only what the test sets is in the file."""
     lines = [
@@ -46,6 +47,8 @@ def spec_text(
             lines.append(f"    enabled: {str(grafana).lower()}")
         if grafana_namespace is not None:
             lines.append(f"    namespace: {grafana_namespace}")
+    if ebpf is not None:
+        lines += ["  ebpf:", f"    enabled: {str(ebpf).lower()}"]
     lines += ["  argocd:", f"    repoURL: {repo}"]
     if revision is not None:
         lines.append(f"    targetRevision: {revision}")

@@ -463,6 +463,8 @@ def test_a_render_of_the_cluster_that_moved_drops_where_it_was_from_the_appproje
         "a": {"namespace": "ns-a"},
         "b": {"namespace": "ns-b", "server": None, "dest_name": "lab-b"},
         "c": {"namespace": "ns-c", "server": None, "dest_name": "lab-c"},  # untouched
+        # Beside b where b was: known only from its spec, which the render of b alone must read.
+        "d": {"namespace": "ns-d", "server": None, "dest_name": "lab-b", "ebpf": False, "grafana": False},
     }
     root = _repo(tmp_path, **{n: spec_text(n, **kw) for n, kw in specs.items()})
     _render(root)
