@@ -131,7 +131,10 @@ def render_fleet(
     # The fleet-wide work, as large as the fleet, is left out when no spec moved since the last full render.
     kept = cache.project if cache is not None and cache.same_fleet({c.name: c.placement for c in clusters}) else None
     mine = set() if kept else {c.placement for c in clusters} | {Placement._make(e.placement) for e in reused.values()}
-    others = set() if every else neighbours(root, files, set(chosen), {p.where[1] for p in mine})
+    # A render of some clusters knows every spec on the destinations they deploy to, or deployed to before.
+    left = set() if every else _left_destinations(root, clusters)
+    nearby = {p.where[1] for p in mine} | {v for _, v in left}
+    others = set() if every else neighbours(root, files, set(chosen), nearby)
     clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine}) if collisions else []
     if clashes:
         raise SpecError([c.problem() for c in clashes])
@@ -152,11 +155,8 @@ def render_fleet(
     # from the defaults is warned about on its line there, however many clusters inherit it.
     warnings = list(dict.fromkeys(w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])))
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
-    # A render of some clusters knows every spec on the destinations they deploy to, or deployed to before.
-    left = set() if every else _left_destinations(root, clusters)
-    known = mine | others | (neighbours(root, files, set(chosen), {v for _, v in left}) if left else set())
     touched = {p.where for p in mine} | left
-    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every, prefix, (known, touched)))
+    fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every, prefix, (mine | others, touched)))
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, reused, loaded, cache)
 
