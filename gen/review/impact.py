@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from gen.components import cassandra, ebpf, server
-from gen.components.argocd import RESOURCES_FINALIZER
+from gen.components.argocd import RESOURCES_FINALIZER, target
 from gen.render import layout
 from gen.review.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
 from gen.validate.objects import ident
@@ -268,7 +268,7 @@ def applied_by_hand(changes: Iterable[ObjectChange], keys: Collection[Key], file
 
 def _destination(app: Mapping[str, Any] | None) -> str:
     dest = _dig(app, "spec", "destination") or {}
-    return f"server {dest['server']}" if dest.get("server") is not None else f"name {dest.get('name')}"
+    return " ".join(target(dest.get("server"), dest.get("name")))
 
 
 def _moved_applications(changes: Iterable[ObjectChange], notes: list[str]) -> None:
