@@ -450,7 +450,7 @@ def spec_warnings(item: LoadedCluster) -> list[Problem]:
     if c.enabled and c.state == "present" and c.agent.sha256 is None:
         why = "not set: the agent jar will be installed unverified; pin its SHA-256"
         found.append(item.problem(("spec", "cassandra", "agent", "sha256"), why))
-    for key in (k for k in c.labels if "." in k) if c.enabled else ():
+    for key in [k for k in c.labels if "." in k and c.enabled]:
         why = (
             f"label key {key} holds '.': a 2.x server lists it only to clients that ask for UTF-8 label names "
             f"(older Grafana shows no such label), and a 1.x server stores it as {key.replace('.', '_')}; "
