@@ -45,8 +45,13 @@ def _cluster_names(ctx: click.Context, _param: click.Parameter, incomplete: str)
         return []
 
 
-def _output(fmt: str = "text") -> Output:
-    return Output(fmt=fmt, quiet=bool(click.get_current_context().find_root().obj.get("quiet")))
+def _output(fmt: str = "text", root: Path | None = None) -> Output:
+    out = Output(fmt=fmt, quiet=bool(click.get_current_context().find_root().obj.get("quiet")))
+    if fmt == "github" and root is not None:
+        from gen.render.writer import repo_prefix
+
+        out.prefix = repo_prefix(root)
+    return out
 
 
 def _format(*choices: str, about: str | None = None) -> Callable[[F], F]:
@@ -114,7 +119,7 @@ def render(  # noqa: PLR0917 - one parameter per option, as click passes them
     """Render the overlays of NAMES (or --all) and write them."""
     from gen.commands import render as command
 
-    sys.exit(command.run(root, names, all_clusters, _output(fmt), jobs=jobs, cached=not no_cache))
+    sys.exit(command.run(root, names, all_clusters, _output(fmt, root), jobs=jobs, cached=not no_cache))
 
 
 @cli.command()
@@ -265,7 +270,7 @@ def check(jobs: int | None, no_cache: bool, root: Path, fmt: str) -> None:
     """Fail (exit 1) when the committed overlays or Argo CD files differ from what the specs render."""
     from gen.commands import check as command
 
-    sys.exit(command.run(root, _output(fmt), jobs=jobs, cached=not no_cache))
+    sys.exit(command.run(root, _output(fmt, root), jobs=jobs, cached=not no_cache))
 
 
 @cli.command()

@@ -17,7 +17,8 @@ class Output:
         self.err = err or sys.stderr
         self.fmt = fmt
         self.quiet = quiet  # results and problems only
-        # Where the fleet sits in its git repository (`infra/fleet/`): GitHub names an annotation's file from the top.
+        # Where the fleet sits in its git repository (`infra/fleet/`), set for github annotations: GitHub names
+        # an annotation's file from the repository's top.
         self.prefix = ""
 
     def line(self, text: str) -> None:

@@ -55,8 +55,6 @@ class Drift:
 
 def run(root: Path, out: Output, jobs: int | None = None, cached: bool = False) -> int:
     repofs.guard_layout(root)
-    if out.fmt == "github":
-        out.prefix = writer.repo_prefix(root)
     # `cached`: the clusters the render cache knows to be current are in sync, as `render --all` takes them.
     rendered = render_fleet(root, jobs=default_jobs(jobs), cached=cached, out=out, label="checking")
     # Each folder is scanned once: gen's orphans are drift, the others notes.

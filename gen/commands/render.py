@@ -28,8 +28,6 @@ def run(
         raise UsageError("give cluster names or --all (not both)")
     chosen = None if all_clusters else names
     repofs.guard_layout(root)
-    if out.fmt == "github":
-        out.prefix = writer.repo_prefix(root)
     # Compared with the disk under the lock: what is written over is what was compared.
     with writer.repo_lock(root):
         writer.clean_leftovers(root / OVERLAYS_DIR)  # before the comparison sees them
