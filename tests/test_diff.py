@@ -534,10 +534,15 @@ def test_a_narrower_cassandra_node_selector_says_the_hosts_it_leaves_keep_the_ag
     assert _notes(_section(_diff_json(repo), "lab-tuned")["impact"], *CASSANDRA_NOTES) == []
 
 
-def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: Path) -> None:
+def _stack_moved(repo: Path) -> dict[str, Any]:
+    """The diff section of lab-tuned once its stack moved from namespace profiling-lab to profiling-moved."""
     edit(repo / "clusters/lab-tuned.yaml", "namespace: profiling-lab", "namespace: profiling-moved")
     _render(repo, "lab-tuned")
-    section = _section(_diff_json(repo), "lab-tuned")
+    return _section(_diff_json(repo), "lab-tuned")
+
+
+def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: Path) -> None:
+    section = _stack_moved(repo)
     # The new server's pod wants the old one's host ports on the control node, and the fleet's
     # AppProject no longer allows the old namespace: Argo CD never prunes the old one.
     [note] = _notes(section["impact"], "Deployment profiling-moved/pyroscope cannot start its pods")
@@ -556,10 +561,9 @@ def test_a_server_moved_to_another_namespace_needs_the_old_one_gone_first(repo: 
 
 
 def test_a_stack_moved_out_of_a_namespace_its_appproject_drops_is_never_pruned(repo: Path) -> None:
-    edit(repo / "clusters/lab-tuned.yaml", "namespace: profiling-lab", "namespace: profiling-moved")
-    _render(repo, "lab-tuned")  # as gen check asks: the AppProject no longer allows profiling-lab on lab-tuned
+    section = _stack_moved(repo)
+    # As gen check asks: the AppProject no longer allows profiling-lab on lab-tuned.
     assert "namespace: profiling-lab\n" not in (repo / "argocd/project.yaml").read_text()
-    section = _section(_diff_json(repo), "lab-tuned")
     # Argo CD leaves the live objects its project does not allow out of the Application: no prune
     # ever reaches the old namespace, and its eBPF agent keeps sending next to the new one.
     [note] = _notes(section["impact"], "the AppProject no longer allows namespace profiling-lab on this destination")
