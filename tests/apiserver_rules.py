@@ -3,6 +3,8 @@
 Each rule is the one kube-apiserver applies when it validates the object (kubernetes/kubernetes,
 pkg/apis/core/validation, pkg/apis/apps/validation, pkg/apis/networking/validation and apimachinery's
 name, label and annotation checks), restated for tests; plus Argo CD's own limits on an Application.
+Restated here rather than taken from gen.spec.units: an oracle that shared gen's patterns would
+pass gen's mistakes.
 `problems(obj)` lists every rule an object breaks.
 """
 

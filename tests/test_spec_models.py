@@ -73,7 +73,7 @@ def test_a_server_that_deletes_no_profiles_is_refused_a_retention(tag: str, rete
     ("tag", "retention"), [("2.1.2", "0"), ("2.0.0", "0h"), ("2.2.0", "168h"), ("2.10.0", "1h"), ("1.21.1", "1h")]
 )
 def test_a_retention_the_server_applies_or_none_is_taken(tag: str, retention: str) -> None:
-    Server.model_validate({"image": f"grafana/pyroscope:{tag}", "retention": retention})
+    assert Server.model_validate({"image": f"grafana/pyroscope:{tag}", "retention": retention}).retention == retention
 
 
 def test_defaults_are_fresh_models_frozen_and_dump_inverts_validation() -> None:
