@@ -86,12 +86,11 @@ def _invalid(e: YAMLError) -> _Fail:
     if not isinstance(e, MarkedYAMLError):
         return _Fail((1, 1), "invalid YAML: " + " ".join(str(e).split()))
     mark = e.problem_mark or e.context_mark
-    start = e.context_mark if isinstance(e, ScannerError) else None
     # A scanner error's problem mark is where libyaml stopped reading: on the line of the token it
     # could not finish, the character at fault; on a later line (or past the end of the file), it ran
     # on looking for what was missing, and that token's start (the context mark) is the offending text.
-    if start is not None and mark is not None and mark.line != start.line:
-        mark = start
+    if isinstance(e, ScannerError) and e.context_mark is not None and mark.line != e.context_mark.line:
+        mark = e.context_mark
     message = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
     hint = next((h for problem, h in _HINTS if problem in message), "")
     return _Fail(_at(mark) if mark else (1, 1), f"invalid YAML: {message}{hint}")
@@ -256,9 +255,8 @@ def _load_text(text: str) -> Positioned:
             raise _Fail(_at(parser.peek_event().start_mark), "more than one YAML document; one file holds one spec")
     except ReaderError as e:
         # The reader refuses control characters before parsing; it knows only the offset.
-        code = e.character if isinstance(e.character, int) else ord(e.character)
         raise _Fail(
-            _line_col(text, e.position), f"invalid YAML: control character U+{code:04X} is not allowed"
+            _line_col(text, e.position), f"invalid YAML: control character U+{e.character:04X} is not allowed"
         ) from None
     except YAMLError as e:
         fail = _invalid(e)
