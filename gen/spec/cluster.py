@@ -381,11 +381,10 @@ class Server(Model):
         seen: dict[int, str] = {}
         for name, port in self.ports.items():
             first = seen.setdefault(port, name)
-            if first == name:
-                continue
-            raise ValueError(
-                f"{_PORT_FIELDS[first]} and {_PORT_FIELDS[name]} are both {port}; the server's ports must differ"
-            )
+            if first != name:
+                raise ValueError(
+                    f"{_PORT_FIELDS[first]} and {_PORT_FIELDS[name]} are both {port}; the server's ports must differ"
+                )
         return self
 
     @model_validator(mode="after")
