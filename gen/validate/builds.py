@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import marshal
 import os
@@ -39,7 +40,7 @@ class Builds:
         self.inputs = inputs if inputs is not None else {}
         self.settled = settled  # roots no one else writes (a revision gen exported): not read again after a build
         self._pruned = threading.Lock()
-        self._tools: dict[tuple[str, ...], bytes | None] = {}  # the kustomize of this run, looked up once
+        self._identity = functools.cache(_identity)  # the kustomize of this run, looked up once
 
     def inspect(self, root: Path, directory: str) -> list[str]:
         """The findings of `kustomize.inspect`, remembering what the build of a safe directory reads."""
@@ -51,10 +52,7 @@ class Builds:
     def build(self, root: Path, directory: str, cmd: list[str]) -> list[Any]:
         """The documents kustomize builds of root/directory, or as stored for exactly the same files and command."""
         digest = self.inputs.get((root, directory))
-        key = tuple(cmd)
-        if key not in self._tools:
-            self._tools[key] = _identity(cmd)
-        tool = self._tools[key]
+        tool = self._identity(tuple(cmd))
         if self.dir is None or digest is None or tool is None:
             return yamlio.parse_all_plain(kustomize.build(root / directory, cmd))
         entry = self.dir / hashlib.blake2b(_FORMAT + tool + digest, digest_size=20).hexdigest()
@@ -113,7 +111,7 @@ def _read(entry: Path) -> list[Any] | None:
     return docs
 
 
-def _identity(cmd: list[str]) -> bytes | None:
+def _identity(cmd: tuple[str, ...]) -> bytes | None:
     """The command and the binary it runs, by path, size and mtime: another kustomize builds anew."""
     path = shutil.which(cmd[0])
     if path is None:
