@@ -27,8 +27,7 @@ def _validator(version: str, api_version: str, kind: str) -> Any:
     schema_dir = f"v{chosen}-local-strict"
     group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     schema = schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{group_version}.json", version)
-    registry: Any = Resource.from_contents(schema) @ Registry()
-    registry = Resource.from_contents(_definitions(schema_dir)) @ registry
+    registry = [Resource.from_contents(schema), Resource.from_contents(_definitions(schema_dir))] @ Registry()
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
