@@ -209,12 +209,11 @@ class _Walk:
             where = f"{rel}: {field}"
             with self._noting():
                 if how == "inline":
-                    problem = yamlio.check_bounds(value) if isinstance(value, str) else None
-                    if problem is not None:
+                    if (problem := yamlio.check_bounds(value)) is not None:
                         raise _RefusedError(f"{where}: line {problem[0]}: {problem[2]}")
                 elif how == "refused":
                     raise _RefusedError(f"{where}: helm charts are downloaded; {LOCAL_ONLY}")
-                elif repofs.lkind(self.root + (target := self._local(where, here, value))) is not None:
+                elif self.kinds[target := self._local(where, here, value)] is not None:
                     self._file(where, target, parsed=how != "file")
                 elif how == "any":
                     dirs.append(target)
