@@ -49,13 +49,9 @@ def run(directory: Path, repo_url: str | None, out: Output) -> int:
     for rel in report.created:
         out.detail(f"created {rel}")
     if package is None:
-        line = next(n for n, text in enumerate(files[WORKFLOW].splitlines(), 1) if "GEN_PACKAGE:" in text)
         out.warn(
-            Problem(
-                WORKFLOW,
-                line,
-                3,
-                "env.GEN_PACKAGE",
+            _package_problem(
+                files[WORKFLOW],
                 "empty: this gen was not installed from a git URL, so CI cannot install it; set it to where it is "
                 "hosted, at the commit that rendered this repository (gen @ git+https://HOST/OWNER/gen.git@COMMIT)",
             )
@@ -81,15 +77,17 @@ def ci_package_warning(root: Path) -> Problem | None:
     mine = gen_package() if isinstance(theirs, str) and theirs else None
     if mine is None or theirs == mine:
         return None  # no workflow's gen to compare, or not installed from git: nothing to compare with
-    line = next((n for n, t in enumerate(text.splitlines(), 1) if t.lstrip().startswith("GEN_PACKAGE:")), 1)
-    return Problem(
-        WORKFLOW,
-        line,
-        3,
-        "env.GEN_PACKAGE",
+    return _package_problem(
+        text,
         f"CI installs {theirs!r}, not this gen ({mine!r}): set it to this one in the commit that holds what this gen "
         "renders (base/ included), or CI's gen check compares the files with what the other gen renders",
     )
+
+
+def _package_problem(workflow: str, message: str) -> Problem:
+    """A problem on the GEN_PACKAGE line of the workflow's text."""
+    line = next((n for n, t in enumerate(workflow.splitlines(), 1) if t.lstrip().startswith("GEN_PACKAGE:")), 1)
+    return Problem(WORKFLOW, line, 3, "env.GEN_PACKAGE", message)
 
 
 @cache
