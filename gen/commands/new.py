@@ -66,10 +66,9 @@ def run(
     if problems:
         raise SpecError(problems)
     mine = argocd.placement(item)
-    clash = next(
-        iter(argocd.clashes({mine, *neighbours(root, spec_files(root), {name}, [mine.where[1]])}, [rel])), None
-    )
-    if clash is not None:
+    clashes = argocd.clashes({mine, *neighbours(root, spec_files(root), {name}, [mine.where[1]])}, [rel])
+    if clashes:
+        clash = clashes[0]
         other = clash.first if clash.later is mine else clash.later
         raise UsageError(
             f"{rel} would deploy to the same destination ({' '.join(mine.where)}) as {other.file}, and both would "
