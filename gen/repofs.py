@@ -166,8 +166,7 @@ def guard_layout(root: Path) -> None:
 
 def scan(root: Path, rel: str, yaml_check: bool = True) -> Iterator[str]:
     """Findings under rel: what is no regular file or real directory, too large, or (`yaml_check`) past YAML bounds."""
-    top = root / rel
-    what = lkind(top)
+    what = lkind(root / rel)
     if what == "absent":
         return
     if what is not None:
