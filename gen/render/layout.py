@@ -153,10 +153,9 @@ def render_cluster(cluster: Cluster) -> dict[str, str]:
     files = {f"{top}/kustomization.yaml": head + yamlio.dump(kustomization(cluster, components))}
     if not cluster.spec.takes_over_easy_db_lab:
         files[f"{top}/{NAMESPACE_FILE}"] = head + yamlio.dump(namespace(cluster), repeated=True)
-    for part in components:
-        for name, text in part.files.items():
-            files[f"{top}/{name}"] = text
-    _check_config_maps(components)
+    texts = {name: text for part in components for name, text in part.files.items()}
+    files.update((f"{top}/{name}", text) for name, text in texts.items())
+    _check_config_maps(components, texts)
     return dict(sorted(files.items()))
 
 
@@ -164,11 +163,10 @@ class ConfigMapTooLargeError(ValueError):
     """A ConfigMap the overlay generates would hold more than the API server accepts."""
 
 
-def _check_config_maps(components: list[Part]) -> None:
+def _check_config_maps(components: list[Part], texts: dict[str, str]) -> None:
     from gen.validate.k8s_limits import ANNOTATIONS_MAX, json_bytes
 
     limit = ANNOTATIONS_MAX - CONFIG_MAP_METADATA_ROOM
-    texts = {name: text for part in components for name, text in part.files.items()}
     for part in components:
         for gen in part.generators:
             pairs = [(name, texts.get(name, "")) for name in gen.get("files", [])]
