@@ -133,8 +133,8 @@ def render_fleet(
     mine = set() if kept else {c.placement for c in clusters} | {Placement._make(e.placement) for e in reused.values()}
     # A render of some clusters knows every spec on the destinations they deploy to, or deployed to before.
     left = set() if every else _left_destinations(root, clusters)
-    nearby = {p.where[1] for p in mine} | {v for _, v in left}
-    others = set() if every else neighbours(root, files, set(chosen), nearby)
+    touched = {p.where for p in mine} | left
+    others = set() if every else neighbours(root, files, set(chosen), {v for _, v in touched})
     clashes = argocd.clashes(mine | others, None if every else {p.file for p in mine}) if collisions else []
     if clashes:
         raise SpecError([c.problem() for c in clashes])
@@ -155,7 +155,6 @@ def render_fleet(
     # from the defaults is warned about on its line there, however many clusters inherit it.
     warnings = list(dict.fromkeys(w for name in (sorted(by_name) if every else todo) for w in by_name.get(name, [])))
     fleet_files = {SCHEMA_FILE: schema_text(), **base_files()} if every else {}
-    touched = {p.where for p in mine} | left
     fleet_files.update(_bootstrap_and_project(root, fleet, mine, kept, every, prefix, (mine | others, touched)))
     loaded = [item for r in results for item in r.specs]
     return RenderedFleet(clusters, written_order(fleet_files), warnings, reused, loaded, cache)
