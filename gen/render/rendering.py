@@ -485,7 +485,7 @@ UNCLAIMED_NOTE = (
 )
 
 
-def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[str]]:
+def orphan_files(root: Path, rendered: set[str]) -> tuple[list[str], list[str]]:
     """Entries under argocd/applications/ that no render claims (`rendered`: the paths it wrote).
 
     Returns (the files gen generated for specs now gone, every other entry). The
@@ -493,13 +493,12 @@ def orphan_files(root: Path, rendered: Iterable[str]) -> tuple[list[str], list[s
     root Application syncs the files there (a bootstrap applied before its exclude
     pattern, any `*.yaml` at all), so no file may be there that gen does not render.
     """
-    claimed = set(rendered)
     folder = argocd.APPLICATIONS_DIR
     ours: list[str] = []
     others: list[str] = []
     for name in writer.tree_entries(root / folder):
         rel = f"{folder}/{name}"
-        if rel in claimed:
+        if rel in rendered:
             continue
         generated = "/" not in name and not name.startswith(".") and layout.generated_file(root / rel)
         (ours if generated else others).append(rel)
