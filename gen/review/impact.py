@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from gen.components import cassandra, ebpf, server
@@ -167,9 +167,8 @@ def _host_ports(workload: Mapping[str, Any] | None) -> set[tuple[int, str]]:
     return found
 
 
-def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
+def _host_port_handovers(changes: Sequence[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
     """A new workload whose pods need the host ports of one left in a namespace the AppProject no longer allows."""
-    changes = list(changes)
     # Argo CD prunes a removed workload in its own wave or an earlier one, and waits for the deletion
     # before the next wave, so a workload it prunes hands its host ports over by itself; one it no
     # longer sees is never pruned, and the scheduler places no pod on a node where another holds its
@@ -193,9 +192,8 @@ def _host_port_handovers(changes: Iterable[ObjectChange], notes: list[str], unse
             )
 
 
-def _unseen_namespaces(changes: Iterable[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
+def _unseen_namespaces(changes: Sequence[ObjectChange], notes: list[str], unseen: Collection[str]) -> None:
     """Objects left in a namespace of the destination that the AppProject stops allowing: never pruned."""
-    changes = list(changes)
     app = next((c for c in changes if c.key.kind == "Application"), None)
     for namespace in sorted(unseen):
         left = [c for c in changes if c.status == "removed" and c.key.namespace == namespace and c.old is not None]
@@ -318,13 +316,12 @@ def _installs(obj: Mapping[str, Any] | None) -> bool:
     return obj is not None and all("uninstall" not in (c.get("args") or []) for c in init)
 
 
-def _cassandra(changes: Iterable[ObjectChange], notes: list[str]) -> None:
+def _cassandra(changes: Sequence[ObjectChange], notes: list[str]) -> None:
     """What the change asks of Cassandra, from whether the agent is installed before and after, and with what.
 
     A stack that moves to another namespace is one DaemonSet removed and another added: the hosts keep
     the agent, and only changed settings need a restart.
     """
-    changes = list(changes)
     daemonsets = [c for c in changes if (c.key.kind, c.key.name) == ("DaemonSet", cassandra.DAEMONSET)]
     configs = [c for c in changes if (c.key.kind, c.key.name) == ("ConfigMap", cassandra.CONFIG_MAP)]
     before = [c for c in daemonsets if c.old is not None and _installs(c.old)]
