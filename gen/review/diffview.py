@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gen.components.argocd import overlay_dir
@@ -150,11 +150,10 @@ def _md_text(value: str) -> str:
 _MD_SPECIAL = re.compile(r"[\\`*_{}\[\]()#+\-.!|~<>:]")
 
 
-def _fenced(lines: Iterable[str], lang: str) -> list[str]:
+def _fenced(lines: Sequence[str], lang: str) -> list[str]:
     """A fenced code block that no line can close."""
-    body = list(lines)
-    fence = _fence("\n".join(body), 3)
-    return [f"{fence}{lang}", *body, fence]
+    fence = _fence("\n".join(lines), 3)
+    return [f"{fence}{lang}", *lines, fence]
 
 
 def _fence(text: str, shortest: int) -> str:
