@@ -107,9 +107,7 @@ def export(root: Path, commit: str, names: Sequence[str], dest: Path) -> list[st
     findings: list[str] = []
     blobs: list[tuple[Path, str]] = []
     total = 0
-    for entry in listing.decode("utf-8", "surrogateescape").split("\0"):
-        if not entry:
-            continue
+    for entry in filter(None, listing.decode("utf-8", "surrogateescape").split("\0")):
         meta, name = entry.split("\t", 1)
         mode, _, oid, size = meta.split()
         parts = name.split("/")
