@@ -217,8 +217,7 @@ def _unseen_namespaces(changes: Sequence[ObjectChange], notes: list[str], unseen
 def _immutable_selectors(changes: Iterable[ObjectChange], notes: list[str]) -> None:
     for change in changes:
         # The API server refuses a new spec.selector on these kinds, to an apply and to Replace=true alike.
-        selector = [f for f in change.fields if _touches(f, ("spec", "selector"))]
-        if change.status == "changed" and change.key.kind in SELECTOR_KINDS and selector:
+        if change.key.kind in SELECTOR_KINDS and any(_touches(f, ("spec", "selector")) for f in change.fields):
             note = (
                 f"{change.key.kind}/{change.key.name}: its spec.selector cannot change in place: the API server "
                 f"refuses the update and the sync fails; delete the {change.key.kind} by hand so that Argo CD "
