@@ -18,6 +18,7 @@ from gen.components.argocd import (
     BOOTSTRAP_FILE,
     OVERLAYS_DIR,
     PROJECT_FILE,
+    application_file,
     overlay_dir,
     project_allows,
     target,
@@ -55,7 +56,7 @@ class Side:
             trees, argo = [OVERLAYS_DIR], [ARGOCD_DIR]
         else:
             trees = [overlay_dir(n) for n in names]
-            argo = [PROJECT_FILE, BOOTSTRAP_FILE, *(f"{APPLICATIONS_DIR}/{n}.yaml" for n in names)]
+            argo = [PROJECT_FILE, BOOTSTRAP_FILE, *(application_file(n) for n in names)]
         found = [f for rel in (BASE_DIR, *trees) for f in repofs.scan(self.root, rel, yaml_check=False)]
         found += [f for rel in argo for f in (repofs.scan if rel == ARGOCD_DIR else repofs.scan_file)(self.root, rel)]
         return found + list(repofs.scan_file(self.root, FLEET_FILE, yaml=False))
@@ -237,7 +238,7 @@ def _inputs(names: list[str]) -> list[str]:
     each = [
         p
         for n in names
-        for p in (overlay_dir(n), f"{APPLICATIONS_DIR}/{n}.yaml", f"{CLUSTERS_DIR}/{n}.yaml", f"{CLUSTERS_DIR}/{n}.yml")
+        for p in (overlay_dir(n), application_file(n), f"{CLUSTERS_DIR}/{n}.yaml", f"{CLUSTERS_DIR}/{n}.yml")
     ]
     return [BASE_DIR, FLEET_FILE, PROJECT_FILE, BOOTSTRAP_FILE, DEFAULTS_FILE, *each]
 
@@ -256,7 +257,7 @@ def _compare_sides(  # noqa: PLR0917 - the choices collect made
     every = sorted(overlays[old] | overlays[new] | set(old.applications()) | set(new.applications()))
 
     def inputs(side: Side, name: str) -> dict[str, bytes]:
-        return {**side.files(overlay_dir(name)), **side.files(f"{APPLICATIONS_DIR}/{name}.yaml")}
+        return {**side.files(overlay_dir(name)), **side.files(application_file(name))}
 
     # Same overlay, same Application and same base/: the same objects, no build needed.
     names = every if chosen is None else chosen
@@ -345,7 +346,7 @@ def _cluster_section(
     old: Side, new: Side, name: str, built: tuple[list[dict[str, Any]], list[dict[str, Any]]], base_changed: bool
 ) -> Section | None:
     """The cluster's overlay objects and Application compared, or None when they are the same."""
-    app = f"{APPLICATIONS_DIR}/{name}.yaml"
+    app = application_file(name)
     old_apps, new_apps = old.documents(app), new.documents(app)
     old_objs, new_objs = built[0] + old_apps, built[1] + new_apps
     comparison = diffing.compare(old_objs, new_objs)
