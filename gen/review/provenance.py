@@ -78,10 +78,8 @@ def explain(change: FieldChange, specs: Sequence[SpecChange]) -> list[SpecChange
     """The changed spec fields whose new value appears in one changed output value as a whole token."""
     added, removed = change.side_text("+"), change.side_text("-")
     strict = [s for s in specs if _appears(s.new, added) and (not removed or _appears(s.old, removed))]
-    if strict:
-        return strict
     # A value that only disappeared is explained by the old spec value it showed.
-    return [s for s in specs if _appears(s.new, added) or (not added and _appears(s.old, removed))]
+    return strict or [s for s in specs if _appears(s.new, added) or (not added and _appears(s.old, removed))]
 
 
 def document_changes(old: bytes | None, new: bytes | None, file: str) -> list[SpecChange]:
