@@ -88,13 +88,10 @@ class Side:
         return out
 
     @functools.cached_property
-    def _projects(self) -> dict[str, dict[str, Any]]:
+    def projects(self) -> dict[str, dict[str, Any]]:
         """The AppProjects of argocd/project.yaml by name (read only for a cluster that leaves a namespace)."""
         docs = self.documents(PROJECT_FILE)
         return {str((d.get("metadata") or {}).get("name")): d for d in docs if d.get("kind") == "AppProject"}
-
-    def project(self, name: object) -> dict[str, Any] | None:
-        return self._projects.get(str(name))
 
     @functools.cached_property
     def _spec_inputs(self) -> tuple[dict[str, str], Defaults | None] | None:
@@ -391,7 +388,7 @@ def _unseen_namespaces(
     if (field, value) != target(old_dest.get("server"), old_dest.get("name")):
         return set()  # another cluster: what is left there is a note of its own
     left = {c.key.namespace for c in comparison.changes if c.status == "removed" and c.key.namespace}
-    project = new.project(new_spec.get("project")) if left else None
+    project = new.projects.get(str(new_spec.get("project"))) if left else None
     if project is None:
         return set()  # another AppProject than gen's: what it allows is not known here
     return {ns for ns in left if not project_allows(project, field, value, ns)}
