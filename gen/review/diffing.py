@@ -239,13 +239,10 @@ def _named(items: list[Any]) -> dict[str, Any] | None:
 def _list_changes(old: list[Any], new: list[Any], path: tuple[PathPart, ...]) -> list[FieldChange]:
     a, b = _named(old), _named(new)
     if a is not None and b is not None:
-        out: list[FieldChange] = []
-        for name in [*a, *(n for n in b if n not in a)]:
-            out += field_changes(a.get(name, MISSING), b.get(name, MISSING), (*path, f"name={name}"))
-        return out
+        return [c for n in a | b for c in field_changes(a.get(n, MISSING), b.get(n, MISSING), (*path, f"name={n}"))]
     # Unnamed entries: line them up like a text diff, so that dropping the first of
     # three entries reads as one removal rather than three changed positions.
-    out = []
+    out: list[FieldChange] = []
     matcher = difflib.SequenceMatcher(None, [_canonical(x) for x in old], [_canonical(x) for x in new], autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
