@@ -80,12 +80,10 @@ class Side:
         return repofs.files_under(self.root, rel)
 
     def documents(self, *rels: str) -> list[dict[str, Any]]:
-        out = []
-        for rel in (r for r in rels if (self.root / r).is_file()):
-            # Named as git names a file at a revision, when it is the ref's.
-            name = rel if self.label == WORKING_TREE else f"{self.label}:{rel}"
-            out += [d for d in yamlio.parse_all_file(self.root / rel, name) if isinstance(d, dict)]
-        return out
+        # Named as git names a file at a revision, when it is the ref's.
+        at = "" if self.label == WORKING_TREE else f"{self.label}:"
+        files = (rel for rel in rels if (self.root / rel).is_file())
+        return [d for rel in files for d in yamlio.parse_all_file(self.root / rel, at + rel) if isinstance(d, dict)]
 
     @functools.cached_property
     def projects(self) -> dict[str, dict[str, Any]]:
