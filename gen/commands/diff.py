@@ -19,9 +19,9 @@ from gen.components.argocd import (
     OVERLAYS_DIR,
     PROJECT_FILE,
     application_file,
+    deploys_to,
     overlay_dir,
     project_allows,
-    target,
 )
 from gen.errors import EXIT_FINDINGS, EXIT_OK, GenError, SpecError, ToolError
 from gen.output import Output
@@ -380,13 +380,11 @@ def _unseen_namespaces(
     """
     if len(old_apps) != 1 or len(new_apps) != 1:
         return set()
-    old_spec, new_spec = _as(dict, old_apps[0].get("spec")), _as(dict, new_apps[0].get("spec"))
-    old_dest, new_dest = _as(dict, old_spec.get("destination")), _as(dict, new_spec.get("destination"))
-    field, value = target(new_dest.get("server"), new_dest.get("name"))
-    if (field, value) != target(old_dest.get("server"), old_dest.get("name")):
+    field, value = deploys_to(new_apps[0])
+    if (field, value) != deploys_to(old_apps[0]):
         return set()  # another cluster: what is left there is a note of its own
     left = {c.key.namespace for c in comparison.changes if c.status == "removed" and c.key.namespace}
-    project = new.projects.get(str(new_spec.get("project"))) if left else None
+    project = new.projects.get(str(_as(dict, new_apps[0].get("spec")).get("project"))) if left else None
     if project is None:
         return set()  # another AppProject than gen's: what it allows is not known here
     return {ns for ns in left if not project_allows(project, field, value, ns)}

@@ -115,6 +115,14 @@ def target(server: object, name: object) -> tuple[str, str]:
     return ("server", str(server)) if server is not None else ("name", str(name))
 
 
+def deploys_to(app: Mapping[str, Any] | None) -> tuple[str, str]:
+    """The cluster an Application read back from a file deploys to, as `target` names it, whatever the file holds."""
+    spec = (app or {}).get("spec")
+    dest = spec.get("destination") if isinstance(spec, Mapping) else None
+    dest = dest if isinstance(dest, Mapping) else {}
+    return target(dest.get("server"), dest.get("name"))
+
+
 def application(cluster: Cluster, fleet: Fleet, prefix: str = "") -> dict[str, Any]:
     """The Argo CD Application that syncs `overlays/<name>` to the cluster.
 

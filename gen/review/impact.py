@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from gen.components import cassandra, ebpf, server
-from gen.components.argocd import RESOURCES_FINALIZER, target
+from gen.components.argocd import RESOURCES_FINALIZER, deploys_to
 from gen.render import layout
 from gen.review.diffing import HASHED_KINDS, WORKLOAD_KINDS, Comparison, FieldChange, Key, ObjectChange, references
 from gen.validate.objects import ident
@@ -263,16 +263,11 @@ def applied_by_hand(changes: Iterable[ObjectChange], keys: Collection[Key], file
             _note(notes, note, change)
 
 
-def _destination(app: Mapping[str, Any] | None) -> str:
-    dest = _dig(app, "spec", "destination") or {}
-    return " ".join(target(dest.get("server"), dest.get("name")))
-
-
 def _moved_applications(changes: Iterable[ObjectChange], notes: list[str]) -> None:
     for change in changes:
         if change.key.kind != "Application" or change.status != "changed":
             continue
-        old, new = _destination(change.old), _destination(change.new)
+        old, new = (" ".join(deploys_to(app)) for app in (change.old, change.new))
         if old != new:
             # Argo CD reads, prunes and (with the finalizer) deletes only on the current destination.
             note = (
