@@ -45,7 +45,6 @@ CASSANDRA_UNSELECTED = (
     "hosts the new cassandra.nodeSelector no longer selects keep the Java agent installed: the installer's pods "
     "leave them without uninstalling (narrow the selector after a sync with spec.cassandra.state: absent)"
 )
-_NODE_SELECTOR = ("spec", "template", "spec", "nodeSelector")
 
 
 def _template_path(kind: str) -> tuple[str, ...]:
@@ -279,13 +278,13 @@ def _moved_applications(changes: Iterable[ObjectChange], notes: list[str]) -> No
 
 
 def _server_image(obj: Mapping[str, Any] | None) -> str | None:
-    containers = _dig(obj, "spec", "template", "spec", "containers") or []
+    containers = _dig(_pod_spec(obj), "containers") or []
     return next((c.get("image") for c in containers if c.get("name") == "pyroscope"), None)
 
 
 def _data_dir(obj: Mapping[str, Any] | None) -> str | None:
     """The host directory the server keeps its profiles in (volume `data` of base/server)."""
-    volumes = _dig(obj, "spec", "template", "spec", "volumes") or []
+    volumes = _dig(_pod_spec(obj), "volumes") or []
     return next((_dig(v, "hostPath", "path") for v in volumes if v.get("name") == SERVER_DATA_VOLUME), None)
 
 
@@ -306,7 +305,7 @@ def _storage_upgrade(changes: Iterable[ObjectChange], notes: list[str]) -> None:
 
 def _installs(obj: Mapping[str, Any] | None) -> bool:
     """Whether a Cassandra agent DaemonSet installs the agent (rather than removing it)."""
-    init = _dig(obj, "spec", "template", "spec", "initContainers") or []
+    init = _dig(_pod_spec(obj), "initContainers") or []
     return obj is not None and all("uninstall" not in (c.get("args") or []) for c in init)
 
 
@@ -335,8 +334,8 @@ def _cassandra(changes: Sequence[ObjectChange], notes: list[str]) -> None:
     # A host leaves the DaemonSet when the new selector asks for a label the old one did not.
     if (
         before
-        and not (_dig(installing[0].new, *_NODE_SELECTOR) or {}).items()
-        <= (_dig(before[0].old, *_NODE_SELECTOR) or {}).items()
+        and not (_dig(_pod_spec(installing[0].new), "nodeSelector") or {}).items()
+        <= (_dig(_pod_spec(before[0].old), "nodeSelector") or {}).items()
     ):
         _note(notes, CASSANDRA_UNSELECTED, installing[0])
     old = next((c.old for c in configs if c.old is not None), None)
